@@ -1,0 +1,14 @@
+//! The `chat.v1` gRPC contract (`chat/v1/room.proto`), generated at build time.
+//!
+//! Gateways use the client (`v1::room_service_client`), room-services the
+//! server (`v1::room_service_server`); `FILE_DESCRIPTOR_SET` feeds gRPC server
+//! reflection so `grpcurl` can describe the service.
+
+pub mod v1 {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("chat.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every `chat.v1` file, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
