@@ -1,0 +1,91 @@
+// Pure helpers: time and name formatting, error wording. No DOM, no state.
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
+
+/** "14:05" in the reader's own time zone; `ts` is ms since the epoch. */
+export const clock = (ts) => timeFmt.format(new Date(ts));
+export const fullDate = (ts) => fullFmt.format(new Date(ts));
+
+/** A key that changes when the local calendar day changes. */
+export function dayKey(ts) {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+/** "Today", "Yesterday" or "Friday, November 21". */
+export function dayLabel(ts) {
+  const now = Date.now();
+  if (dayKey(ts) === dayKey(now)) return "Today";
+  if (dayKey(ts) === dayKey(now - 86_400_000)) return "Yesterday";
+  return dayFmt.format(new Date(ts));
+}
+
+/** A stable hue per name, so a person keeps their colour on every tab. */
+export function hueFor(name) {
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return h % 360;
+}
+
+export function initial(name) {
+  const first = [...name.trim()][0] ?? "?";
+  return first.toUpperCase();
+}
+
+const encoder = new TextEncoder();
+export const byteLength = (s) => encoder.encode(s).length;
+
+export const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Mirrors the gateway's rules (docs/protocol.md) so most mistakes are caught before sending. */
+export function checkName(raw) {
+  const name = raw.trim();
+  if (!name) return { error: "Pick a name first." };
+  if ([...name].length > 32) return { error: "Names are at most 32 characters." };
+  if (CONTROL_RE.test(name)) return { error: "Names can't contain control characters." };
+  return { name };
+}
+
+export function checkRoom(raw) {
+  const room = raw.trim().replace(/^#/, "");
+  if (!room) return { error: "Type a room name, e.g. general." };
+  if (!ROOM_RE.test(room)) {
+    return { error: "Room names are 1–64 letters, digits, '.', '_' or '-' (no spaces)." };
+  }
+  return { room };
+}
+
+/** "bob is typing…", "bob and cy are typing…", "bob, cy and 2 others are typing…" */
+export function typingText(names) {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  const rest = names.length - 2;
+  return `${names[0]}, ${names[1]} and ${rest} other${rest > 1 ? "s" : ""} are typing…`;
+}
+
+/** What an `error` frame means, in words a person can act on. `detail` is the gateway's own text. */
+export function describeError(frame, limits) {
+  const room = frame.room ? `#${frame.room}` : "that room";
+  const max = limits?.max_text_bytes ?? 4096;
+  const words = {
+    bad_json: "The server could not read a frame from this page. Reloading the page usually fixes it.",
+    unknown_type: "The server did not understand a request from this page. Reloading the page usually fixes it.",
+    binary_frame: "The server only accepts text frames.",
+    bad_room: "That room name isn't allowed: use 1–64 letters, digits, '.', '_' or '-'.",
+    bad_username: `That name isn't allowed: use 1–${limits?.max_username_chars ?? 32} characters, no control characters.`,
+    empty_text: "Empty messages are not sent.",
+    text_too_long: `That message is too long: the limit is ${max.toLocaleString()} bytes.`,
+    bad_client_id: "The server refused this page's message id. Reloading the page usually fixes it.",
+    not_joined: `You are not in ${room} any more; rejoining it.`,
+    already_joined: `You are already in ${room}.`,
+    too_many_rooms: `You are in the most rooms one connection may be in (${limits?.max_rooms ?? 32}). Leave one to join another.`,
+    unavailable: "The chat service can't be reached right now. Trying again shortly.",
+    internal: "The chat service had a problem with that request.",
+  };
+  return { text: words[frame.code] ?? (frame.message || `Error: ${frame.code}`), detail: frame.message ?? "" };
+}

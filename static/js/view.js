@@ -1,0 +1,126 @@
+// DOM builders. Every piece of text that came from a person or the server
+// goes in through textContent / createTextNode, never innerHTML.
+
+import { clock, dayLabel, fullDate, hueFor, initial } from "./format.js";
+
+/** createElement with a class and optional text (set as text, never HTML). */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function avatar(name) {
+  const a = el("span", "avatar", initial(name));
+  a.style.setProperty("--hue", hueFor(name));
+  a.setAttribute("aria-hidden", "true");
+  return a;
+}
+
+function timeEl(ts) {
+  const t = el("time", "time", clock(ts));
+  t.dateTime = new Date(ts).toISOString();
+  t.title = fullDate(ts);
+  return t;
+}
+
+/**
+ * A chat message. `cont` hides the author line when the same person wrote
+ * the message right before; `own` sets it apart as the reader's.
+ */
+export function messageEl(ev, { own, cont }) {
+  const li = el("div", "msg");
+  if (own) li.classList.add("own");
+  if (cont) li.classList.add("cont");
+  if (!ev.member_id) li.classList.add("system");
+  li.dataset.id = ev.id;
+  li.dataset.seq = String(ev.seq);
+  li.dataset.memberId = ev.member_id ?? "";
+  li.style.setProperty("--hue", hueFor(ev.username ?? ""));
+
+  li.append(avatar(ev.username ?? "?"));
+  const body = el("div", "body");
+  const meta = el("div", "meta");
+  meta.append(el("span", "author", own ? `${ev.username} (you)` : ev.username), timeEl(ev.ts));
+  const text = el("div", "text", ev.text);
+  const stamp = timeEl(ev.ts);
+  stamp.classList.add("stamp");
+  body.append(meta, text, stamp);
+  li.append(body);
+  return li;
+}
+
+/** A message this tab sent that the room has not echoed back yet. */
+export function pendingEl(cid, username, text) {
+  const li = el("div", "msg own pending");
+  li.dataset.cid = cid;
+  li.append(avatar(username));
+  const body = el("div", "body");
+  const meta = el("div", "meta");
+  meta.append(el("span", "author", `${username} (you)`), el("span", "time", "sending…"));
+  body.append(meta, el("div", "text", text), el("span", "time stamp", "sending…"));
+  li.append(body);
+  return li;
+}
+
+/** A system line: join/leave notices (with an event id) and local notes. */
+export function noticeEl(text, { id, ts, kind } = {}) {
+  const line = el("div", "notice");
+  if (kind) line.classList.add(kind);
+  if (id) line.dataset.id = id;
+  line.append(el("span", "notice-text", text));
+  if (ts) line.append(timeEl(ts));
+  return line;
+}
+
+export function dayEl(ts) {
+  const d = el("div", "day");
+  d.append(el("span", null, dayLabel(ts)));
+  return d;
+}
+
+export function memberEl(member, own) {
+  const li = el("li", own ? "member own" : "member");
+  li.dataset.memberId = member.member_id;
+  li.dataset.username = member.username;
+  li.append(avatar(member.username));
+  const who = el("span", "who");
+  who.append(el("span", "member-name", member.username));
+  if (own) who.append(el("span", "you-tag", "you"));
+  li.append(who);
+  if (member.gateway) li.append(el("span", "gw", member.gateway));
+  li.title = `${member.username} — on ${member.gateway ?? "?"} since ${clock(member.joined_at ?? Date.now())}`;
+  return li;
+}
+
+/** An entry of the room list: switch button, unread badge, leave button. */
+export function roomItemEl(name, onOpen, onLeave) {
+  const li = el("li", "room-item");
+  li.dataset.room = name;
+  const open = el("button", "room-open");
+  open.type = "button";
+  open.append(el("span", "hash", "#"), el("span", "room-name", name), el("span", "unread"));
+  open.addEventListener("click", () => onOpen(name));
+  const leave = el("button", "room-leave", "×");
+  leave.type = "button";
+  leave.title = `Leave #${name}`;
+  leave.setAttribute("aria-label", `Leave #${name}`);
+  leave.addEventListener("click", () => onLeave(name));
+  li.append(open, leave);
+  return li;
+}
+
+export function bannerEl(title, detail, onDismiss) {
+  const b = el("div", "error-banner");
+  b.setAttribute("role", "alert");
+  const words = el("div", "error-words");
+  words.append(el("strong", "error-title", title));
+  if (detail && detail !== title) words.append(el("span", "error-detail", detail));
+  const close = el("button", "dismiss", "×");
+  close.type = "button";
+  close.setAttribute("aria-label", "Dismiss");
+  close.addEventListener("click", () => onDismiss(b));
+  b.append(words, close);
+  return b;
+}
