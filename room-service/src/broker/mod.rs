@@ -1,0 +1,164 @@
+//! Where rooms live: their sequence numbers, bounded history, presence and
+//! the bus that carries their events to every room-service.
+//!
+//! [`Broker`] is the seam. [`RedisBroker`] is the real, multi-instance one:
+//! one atomic Lua step per stored event (sequence, history, publish) and one
+//! pub/sub channel per room. [`MemoryBroker`] does the same inside one
+//! process, for the embedded single-instance mode. Both hand events to local
+//! listeners through a [`Fanout`], which keeps one tap per room whatever the
+//! number of gateway streams reading it.
+
+mod envelope;
+mod fanout;
+mod memory;
+mod redis;
+
+use std::future::Future;
+
+use chat_proto::v1::{Member, RoomEvent, RoomSummary};
+
+pub use fanout::{Fanout, Subscription};
+pub use memory::MemoryBroker;
+pub use redis::RedisBroker;
+
+/// Why a broker call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A message from someone who is not (or no longer) in the room.
+    #[error("member {0:?} is not in the room; join it first")]
+    NotMember(String),
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// Something stored in Redis could not be read back.
+    #[error("stored room data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+pub type BrokerResult<T> = Result<T, BrokerError>;
+
+/// The change that goes with a stored event, applied in the same atomic step.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A message. `member_id` empty means a system message; otherwise the
+    /// member must be present. A repeated non-empty `client_id` from the same
+    /// member returns the first stored event instead of storing another.
+    Message { member_id: String, client_id: String },
+    /// A member enters (or re-enters) the room, present until `expires_at_ms`.
+    Join { member: Member, expires_at_ms: i64 },
+    /// A member leaves. With `only_if_expired_at`, only if its presence ran
+    /// out by then (a heartbeat in between keeps it).
+    Leave {
+        member_id: String,
+        only_if_expired_at: Option<i64>,
+    },
+}
+
+/// Where a room's sequence stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Names the room's current history; empty before the first event.
+    pub epoch: String,
+    /// The last sequence number given out; 0 before the first event.
+    pub last_seq: u64,
+}
+
+/// Storage and bus for rooms. Methods take validated room names.
+pub trait Broker: Send + Sync + 'static {
+    /// "redis" or "in-process", for logs.
+    fn kind(&self) -> &'static str;
+
+    /// Stores `event` (its `seq`, `epoch` and `id` are filled in) together
+    /// with `change`, and publishes it. `None`: a `Leave` of someone absent.
+    fn append(
+        &self,
+        room: &str,
+        change: Change,
+        event: RoomEvent,
+    ) -> impl Future<Output = BrokerResult<Option<RoomEvent>>> + Send;
+
+    /// Publishes an event that is not stored and has no sequence number.
+    fn publish_ephemeral(
+        &self,
+        room: &str,
+        event: RoomEvent,
+    ) -> impl Future<Output = BrokerResult<()>> + Send;
+
+    /// Starts receiving the room's events. The first subscription in this
+    /// process subscribes on the bus; later ones share it.
+    fn subscribe(&self, room: &str) -> impl Future<Output = BrokerResult<Subscription>> + Send;
+
+    /// The last `limit` stored events, oldest first, and the room's position.
+    fn recent(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<(Vec<RoomEvent>, Position)>> + Send;
+
+    /// Up to `limit` stored events with a sequence number above `after_seq`,
+    /// oldest first.
+    fn after(
+        &self,
+        room: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
+
+    fn position(&self, room: &str) -> impl Future<Output = BrokerResult<Position>> + Send;
+
+    /// One member, if present (expired or not).
+    fn member(
+        &self,
+        room: &str,
+        member_id: &str,
+    ) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
+
+    /// Members whose presence has not run out at `now_ms`, by join time.
+    fn members(
+        &self,
+        room: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+
+    /// Members whose presence ran out by `now_ms` and who were not yet removed.
+    fn expired(
+        &self,
+        room: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+
+    /// Extends the presence of `member_ids` to `expires_at_ms`; returns the
+    /// ids it does not know.
+    fn heartbeat(
+        &self,
+        room: &str,
+        member_ids: &[String],
+        expires_at_ms: i64,
+    ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
+
+    /// Up to `limit` rooms with their live member counts.
+    fn rooms(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<Vec<RoomSummary>>> + Send;
+
+    /// Ends bus subscriptions nobody in this process reads any more.
+    fn drop_idle_subscriptions(&self) -> impl Future<Output = ()> + Send;
+
+    /// Rooms this process currently has a bus subscription for.
+    fn subscribed_rooms(&self) -> Vec<String>;
+
+    /// Succeeds while the broker can serve.
+    fn ping(&self) -> impl Future<Output = BrokerResult<()>> + Send;
+}
+
+/// The event id clients dedupe by: "<epoch>:<seq>".
+pub fn event_id(epoch: &str, seq: u64) -> String {
+    format!("{epoch}:{seq}")
+}
+
+/// A fresh epoch: 12 random characters, new whenever a room's history starts.
+pub fn new_epoch() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 12)
+}

@@ -1,0 +1,442 @@
+//! The Redis broker: rooms shared by every room-service through one Redis.
+//!
+//! Per room `r` (the `{r}` hash tag keeps a room's keys on one cluster slot):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `chat:{r}:seq` | string | the last sequence number given out |
+//! | `chat:{r}:epoch` | string | the id of the room's current history |
+//! | `chat:{r}:log` | stream | stored events, entry id `<seq>-1`, capped with `MAXLEN ~` |
+//! | `chat:{r}:members` | hash | member id → `Member` (protobuf) |
+//! | `chat:{r}:presence` | sorted set | member id → presence expiry (ms) |
+//! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
+//! | `chat:{r}:events` | pub/sub channel | every event of the room |
+//! | `chat:rooms` | set | every room name ever used |
+//!
+//! Writes go through `append.lua` (one atomic step per stored event) on a
+//! multiplexed connection. Events come in on a second, RESP3 connection
+//! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
+//! to a room's channel only while some local reader wants the room, and the
+//! connection manager subscribes again by itself after a reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_proto::v1::{Member, RoomEvent, RoomSummary};
+use prost::Message;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::StreamRangeReply;
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::{
+    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, envelope, new_epoch,
+};
+
+/// How long a sent message's id is remembered for dedupe.
+const DEDUPE_TTL_SECS: u64 = 600;
+const ROOMS_KEY: &str = "chat:rooms";
+
+#[derive(Debug)]
+pub struct RedisBroker {
+    commands: ConnectionManager,
+    pubsub: ConnectionManager,
+    /// Serialises SUBSCRIBE/UNSUBSCRIBE so they reach Redis in the order the
+    /// fanout decided them.
+    subscribing: AsyncMutex<()>,
+    fanout: Arc<Fanout>,
+    append: Script,
+    heartbeat: Script,
+    history_len: usize,
+}
+
+/// The names of one room's keys.
+struct Keys {
+    seq: String,
+    epoch: String,
+    log: String,
+    members: String,
+    presence: String,
+    channel: String,
+}
+
+impl Keys {
+    fn of(room: &str) -> Self {
+        let key = |suffix: &str| format!("chat:{{{room}}}:{suffix}");
+        Self {
+            seq: key("seq"),
+            epoch: key("epoch"),
+            log: key("log"),
+            members: key("members"),
+            presence: key("presence"),
+            channel: key("events"),
+        }
+    }
+}
+
+/// The room a channel name belongs to: `chat:{general}:events` → `general`.
+fn room_of_channel(channel: &[u8]) -> Option<&str> {
+    let name = std::str::from_utf8(channel).ok()?;
+    name.strip_prefix("chat:{")?.strip_suffix("}:events")
+}
+
+impl RedisBroker {
+    /// Connects both connections; fails when Redis cannot be reached.
+    pub async fn connect(url: &str, history_len: usize, fanout_capacity: usize) -> BrokerResult<Self> {
+        let info = url.into_connection_info()?;
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(resp3))?;
+        let reconnect = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_max_delay(Duration::from_secs(2));
+        let commands = client
+            .get_connection_manager_with_config(reconnect.clone())
+            .await?;
+
+        let fanout = Fanout::new(fanout_capacity);
+        let router = Arc::clone(&fanout);
+        let pubsub = client
+            .get_connection_manager_with_config(
+                reconnect
+                    .set_automatic_resubscription()
+                    .set_push_sender(move |push: PushInfo| {
+                        route_push(&router, push);
+                        Ok::<(), std::convert::Infallible>(())
+                    }),
+            )
+            .await?;
+
+        Ok(Self {
+            commands,
+            pubsub,
+            subscribing: AsyncMutex::new(()),
+            fanout,
+            append: Script::new(include_str!("append.lua")),
+            heartbeat: Script::new(include_str!("heartbeat.lua")),
+            history_len: history_len.max(1),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.commands.clone()
+    }
+
+    async fn read_range(&self, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
+        let reply: StreamRangeReply = cmd.query_async(&mut self.conn()).await?;
+        reply
+            .ids
+            .iter()
+            .map(|entry| match entry.map.get("e") {
+                Some(Value::BulkString(payload)) => envelope::decode(payload),
+                _ => Err(BrokerError::Corrupt(format!(
+                    "history entry {} has no event",
+                    entry.id
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Runs on the pub/sub connection for every push: decode once, fan out.
+fn route_push(fanout: &Fanout, push: PushInfo) {
+    match push.kind {
+        PushKind::Message => {
+            let [Value::BulkString(channel), Value::BulkString(payload)] = push.data.as_slice() else {
+                tracing::warn!(?push.data, "unexpected pub/sub message shape");
+                return;
+            };
+            let Some(room) = room_of_channel(channel) else {
+                return;
+            };
+            match envelope::decode(payload) {
+                Ok(event) => {
+                    let seq = event.seq;
+                    let readers = fanout.deliver(room, Arc::new(event));
+                    tracing::debug!(room, seq, readers, "received from Redis");
+                }
+                Err(error) => tracing::warn!(room, %error, "dropped an unreadable event from Redis"),
+            }
+        }
+        PushKind::Disconnection => {
+            tracing::warn!("Redis pub/sub connection lost; reconnecting and subscribing again");
+        }
+        _ => {}
+    }
+}
+
+impl Broker for RedisBroker {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn append(&self, room: &str, change: Change, event: RoomEvent) -> BrokerResult<Option<RoomEvent>> {
+        let keys = Keys::of(room);
+        let body = event.encode_to_vec();
+        let mut call = self.append.prepare_invoke();
+        let (name, member_id, record, at, dedupe) = match &change {
+            Change::Message { member_id, client_id } => {
+                let dedupe = if client_id.is_empty() {
+                    String::new()
+                } else {
+                    format!("chat:{{{room}}}:sent:{member_id}:{client_id}")
+                };
+                ("message", member_id.as_str(), Vec::new(), String::new(), dedupe)
+            }
+            Change::Join { member, expires_at_ms } => (
+                "join",
+                member.member_id.as_str(),
+                member.encode_to_vec(),
+                expires_at_ms.to_string(),
+                String::new(),
+            ),
+            Change::Leave { member_id, only_if_expired_at } => (
+                "leave",
+                member_id.as_str(),
+                Vec::new(),
+                only_if_expired_at.map(|at| at.to_string()).unwrap_or_default(),
+                String::new(),
+            ),
+        };
+        call.key(&keys.seq)
+            .key(&keys.log)
+            .key(&keys.epoch)
+            .key(&keys.members)
+            .key(&keys.presence)
+            .key(ROOMS_KEY)
+            .key(&dedupe)
+            .arg(name)
+            .arg(&keys.channel)
+            .arg(body)
+            .arg(self.history_len)
+            .arg(new_epoch())
+            .arg(room)
+            .arg(member_id)
+            .arg(record)
+            .arg(at)
+            .arg(DEDUPE_TTL_SECS);
+        let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
+        match reply.as_slice() {
+            [status, payload] if status == b"ok" || status == b"dup" => {
+                let stored = envelope::decode(payload)?;
+                tracing::debug!(room, seq = stored.seq, change = name, "published to Redis");
+                Ok(Some(stored))
+            }
+            [status] if status == b"not_member" => Err(BrokerError::NotMember(member_id.to_owned())),
+            [status] if status == b"absent" => Ok(None),
+            other => Err(BrokerError::Corrupt(format!(
+                "append.lua answered {} values",
+                other.len()
+            ))),
+        }
+    }
+
+    async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
+        let channel = Keys::of(room).channel;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(envelope::encode_ephemeral(&event))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, room: &str) -> BrokerResult<Subscription> {
+        let _order = self.subscribing.lock().await;
+        let (subscription, needs_bus) = self.fanout.tap(room);
+        if needs_bus {
+            self.pubsub.clone().subscribe(Keys::of(room).channel).await?;
+            self.fanout.mark_live(room);
+            tracing::debug!(room, "subscribed to the room's Redis channel");
+        }
+        Ok(subscription)
+    }
+
+    async fn recent(&self, room: &str, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
+        let keys = Keys::of(room);
+        let mut events = self
+            .read_range(redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit))
+            .await?;
+        events.reverse();
+        let position = match events.last() {
+            // The position must match the history read, not a later write.
+            Some(last) => Position { epoch: last.epoch.clone(), last_seq: last.seq },
+            None => self.position(room).await?,
+        };
+        Ok((events, position))
+    }
+
+    async fn after(&self, room: &str, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
+        let keys = Keys::of(room);
+        self.read_range(
+            redis::cmd("XRANGE")
+                .arg(&keys.log)
+                .arg(format!("({after_seq}-1"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit),
+        )
+        .await
+    }
+
+    async fn position(&self, room: &str) -> BrokerResult<Position> {
+        let keys = Keys::of(room);
+        let (epoch, last_seq): (Option<String>, Option<u64>) = redis::cmd("MGET")
+            .arg(&keys.epoch)
+            .arg(&keys.seq)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(Position {
+            epoch: epoch.unwrap_or_default(),
+            last_seq: last_seq.unwrap_or(0),
+        })
+    }
+
+    async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
+        let record: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(Keys::of(room).members)
+            .arg(member_id)
+            .query_async(&mut self.conn())
+            .await?;
+        record.map(|bytes| decode_member(&bytes)).transpose()
+    }
+
+    async fn members(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
+        let keys = Keys::of(room);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.presence)
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .query_async(&mut self.conn())
+            .await?;
+        let mut members = self.records(&keys, &ids).await?;
+        members.sort_by(|a, b| (a.joined_at_ms, &a.member_id).cmp(&(b.joined_at_ms, &b.member_id)));
+        Ok(members)
+    }
+
+    async fn expired(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
+        let keys = Keys::of(room);
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.presence)
+            .arg("-inf")
+            .arg(now_ms)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(100)
+            .query_async(&mut self.conn())
+            .await?;
+        self.records(&keys, &ids).await
+    }
+
+    async fn heartbeat(&self, room: &str, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
+        if member_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = self.heartbeat.prepare_invoke();
+        call.key(Keys::of(room).presence).arg(expires_at_ms);
+        for id in member_ids {
+            call.arg(id);
+        }
+        Ok(call.invoke_async(&mut self.conn()).await?)
+    }
+
+    async fn rooms(&self, now_ms: i64, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
+        let mut names: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(ROOMS_KEY)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut self.conn())
+                .await?;
+            names.extend(batch);
+            cursor = next;
+            if cursor == 0 || names.len() >= limit {
+                break;
+            }
+        }
+        names.sort();
+        names.dedup();
+        names.truncate(limit);
+        let mut pipe = redis::pipe();
+        for name in &names {
+            let keys = Keys::of(name);
+            pipe.cmd("ZCOUNT").arg(&keys.presence).arg(format!("({now_ms}")).arg("+inf");
+            pipe.cmd("GET").arg(&keys.seq);
+        }
+        let counts: Vec<(u32, Option<u64>)> = if names.is_empty() {
+            Vec::new()
+        } else {
+            let flat: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
+            flat.chunks(2)
+                .map(|pair| {
+                    let count = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
+                    let seq = pair.get(1).and_then(|v| redis::from_redis_value_ref(v).ok()).flatten();
+                    (count, seq)
+                })
+                .collect()
+        };
+        Ok(names
+            .into_iter()
+            .zip(counts)
+            .map(|(name, (member_count, last_seq))| RoomSummary {
+                name,
+                member_count,
+                last_seq: last_seq.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn drop_idle_subscriptions(&self) {
+        let _order = self.subscribing.lock().await;
+        for room in self.fanout.remove_idle() {
+            match self.pubsub.clone().unsubscribe(Keys::of(&room).channel).await {
+                Ok(()) => tracing::debug!(room, "unsubscribed from the room's Redis channel"),
+                Err(error) => tracing::warn!(room, %error, "could not unsubscribe"),
+            }
+        }
+    }
+
+    fn subscribed_rooms(&self) -> Vec<String> {
+        self.fanout.live_rooms()
+    }
+
+    async fn ping(&self) -> BrokerResult<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}
+
+impl RedisBroker {
+    async fn records(&self, keys: &Keys, ids: &[String]) -> BrokerResult<Vec<Member>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(&keys.members)
+            .arg(ids)
+            .query_async(&mut self.conn())
+            .await?;
+        records.into_iter().flatten().map(|r| decode_member(&r)).collect()
+    }
+}
+
+fn decode_member(bytes: &[u8]) -> BrokerResult<Member> {
+    Member::decode(bytes).map_err(|e| BrokerError::Corrupt(format!("member record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names_map_back_to_rooms() {
+        assert_eq!(room_of_channel(Keys::of("dev.ops").channel.as_bytes()), Some("dev.ops"));
+        assert_eq!(room_of_channel(b"chat:{general}:log"), None);
+        assert_eq!(room_of_channel(b"\xff"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! # room-service
+//!
+//! Keeps chat rooms and serves them to gateways over gRPC (`chat.v1`).
+//!
+//! ## Layout
+//! - [`config`]: flags and environment.
+//! - [`broker`]: where rooms live — Redis (shared by every room-service) or
+//!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
+//! - [`service`]: the gRPC handlers: validate, build events, call the broker.
+//! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
+//!   filled from history.
+//!
+//! ## How an event flows
+//! A gateway calls `Send`. The handler checks the input and the member, and
+//! the broker stores the message in one atomic step: next sequence number,
+//! append to the room's bounded history, publish on the room's channel. Every
+//! room-service subscribed to that room receives it once, and its fanout
+//! hands the same event to each gateway stream open for the room; each
+//! gateway then writes it to its own browsers.
+
+pub mod broker;
+pub mod config;
+pub mod service;
+pub mod stream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_proto::v1::room_service_server::RoomServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+
+use crate::broker::{Broker, MemoryBroker, RedisBroker};
+pub use crate::config::Config;
+use crate::service::Rooms;
+
+/// Events buffered per room for the slowest local stream before it must
+/// refill from history.
+const FANOUT_CAPACITY: usize = 1024;
+/// How often idle subscriptions are dropped and presence is checked.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// How often the broker is pinged for the health service.
+const HEALTH_EVERY: Duration = Duration::from_secs(2);
+
+/// Serves the room-service on `listener` until `shutdown` completes, then
+/// ends every open stream (so gateways move on at once) and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    match config.redis_url.clone() {
+        Some(url) => {
+            let broker = RedisBroker::connect(&url, config.history_len, FANOUT_CAPACITY)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot connect to Redis at {} (check REDIS_URL, or unset it to run alone on the in-process broker)",
+                        config::redact(&url)
+                    )
+                })?;
+            tracing::info!(redis = config::redact(&url), "broker: Redis; rooms are shared with every room-service on it");
+            serve(config, Arc::new(broker), listener, shutdown).await
+        }
+        None => {
+            tracing::info!("broker: in-process (REDIS_URL is not set); rooms live in this process only");
+            let broker = MemoryBroker::new(config.history_len, FANOUT_CAPACITY);
+            serve(config, Arc::new(broker), listener, shutdown).await
+        }
+    }
+}
+
+async fn serve<B: Broker>(
+    config: Config,
+    broker: Arc<B>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stopping = CancellationToken::new();
+    let rooms = Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone()));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(chat_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    tokio::spawn(housekeeping(Arc::clone(&rooms), Arc::clone(&broker), config.presence_ttl(), stopping.clone()));
+    tokio::spawn(watch_health(broker, health, stopping.clone()));
+
+    tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
+    let stop = stopping.clone();
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(RoomServiceServer::from_arc(rooms))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending streams so gateways move their rooms");
+            stop.cancel();
+        })
+        .await
+        .context("gRPC server failed")?;
+    stopping.cancel();
+    Ok(())
+}
+
+/// Drops bus subscriptions nobody reads, and removes members whose gateway
+/// stopped heartbeats (with a leave notice) in the rooms this process serves.
+async fn housekeeping<B: Broker>(rooms: Arc<Rooms<B>>, broker: Arc<B>, presence_ttl: Duration, stopping: CancellationToken) {
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+    let reap_every = (presence_ttl.as_secs() / 3).max(1);
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        broker.drop_idle_subscriptions().await;
+        ticks += 1;
+        if ticks % reap_every == 0 {
+            for room in broker.subscribed_rooms() {
+                if let Err(error) = rooms.reap(&room).await {
+                    tracing::warn!(room, %error, "could not check presence");
+                }
+            }
+        }
+    }
+}
+
+/// Reports SERVING only while the broker answers.
+async fn watch_health<B: Broker>(broker: Arc<B>, health: tonic_health::server::HealthReporter, stopping: CancellationToken) {
+    let mut serving = true;
+    let mut tick = tokio::time::interval(HEALTH_EVERY);
+    loop {
+        tokio::select! {
+            () = stopping.cancelled() => {
+                health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        let ok = match tokio::time::timeout(HEALTH_EVERY, broker.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "broker is not answering");
+                false
+            }
+            Err(_) => false,
+        };
+        if ok != serving {
+            serving = ok;
+            if ok {
+                tracing::info!("broker answers again: serving");
+                health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
+            } else {
+                health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
+            }
+        }
+    }
+}

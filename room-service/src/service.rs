@@ -1,0 +1,255 @@
+//! The `chat.v1.RoomService` gRPC handlers: validate, build the event, hand
+//! it to the broker, map what went wrong to a status that says why.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chat_proto::names;
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::room_service_server::RoomService;
+use chat_proto::v1::{
+    ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest,
+    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest,
+    ListRoomsResponse, Member, MemberJoined, MemberLeft, MemberTyping, Room, RoomEvent,
+    SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::broker::{Broker, BrokerError, Change};
+use crate::stream;
+
+/// History returned when a request asks for 0 events.
+const DEFAULT_HISTORY: usize = 50;
+/// The most events one History or Join returns.
+const MAX_HISTORY: usize = 500;
+/// The most rooms ListRooms returns.
+const MAX_ROOMS_LISTED: usize = 1000;
+/// The most member ids one heartbeat may carry.
+const MAX_HEARTBEAT_MEMBERS: usize = 10_000;
+/// Events buffered per Subscribe stream before the stream waits for its
+/// gateway (and, past the fanout's bound, refills from history).
+const STREAM_BUFFER: usize = 256;
+
+/// The room-service's state shared by every call.
+#[derive(Debug)]
+pub struct Rooms<B> {
+    broker: Arc<B>,
+    presence_ttl: Duration,
+    /// Cancelled when the room-service shuts down, to end open streams.
+    stopping: CancellationToken,
+}
+
+impl<B: Broker> Rooms<B> {
+    pub fn new(broker: Arc<B>, presence_ttl: Duration, stopping: CancellationToken) -> Self {
+        Self { broker, presence_ttl, stopping }
+    }
+
+    fn expires_at(&self) -> i64 {
+        now_ms() + i64::try_from(self.presence_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Removes members whose presence ran out and tells the room they left.
+    pub async fn reap(&self, room: &str) -> Result<usize, BrokerError> {
+        let now = now_ms();
+        let mut reaped = 0;
+        for member in self.broker.expired(room, now).await? {
+            let change = Change::Leave {
+                member_id: member.member_id.clone(),
+                only_if_expired_at: Some(now),
+            };
+            let event = new_event(room, Kind::Left(MemberLeft { member: Some(member), reason: "expired".into() }));
+            if self.broker.append(room, change, event).await?.is_some() {
+                reaped += 1;
+            }
+        }
+        if reaped > 0 {
+            tracing::info!(room, reaped, "removed members whose gateway stopped heartbeats");
+        }
+        Ok(reaped)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn new_event(room: &str, kind: Kind) -> RoomEvent {
+    RoomEvent {
+        room: room.to_owned(),
+        ts_ms: now_ms(),
+        kind: Some(kind),
+        ..Default::default()
+    }
+}
+
+fn invalid(error: names::Invalid) -> Status {
+    Status::invalid_argument(error.message)
+}
+
+fn history_limit(requested: u32) -> usize {
+    match requested {
+        0 => DEFAULT_HISTORY,
+        n => (n as usize).min(MAX_HISTORY),
+    }
+}
+
+impl From<BrokerError> for Status {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::NotMember(_) => Status::failed_precondition(error.to_string()),
+            BrokerError::Redis(_) => Status::unavailable(error.to_string()),
+            BrokerError::Corrupt(_) => Status::internal(error.to_string()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Broker> RoomService for Rooms<B> {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let JoinRequest { room, member, history_limit: limit } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        let mut member = member.ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
+        names::check_member_id(&member.member_id).map_err(invalid)?;
+        member.username = names::check_username(&member.username).map_err(invalid)?.to_owned();
+        if member.gateway.is_empty() || member.gateway.len() > names::MAX_MEMBER_ID_CHARS {
+            return Err(Status::invalid_argument("member.gateway must name the gateway (1 to 128 characters)"));
+        }
+        member.joined_at_ms = now_ms();
+
+        let change = Change::Join { member: member.clone(), expires_at_ms: self.expires_at() };
+        let event = new_event(&room, Kind::Joined(MemberJoined { member: Some(member.clone()) }));
+        let joined = self.broker.append(&room, change, event).await?;
+        let (history, _) = self.broker.recent(&room, history_limit(limit)).await?;
+        let members = self.broker.members(&room, now_ms()).await?;
+        tracing::info!(room, member = member.member_id, username = member.username, gateway = member.gateway, "member joined");
+        Ok(Response::new(JoinResponse { joined, history, members }))
+    }
+
+    async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        let LeaveRequest { room, member_id, reason } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        names::check_member_id(&member_id).map_err(invalid)?;
+        let reason = match reason.as_str() {
+            "" | "left" => "left",
+            "disconnected" => "disconnected",
+            other => return Err(Status::invalid_argument(format!("reason {other:?} is not one of \"left\", \"disconnected\""))),
+        };
+        let Some(member) = self.broker.member(&room, &member_id).await? else {
+            return Ok(Response::new(LeaveResponse { left: None }));
+        };
+        let change = Change::Leave { member_id, only_if_expired_at: None };
+        let event = new_event(&room, Kind::Left(MemberLeft { member: Some(member), reason: reason.into() }));
+        let left = self.broker.append(&room, change, event).await?;
+        if let Some(event) = &left {
+            tracing::info!(room, seq = event.seq, reason, "member left");
+        }
+        Ok(Response::new(LeaveResponse { left }))
+    }
+
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        let SendRequest { room, member_id, text, client_id } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        names::check_text(&text).map_err(invalid)?;
+        names::check_client_id(&client_id).map_err(invalid)?;
+        let username = if member_id.is_empty() {
+            "system".to_owned()
+        } else {
+            names::check_member_id(&member_id).map_err(invalid)?;
+            self.broker
+                .member(&room, &member_id)
+                .await?
+                .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?
+                .username
+        };
+        let message = ChatMessage { username, member_id: member_id.clone(), text, client_id: client_id.clone() };
+        let event = new_event(&room, Kind::Message(message));
+        let stored = self
+            .broker
+            .append(&room, Change::Message { member_id, client_id }, event)
+            .await?
+            .ok_or_else(|| Status::internal("the broker stored nothing for a message"))?;
+        tracing::debug!(room, seq = stored.seq, "message stored");
+        Ok(Response::new(SendResponse { event: Some(stored) }))
+    }
+
+    async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
+        let TypingRequest { room, member_id } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        names::check_member_id(&member_id).map_err(invalid)?;
+        let member = self
+            .broker
+            .member(&room, &member_id)
+            .await?
+            .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?;
+        let event = new_event(&room, Kind::Typing(MemberTyping { member_id, username: member.username }));
+        self.broker.publish_ephemeral(&room, event).await?;
+        Ok(Response::new(TypingResponse {}))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<RoomEvent, Status>>;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        names::check_room(&request.room).map_err(invalid)?;
+        // Live first, then the position: nothing published in between is missed.
+        let subscription = self.broker.subscribe(&request.room).await?;
+        let position = self.broker.position(&request.room).await?;
+        tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(stream::run(
+            Arc::clone(&self.broker),
+            request,
+            subscription,
+            position,
+            tx,
+            self.stopping.clone(),
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
+        let HistoryRequest { room, limit } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        let (events, position) = self.broker.recent(&room, history_limit(limit)).await?;
+        Ok(Response::new(HistoryResponse { events, epoch: position.epoch, last_seq: position.last_seq }))
+    }
+
+    async fn list_rooms(&self, _: Request<ListRoomsRequest>) -> Result<Response<ListRoomsResponse>, Status> {
+        let rooms = self.broker.rooms(now_ms(), MAX_ROOMS_LISTED).await?;
+        Ok(Response::new(ListRoomsResponse { rooms }))
+    }
+
+    async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
+        let GetRoomRequest { room } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        self.reap(&room).await?;
+        let members: Vec<Member> = self.broker.members(&room, now_ms()).await?;
+        let position = self.broker.position(&room).await?;
+        Ok(Response::new(Room {
+            name: room,
+            member_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
+            members,
+            last_seq: position.last_seq,
+            epoch: position.epoch,
+        }))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let HeartbeatRequest { room, gateway, member_ids } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        if member_ids.len() > MAX_HEARTBEAT_MEMBERS {
+            return Err(Status::invalid_argument(format!(
+                "{} member ids in one heartbeat: at most {MAX_HEARTBEAT_MEMBERS}",
+                member_ids.len()
+            )));
+        }
+        let unknown_member_ids = self.broker.heartbeat(&room, &member_ids, self.expires_at()).await?;
+        tracing::trace!(room, gateway, members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
+        Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
+    }
+}
