@@ -18,6 +18,7 @@
 //   #members li.member[data-member-id][data-username] (.own)   #member-count
 //   #typing (text "bob is typing…", empty when nobody; class .active)
 //   #conn-state[data-state=connecting|connected|reconnecting|disconnected][data-gateway]
+//        [data-connects=N] (welcomes so far: grows by one per (re)connection)
 //        #conn-text  #retry-btn
 //   #composer (textarea)  #send-btn  #byte-count  #composer-hint
 //   #banners > .error-banner  .error-title  .error-detail  .dismiss
@@ -83,6 +84,7 @@ function onDown() {
 function onStatus(s) {
   ui.connState.dataset.state = s.state;
   ui.connState.dataset.gateway = s.gateway ?? "";
+  ui.connState.dataset.connects = String(s.connects);
   ui.connText.textContent = {
     connecting: "Connecting…",
     connected: `Connected to ${s.gateway ?? "the server"}`,
@@ -104,7 +106,8 @@ function onFrame(frame) {
     case "message":
     case "member_joined":
     case "member_left":
-      if (room && room.status === "joined") onEvent(room, frame);
+      if (room?.status === "joined") onEvent(room, frame);
+      else if (room?.status === "joining") room.holdEarly(frame);
       break;
     case "typing":
       if (room) {
@@ -124,7 +127,7 @@ function onFrame(frame) {
 
 function onJoined(room, frame) {
   const firstTime = !room.joinedOnce;
-  const fresh = withScroll(room, () => room.applyJoined(frame));
+  const fresh = withScroll(room, () => room.applyJoined(frame) + room.releaseEarly());
   // The first history of a page load is context, not news; after a
   // reconnect, messages missed meanwhile count as unread.
   if (!firstTime && !isSeen(room)) room.unread += fresh;

@@ -26,7 +26,7 @@ export class Connection {
     this.timer = null;
     this.tick = null;
     this.retryAt = 0;
-    this.status = { state: "connecting", gateway: null, retryIn: 0, reason: "" };
+    this.status = { state: "connecting", gateway: null, retryIn: 0, reason: "", connects: 0 };
   }
 
   start() {
@@ -85,7 +85,7 @@ export class Connection {
       if (frame.type === "welcome") {
         this.ready = true;
         welcomedAt = Date.now();
-        this.setStatus({ state: "connected", gateway: frame.gateway ?? null, reason: "" });
+        this.setStatus({ state: "connected", gateway: frame.gateway ?? null, reason: "", connects: this.status.connects + 1 });
         this.handlers.onWelcome(frame);
       } else if (frame.type === "reconnect") {
         // The gateway is draining and closes with 1012 right after this; if it

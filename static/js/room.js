@@ -12,6 +12,8 @@ import { dayEl, el, memberEl, messageEl, noticeEl, pendingEl } from "./view.js";
 const GROUP_MS = 5 * 60_000;
 /** How long "x is typing…" stays after their last typing frame. */
 export const TYPING_SHOW_MS = 5_000;
+/** Live events held while a join is under way; past this they are dropped (a rejoin's history brings them back). */
+const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
 const MAX_SEEN = 5_000;
 
@@ -35,6 +37,7 @@ export class Room {
     this.seen = new Set();
     this.typing = new Map();
     this.pending = new Map();
+    this.early = [];
     this.unread = 0;
     this.joinedOnce = false;
     this.lastTypingSent = 0;
@@ -67,6 +70,26 @@ export class Room {
     this.status = "offline";
     this.memberId = null;
     this.typing.clear();
+    this.early = [];
+  }
+
+  /**
+   * A live event that came before our `joined` (the gateway may already be
+   * streaming the room): kept until `joined`, then applied after its
+   * history, where the id check drops what the history already had.
+   */
+  holdEarly(ev) {
+    if (this.early.length < MAX_EARLY) this.early.push(ev);
+  }
+
+  /** Apply the held events; returns how many were others' new messages. */
+  releaseEarly() {
+    let fresh = 0;
+    for (const ev of this.early.splice(0)) {
+      const r = this.addEvent(ev, { live: true });
+      if (r.message && !r.own) fresh += 1;
+    }
+    return fresh;
   }
 
   isOwn(ev) {
