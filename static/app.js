@@ -1,7 +1,8 @@
 // The chat page: wires the connection, the rooms and the DOM together.
 // Protocol: docs/protocol.md. Modules: js/connection.js (WebSocket with
-// reconnect), js/room.js (one room's state and message list), js/view.js (DOM
-// builders, text only), js/format.js (pure helpers), js/storage.js (reloads).
+// reconnect), js/room.js (one room's state and message list), js/screen.js
+// (draws state into the page's fixed elements), js/view.js (DOM builders,
+// text only), js/format.js (pure helpers), js/storage.js (what survives a reload).
 //
 // Hooks for tests and people reading the DOM (stable; change them with the tests):
 //   #join-form  #name  #room  #join-btn  #join-hint   join a room under a name
@@ -27,25 +28,16 @@
 // Query ?ws=ws://host:port/ws points the page at another gateway (development).
 
 import { Connection } from "./js/connection.js";
-import { byteLength, checkName, checkRoom, describeError, typingText } from "./js/format.js";
+import { byteLength, checkName, checkRoom, describeError } from "./js/format.js";
 import { Room } from "./js/room.js";
 import * as store from "./js/storage.js";
-import { bannerEl, roomItemEl } from "./js/view.js";
+import * as screen from "./js/screen.js";
+import { roomItemEl } from "./js/view.js";
 
-const $ = (id) => document.getElementById(id);
-const ui = Object.fromEntries(
-  [
-    "join-form", "name", "room", "join-btn", "join-hint", "join-slot-welcome", "join-slot-side",
-    "room-list", "room-title", "room-sub", "leave-btn", "messages", "jump-btn", "members",
-    "member-count", "typing", "conn-state", "conn-text", "retry-btn", "composer-form", "composer",
-    "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
-    "total-unread", "scrim",
-  ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
-);
+const { ui } = screen;
 
 const TYPING_EVERY_MS = 2_000;
 const NEAR_BOTTOM_PX = 80;
-const MAX_BANNERS = 3;
 
 const tab = store.tabId();
 let sent = 0;
@@ -64,7 +56,7 @@ function wsUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 }
 
-const conn = new Connection(wsUrl(), { onWelcome, onFrame, onDown, onStatus });
+const conn = new Connection(wsUrl(), { onWelcome, onFrame, onDown, onStatus: screen.renderConn });
 
 // ---- connection events ----------------------------------------------------
 
@@ -79,21 +71,6 @@ function onDown() {
     renderRoomItem(room);
   }
   renderActive();
-}
-
-function onStatus(s) {
-  ui.connState.dataset.state = s.state;
-  ui.connState.dataset.gateway = s.gateway ?? "";
-  ui.connState.dataset.connects = String(s.connects);
-  ui.connText.textContent = {
-    connecting: "Connecting…",
-    connected: `Connected to ${s.gateway ?? "the server"}`,
-    reconnecting: `Reconnecting in ${s.retryIn}s`,
-    disconnected: "Disconnected",
-  }[s.state];
-  ui.connState.title = s.reason ? `Last problem: ${s.reason}` : "";
-  ui.retryBtn.hidden = s.state !== "reconnecting" && s.state !== "disconnected";
-  ui.retryBtn.textContent = s.state === "disconnected" ? "Reconnect" : "Retry now";
 }
 
 function onFrame(frame) {
@@ -143,9 +120,9 @@ function onEvent(room, frame) {
   if (r.message && !r.own && !isSeen(room)) room.unread += 1;
   renderRoomItem(room);
   if (room === active) {
-    renderMembers();
+    screen.renderMembers(active);
     renderTyping();
-    renderHeader();
+    screen.renderHeader(active);
   }
 }
 
@@ -158,7 +135,7 @@ function onError(frame, room) {
       console.debug("refused for a room already left", frame); // a frame crossed our leave
       return;
     }
-    showBanner(text, detail);
+    screen.showBanner(text, detail);
     return;
   }
   if (room.status === "joining") {
@@ -172,7 +149,7 @@ function onError(frame, room) {
       return;
     } else {
       removeRoom(room.name, { sendLeave: false });
-      showBanner(`Couldn't join #${room.name}: ${text}`, detail);
+      screen.showBanner(`Couldn't join #${room.name}: ${text}`, detail);
       return;
     }
   } else if (frame.code === "not_joined") {
@@ -189,7 +166,7 @@ function onError(frame, room) {
     }
     room.note(note, "error", detail);
   }
-  if (room !== active) showBanner(`#${room.name}: ${text}`, detail);
+  if (room !== active) screen.showBanner(`#${room.name}: ${text}`, detail);
   renderRoomItem(room);
   if (room === active) renderActive();
   scrollToBottomIf(room, true);
@@ -227,7 +204,7 @@ function removeRoom(name, { sendLeave = true } = {}) {
     setActive(next != null ? rooms.get(next) : null);
   }
   persistRooms();
-  layout();
+  screen.layout(rooms.size, store.loadName());
 }
 
 function setActive(room) {
@@ -280,73 +257,19 @@ function scrollToBottomIf(room, cond) {
 
 function renderRoomItem(room) {
   const item = roomItems.get(room.name);
-  if (!item) return;
-  item.dataset.status = room.status;
-  item.dataset.unread = String(room.unread);
-  item.classList.toggle("active", room === active);
-  item.querySelector(".room-open").setAttribute("aria-current", room === active ? "true" : "false");
-  item.querySelector(".unread").textContent = room.unread > 0 ? (room.unread > 99 ? "99+" : String(room.unread)) : "";
-  renderTitle();
-}
-
-function renderTitle() {
-  const total = [...rooms.values()].reduce((n, r) => n + r.unread, 0);
-  const elsewhere = [...rooms.values()].filter((r) => r !== active).reduce((n, r) => n + r.unread, 0);
-  ui.totalUnread.textContent = elsewhere > 99 ? "99+" : String(elsewhere);
-  ui.totalUnread.hidden = elsewhere === 0;
-  const where = active ? `#${active.name} · ` : "";
-  document.title = `${total > 0 ? `(${total}) ` : ""}${where}Chat`;
+  if (item) screen.renderRoomItem(item, room, room === active);
+  screen.renderTitle([...rooms.values()], active);
 }
 
 function renderActive() {
-  renderHeader();
-  renderMembers();
+  screen.renderHeader(active);
+  screen.renderMembers(active);
   renderTyping();
-  layout();
-}
-
-function renderHeader() {
-  ui.roomTitle.textContent = active ? `#${active.name}` : "Chat";
-  const n = active?.members.size ?? 0;
-  ui.roomSub.textContent = !active
-    ? ""
-    : {
-        joined: `${n} ${n === 1 ? "member" : "members"}`,
-        joining: "joining…",
-        offline: "offline, rejoins when connected",
-      }[active.status];
-  ui.roomSub.dataset.status = active?.status ?? "";
-  ui.memberCount.textContent = active ? String(n) : "";
-  ui.sendBtn.disabled = !active;
-}
-
-function renderMembers() {
-  ui.members.replaceChildren(...(active?.memberEls() ?? []));
+  screen.layout(rooms.size, store.loadName());
 }
 
 function renderTyping() {
-  const text = active ? typingText(active.typingNames()) : "";
-  if (ui.typing.textContent !== text) ui.typing.textContent = text;
-  ui.typing.classList.toggle("active", text !== "");
-}
-
-/** Where the join form lives: the welcome card before the first room, then the side bar. */
-function layout() {
-  const none = rooms.size === 0;
-  document.body.classList.toggle("no-rooms", none);
-  const slot = none ? ui.joinSlotWelcome : ui.joinSlotSide;
-  if (ui.joinForm.parentElement !== slot) slot.append(ui.joinForm);
-  ui.joinBtn.textContent = none ? "Join" : "Join room";
-  ui.room.placeholder = none ? "general" : "another room, e.g. dev";
-  ui.meName.textContent = store.loadName() || "…";
-}
-
-function showBanner(title, detail) {
-  for (const b of ui.banners.querySelectorAll(".error-banner")) {
-    if (b.querySelector(".error-title")?.textContent === title) b.remove();
-  }
-  ui.banners.append(bannerEl(title, detail, (b) => b.remove()));
-  while (ui.banners.children.length > MAX_BANNERS) ui.banners.firstElementChild.remove();
+  screen.renderTyping(active);
 }
 
 // ---- user actions ----------------------------------------------------------------

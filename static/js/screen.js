@@ -1,0 +1,101 @@
+// The page's fixed elements and how the state is drawn into them. Functions
+// here read the state they are given and write the DOM; they decide nothing.
+// All text goes in as text.
+
+import { typingText } from "./format.js";
+import { bannerEl } from "./view.js";
+
+const MAX_BANNERS = 3;
+
+const $ = (id) => document.getElementById(id);
+export const ui = Object.fromEntries(
+  [
+    "join-form", "name", "room", "join-btn", "join-hint", "join-slot-welcome", "join-slot-side",
+    "room-list", "room-title", "room-sub", "leave-btn", "messages", "jump-btn", "members",
+    "member-count", "typing", "conn-state", "conn-text", "retry-btn", "composer-form", "composer",
+    "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
+    "total-unread", "scrim",
+  ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
+);
+
+
+/** The connection pill: state, gateway, countdown, retry button. */
+export function renderConn(s) {
+  ui.connState.dataset.state = s.state;
+  ui.connState.dataset.gateway = s.gateway ?? "";
+  ui.connState.dataset.connects = String(s.connects);
+  ui.connText.textContent = {
+    connecting: "Connecting…",
+    connected: `Connected to ${s.gateway ?? "the server"}`,
+    reconnecting: `Reconnecting in ${s.retryIn}s`,
+    disconnected: "Disconnected",
+  }[s.state];
+  ui.connState.title = s.reason ? `Last problem: ${s.reason}` : "";
+  ui.retryBtn.hidden = s.state !== "reconnecting" && s.state !== "disconnected";
+  ui.retryBtn.textContent = s.state === "disconnected" ? "Reconnect" : "Retry now";
+}
+
+
+/** One entry of the room list. */
+export function renderRoomItem(item, room, isActive) {
+  item.dataset.status = room.status;
+  item.dataset.unread = String(room.unread);
+  item.classList.toggle("active", isActive);
+  item.querySelector(".room-open").setAttribute("aria-current", isActive ? "true" : "false");
+  item.querySelector(".unread").textContent = room.unread > 0 ? (room.unread > 99 ? "99+" : String(room.unread)) : "";
+}
+
+/** Unread counts in the tab title and on the phone's room-list button. */
+export function renderTitle(rooms, active) {
+  const total = rooms.reduce((n, r) => n + r.unread, 0);
+  const elsewhere = rooms.filter((r) => r !== active).reduce((n, r) => n + r.unread, 0);
+  ui.totalUnread.textContent = elsewhere > 99 ? "99+" : String(elsewhere);
+  ui.totalUnread.hidden = elsewhere === 0;
+  const where = active ? `#${active.name} · ` : "";
+  document.title = `${total > 0 ? `(${total}) ` : ""}${where}Chat`;
+}
+
+export function renderHeader(active) {
+  ui.roomTitle.textContent = active ? `#${active.name}` : "Chat";
+  const n = active?.members.size ?? 0;
+  ui.roomSub.textContent = !active
+    ? ""
+    : {
+        joined: `${n} ${n === 1 ? "member" : "members"}`,
+        joining: "joining…",
+        offline: "offline, rejoins when connected",
+      }[active.status];
+  ui.roomSub.dataset.status = active?.status ?? "";
+  ui.memberCount.textContent = active ? String(n) : "";
+  ui.sendBtn.disabled = !active;
+}
+
+export function renderMembers(active) {
+  ui.members.replaceChildren(...(active?.memberEls() ?? []));
+}
+
+export function renderTyping(active) {
+  const text = active ? typingText(active.typingNames()) : "";
+  if (ui.typing.textContent !== text) ui.typing.textContent = text;
+  ui.typing.classList.toggle("active", text !== "");
+}
+
+/** Where the join form lives: the welcome card before the first room, then the side bar. */
+export function layout(roomCount, name) {
+  const none = roomCount === 0;
+  document.body.classList.toggle("no-rooms", none);
+  const slot = none ? ui.joinSlotWelcome : ui.joinSlotSide;
+  if (ui.joinForm.parentElement !== slot) slot.append(ui.joinForm);
+  ui.joinBtn.textContent = none ? "Join" : "Join room";
+  ui.room.placeholder = none ? "general" : "another room, e.g. dev";
+  ui.meName.textContent = name || "…";
+}
+
+/** A dismissable error line above the messages; the same title replaces the older one. */
+export function showBanner(title, detail) {
+  for (const b of ui.banners.querySelectorAll(".error-banner")) {
+    if (b.querySelector(".error-title")?.textContent === title) b.remove();
+  }
+  ui.banners.append(bannerEl(title, detail, (b) => b.remove()));
+  while (ui.banners.children.length > MAX_BANNERS) ui.banners.firstElementChild.remove();
+}
