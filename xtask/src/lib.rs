@@ -1,0 +1,27 @@
+//! Developer commands for the chat workspace, run as `cargo xtask <command>`
+//! (the alias lives in `.cargo/config.toml`).
+//!
+//! # `cargo xtask up`
+//! Builds `room-service` and `gateway`, then runs the whole topology on this
+//! machine with no Docker: a throw-away `redis-server` when one is on `PATH`,
+//! room-services sharing it, and gateways spreading rooms over them. Every
+//! child's output is shown line by line behind its name; Ctrl+C (or SIGTERM)
+//! stops them all, gateways first, and returns.
+//!
+//! # Layout
+//! - [`cli`]: the flags.
+//! - [`plan`]: which processes to start, with which arguments and environment,
+//!   in which order — pure, decided from the flags and what was found.
+//! - [`binaries`]: `cargo build` of the two binaries, and where the executables are.
+//! - [`ports`]: choosing and checking local TCP ports.
+//! - [`prefix`]: copying a child's output to ours, each line behind its name.
+//! - [`supervise`]: spawning the plan, waiting for it, and stopping it.
+//! - [`up`]: the `up` command, tying the above together.
+
+pub mod binaries;
+pub mod cli;
+pub mod plan;
+pub mod ports;
+pub mod prefix;
+pub mod supervise;
+pub mod up;
