@@ -1,0 +1,61 @@
+//! The HTTP surface: the page, the WebSocket upgrade and health endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::Semaphore;
+use tower_http::services::ServeDir;
+
+use crate::session::{self, MAX_FRAME_BYTES, Shared};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub connections: Arc<Semaphore>,
+    pub next_conn: Arc<AtomicU64>,
+}
+
+pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .fallback_service(ServeDir::new(static_dir))
+        .with_state(state)
+}
+
+async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    if state.shared.draining.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down; connect to another one\n").into_response();
+    }
+    let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "gateway is at its connection limit; try another one\n").into_response();
+    };
+    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    // Frames over the protocol's cap are refused by the session with 1009;
+    // twice that is where the socket itself stops reading.
+    ws.max_message_size(MAX_FRAME_BYTES * 2)
+        .max_frame_size(MAX_FRAME_BYTES * 2)
+        .on_upgrade(move |socket| async move {
+            tracing::debug!(conn, "browser connected");
+            session::run(socket, Arc::clone(&state.shared), conn).await;
+            tracing::debug!(conn, "browser disconnected");
+            drop(permit);
+        })
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.shared.draining.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
+    }
+    if state.shared.hub.services().any_serving().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no room-service is reachable\n").into_response()
+    }
+}

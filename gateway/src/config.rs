@@ -1,0 +1,58 @@
+//! Command-line flags, each with an environment variable to fall back on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A chat gateway: serves the page and the browser WebSocket, and turns
+/// browser frames into calls on room-services.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gateway", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// HTTP port: the page at /, the WebSocket at /ws, /healthz, /readyz, /metrics.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Room-service gRPC endpoints, comma-separated. Every gateway must list
+    /// the same ones, so they agree on which room-service serves a room.
+    #[arg(long, env = "ROOM_SERVICES", value_delimiter = ',', default_value = "http://127.0.0.1:50051")]
+    pub room_services: Vec<String>,
+
+    /// This gateway's name, shown to browsers and in member lists (default: gw-<port>).
+    #[arg(long, env = "GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+
+    /// Folder with the browser page.
+    #[arg(long, env = "STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../static"))]
+    pub static_dir: PathBuf,
+
+    /// Most simultaneous WebSocket connections; more get HTTP 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Seconds between presence heartbeats for this gateway's members.
+    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_secs: u64,
+
+    /// Seconds to wait for browsers to go and leave notices to be sent on shutdown.
+    #[arg(long, env = "DRAIN_SECS", default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+impl Config {
+    /// The config a bare run gets, pointed at `room_services`.
+    pub fn with_room_services(room_services: Vec<String>) -> Self {
+        let mut config = Self::parse_from(["gateway"]);
+        config.room_services = room_services;
+        config
+    }
+
+    pub fn heartbeat_every(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+}

@@ -1,0 +1,256 @@
+//! One room's events on this gateway: one upstream Subscribe stream, shared
+//! by every local browser in the room.
+//!
+//! The feed task holds the stream to the room's current room-service. Each
+//! event is turned into a JSON frame once and the same bytes are queued for
+//! every local listener. A listener whose queue is full is a browser that
+//! cannot keep up: it is dropped from the feed and its session closes with
+//! 4008, instead of the gateway buffering without bound. When the stream
+//! breaks, the feed subscribes again — on the next room-service if that one is
+//! gone — resuming after the last sequence number it saw, so nothing is lost.
+//! The feed also sends the heartbeats that keep its listeners present.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use chat_proto::v1::{HeartbeatRequest, JoinRequest, Member, RoomEvent, SubscribeRequest};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::{EventView, encode};
+use crate::upstream::{RoomServices, is_unreachable};
+
+/// A room event ready to write to browsers.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub room: Arc<str>,
+    pub epoch: Arc<str>,
+    /// 0 for ephemeral events (typing).
+    pub seq: u64,
+    /// For typing: who is typing, so they don't see themselves.
+    pub from: Option<Arc<str>>,
+    pub frame: Utf8Bytes,
+}
+
+/// One local browser connection in the room.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub member_id: String,
+    pub username: String,
+    pub queue: mpsc::Sender<Delivery>,
+    /// Notified when the listener was dropped for being too slow.
+    pub too_slow: Arc<Notify>,
+}
+
+#[derive(Debug)]
+pub struct Feed {
+    room: Arc<str>,
+    listeners: Mutex<HashMap<u64, Listener>>,
+    /// The last (epoch, seq) this gateway has seen for the room.
+    position: Mutex<(Arc<str>, u64)>,
+    ready: watch::Sender<bool>,
+    stop: CancellationToken,
+}
+
+impl Feed {
+    pub fn new(room: &str) -> Arc<Self> {
+        Arc::new(Self {
+            room: Arc::from(room),
+            listeners: Mutex::new(HashMap::new()),
+            position: Mutex::new((Arc::from(""), 0)),
+            ready: watch::channel(false).0,
+            stop: CancellationToken::new(),
+        })
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, HashMap<u64, Listener>> {
+        self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn add(&self, conn: u64, listener: Listener) {
+        self.listeners().insert(conn, listener);
+    }
+
+    /// Removes a listener; true when none are left.
+    pub fn remove(&self, conn: u64) -> bool {
+        let mut listeners = self.listeners();
+        listeners.remove(&conn);
+        listeners.is_empty()
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the upstream stream is open (or `limit` passes).
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        matches!(tokio::time::timeout(limit, ready.wait_for(|r| *r)).await, Ok(Ok(_)))
+    }
+
+    /// Moves the feed's position forward to a sequence a join just saw, so a
+    /// stream reopened before any live event arrives still resumes from it.
+    pub fn observe(&self, epoch: &str, seq: u64) {
+        let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
+        if *position.0 != *epoch || seq > position.1 {
+            *position = (Arc::from(epoch), seq);
+        }
+    }
+
+    /// Queues one event for every local listener; returns how many got it.
+    fn deliver(&self, event: &RoomEvent) -> usize {
+        let epoch = {
+            let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
+            if event.seq > 0 {
+                if *position.0 == *event.epoch && event.seq <= position.1 {
+                    return 0; // seen already (a replay overlapping what we had)
+                }
+                *position = (Arc::from(event.epoch.as_str()), event.seq);
+            }
+            Arc::clone(&position.0)
+        };
+        let Some(view) = EventView::of(event) else {
+            return 0;
+        };
+        let delivery = Delivery {
+            room: Arc::clone(&self.room),
+            epoch,
+            seq: event.seq,
+            from: match &event.kind {
+                Some(chat_proto::v1::room_event::Kind::Typing(t)) => Some(Arc::from(t.member_id.as_str())),
+                _ => None,
+            },
+            frame: encode(&view),
+        };
+        let mut delivered = 0;
+        self.listeners().retain(|conn, listener| match listener.queue.try_send(delivery.clone()) {
+            Ok(()) => {
+                delivered += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(room = %self.room, conn, "browser too slow: queue full, disconnecting it (4008)");
+                listener.too_slow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        delivered
+    }
+
+    fn members(&self) -> Vec<(String, String)> {
+        self.listeners().values().map(|l| (l.member_id.clone(), l.username.clone())).collect()
+    }
+}
+
+/// Keeps the room's upstream stream open until the feed is stopped.
+pub async fn run(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>, heartbeat_every: Duration) {
+    let room = feed.room.to_string();
+    let mut backoff = Duration::from_millis(50);
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.tick().await;
+    while !feed.stop.is_cancelled() {
+        let (epoch, after_seq) = {
+            let position = feed.position.lock().unwrap_or_else(PoisonError::into_inner);
+            (position.0.to_string(), position.1)
+        };
+        let request = SubscribeRequest { room: room.clone(), after_seq, epoch, gateway: gateway.to_string() };
+        let Some((endpoint, mut stream)) = open(&services, &room, request).await else {
+            feed.ready.send_replace(false);
+            tokio::select! {
+                () = feed.stop.cancelled() => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        };
+        tracing::info!(room, room_service = endpoint.url, after_seq, "room stream open");
+        backoff = Duration::from_millis(50);
+        feed.ready.send_replace(true);
+        loop {
+            tokio::select! {
+                () = feed.stop.cancelled() => break,
+                _ = heartbeat.tick() => {
+                    tokio::spawn(send_heartbeat(Arc::clone(&feed), Arc::clone(&services), Arc::clone(&gateway)));
+                }
+                message = stream.message() => match message {
+                    Ok(Some(event)) => {
+                        let delivered = feed.deliver(&event);
+                        tracing::debug!(room, seq = event.seq, delivered, "delivered to local clients");
+                    }
+                    Ok(None) => {
+                        tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
+                        break;
+                    }
+                    Err(status) => {
+                        tracing::warn!(room, room_service = endpoint.url, %status, "room stream broke; subscribing again");
+                        if is_unreachable(&status) {
+                            endpoint.mark_down();
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    tracing::debug!(room, "feed stopped");
+}
+
+/// Opens the room's stream on the best reachable room-service.
+async fn open<'a>(
+    services: &'a RoomServices,
+    room: &str,
+    request: SubscribeRequest,
+) -> Option<(&'a crate::upstream::RoomServiceEndpoint, tonic::Streaming<RoomEvent>)> {
+    for endpoint in services.ranked(room) {
+        let mut client = endpoint.client();
+        match tokio::time::timeout(crate::upstream::CALL_TIMEOUT, client.subscribe(request.clone())).await {
+            Ok(Ok(response)) => return Some((endpoint, response.into_inner())),
+            Ok(Err(status)) if !is_unreachable(&status) => {
+                tracing::error!(room, room_service = endpoint.url, %status, "room-service refused the room stream");
+                return None;
+            }
+            Ok(Err(status)) => {
+                tracing::warn!(room, room_service = endpoint.url, %status, "cannot open room stream");
+                endpoint.mark_down();
+            }
+            Err(_) => endpoint.mark_down(),
+        }
+    }
+    None
+}
+
+/// Keeps this gateway's members of the room present; joins again any the
+/// room-service forgot (their presence ran out while it could not be reached).
+async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>) {
+    let members = feed.members();
+    if members.is_empty() {
+        return;
+    }
+    let room = feed.room.to_string();
+    let request = HeartbeatRequest {
+        room: room.clone(),
+        gateway: gateway.to_string(),
+        member_ids: members.iter().map(|(id, _)| id.clone()).collect(),
+    };
+    let unknown = match crate::rpc!(services, &room, heartbeat, request).await {
+        Ok(reply) => reply.unknown_member_ids,
+        Err(status) => {
+            tracing::warn!(room, %status, "heartbeat failed");
+            return;
+        }
+    };
+    for (member_id, username) in members.into_iter().filter(|(id, _)| unknown.contains(id)) {
+        let join = JoinRequest {
+            room: room.clone(),
+            member: Some(Member { member_id: member_id.clone(), username, gateway: gateway.to_string(), joined_at_ms: 0 }),
+            history_limit: 1,
+        };
+        match crate::rpc!(services, &room, join, join).await {
+            Ok(_) => tracing::info!(room, member_id, "joined again a member whose presence had run out"),
+            Err(status) => tracing::warn!(room, member_id, %status, "could not join again"),
+        }
+    }
+}

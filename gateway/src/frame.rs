@@ -1,0 +1,248 @@
+//! The browser protocol (`docs/protocol.md`): JSON text frames in and out.
+//!
+//! Incoming frames are parsed in two steps so each failure gets its own
+//! code: not JSON (`bad_json`), no known `type` (`unknown_type`), then the
+//! fields. Outgoing room events are turned into JSON once per event by the
+//! room's feed, and the same bytes go to every local browser.
+
+use axum::extract::ws::Utf8Bytes;
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::{Member, RoomEvent};
+use serde::{Deserialize, Serialize};
+
+/// What a browser asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Join { room: String, username: String },
+    Leave { room: String },
+    Send {
+        room: String,
+        text: String,
+        #[serde(default)]
+        client_id: String,
+    },
+    Typing { room: String },
+}
+
+const CLIENT_TYPES: [&str; 4] = ["join", "leave", "send", "typing"];
+
+/// An `error` frame's content: a code from the protocol's table, words for
+/// a person, and the room the refused frame named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub room: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), room: None }
+    }
+
+    pub fn in_room(mut self, room: &str) -> Self {
+        self.room = Some(room.to_owned());
+        self
+    }
+}
+
+impl From<chat_proto::names::Invalid> for Refusal {
+    fn from(invalid: chat_proto::names::Invalid) -> Self {
+        Refusal::new(invalid.code, invalid.message)
+    }
+}
+
+/// Parses one text frame from a browser.
+pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Refusal::new("bad_json", format!("frame is not valid JSON: {e}")))?;
+    let room = value.get("room").and_then(|r| r.as_str()).map(str::to_owned);
+    let with_room = |refusal: Refusal| match &room {
+        Some(room) => refusal.in_room(room),
+        None => refusal,
+    };
+    match value.get("type").and_then(|t| t.as_str()) {
+        Some(kind) if CLIENT_TYPES.contains(&kind) => {}
+        Some(kind) => {
+            return Err(with_room(Refusal::new(
+                "unknown_type",
+                format!("unknown frame type {:?}: use one of {}", shorten(kind), CLIENT_TYPES.join(", ")),
+            )));
+        }
+        None => {
+            return Err(with_room(Refusal::new(
+                "unknown_type",
+                format!("frame has no \"type\" string: use one of {}", CLIENT_TYPES.join(", ")),
+            )));
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| with_room(Refusal::new("bad_json", format!("frame fields are wrong: {e}"))))
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A member as browsers see it.
+#[derive(Debug, Serialize)]
+pub struct MemberView<'a> {
+    member_id: &'a str,
+    username: &'a str,
+    gateway: &'a str,
+    joined_at: i64,
+}
+
+impl<'a> From<&'a Member> for MemberView<'a> {
+    fn from(m: &'a Member) -> Self {
+        Self { member_id: &m.member_id, username: &m.username, gateway: &m.gateway, joined_at: m.joined_at_ms }
+    }
+}
+
+/// A room event as browsers see it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventView<'a> {
+    Message {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        username: &'a str,
+        member_id: &'a str,
+        text: &'a str,
+        client_id: &'a str,
+        ts: i64,
+    },
+    MemberJoined { room: &'a str, seq: u64, id: &'a str, member: Option<MemberView<'a>>, ts: i64 },
+    MemberLeft { room: &'a str, seq: u64, id: &'a str, member: Option<MemberView<'a>>, reason: &'a str, ts: i64 },
+    Typing { room: &'a str, member_id: &'a str, username: &'a str },
+}
+
+impl<'a> EventView<'a> {
+    /// `None` for an event with no kind (from a newer room-service).
+    pub fn of(e: &'a RoomEvent) -> Option<Self> {
+        let (room, seq, id, ts) = (e.room.as_str(), e.seq, e.id.as_str(), e.ts_ms);
+        Some(match e.kind.as_ref()? {
+            Kind::Message(m) => EventView::Message {
+                room,
+                seq,
+                id,
+                username: &m.username,
+                member_id: &m.member_id,
+                text: &m.text,
+                client_id: &m.client_id,
+                ts,
+            },
+            Kind::Joined(j) => EventView::MemberJoined { room, seq, id, member: j.member.as_ref().map(Into::into), ts },
+            Kind::Left(l) => EventView::MemberLeft {
+                room,
+                seq,
+                id,
+                member: l.member.as_ref().map(Into::into),
+                reason: &l.reason,
+                ts,
+            },
+            Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
+        })
+    }
+}
+
+/// What the gateway says to one browser (room events aside).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    Welcome { gateway: &'a str, limits: Limits },
+    Joined {
+        room: &'a str,
+        member_id: &'a str,
+        epoch: &'a str,
+        last_seq: u64,
+        history: Vec<EventView<'a>>,
+        members: Vec<MemberView<'a>>,
+    },
+    Left { room: &'a str },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a str>,
+    },
+    Reconnect { reason: &'a str, after_ms: u64 },
+}
+
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub max_text_bytes: usize,
+    pub max_username_chars: usize,
+    pub max_rooms: usize,
+}
+
+/// Serialises a frame; these types always serialise.
+pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","code":"internal","message":"could not encode a frame: {e}"}}"#)
+    }))
+}
+
+pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
+    encode(&ServerFrame::Error { code: refusal.code, message: &refusal.message, room: refusal.room.as_deref() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_proto::v1::ChatMessage;
+
+    #[test]
+    fn each_bad_frame_gets_its_own_code() {
+        let cases = [
+            ("not json", "bad_json"),
+            ("[1,2]", "unknown_type"),
+            (r#"{"room":"x"}"#, "unknown_type"),
+            (r#"{"type":"dance"}"#, "unknown_type"),
+            (r#"{"type":7}"#, "unknown_type"),
+            (r#"{"type":"join","room":"x"}"#, "bad_json"),
+            (r#"{"type":"send","room":"x","text":5}"#, "bad_json"),
+        ];
+        for (input, code) in cases {
+            assert_eq!(parse(input).map_err(|r| r.code), Err(code), "input {input}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_room_when_the_frame_did() {
+        let refusal = parse(r#"{"type":"send","room":"dev"}"#).unwrap_err();
+        assert_eq!(refusal.room.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn good_frames_parse() {
+        assert_eq!(
+            parse(r#"{"type":"send","room":"general","text":"hi"}"#),
+            Ok(ClientFrame::Send { room: "general".into(), text: "hi".into(), client_id: String::new() })
+        );
+    }
+
+    #[test]
+    fn message_event_matches_the_protocol_doc() {
+        let event = RoomEvent {
+            room: "general".into(),
+            seq: 43,
+            id: "k3j9x2:43".into(),
+            epoch: "k3j9x2".into(),
+            ts_ms: 1_763_769_602_000,
+            kind: Some(Kind::Message(ChatMessage {
+                username: "ada".into(),
+                member_id: "gw-3000/7".into(),
+                text: "hello".into(),
+                client_id: "c-17".into(),
+            })),
+        };
+        let json = encode(&EventView::of(&event).expect("has a kind"));
+        assert_eq!(
+            json.as_str(),
+            r#"{"type":"message","room":"general","seq":43,"id":"k3j9x2:43","username":"ada","member_id":"gw-3000/7","text":"hello","client_id":"c-17","ts":1763769602000}"#
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The rooms this gateway has local browsers in, each with its [`Feed`].
+//!
+//! A session attaches to a room before it joins (so the room's stream is
+//! open and nothing published after the join is missed) and detaches when it
+//! leaves or disconnects. The first listener of a room starts its feed; the
+//! last one stops it, which ends the upstream stream.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::feed::{self, Feed, Listener};
+use crate::upstream::RoomServices;
+
+/// How long a join waits for its room's stream to open.
+const READY_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct Hub {
+    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    services: Arc<RoomServices>,
+    gateway: Arc<str>,
+    heartbeat_every: Duration,
+}
+
+impl Hub {
+    pub fn new(services: Arc<RoomServices>, gateway: &str, heartbeat_every: Duration) -> Self {
+        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every }
+    }
+
+    pub fn services(&self) -> &Arc<RoomServices> {
+        &self.services
+    }
+
+    /// Adds a listener to the room and waits for the room's stream; `None`
+    /// (listener removed again) when no room-service could be reached.
+    pub async fn attach(&self, room: &str, conn: u64, listener: Listener) -> Option<Arc<Feed>> {
+        let feed = {
+            let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+            let feed = feeds.entry(room.to_owned()).or_insert_with(|| {
+                let feed = Feed::new(room);
+                tokio::spawn(feed::run(
+                    Arc::clone(&feed),
+                    Arc::clone(&self.services),
+                    Arc::clone(&self.gateway),
+                    self.heartbeat_every,
+                ));
+                feed
+            });
+            feed.add(conn, listener);
+            Arc::clone(feed)
+        };
+        if feed.wait_ready(READY_WAIT).await {
+            Some(feed)
+        } else {
+            self.detach(room, conn);
+            None
+        }
+    }
+
+    pub fn detach(&self, room: &str, conn: u64) {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(feed) = feeds.get(room) {
+            if feed.remove(conn) {
+                feed.stop();
+                feeds.remove(room);
+            }
+        }
+    }
+
+    /// How many rooms have local listeners.
+    pub fn rooms(&self) -> usize {
+        self.feeds.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}

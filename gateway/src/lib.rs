@@ -1,0 +1,94 @@
+//! # gateway
+//!
+//! A stateless WebSocket front door: browsers connect to any gateway, and
+//! every gateway reaches every room through the room-services.
+//!
+//! ## Layout
+//! - [`config`]: flags and environment.
+//! - [`app`]: HTTP routes — the page, `/ws`, health.
+//! - [`session`]: one browser connection: frames in, calls out, events back.
+//! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
+//! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
+//!   browsers in it, each event encoded once.
+//! - [`upstream`]: which room-service serves a room, and moving on when it fails.
+//!
+//! ## How a message flows
+//! A browser sends `{"type":"send"}`. Its session validates it and calls
+//! `Send` on the room's room-service, which stores and publishes it. The
+//! room-service streams it to every gateway with browsers in the room; each
+//! gateway's feed for the room encodes it to JSON once and queues the same
+//! bytes for each local browser, whose session writes them out.
+
+pub mod app;
+pub mod config;
+pub mod feed;
+pub mod frame;
+pub mod hub;
+pub mod session;
+pub mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::config::Config;
+use crate::hub::Hub;
+use crate::session::Shared;
+use crate::upstream::RoomServices;
+
+/// Serves the gateway on `listener` until `shutdown` completes; then drains:
+/// stops accepting, tells every browser to reconnect elsewhere, sends their
+/// leave notices, and returns within `drain_secs`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
+    let services = Arc::new(RoomServices::new(&config.room_services)?);
+    let shared = Arc::new(Shared {
+        hub: Hub::new(services, &gateway, config.heartbeat_every()),
+        gateway: Arc::from(gateway.as_str()),
+        draining: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let state = app::AppState {
+        shared: Arc::clone(&shared),
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        next_conn: Arc::new(AtomicU64::new(1)),
+    };
+    if !config.static_dir.join("index.html").exists() {
+        tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
+    }
+    let router = app::router(state, &config.static_dir);
+    tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
+
+    let draining = shared.draining.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("draining: telling browsers to reconnect elsewhere");
+        draining.cancel();
+    });
+    let drain_for = Duration::from_secs(config.drain_secs);
+    let stopped = shared.draining.clone();
+    tokio::select! {
+        result = server => result.context("HTTP server failed")?,
+        () = async { stopped.cancelled().await; tokio::time::sleep(drain_for).await } => {
+            tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
+        }
+    }
+    shared.tasks.close();
+    if tokio::time::timeout(drain_for, shared.tasks.wait()).await.is_err() {
+        tracing::warn!("some leave notices were not sent; those members' presence will expire");
+    }
+    tracing::info!(gateway, "gateway stopped");
+    Ok(())
+}

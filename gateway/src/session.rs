@@ -1,0 +1,355 @@
+//! One browser connection: frames in, calls out, room events back.
+//!
+//! A single task owns the socket. It reads the browser's frames and acts on
+//! them in order (a `join` is answered before the next frame is read), and
+//! writes the room events its feeds queued for it, in batches with one flush.
+//! Per room it remembers the sequence number its `joined` snapshot ended at,
+//! so events the snapshot already held are not written twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chat_proto::names;
+use chat_proto::v1::{JoinRequest, LeaveRequest, Member, SendRequest, TypingRequest};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Code, Status};
+
+use crate::feed::{Delivery, Listener};
+use crate::frame::{self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame};
+use crate::hub::Hub;
+
+/// Rooms one connection may be in at once.
+pub const MAX_ROOMS: usize = 32;
+/// Frames waiting to be written to one browser before it counts as too slow.
+pub const QUEUE_FRAMES: usize = 1024;
+/// The largest frame a browser may send.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Typing frames closer together than this are dropped.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Events written per flush at most.
+const WRITE_BATCH: usize = 64;
+/// History sent with `joined`.
+const JOIN_HISTORY: u32 = 50;
+
+/// WebSocket close codes the protocol doc lists.
+pub mod close {
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub hub: Hub,
+    pub gateway: Arc<str>,
+    /// Cancelled when the gateway drains: sessions tell browsers to reconnect.
+    pub draining: CancellationToken,
+    /// Work that must finish before the gateway exits (leave notices).
+    pub tasks: TaskTracker,
+}
+
+struct JoinedRoom {
+    epoch: Arc<str>,
+    /// The last sequence number the `joined` snapshot held.
+    snapshot_seq: u64,
+    last_typing: Option<Instant>,
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    conn: u64,
+    member_id: String,
+    rooms: HashMap<Arc<str>, JoinedRoom>,
+    queue: mpsc::Sender<Delivery>,
+    too_slow: Arc<Notify>,
+}
+
+/// How the session ended, for the close frame.
+enum End {
+    /// The browser closed or vanished: nothing to send.
+    Gone,
+    Close(u16, &'static str),
+}
+
+/// Runs a connection until the browser leaves, is too slow, or the gateway drains.
+pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64) {
+    let (sink, stream) = socket.split();
+    serve(sink, stream, &shared, conn).await;
+}
+
+/// The session over any message sink and stream, so it can be driven in tests.
+pub async fn serve<W, R, E>(mut sink: W, mut stream: R, shared: &Shared, conn: u64)
+where
+    W: Sink<Message> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
+    let mut session = Session {
+        shared,
+        conn,
+        member_id: format!("{}/{conn}", shared.gateway),
+        rooms: HashMap::new(),
+        queue,
+        too_slow: Arc::new(Notify::new()),
+    };
+    let welcome = frame::encode(&ServerFrame::Welcome {
+        gateway: &shared.gateway,
+        limits: Limits {
+            max_text_bytes: names::MAX_TEXT_BYTES,
+            max_username_chars: names::MAX_USERNAME_CHARS,
+            max_rooms: MAX_ROOMS,
+        },
+    });
+    let end = if sink.send(Message::Text(welcome)).await.is_err() {
+        End::Gone
+    } else {
+        let too_slow = Arc::clone(&session.too_slow);
+        loop {
+            tokio::select! {
+                biased;
+                () = shared.draining.cancelled() => {
+                    let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
+                    let _ = sink.send(Message::Text(notice)).await;
+                    break End::Close(close::RESTART, "gateway restarting: reconnect");
+                }
+                () = too_slow.notified() => break End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"),
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => break End::Gone,
+                    Some(Err(error)) => {
+                        let text = error.to_string();
+                        tracing::debug!(conn, %text, "socket read failed");
+                        if text.contains("too long") || text.contains("capacity") || text.contains("Space limit") {
+                            break End::Close(close::TOO_BIG, "frame over 64 KiB");
+                        }
+                        break End::Gone;
+                    }
+                    Some(Ok(message)) => {
+                        let replies = match session.on_message(message).await {
+                            Ok(replies) => replies,
+                            Err(end) => break end,
+                        };
+                        let mut failed = false;
+                        for reply in replies {
+                            failed |= sink.send(Message::Text(reply)).await.is_err();
+                        }
+                        if failed {
+                            break End::Gone;
+                        }
+                    }
+                },
+                Some(first) = deliveries.recv() => {
+                    if session.write_batch(&mut sink, first, &mut deliveries).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+            }
+        }
+    };
+    if let End::Close(code, reason) = end {
+        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+    }
+    session.leave_all();
+}
+
+impl Session<'_> {
+    /// Acts on one incoming message; the frames to send back, or how to end.
+    async fn on_message(&mut self, message: Message) -> Result<Vec<Utf8Bytes>, End> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return Ok(vec![frame::refusal(&Refusal::new(
+                    "binary_frame",
+                    "binary frames are not part of the protocol: send JSON text frames",
+                ))]);
+            }
+            _ => return Ok(Vec::new()), // ping/pong are answered by the socket
+        };
+        if text.len() > MAX_FRAME_BYTES {
+            return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
+        }
+        let handled = match frame::parse(&text) {
+            Ok(request) => self.handle(request).await,
+            Err(refusal) => Err(refusal),
+        };
+        Ok(match handled {
+            Ok(replies) => replies,
+            Err(refusal) => vec![frame::refusal(&refusal)],
+        })
+    }
+
+    async fn handle(&mut self, request: ClientFrame) -> Result<Vec<Utf8Bytes>, Refusal> {
+        match request {
+            ClientFrame::Join { room, username } => self.join(&room, &username).await,
+            ClientFrame::Leave { room } => self.leave(&room).await,
+            ClientFrame::Send { room, text, client_id } => self.send(&room, text, client_id).await,
+            ClientFrame::Typing { room } => self.typing(&room).await,
+        }
+    }
+
+    fn joined(&mut self, room: &str) -> Result<&mut JoinedRoom, Refusal> {
+        self.rooms.get_mut(room).ok_or_else(|| {
+            Refusal::new(
+                "not_joined",
+                format!("you have not joined room {room:?}; send {{\"type\":\"join\",\"room\":{room:?},\"username\":\"…\"}} first"),
+            )
+            .in_room(room)
+        })
+    }
+
+    async fn join(&mut self, room: &str, username: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
+        // A bad room name is not echoed back as `room`: it names no room.
+        names::check_room(room).map_err(Refusal::from)?;
+        let username = names::check_username(username).map_err(|e| Refusal::from(e).in_room(room))?;
+        if self.rooms.contains_key(room) {
+            return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(room));
+        }
+        if self.rooms.len() >= MAX_ROOMS {
+            return Err(Refusal::new("too_many_rooms", format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first")).in_room(room));
+        }
+        let listener = Listener {
+            member_id: self.member_id.clone(),
+            username: username.to_owned(),
+            queue: self.queue.clone(),
+            too_slow: Arc::clone(&self.too_slow),
+        };
+        let hub = &self.shared.hub;
+        let Some(feed) = hub.attach(room, self.conn, listener).await else {
+            return Err(unavailable(room));
+        };
+        let request = JoinRequest {
+            room: room.to_owned(),
+            member: Some(Member {
+                member_id: self.member_id.clone(),
+                username: username.to_owned(),
+                gateway: self.shared.gateway.to_string(),
+                joined_at_ms: 0,
+            }),
+            history_limit: JOIN_HISTORY,
+        };
+        let reply = match crate::rpc!(hub.services(), room, join, request).await {
+            Ok(reply) => reply,
+            Err(status) => {
+                hub.detach(room, self.conn);
+                return Err(refusal_of(&status, room));
+            }
+        };
+        let joined_seq = reply.joined.as_ref().map_or(0, |e| e.seq);
+        let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([joined_seq]).max().unwrap_or(0);
+        let epoch = reply.joined.as_ref().map(|e| e.epoch.clone()).unwrap_or_default();
+        feed.observe(&epoch, snapshot_seq);
+        tracing::debug!(conn = self.conn, room, username, seq = joined_seq, "joined");
+        let frame = frame::encode(&ServerFrame::Joined {
+            room,
+            member_id: &self.member_id,
+            epoch: &epoch,
+            last_seq: snapshot_seq,
+            history: reply.history.iter().filter_map(EventView::of).collect(),
+            members: reply.members.iter().map(MemberView::from).collect(),
+        });
+        self.rooms.insert(Arc::from(room), JoinedRoom { epoch: Arc::from(epoch.as_str()), snapshot_seq, last_typing: None });
+        Ok(vec![frame])
+    }
+
+    async fn leave(&mut self, room: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
+        self.joined(room)?;
+        self.rooms.remove(room);
+        self.shared.hub.detach(room, self.conn);
+        let request = LeaveRequest { room: room.to_owned(), member_id: self.member_id.clone(), reason: "left".into() };
+        crate::rpc!(self.shared.hub.services(), room, leave, request).await.map_err(|s| refusal_of(&s, room))?;
+        Ok(vec![frame::encode(&ServerFrame::Left { room })])
+    }
+
+    async fn send(&mut self, room: &str, text: String, client_id: String) -> Result<Vec<Utf8Bytes>, Refusal> {
+        self.joined(room)?;
+        names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
+        names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
+        // Every send gets an id, so a retry on another room-service is stored once.
+        let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
+        tracing::debug!(conn = self.conn, room, client_id, bytes = text.len(), "message from client");
+        let request = SendRequest { room: room.to_owned(), member_id: self.member_id.clone(), text, client_id };
+        crate::rpc!(self.shared.hub.services(), room, send, request).await.map_err(|s| refusal_of(&s, room))?;
+        Ok(Vec::new())
+    }
+
+    async fn typing(&mut self, room: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
+        let joined = self.joined(room)?;
+        let now = Instant::now();
+        if joined.last_typing.is_some_and(|at| now.duration_since(at) < TYPING_EVERY) {
+            return Ok(Vec::new());
+        }
+        joined.last_typing = Some(now);
+        let request = TypingRequest { room: room.to_owned(), member_id: self.member_id.clone() };
+        crate::rpc!(self.shared.hub.services(), room, typing, request).await.map_err(|s| refusal_of(&s, room))?;
+        Ok(Vec::new())
+    }
+
+    /// Writes queued events (skipping what a `joined` snapshot already
+    /// showed) and flushes once.
+    async fn write_batch<W: Sink<Message> + Unpin>(
+        &self,
+        sink: &mut W,
+        first: Delivery,
+        deliveries: &mut mpsc::Receiver<Delivery>,
+    ) -> Result<(), W::Error> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(delivery) = next.take() {
+            if self.wants(&delivery) {
+                sink.feed(Message::Text(delivery.frame)).await?;
+                written += 1;
+            }
+            if written < WRITE_BATCH {
+                next = deliveries.try_recv().ok();
+            }
+        }
+        sink.flush().await
+    }
+
+    fn wants(&self, delivery: &Delivery) -> bool {
+        let Some(room) = self.rooms.get(&delivery.room) else {
+            return false; // left the room, or still joining (the snapshot will hold it)
+        };
+        if delivery.seq == 0 {
+            return delivery.from.as_deref() != Some(self.member_id.as_str());
+        }
+        !(delivery.epoch == room.epoch && delivery.seq <= room.snapshot_seq)
+    }
+
+    /// Detaches from every room and tells the room-services, without making
+    /// the closing connection wait for them.
+    fn leave_all(&mut self) {
+        for (room, _) in self.rooms.drain() {
+            self.shared.hub.detach(&room, self.conn);
+            let services = Arc::clone(self.shared.hub.services());
+            let request = LeaveRequest { room: room.to_string(), member_id: self.member_id.clone(), reason: "disconnected".into() };
+            self.shared.tasks.spawn(async move {
+                if let Err(status) = crate::rpc!(services, &room, leave, request).await {
+                    tracing::warn!(room = %room, %status, "could not report a disconnect; presence will expire");
+                }
+            });
+        }
+    }
+}
+
+fn unavailable(room: &str) -> Refusal {
+    Refusal::new("unavailable", "no room-service could be reached; try again in a moment").in_room(room)
+}
+
+fn refusal_of(status: &Status, room: &str) -> Refusal {
+    match status.code() {
+        Code::FailedPrecondition => Refusal::new("not_joined", status.message().to_owned()).in_room(room),
+        Code::InvalidArgument => Refusal::new("bad_request", status.message().to_owned()).in_room(room),
+        code if crate::upstream::is_unreachable(status) => {
+            tracing::warn!(room, ?code, message = status.message(), "room-service call failed");
+            unavailable(room)
+        }
+        _ => Refusal::new("internal", format!("the room-service failed: {}", status.message())).in_room(room),
+    }
+}

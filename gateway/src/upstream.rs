@@ -1,0 +1,213 @@
+//! The room-services this gateway talks to, and which one answers for a room.
+//!
+//! Every gateway ranks the room-services for a room the same way
+//! (rendezvous hashing of room and endpoint), so while the first-ranked one
+//! is up, all of a room's calls and its streams from every gateway land on
+//! it and it alone holds the room's Redis subscription. A call that finds
+//! its room-service unreachable marks it down for a while and goes to the
+//! next in the ranking; the marked one is tried again after the cool-down.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chat_proto::v1::room_service_client::RoomServiceClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// How long a room-service that failed is skipped.
+const COOL_DOWN: Duration = Duration::from_secs(3);
+/// Unary calls that take longer than this fail (and may move to the next).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type Client = RoomServiceClient<Channel>;
+
+#[derive(Debug)]
+pub struct RoomServices {
+    endpoints: Vec<RoomServiceEndpoint>,
+}
+
+#[derive(Debug)]
+pub struct RoomServiceEndpoint {
+    pub url: String,
+    channel: Channel,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl RoomServiceEndpoint {
+    pub fn client(&self) -> Client {
+        RoomServiceClient::new(self.channel.clone())
+    }
+
+    fn is_down(&self, now: Instant) -> bool {
+        self.down_until.lock().map(|d| d.is_some_and(|until| until > now)).unwrap_or(false)
+    }
+
+    pub fn mark_down(&self) {
+        if let Ok(mut down) = self.down_until.lock() {
+            if down.is_none_or(|until| until <= Instant::now()) {
+                tracing::warn!(room_service = self.url, "room-service unreachable; moving its rooms to the next one");
+            }
+            *down = Some(Instant::now() + COOL_DOWN);
+        }
+    }
+
+    fn mark_up(&self) {
+        if let Ok(mut down) = self.down_until.lock() {
+            *down = None;
+        }
+    }
+}
+
+/// Calls one `RoomService` method for a room with failover:
+/// `rpc!(services, room, join, request)`. The request is cloned per try.
+#[macro_export]
+macro_rules! rpc {
+    ($services:expr, $room:expr, $method:ident, $request:expr) => {{
+        let request = $request;
+        $services.call($room, move |mut client| {
+            let request = request.clone();
+            async move { client.$method(request).await }
+        })
+    }};
+}
+
+/// Whether a failed call says the room-service itself is gone, rather than
+/// refusing the request.
+pub fn is_unreachable(status: &Status) -> bool {
+    matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown)
+}
+
+/// A stable 64-bit hash (FNV-1a): every gateway must rank alike, whatever
+/// its build, so the std hasher (free to change between releases) won't do.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+impl RoomServices {
+    /// Channels connect lazily, so a room-service that is not up yet is no
+    /// reason to refuse to start.
+    pub fn new(urls: &[String]) -> anyhow::Result<Self> {
+        anyhow::ensure!(!urls.is_empty(), "no room-services given: set ROOM_SERVICES (e.g. http://127.0.0.1:50051)");
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                let channel = Endpoint::from_shared(url.clone())
+                    .map_err(|e| anyhow::anyhow!("room-service address {url:?} is not a URL: {e}"))?
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(5))
+                    .keep_alive_timeout(Duration::from_secs(5))
+                    .keep_alive_while_idle(true)
+                    .connect_lazy();
+                Ok(RoomServiceEndpoint { url: url.clone(), channel, down_until: Mutex::new(None) })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { endpoints })
+    }
+
+    /// The room-services for `room`, best first: the rendezvous order, with
+    /// those marked down moved to the end (still tried if all are down).
+    pub fn ranked(&self, room: &str) -> Vec<&RoomServiceEndpoint> {
+        let mut ranked: Vec<&RoomServiceEndpoint> = self.endpoints.iter().collect();
+        ranked.sort_by_key(|e| std::cmp::Reverse(fnv1a(&[room, &e.url])));
+        let now = Instant::now();
+        ranked.sort_by_key(|e| e.is_down(now));
+        ranked
+    }
+
+    /// Runs a call for `room` on the best room-service, moving on to the
+    /// next while they are unreachable.
+    pub async fn call<T, F, Fut>(&self, room: &str, call: F) -> Result<T, Status>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut last = Status::unavailable("no room-service configured");
+        for endpoint in self.ranked(room) {
+            match tokio::time::timeout(CALL_TIMEOUT, call(endpoint.client())).await {
+                Ok(Ok(response)) => {
+                    endpoint.mark_up();
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) if is_unreachable(&status) => {
+                    endpoint.mark_down();
+                    last = status;
+                }
+                Ok(Err(status)) => return Err(status),
+                Err(_) => {
+                    endpoint.mark_down();
+                    last = Status::deadline_exceeded(format!("{} did not answer in {CALL_TIMEOUT:?}", endpoint.url));
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Whether at least one room-service answers its health check as SERVING.
+    pub async fn any_serving(&self) -> bool {
+        for endpoint in &self.endpoints {
+            let mut health = HealthClient::new(endpoint.channel.clone());
+            let check = health.check(HealthCheckRequest { service: "chat.v1.RoomService".into() });
+            if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(1), check).await {
+                if response.into_inner().status == ServingStatus::Serving as i32 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services(n: usize) -> RoomServices {
+        let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", 50051 + i)).collect();
+        RoomServices::new(&urls).expect("valid urls")
+    }
+
+    #[tokio::test]
+    async fn every_gateway_ranks_a_room_alike() {
+        let (a, b) = (services(3), services(3));
+        for room in ["general", "dev", "random", "x"] {
+            let ra: Vec<_> = a.ranked(room).iter().map(|e| e.url.clone()).collect();
+            let rb: Vec<_> = b.ranked(room).iter().map(|e| e.url.clone()).collect();
+            assert_eq!(ra, rb, "room {room}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rooms_spread_over_room_services() {
+        let s = services(2);
+        let firsts: std::collections::HashSet<String> =
+            (0..50).map(|i| s.ranked(&format!("room{i}"))[0].url.clone()).collect();
+        assert_eq!(firsts.len(), 2, "50 rooms should not all land on one room-service");
+    }
+
+    #[tokio::test]
+    async fn a_down_room_service_moves_to_the_end() {
+        let s = services(2);
+        let first = s.ranked("general")[0].url.clone();
+        s.ranked("general")[0].mark_down();
+        assert_ne!(s.ranked("general")[0].url, first);
+        assert_eq!(s.ranked("general")[1].url, first, "still tried last");
+    }
+
+    #[test]
+    fn an_empty_list_is_refused_with_the_variable_to_set() {
+        let err = RoomServices::new(&[]).unwrap_err().to_string();
+        assert!(err.contains("ROOM_SERVICES"), "{err}");
+    }
+}

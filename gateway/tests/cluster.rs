@@ -1,0 +1,317 @@
+//! The chat across many instances: three gateways and two room-services on a
+//! real redis-server, with browser-protocol clients on every gateway.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chat_proto::v1::{GetRoomRequest, HistoryRequest, SendRequest};
+use serde_json::Value;
+use support::{Client, PATIENCE, Topology};
+
+fn texts(frames: &[Value]) -> Vec<String> {
+    frames.iter().filter(|f| f["type"] == "message").map(|f| f["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Reads `n` message frames for `room` (skipping notices).
+async fn messages(client: &mut Client, room: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let frame = client.next_where(|f| f["type"] == "message").await;
+        assert_eq!(frame["room"], room, "a message from another room leaked in: {frame}");
+        got.push(frame);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_member_on_every_gateway_gets_every_message_once_in_one_order() {
+    let topology = Topology::start(2, 3).await;
+    let mut clients = Vec::new();
+    for (i, name) in ["ada", "bob", "cy"].iter().enumerate() {
+        let mut client = topology.client(i).await;
+        client.join("general", name).await;
+        clients.push(client);
+    }
+    // Everyone joined before anyone speaks; wait for the last join to reach all.
+    for client in &mut clients[..2] {
+        client.next_where(|f| f["type"] == "member_joined" && f["member"]["username"] == "cy").await;
+    }
+
+    const EACH: usize = 20;
+    for round in 0..EACH {
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.say("general", &format!("m{i}-{round}")).await;
+        }
+    }
+    let mut orders = Vec::new();
+    for client in &mut clients {
+        let got = messages(client, "general", 3 * EACH).await;
+        let seqs: Vec<u64> = got.iter().map(|f| f["seq"].as_u64().expect("seq")).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq must grow: {seqs:?}");
+        let unique: HashSet<String> = texts(&got).into_iter().collect();
+        assert_eq!(unique.len(), 3 * EACH, "no duplicates, nothing missing");
+        orders.push(texts(&got));
+    }
+    assert_eq!(orders[0], orders[1], "gateway 0 and 1 saw different orders");
+    assert_eq!(orders[0], orders[2], "gateway 0 and 2 saw different orders");
+    for client in &mut clients {
+        let extra = client.drain(Duration::from_millis(300)).await;
+        assert!(texts(&extra).is_empty(), "duplicates arrived late: {extra:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_sees_nothing_of_another_room() {
+    let topology = Topology::start(2, 3).await;
+    let mut general = topology.client(0).await;
+    general.join("general", "ada").await;
+    let mut dev = topology.client(1).await;
+    dev.join("dev", "bob").await;
+    let mut both = topology.client(2).await;
+    both.join("general", "cy").await;
+    both.join("dev", "cy").await;
+
+    general.say("general", "only for general").await;
+    dev.say("dev", "only for dev").await;
+
+    let in_dev = dev.next_where(|f| f["type"] == "message").await;
+    assert_eq!(in_dev["text"], "only for dev");
+    let in_general = general.next_where(|f| f["type"] == "message").await;
+    assert_eq!(in_general["text"], "only for general");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let frame = both.next_where(|f| f["type"] == "message").await;
+        seen.push((frame["room"].as_str().unwrap_or_default().to_owned(), frame["text"].as_str().unwrap_or_default().to_owned()));
+    }
+    seen.sort();
+    assert_eq!(seen, vec![("dev".into(), "only for dev".into()), ("general".into(), "only for general".into())]);
+
+    for client in [&mut general, &mut dev] {
+        let rest = client.drain(Duration::from_millis(300)).await;
+        assert!(texts(&rest).is_empty(), "a message crossed rooms: {rest:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone() {
+    let topology = Topology::start(2, 3).await;
+    let mut ada = topology.client(0).await;
+    let joined = ada.join("general", "ada").await;
+    assert_eq!(joined["members"].as_array().map(Vec::len), Some(1));
+
+    let mut bob = topology.client(1).await;
+    let joined = bob.join("general", "bob").await;
+    let names: Vec<&str> = joined["members"].as_array().expect("members").iter().filter_map(|m| m["username"].as_str()).collect();
+    assert_eq!(names, ["ada", "bob"], "joined lists members of every gateway");
+    let notice = ada.next_of("member_joined").await;
+    assert_eq!((notice["member"]["username"].as_str(), notice["member"]["gateway"].as_str()), (Some("bob"), Some(bob.gateway.as_str())));
+
+    let mut cy = topology.client(2).await;
+    cy.join("general", "cy").await;
+    for client in [&mut ada, &mut bob] {
+        client.next_where(|f| f["type"] == "member_joined" && f["member"]["username"] == "cy").await;
+    }
+
+    for i in 0..2 {
+        let room = topology.grpc(i).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+        let mut seen: Vec<(String, String)> = room.members.iter().map(|m| (m.username.clone(), m.gateway.clone())).collect();
+        seen.sort();
+        let expected = vec![("ada".into(), ada.gateway.clone()), ("bob".into(), bob.gateway.clone()), ("cy".into(), cy.gateway.clone())];
+        assert_eq!(seen, expected, "GetRoom on room-service {i}");
+        assert_eq!(room.member_count, 3);
+        assert!(room.last_seq >= 3, "three joins were stored: {}", room.last_seq);
+    }
+
+    cy.send(serde_json::json!({"type": "leave", "room": "general"})).await;
+    cy.next_of("left").await;
+    let left = ada.next_of("member_left").await;
+    assert_eq!((left["member"]["username"].as_str(), left["reason"].as_str()), (Some("cy"), Some("left")));
+
+    bob.close().await;
+    let gone = ada.next_of("member_left").await;
+    assert_eq!((gone["member"]["username"].as_str(), gone["reason"].as_str()), (Some("bob"), Some("disconnected")));
+
+    let room = topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+    assert_eq!(room.members.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["ada"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_returns_history_and_a_system_message_reaches_the_room() {
+    let topology = Topology::start(2, 2).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    for i in 0..3 {
+        ada.say("general", &format!("early {i}")).await;
+    }
+    messages(&mut ada, "general", 3).await;
+
+    let mut bob = topology.client(1).await;
+    let joined = bob.join("general", "bob").await;
+    let history = joined["history"].as_array().expect("history");
+    assert_eq!(texts(history), ["early 0", "early 1", "early 2"]);
+    assert_eq!(history.last().map(|e| e["type"].clone()), Some("member_joined".into()), "history ends with bob's join");
+
+    let mut grpc = topology.grpc(1).await;
+    let sent = grpc
+        .send(SendRequest { room: "general".into(), text: "maintenance at noon".into(), ..Default::default() })
+        .await
+        .expect("system message")
+        .into_inner();
+    assert!(sent.event.is_some());
+    for client in [&mut ada, &mut bob] {
+        let frame = client.next_where(|f| f["type"] == "message").await;
+        assert_eq!((frame["username"].as_str(), frame["text"].as_str()), (Some("system"), Some("maintenance at noon")));
+    }
+    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 2 }).await.expect("History").into_inner();
+    assert_eq!(history.events.len(), 2);
+    assert_eq!(history.events.last().map(|e| e.seq), Some(history.last_seq));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_room_has_one_redis_subscription_however_many_gateways_and_browsers() {
+    let topology = Topology::start(2, 3).await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        for name in ["a", "b"] {
+            let mut client = topology.client(i).await;
+            client.join("general", name).await;
+            clients.push(client);
+        }
+    }
+    let mut redis = topology.redis.as_ref().expect("redis").connection().await;
+    let numsub: (String, u32) = redis::cmd("PUBSUB").arg("NUMSUB").arg("chat:{general}:events").query_async(&mut redis).await.expect("PUBSUB");
+    assert_eq!(numsub.1, 1, "six browsers on three gateways: one subscription, on the room's room-service");
+    let patterns: u32 = redis::cmd("PUBSUB").arg("NUMPAT").query_async(&mut redis).await.expect("NUMPAT");
+    assert_eq!(patterns, 0, "no pattern subscriptions on the message path");
+
+    for client in clients {
+        client.close().await;
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let numsub: (String, u32) = redis::cmd("PUBSUB").arg("NUMSUB").arg("chat:{general}:events").query_async(&mut redis).await.expect("PUBSUB");
+        if numsub.1 == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the subscription outlived the room's last listener");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_gateway_leaves_the_others_chatting() {
+    let mut topology = Topology::start(2, 3).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    let mut bob = topology.client(1).await;
+    bob.join("general", "bob").await;
+    let mut cy = topology.client(2).await;
+    cy.join("general", "cy").await;
+
+    topology.stop_gateway(2).await;
+    let reconnect = cy.next_of("reconnect").await;
+    assert!(reconnect["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    let gone = ada.next_where(|f| f["type"] == "member_left" && f["member"]["username"] == "cy").await;
+    assert_eq!(gone["reason"], "disconnected");
+
+    ada.say("general", "still here?").await;
+    let frame = bob.next_where(|f| f["type"] == "message").await;
+    assert_eq!(frame["text"], "still here?");
+}
+
+async fn room_service_failover(crash: bool) {
+    let mut topology = Topology::start(2, 3).await;
+    let owner = topology.owner_of("general");
+    let mut clients = Vec::new();
+    for (i, name) in ["ada", "bob", "cy"].iter().enumerate() {
+        let mut client = topology.client(i).await;
+        client.join("general", name).await;
+        clients.push(client);
+    }
+    clients[0].say("general", "before").await;
+    for client in &mut clients {
+        assert_eq!(texts(&messages(client, "general", 1).await), ["before"]);
+    }
+
+    if crash {
+        topology.kill_room_service(owner).await;
+    } else {
+        topology.stop_room_service(owner).await;
+    }
+
+    // The room moves to the other room-service; a send may be refused while
+    // it does, so keep trying until one goes through.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        clients[1].say("general", &format!("after {attempt}")).await;
+        let frame = clients[1].next_where(|f| f["type"] == "message" || f["type"] == "error").await;
+        if frame["type"] == "message" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "chat did not resume after the room-service stopped: {frame}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    clients[2].say("general", "and again").await;
+    for client in [0, 2] {
+        let got = clients[client].next_where(|f| f["type"] == "message" && f["text"] == "and again").await;
+        assert_eq!(got["room"], "general");
+    }
+    let room = topology.grpc(1 - owner).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+    assert_eq!(room.member_count, 3, "presence survives the room-service: {:?}", room.members);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_room_service_moves_its_rooms_and_chat_goes_on() {
+    room_service_failover(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_room_service_moves_its_rooms_and_chat_goes_on() {
+    room_service_failover(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_a_crashed_gateway_expire_with_a_leave_notice() {
+    let mut topology = Topology::start(1, 2).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    let mut bob = topology.client(1).await;
+    bob.join("general", "bob").await;
+    ada.next_of("member_joined").await;
+
+    // Abort the gateway: no drain, no leave call, heartbeats just stop.
+    topology.kill_gateway(1).await;
+    let gone = ada.next_where(|f| f["type"] == "member_left").await;
+    assert_eq!((gone["member"]["username"].as_str(), gone["reason"].as_str()), (Some("bob"), Some("expired")));
+    drop(bob);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_resumes_after_redis_restarts() {
+    let mut topology = Topology::start(2, 2).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    let mut bob = topology.client(1).await;
+    bob.join("general", "bob").await;
+
+    topology.redis.as_mut().expect("redis").restart().await;
+
+    // Redis came back empty: the subscriptions are made again and the
+    // gateways' heartbeats put their members back; then chat flows.
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let text = format!("after restart {attempt}");
+        ada.say("general", &text).await;
+        let got = tokio::time::timeout(Duration::from_millis(1500), bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str())).await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "chat did not resume after Redis restarted");
+    }
+}

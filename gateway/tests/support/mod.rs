@@ -1,0 +1,336 @@
+//! Real topologies for tests: a redis-server the test starts, room-services
+//! and gateways running in-process on port 0 exactly as their binaries run
+//! them, WebSocket clients on real sockets and gRPC clients on real channels.
+
+#![allow(dead_code)] // each test file uses a different part
+
+mod redis_server;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chat_proto::v1::room_service_client::RoomServiceClient;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tonic::transport::Channel;
+
+pub use redis_server::RedisServer;
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Logs of the parts under test, when TEST_LOG is set (e.g. TEST_LOG=debug).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A server running in this process on a runtime of its own, like a
+/// separate process: stopping it runs its shutdown path; killing it drops
+/// the runtime with every task on it, as a crash would, with no cleanup.
+struct Node {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    kill: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Node {
+    fn spawn<F, Fut>(listener: std::net::TcpListener, serve: F) -> Self
+    where
+        F: FnOnce(TcpListener, Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let addr = listener.local_addr().expect("bound");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (kill, killed) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the server");
+            let result = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener).expect("tokio listener");
+                let shutdown = Box::pin(async move {
+                    let _ = stopped.await;
+                });
+                tokio::select! {
+                    result = serve(listener, shutdown) => result,
+                    _ = killed => Ok(()),
+                }
+            });
+            runtime.shutdown_background();
+            result
+        });
+        Self { addr, stop: Some(stop), kill: Some(kill), thread: Some(thread) }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.join().await;
+    }
+
+    async fn kill(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.join().await;
+    }
+
+    async fn join(&mut self) {
+        let addr = self.addr;
+        let thread = self.thread.take().expect("joined once");
+        let joined = tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(move || thread.join())).await;
+        match joined {
+            Ok(Ok(Ok(Ok(())))) => {}
+            Ok(Ok(Ok(Err(error)))) => panic!("server at {addr} failed: {error:#}"),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => panic!("server at {addr} panicked"),
+            Err(_) => panic!("server at {addr} did not stop within 20 s"),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+pub struct Topology {
+    pub redis: Option<RedisServer>,
+    room_services: Vec<Option<Node>>,
+    room_service_config: room_service::Config,
+    gateways: Vec<Option<Node>>,
+    gateway_config: gateway::Config,
+}
+
+impl Topology {
+    /// A real redis-server, `room_services` room-services on it and
+    /// `gateways` gateways that list every room-service.
+    pub async fn start(room_services: usize, gateways: usize) -> Self {
+        let redis = RedisServer::start().await;
+        let url = redis.url();
+        Self::build(Some(redis), room_service::Config::with_redis(Some(url)), room_services, gateways).await
+    }
+
+    /// The embedded mode: one room-service on its in-process broker.
+    pub async fn embedded(gateways: usize) -> Self {
+        Self::build(None, room_service::Config::with_redis(None), 1, gateways).await
+    }
+
+    async fn build(redis: Option<RedisServer>, mut rs_config: room_service::Config, room_services: usize, gateways: usize) -> Self {
+        init_logs();
+        rs_config.presence_ttl_secs = 3;
+        let mut topology = Self {
+            redis,
+            room_services: Vec::new(),
+            room_service_config: rs_config,
+            gateways: Vec::new(),
+            gateway_config: gateway::Config::with_room_services(Vec::new()),
+        };
+        for _ in 0..room_services {
+            let node = topology.spawn_room_service(0).await;
+            topology.room_services.push(Some(node));
+        }
+        let mut gw_config = gateway::Config::with_room_services(
+            (0..room_services).map(|i| topology.room_service_url(i)).collect(),
+        );
+        gw_config.heartbeat_secs = 1;
+        gw_config.drain_secs = 3;
+        topology.gateway_config = gw_config;
+        for _ in 0..gateways {
+            let node = topology.spawn_gateway(0).await;
+            topology.gateways.push(Some(node));
+        }
+        topology
+    }
+
+    async fn spawn_room_service(&self, port: u16) -> Node {
+        let listener = bind(port).await;
+        let mut config = self.room_service_config.clone();
+        config.grpc_port = listener.local_addr().expect("bound").port();
+        config.instance_id = Some(format!("rs-{}", config.grpc_port));
+        Node::spawn(listener, move |listener, shutdown| room_service::run(config, listener, shutdown))
+    }
+
+    async fn spawn_gateway(&self, port: u16) -> Node {
+        let listener = bind(port).await;
+        let config = self.gateway_config.clone();
+        Node::spawn(listener, move |listener, shutdown| gateway::run(config, listener, shutdown))
+    }
+
+    pub fn gateway_addr(&self, i: usize) -> SocketAddr {
+        self.gateways[i].as_ref().expect("gateway is running").addr
+    }
+
+    pub fn room_service_addr(&self, i: usize) -> SocketAddr {
+        self.room_services[i].as_ref().expect("room-service is running").addr
+    }
+
+    pub fn room_service_url(&self, i: usize) -> String {
+        format!("http://{}", self.room_service_addr(i))
+    }
+
+    /// A gRPC client on room-service `i`.
+    pub async fn grpc(&self, i: usize) -> RoomServiceClient<Channel> {
+        RoomServiceClient::connect(self.room_service_url(i)).await.expect("connect to room-service")
+    }
+
+    /// A browser-like WebSocket client on gateway `i`.
+    pub async fn client(&self, i: usize) -> Client {
+        Client::connect(self.gateway_addr(i)).await
+    }
+
+    /// Stops gateway `i` gracefully (drain) and waits for it to end.
+    pub async fn stop_gateway(&mut self, i: usize) {
+        let node = self.gateways[i].take().expect("gateway is running");
+        node.stop().await;
+    }
+
+    /// Ends gateway `i` abruptly, as a crash would.
+    pub async fn kill_gateway(&mut self, i: usize) {
+        self.gateways[i].take().expect("gateway is running").kill().await;
+    }
+
+    /// Stops gateway `i` and starts it again on the same port.
+    pub async fn restart_gateway(&mut self, i: usize) {
+        let port = self.gateway_addr(i).port();
+        self.stop_gateway(i).await;
+        self.gateways[i] = Some(self.spawn_gateway(port).await);
+    }
+
+    /// Stops room-service `i` gracefully and waits for it to end.
+    pub async fn stop_room_service(&mut self, i: usize) {
+        let node = self.room_services[i].take().expect("room-service is running");
+        node.stop().await;
+    }
+
+    /// Ends room-service `i` abruptly, as a crash would.
+    pub async fn kill_room_service(&mut self, i: usize) {
+        self.room_services[i].take().expect("room-service is running").kill().await;
+    }
+
+    /// Which room-service every gateway sends `room` to while all are up.
+    pub fn owner_of(&self, room: &str) -> usize {
+        let urls: Vec<String> = (0..self.room_services.len()).map(|i| self.room_service_url(i)).collect();
+        let services = gateway::upstream::RoomServices::new(&urls).expect("urls");
+        let first = services.ranked(room)[0].url.clone();
+        urls.iter().position(|u| *u == first).expect("ranked url is one of ours")
+    }
+}
+
+async fn bind(port: u16) -> std::net::TcpListener {
+    // Rebinding a port just freed can race with its last sockets closing.
+    for _ in 0..100 {
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            listener.set_nonblocking(true).expect("nonblocking listener");
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot bind 127.0.0.1:{port}");
+}
+
+/// A WebSocket client speaking the browser protocol.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub gateway: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("websocket connects");
+        let mut client = Self { ws, gateway: String::new() };
+        let welcome = client.next_of("welcome").await;
+        client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
+        client
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::Text(frame.to_string().into())).await.expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    /// The next message of any kind, within PATIENCE.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        match tokio::time::timeout(PATIENCE, self.ws.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            Ok(_) => None,
+            Err(_) => panic!("no frame within {PATIENCE:?}"),
+        }
+    }
+
+    /// The next JSON text frame.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            match self.next_message().await {
+                Some(Message::Text(text)) => return serde_json::from_str(&text).expect("frames are JSON"),
+                Some(Message::Close(close)) => panic!("connection closed: {close:?}"),
+                Some(_) => {}
+                None => panic!("connection ended"),
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        self.next_where(|f| f["type"] == kind).await
+    }
+
+    /// Skips frames until one matches.
+    pub async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.next()).await.expect("the wanted frame did not come in time");
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Frames that arrive within `quiet`, all of them.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.ws.next()).await {
+            if let Message::Text(text) = message {
+                frames.push(serde_json::from_str(&text).expect("frames are JSON"));
+            }
+        }
+        frames
+    }
+
+    /// Joins a room and returns the `joined` frame.
+    pub async fn join(&mut self, room: &str, username: &str) -> Value {
+        self.send(json!({"type": "join", "room": room, "username": username})).await;
+        let frame = self.next_where(|f| f["type"] == "joined" || f["type"] == "error").await;
+        assert_eq!(frame["type"], "joined", "join {room} as {username}: {frame}");
+        frame
+    }
+
+    pub async fn say(&mut self, room: &str, text: &str) {
+        self.send(json!({"type": "send", "room": room, "text": text})).await;
+    }
+
+    /// Closes the connection like a tab being closed.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
