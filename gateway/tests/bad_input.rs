@@ -1,0 +1,116 @@
+//! Bad input gets a clear error and loses nothing: the connection (and the
+//! room it is in) keeps working afterwards.
+
+mod support;
+
+use chat_proto::v1::{GetRoomRequest, JoinRequest, Member, SendRequest, SubscribeRequest};
+use serde_json::json;
+use support::Topology;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_frame_gets_its_error_and_the_connection_stays_usable() {
+    let topology = Topology::start(1, 1).await;
+    let mut client = topology.client(0).await;
+    client.join("general", "ada").await;
+
+    let long_name = "n".repeat(33);
+    let long_text = "x".repeat(4097);
+    let long_room = "r".repeat(65);
+    let cases: Vec<(&str, Message, &str)> = vec![
+        ("invalid JSON", Message::Text("{not json".into()), "bad_json"),
+        ("unknown type", Message::Text(json!({"type": "shout", "room": "general"}).to_string().into()), "unknown_type"),
+        ("missing type", Message::Text(json!({"room": "general"}).to_string().into()), "unknown_type"),
+        ("binary frame", Message::Binary(vec![1, 2, 3].into()), "binary_frame"),
+        ("empty username", Message::Text(json!({"type": "join", "room": "dev", "username": "  "}).to_string().into()), "bad_username"),
+        ("long username", Message::Text(json!({"type": "join", "room": "dev", "username": long_name}).to_string().into()), "bad_username"),
+        ("room with a space", Message::Text(json!({"type": "join", "room": "a room", "username": "ada"}).to_string().into()), "bad_room"),
+        ("empty room", Message::Text(json!({"type": "join", "room": "", "username": "ada"}).to_string().into()), "bad_room"),
+        ("long room", Message::Text(json!({"type": "join", "room": long_room, "username": "ada"}).to_string().into()), "bad_room"),
+        ("text over 4 KiB", Message::Text(json!({"type": "send", "room": "general", "text": long_text}).to_string().into()), "text_too_long"),
+        ("empty text", Message::Text(json!({"type": "send", "room": "general", "text": " "}).to_string().into()), "empty_text"),
+        ("send to a room not joined", Message::Text(json!({"type": "send", "room": "dev", "text": "hi"}).to_string().into()), "not_joined"),
+        ("leave a room not joined", Message::Text(json!({"type": "leave", "room": "dev"}).to_string().into()), "not_joined"),
+        ("join twice", Message::Text(json!({"type": "join", "room": "general", "username": "ada"}).to_string().into()), "already_joined"),
+        ("wrong field type", Message::Text(json!({"type": "send", "room": "general", "text": 42}).to_string().into()), "bad_json"),
+    ];
+    for (case, message, code) in cases {
+        client.send_raw(message).await;
+        let error = client.next_where(|f| f["type"] == "error" || f["type"] == "message").await;
+        assert_eq!(error["type"], "error", "{case}: expected an error, got {error}");
+        assert_eq!(error["code"], code, "{case}: {error}");
+        let words = error["message"].as_str().unwrap_or_default();
+        assert!(words.len() > 10, "{case}: the error must say what was wrong: {error}");
+    }
+    // Still in the room, still chatting.
+    client.say("general", "still works").await;
+    let echo = client.next_where(|f| f["type"] == "message").await;
+    assert_eq!(echo["text"], "still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_64_kib_closes_with_1009_and_loses_nothing_for_others() {
+    let topology = Topology::start(1, 1).await;
+    let mut other = topology.client(0).await;
+    other.join("general", "bob").await;
+    let mut client = topology.client(0).await;
+    client.join("general", "ada").await;
+
+    let huge = json!({"type": "send", "room": "general", "text": "x".repeat(70 * 1024)}).to_string();
+    client.send_raw(Message::Text(huge.into())).await;
+    let close = loop {
+        match client.next_message().await {
+            Some(Message::Close(close)) => break close,
+            Some(_) => continue,
+            None => panic!("connection ended without a close frame"),
+        }
+    };
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::Size), "close code 1009");
+
+    let left = other.next_of("member_left").await;
+    assert_eq!(left["member"]["username"], "ada");
+    other.say("general", "fine here").await;
+    assert_eq!(other.next_where(|f| f["type"] == "message").await["text"], "fine here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_rooms_is_refused() {
+    let topology = Topology::embedded(1).await;
+    let mut client = topology.client(0).await;
+    for i in 0..32 {
+        client.join(&format!("room{i}"), "ada").await;
+    }
+    client.send(json!({"type": "join", "room": "room32", "username": "ada"})).await;
+    let error = client.next_of("error").await;
+    assert_eq!(error["code"], "too_many_rooms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_service_answers_bad_grpc_input_with_invalid_argument() {
+    let topology = Topology::start(1, 0).await;
+    let mut grpc = topology.grpc(0).await;
+    let member = |id: &str, name: &str| Some(Member { member_id: id.into(), username: name.into(), gateway: "gw-test".into(), joined_at_ms: 0 });
+
+    let cases: Vec<(&str, Result<(), tonic::Status>, &str)> = vec![
+        ("bad room", grpc.get_room(GetRoomRequest { room: "no spaces please".into() }).await.map(drop), "room name"),
+        ("no member", grpc.join(JoinRequest { room: "general".into(), member: None, history_limit: 0 }).await.map(drop), "member"),
+        ("long username", grpc.join(JoinRequest { room: "general".into(), member: member("m1", &"x".repeat(40)), history_limit: 0 }).await.map(drop), "username"),
+        ("empty text", grpc.send(SendRequest { room: "general".into(), text: String::new(), ..Default::default() }).await.map(drop), "empty"),
+        ("long text", grpc.send(SendRequest { room: "general".into(), text: "x".repeat(5000), ..Default::default() }).await.map(drop), "4096"),
+        ("bad subscribe room", grpc.subscribe(SubscribeRequest { room: String::new(), ..Default::default() }).await.map(drop), "room name"),
+    ];
+    for (case, result, words) in cases {
+        let status = result.expect_err(case);
+        assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
+        assert!(status.message().contains(words), "{case}: message {:?} should mention {words:?}", status.message());
+    }
+
+    let status = grpc
+        .send(SendRequest { room: "general".into(), member_id: "nobody".into(), text: "hi".into(), ..Default::default() })
+        .await
+        .expect_err("a stranger cannot post");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("join"), "{status:?}");
+}
