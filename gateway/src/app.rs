@@ -34,19 +34,18 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down; connect to another one\n").into_response();
     }
     let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "gateway is at its connection limit; try another one\n").into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "gateway is at its connection limit; try another one\n")
+            .into_response();
     };
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     // Frames over the protocol's cap are refused by the session with 1009;
     // twice that is where the socket itself stops reading.
-    ws.max_message_size(MAX_FRAME_BYTES * 2)
-        .max_frame_size(MAX_FRAME_BYTES * 2)
-        .on_upgrade(move |socket| async move {
-            tracing::debug!(conn, "browser connected");
-            session::run(socket, Arc::clone(&state.shared), conn).await;
-            tracing::debug!(conn, "browser disconnected");
-            drop(permit);
-        })
+    ws.max_message_size(MAX_FRAME_BYTES * 2).max_frame_size(MAX_FRAME_BYTES * 2).on_upgrade(move |socket| async move {
+        tracing::debug!(conn, "browser connected");
+        session::run(socket, Arc::clone(&state.shared), conn).await;
+        tracing::debug!(conn, "browser disconnected");
+        drop(permit);
+    })
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -245,7 +245,12 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
     for (member_id, username) in members.into_iter().filter(|(id, _)| unknown.contains(id)) {
         let join = JoinRequest {
             room: room.clone(),
-            member: Some(Member { member_id: member_id.clone(), username, gateway: gateway.to_string(), joined_at_ms: 0 }),
+            member: Some(Member {
+                member_id: member_id.clone(),
+                username,
+                gateway: gateway.to_string(),
+                joined_at_ms: 0,
+            }),
             history_limit: 1,
         };
         match crate::rpc!(services, &room, join, join).await {

@@ -14,15 +14,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    Join { room: String, username: String },
-    Leave { room: String },
+    Join {
+        room: String,
+        username: String,
+    },
+    Leave {
+        room: String,
+    },
     Send {
         room: String,
         text: String,
         #[serde(default)]
         client_id: String,
     },
-    Typing { room: String },
+    Typing {
+        room: String,
+    },
 }
 
 const CLIENT_TYPES: [&str; 4] = ["join", "leave", "send", "typing"];
@@ -55,8 +62,8 @@ impl From<chat_proto::names::Invalid> for Refusal {
 
 /// Parses one text frame from a browser.
 pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Refusal::new("bad_json", format!("frame is not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Refusal::new("bad_json", format!("frame is not valid JSON: {e}")))?;
     let room = value.get("room").and_then(|r| r.as_str()).map(str::to_owned);
     let with_room = |refusal: Refusal| match &room {
         Some(room) => refusal.in_room(room),
@@ -114,9 +121,26 @@ pub enum EventView<'a> {
         client_id: &'a str,
         ts: i64,
     },
-    MemberJoined { room: &'a str, seq: u64, id: &'a str, member: Option<MemberView<'a>>, ts: i64 },
-    MemberLeft { room: &'a str, seq: u64, id: &'a str, member: Option<MemberView<'a>>, reason: &'a str, ts: i64 },
-    Typing { room: &'a str, member_id: &'a str, username: &'a str },
+    MemberJoined {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        member: Option<MemberView<'a>>,
+        ts: i64,
+    },
+    MemberLeft {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        member: Option<MemberView<'a>>,
+        reason: &'a str,
+        ts: i64,
+    },
+    Typing {
+        room: &'a str,
+        member_id: &'a str,
+        username: &'a str,
+    },
 }
 
 impl<'a> EventView<'a> {
@@ -152,7 +176,10 @@ impl<'a> EventView<'a> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    Welcome { gateway: &'a str, limits: Limits },
+    Welcome {
+        gateway: &'a str,
+        limits: Limits,
+    },
     Joined {
         room: &'a str,
         member_id: &'a str,
@@ -161,14 +188,19 @@ pub enum ServerFrame<'a> {
         history: Vec<EventView<'a>>,
         members: Vec<MemberView<'a>>,
     },
-    Left { room: &'a str },
+    Left {
+        room: &'a str,
+    },
     Error {
         code: &'a str,
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<&'a str>,
     },
-    Reconnect { reason: &'a str, after_ms: u64 },
+    Reconnect {
+        reason: &'a str,
+        after_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -60,11 +60,11 @@ impl Hub {
 
     pub fn detach(&self, room: &str, conn: u64) {
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(feed) = feeds.get(room) {
-            if feed.remove(conn) {
-                feed.stop();
-                feeds.remove(room);
-            }
+        if let Some(feed) = feeds.get(room)
+            && feed.remove(conn)
+        {
+            feed.stop();
+            feeds.remove(room);
         }
     }
 

@@ -211,7 +211,11 @@ impl Session<'_> {
             return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(room));
         }
         if self.rooms.len() >= MAX_ROOMS {
-            return Err(Refusal::new("too_many_rooms", format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first")).in_room(room));
+            return Err(Refusal::new(
+                "too_many_rooms",
+                format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first"),
+            )
+            .in_room(room));
         }
         let listener = Listener {
             member_id: self.member_id.clone(),
@@ -253,7 +257,8 @@ impl Session<'_> {
             history: reply.history.iter().filter_map(EventView::of).collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
         });
-        self.rooms.insert(Arc::from(room), JoinedRoom { epoch: Arc::from(epoch.as_str()), snapshot_seq, last_typing: None });
+        self.rooms
+            .insert(Arc::from(room), JoinedRoom { epoch: Arc::from(epoch.as_str()), snapshot_seq, last_typing: None });
         Ok(vec![frame])
     }
 
@@ -328,7 +333,11 @@ impl Session<'_> {
         for (room, _) in self.rooms.drain() {
             self.shared.hub.detach(&room, self.conn);
             let services = Arc::clone(self.shared.hub.services());
-            let request = LeaveRequest { room: room.to_string(), member_id: self.member_id.clone(), reason: "disconnected".into() };
+            let request = LeaveRequest {
+                room: room.to_string(),
+                member_id: self.member_id.clone(),
+                reason: "disconnected".into(),
+            };
             self.shared.tasks.spawn(async move {
                 if let Err(status) = crate::rpc!(services, &room, leave, request).await {
                     tracing::warn!(room = %room, %status, "could not report a disconnect; presence will expire");

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use chat_proto::v1::room_service_client::RoomServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// How long a room-service that failed is skipped.
 const COOL_DOWN: Duration = Duration::from_secs(3);
@@ -159,10 +159,10 @@ impl RoomServices {
         for endpoint in &self.endpoints {
             let mut health = HealthClient::new(endpoint.channel.clone());
             let check = health.check(HealthCheckRequest { service: "chat.v1.RoomService".into() });
-            if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(1), check).await {
-                if response.into_inner().status == ServingStatus::Serving as i32 {
-                    return true;
-                }
+            if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(1), check).await
+                && response.into_inner().status == ServingStatus::Serving as i32
+            {
+                return true;
             }
         }
         false

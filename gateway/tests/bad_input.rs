@@ -24,17 +24,61 @@ async fn each_bad_frame_gets_its_error_and_the_connection_stays_usable() {
         ("unknown type", Message::Text(json!({"type": "shout", "room": "general"}).to_string().into()), "unknown_type"),
         ("missing type", Message::Text(json!({"room": "general"}).to_string().into()), "unknown_type"),
         ("binary frame", Message::Binary(vec![1, 2, 3].into()), "binary_frame"),
-        ("empty username", Message::Text(json!({"type": "join", "room": "dev", "username": "  "}).to_string().into()), "bad_username"),
-        ("long username", Message::Text(json!({"type": "join", "room": "dev", "username": long_name}).to_string().into()), "bad_username"),
-        ("room with a space", Message::Text(json!({"type": "join", "room": "a room", "username": "ada"}).to_string().into()), "bad_room"),
-        ("empty room", Message::Text(json!({"type": "join", "room": "", "username": "ada"}).to_string().into()), "bad_room"),
-        ("long room", Message::Text(json!({"type": "join", "room": long_room, "username": "ada"}).to_string().into()), "bad_room"),
-        ("text over 4 KiB", Message::Text(json!({"type": "send", "room": "general", "text": long_text}).to_string().into()), "text_too_long"),
-        ("empty text", Message::Text(json!({"type": "send", "room": "general", "text": " "}).to_string().into()), "empty_text"),
-        ("send to a room not joined", Message::Text(json!({"type": "send", "room": "dev", "text": "hi"}).to_string().into()), "not_joined"),
-        ("leave a room not joined", Message::Text(json!({"type": "leave", "room": "dev"}).to_string().into()), "not_joined"),
-        ("join twice", Message::Text(json!({"type": "join", "room": "general", "username": "ada"}).to_string().into()), "already_joined"),
-        ("wrong field type", Message::Text(json!({"type": "send", "room": "general", "text": 42}).to_string().into()), "bad_json"),
+        (
+            "empty username",
+            Message::Text(json!({"type": "join", "room": "dev", "username": "  "}).to_string().into()),
+            "bad_username",
+        ),
+        (
+            "long username",
+            Message::Text(json!({"type": "join", "room": "dev", "username": long_name}).to_string().into()),
+            "bad_username",
+        ),
+        (
+            "room with a space",
+            Message::Text(json!({"type": "join", "room": "a room", "username": "ada"}).to_string().into()),
+            "bad_room",
+        ),
+        (
+            "empty room",
+            Message::Text(json!({"type": "join", "room": "", "username": "ada"}).to_string().into()),
+            "bad_room",
+        ),
+        (
+            "long room",
+            Message::Text(json!({"type": "join", "room": long_room, "username": "ada"}).to_string().into()),
+            "bad_room",
+        ),
+        (
+            "text over 4 KiB",
+            Message::Text(json!({"type": "send", "room": "general", "text": long_text}).to_string().into()),
+            "text_too_long",
+        ),
+        (
+            "empty text",
+            Message::Text(json!({"type": "send", "room": "general", "text": " "}).to_string().into()),
+            "empty_text",
+        ),
+        (
+            "send to a room not joined",
+            Message::Text(json!({"type": "send", "room": "dev", "text": "hi"}).to_string().into()),
+            "not_joined",
+        ),
+        (
+            "leave a room not joined",
+            Message::Text(json!({"type": "leave", "room": "dev"}).to_string().into()),
+            "not_joined",
+        ),
+        (
+            "join twice",
+            Message::Text(json!({"type": "join", "room": "general", "username": "ada"}).to_string().into()),
+            "already_joined",
+        ),
+        (
+            "wrong field type",
+            Message::Text(json!({"type": "send", "room": "general", "text": 42}).to_string().into()),
+            "bad_json",
+        ),
     ];
     for (case, message, code) in cases {
         client.send_raw(message).await;
@@ -91,15 +135,43 @@ async fn too_many_rooms_is_refused() {
 async fn room_service_answers_bad_grpc_input_with_invalid_argument() {
     let topology = Topology::start(1, 0).await;
     let mut grpc = topology.grpc(0).await;
-    let member = |id: &str, name: &str| Some(Member { member_id: id.into(), username: name.into(), gateway: "gw-test".into(), joined_at_ms: 0 });
+    let member = |id: &str, name: &str| {
+        Some(Member { member_id: id.into(), username: name.into(), gateway: "gw-test".into(), joined_at_ms: 0 })
+    };
 
     let cases: Vec<(&str, Result<(), tonic::Status>, &str)> = vec![
         ("bad room", grpc.get_room(GetRoomRequest { room: "no spaces please".into() }).await.map(drop), "room name"),
-        ("no member", grpc.join(JoinRequest { room: "general".into(), member: None, history_limit: 0 }).await.map(drop), "member"),
-        ("long username", grpc.join(JoinRequest { room: "general".into(), member: member("m1", &"x".repeat(40)), history_limit: 0 }).await.map(drop), "username"),
-        ("empty text", grpc.send(SendRequest { room: "general".into(), text: String::new(), ..Default::default() }).await.map(drop), "empty"),
-        ("long text", grpc.send(SendRequest { room: "general".into(), text: "x".repeat(5000), ..Default::default() }).await.map(drop), "4096"),
-        ("bad subscribe room", grpc.subscribe(SubscribeRequest { room: String::new(), ..Default::default() }).await.map(drop), "room name"),
+        (
+            "no member",
+            grpc.join(JoinRequest { room: "general".into(), member: None, history_limit: 0 }).await.map(drop),
+            "member",
+        ),
+        (
+            "long username",
+            grpc.join(JoinRequest { room: "general".into(), member: member("m1", &"x".repeat(40)), history_limit: 0 })
+                .await
+                .map(drop),
+            "username",
+        ),
+        (
+            "empty text",
+            grpc.send(SendRequest { room: "general".into(), text: String::new(), ..Default::default() })
+                .await
+                .map(drop),
+            "empty",
+        ),
+        (
+            "long text",
+            grpc.send(SendRequest { room: "general".into(), text: "x".repeat(5000), ..Default::default() })
+                .await
+                .map(drop),
+            "4096",
+        ),
+        (
+            "bad subscribe room",
+            grpc.subscribe(SubscribeRequest { room: String::new(), ..Default::default() }).await.map(drop),
+            "room name",
+        ),
     ];
     for (case, result, words) in cases {
         let status = result.expect_err(case);
@@ -108,7 +180,12 @@ async fn room_service_answers_bad_grpc_input_with_invalid_argument() {
     }
 
     let status = grpc
-        .send(SendRequest { room: "general".into(), member_id: "nobody".into(), text: "hi".into(), ..Default::default() })
+        .send(SendRequest {
+            room: "general".into(),
+            member_id: "nobody".into(),
+            text: "hi".into(),
+            ..Default::default()
+        })
         .await
         .expect_err("a stranger cannot post");
     assert_eq!(status.code(), Code::FailedPrecondition);

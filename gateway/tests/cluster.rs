@@ -11,7 +11,11 @@ use serde_json::Value;
 use support::{Client, PATIENCE, Topology};
 
 fn texts(frames: &[Value]) -> Vec<String> {
-    frames.iter().filter(|f| f["type"] == "message").map(|f| f["text"].as_str().unwrap_or_default().to_owned()).collect()
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Reads `n` message frames for `room` (skipping notices).
@@ -83,7 +87,10 @@ async fn a_room_sees_nothing_of_another_room() {
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let frame = both.next_where(|f| f["type"] == "message").await;
-        seen.push((frame["room"].as_str().unwrap_or_default().to_owned(), frame["text"].as_str().unwrap_or_default().to_owned()));
+        seen.push((
+            frame["room"].as_str().unwrap_or_default().to_owned(),
+            frame["text"].as_str().unwrap_or_default().to_owned(),
+        ));
     }
     seen.sort();
     assert_eq!(seen, vec![("dev".into(), "only for dev".into()), ("general".into(), "only for general".into())]);
@@ -103,10 +110,14 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
 
     let mut bob = topology.client(1).await;
     let joined = bob.join("general", "bob").await;
-    let names: Vec<&str> = joined["members"].as_array().expect("members").iter().filter_map(|m| m["username"].as_str()).collect();
+    let names: Vec<&str> =
+        joined["members"].as_array().expect("members").iter().filter_map(|m| m["username"].as_str()).collect();
     assert_eq!(names, ["ada", "bob"], "joined lists members of every gateway");
     let notice = ada.next_of("member_joined").await;
-    assert_eq!((notice["member"]["username"].as_str(), notice["member"]["gateway"].as_str()), (Some("bob"), Some(bob.gateway.as_str())));
+    assert_eq!(
+        (notice["member"]["username"].as_str(), notice["member"]["gateway"].as_str()),
+        (Some("bob"), Some(bob.gateway.as_str()))
+    );
 
     let mut cy = topology.client(2).await;
     cy.join("general", "cy").await;
@@ -115,10 +126,21 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
     }
 
     for i in 0..2 {
-        let room = topology.grpc(i).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
-        let mut seen: Vec<(String, String)> = room.members.iter().map(|m| (m.username.clone(), m.gateway.clone())).collect();
+        let room = topology
+            .grpc(i)
+            .await
+            .get_room(GetRoomRequest { room: "general".into() })
+            .await
+            .expect("GetRoom")
+            .into_inner();
+        let mut seen: Vec<(String, String)> =
+            room.members.iter().map(|m| (m.username.clone(), m.gateway.clone())).collect();
         seen.sort();
-        let expected = vec![("ada".into(), ada.gateway.clone()), ("bob".into(), bob.gateway.clone()), ("cy".into(), cy.gateway.clone())];
+        let expected = vec![
+            ("ada".into(), ada.gateway.clone()),
+            ("bob".into(), bob.gateway.clone()),
+            ("cy".into(), cy.gateway.clone()),
+        ];
         assert_eq!(seen, expected, "GetRoom on room-service {i}");
         assert_eq!(room.member_count, 3);
         assert!(room.last_seq >= 3, "three joins were stored: {}", room.last_seq);
@@ -133,7 +155,8 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
     let gone = ada.next_of("member_left").await;
     assert_eq!((gone["member"]["username"].as_str(), gone["reason"].as_str()), (Some("bob"), Some("disconnected")));
 
-    let room = topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+    let room =
+        topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
     assert_eq!(room.members.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["ada"]);
 }
 
@@ -164,7 +187,8 @@ async fn join_returns_history_and_a_system_message_reaches_the_room() {
         let frame = client.next_where(|f| f["type"] == "message").await;
         assert_eq!((frame["username"].as_str(), frame["text"].as_str()), (Some("system"), Some("maintenance at noon")));
     }
-    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 2 }).await.expect("History").into_inner();
+    let history =
+        grpc.history(HistoryRequest { room: "general".into(), limit: 2 }).await.expect("History").into_inner();
     assert_eq!(history.events.len(), 2);
     assert_eq!(history.events.last().map(|e| e.seq), Some(history.last_seq));
 }
@@ -181,7 +205,8 @@ async fn each_room_has_one_redis_subscription_however_many_gateways_and_browsers
         }
     }
     let mut redis = topology.redis.as_ref().expect("redis").connection().await;
-    let numsub: (String, u32) = redis::cmd("PUBSUB").arg("NUMSUB").arg("chat:{general}:events").query_async(&mut redis).await.expect("PUBSUB");
+    let numsub: (String, u32) =
+        redis::cmd("PUBSUB").arg("NUMSUB").arg("chat:{general}:events").query_async(&mut redis).await.expect("PUBSUB");
     assert_eq!(numsub.1, 1, "six browsers on three gateways: one subscription, on the room's room-service");
     let patterns: u32 = redis::cmd("PUBSUB").arg("NUMPAT").query_async(&mut redis).await.expect("NUMPAT");
     assert_eq!(patterns, 0, "no pattern subscriptions on the message path");
@@ -191,7 +216,12 @@ async fn each_room_has_one_redis_subscription_however_many_gateways_and_browsers
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let numsub: (String, u32) = redis::cmd("PUBSUB").arg("NUMSUB").arg("chat:{general}:events").query_async(&mut redis).await.expect("PUBSUB");
+        let numsub: (String, u32) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("chat:{general}:events")
+            .query_async(&mut redis)
+            .await
+            .expect("PUBSUB");
         if numsub.1 == 0 {
             break;
         }
@@ -260,7 +290,13 @@ async fn room_service_failover(crash: bool) {
         let got = clients[client].next_where(|f| f["type"] == "message" && f["text"] == "and again").await;
         assert_eq!(got["room"], "general");
     }
-    let room = topology.grpc(1 - owner).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+    let room = topology
+        .grpc(1 - owner)
+        .await
+        .get_room(GetRoomRequest { room: "general".into() })
+        .await
+        .expect("GetRoom")
+        .into_inner();
     assert_eq!(room.member_count, 3, "presence survives the room-service: {:?}", room.members);
 }
 
@@ -308,7 +344,11 @@ async fn chat_resumes_after_redis_restarts() {
         attempt += 1;
         let text = format!("after restart {attempt}");
         ada.say("general", &text).await;
-        let got = tokio::time::timeout(Duration::from_millis(1500), bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str())).await;
+        let got = tokio::time::timeout(
+            Duration::from_millis(1500),
+            bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str()),
+        )
+        .await;
         if got.is_ok() {
             break;
         }

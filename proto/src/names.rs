@@ -39,9 +39,7 @@ fn invalid(code: &'static str, message: String) -> Invalid {
 /// Checks a room name: 1–64 characters of `[A-Za-z0-9_.-]`.
 pub fn check_room(room: &str) -> Result<(), Invalid> {
     let ok_len = !room.is_empty() && room.len() <= MAX_ROOM_CHARS;
-    let ok_chars = room
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    let ok_chars = room.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if ok_len && ok_chars {
         Ok(())
     } else {
@@ -61,17 +59,12 @@ pub fn check_username(username: &str) -> Result<&str, Invalid> {
     let name = username.trim();
     let chars = name.chars().count();
     if name.is_empty() {
-        return Err(invalid(
-            "bad_username",
-            "username is empty: choose a name of 1 to 32 characters".into(),
-        ));
+        return Err(invalid("bad_username", "username is empty: choose a name of 1 to 32 characters".into()));
     }
     if chars > MAX_USERNAME_CHARS {
         return Err(invalid(
             "bad_username",
-            format!(
-                "username is {chars} characters long: at most {MAX_USERNAME_CHARS} are allowed"
-            ),
+            format!("username is {chars} characters long: at most {MAX_USERNAME_CHARS} are allowed"),
         ));
     }
     if name.chars().any(char::is_control) {
@@ -91,10 +84,7 @@ pub fn check_text(text: &str) -> Result<(), Invalid> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(invalid(
             "text_too_long",
-            format!(
-                "message text is {} bytes: at most {MAX_TEXT_BYTES} bytes are allowed",
-                text.len()
-            ),
+            format!("message text is {} bytes: at most {MAX_TEXT_BYTES} bytes are allowed", text.len()),
         ));
     }
     Ok(())
@@ -103,10 +93,7 @@ pub fn check_text(text: &str) -> Result<(), Invalid> {
 /// Checks an optional client message id: at most 64 characters.
 pub fn check_client_id(client_id: &str) -> Result<(), Invalid> {
     if client_id.chars().count() > MAX_CLIENT_ID_CHARS {
-        return Err(invalid(
-            "bad_client_id",
-            format!("client_id is longer than {MAX_CLIENT_ID_CHARS} characters"),
-        ));
+        return Err(invalid("bad_client_id", format!("client_id is longer than {MAX_CLIENT_ID_CHARS} characters")));
     }
     Ok(())
 }
@@ -166,11 +153,7 @@ mod tests {
         assert_eq!(check_username("  ada  "), Ok("ada"));
         assert_eq!(check_username(&"é".repeat(32)).map(str::len), Ok(64));
         for bad in ["", "   ", "a\nb", &"x".repeat(33)] {
-            assert_eq!(
-                check_username(bad).map_err(|e| e.code),
-                Err("bad_username"),
-                "{bad:?}"
-            );
+            assert_eq!(check_username(bad).map_err(|e| e.code), Err("bad_username"), "{bad:?}");
         }
     }
 
@@ -179,10 +162,7 @@ mod tests {
         assert!(check_text("hi").is_ok());
         assert!(check_text(&"x".repeat(4096)).is_ok());
         assert_eq!(check_text(" \n").map_err(|e| e.code), Err("empty_text"));
-        assert_eq!(
-            check_text(&"x".repeat(4097)).map_err(|e| e.code),
-            Err("text_too_long")
-        );
+        assert_eq!(check_text(&"x".repeat(4097)).map_err(|e| e.code), Err("text_too_long"));
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub async fn run(
                         config::redact(&url)
                     )
                 })?;
-            tracing::info!(redis = config::redact(&url), "broker: Redis; rooms are shared with every room-service on it");
+            tracing::info!(
+                redis = config::redact(&url),
+                "broker: Redis; rooms are shared with every room-service on it"
+            );
             serve(config, Arc::new(broker), listener, shutdown).await
         }
         None => {
@@ -112,7 +115,12 @@ async fn serve<B: Broker>(
 
 /// Drops bus subscriptions nobody reads, and removes members whose gateway
 /// stopped heartbeats (with a leave notice) in the rooms this process serves.
-async fn housekeeping<B: Broker>(rooms: Arc<Rooms<B>>, broker: Arc<B>, presence_ttl: Duration, stopping: CancellationToken) {
+async fn housekeeping<B: Broker>(
+    rooms: Arc<Rooms<B>>,
+    broker: Arc<B>,
+    presence_ttl: Duration,
+    stopping: CancellationToken,
+) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     let reap_every = (presence_ttl.as_secs() / 3).max(1);
     let mut ticks = 0u64;
@@ -123,7 +131,7 @@ async fn housekeeping<B: Broker>(rooms: Arc<Rooms<B>>, broker: Arc<B>, presence_
         }
         broker.drop_idle_subscriptions().await;
         ticks += 1;
-        if ticks % reap_every == 0 {
+        if ticks.is_multiple_of(reap_every) {
             for room in broker.subscribed_rooms() {
                 if let Err(error) = rooms.reap(&room).await {
                     tracing::warn!(room, %error, "could not check presence");
@@ -134,7 +142,11 @@ async fn housekeeping<B: Broker>(rooms: Arc<Rooms<B>>, broker: Arc<B>, presence_
 }
 
 /// Reports SERVING only while the broker answers.
-async fn watch_health<B: Broker>(broker: Arc<B>, health: tonic_health::server::HealthReporter, stopping: CancellationToken) {
+async fn watch_health<B: Broker>(
+    broker: Arc<B>,
+    health: tonic_health::server::HealthReporter,
+    stopping: CancellationToken,
+) {
     let mut serving = true;
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     loop {

@@ -12,9 +12,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let addr = format!("{}:{}", config.host, config.grpc_port);
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another room-service on that port? set --grpc-port)"))?;
+    let listener = TcpListener::bind(&addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (is another room-service on that port? set --grpc-port)")
+    })?;
     room_service::run(config, listener, shutdown_signal()).await
 }
 

@@ -8,10 +8,9 @@ use chat_proto::names;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest,
-    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest,
-    ListRoomsResponse, Member, MemberJoined, MemberLeft, MemberTyping, Room, RoomEvent,
-    SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse, JoinRequest,
+    JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, Member, MemberJoined, MemberLeft,
+    MemberTyping, Room, RoomEvent, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -55,10 +54,7 @@ impl<B: Broker> Rooms<B> {
         let now = now_ms();
         let mut reaped = 0;
         for member in self.broker.expired(room, now).await? {
-            let change = Change::Leave {
-                member_id: member.member_id.clone(),
-                only_if_expired_at: Some(now),
-            };
+            let change = Change::Leave { member_id: member.member_id.clone(), only_if_expired_at: Some(now) };
             let event = new_event(room, Kind::Left(MemberLeft { member: Some(member), reason: "expired".into() }));
             if self.broker.append(room, change, event).await?.is_some() {
                 reaped += 1;
@@ -72,19 +68,11 @@ impl<B: Broker> Rooms<B> {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 fn new_event(room: &str, kind: Kind) -> RoomEvent {
-    RoomEvent {
-        room: room.to_owned(),
-        ts_ms: now_ms(),
-        kind: Some(kind),
-        ..Default::default()
-    }
+    RoomEvent { room: room.to_owned(), ts_ms: now_ms(), kind: Some(kind), ..Default::default() }
 }
 
 fn invalid(error: names::Invalid) -> Status {
@@ -113,7 +101,8 @@ impl<B: Broker> RoomService for Rooms<B> {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let JoinRequest { room, member, history_limit: limit } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
-        let mut member = member.ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
+        let mut member = member
+            .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
         names::check_member_id(&member.member_id).map_err(invalid)?;
         member.username = names::check_username(&member.username).map_err(invalid)?.to_owned();
         if member.gateway.is_empty() || member.gateway.len() > names::MAX_MEMBER_ID_CHARS {
@@ -126,7 +115,13 @@ impl<B: Broker> RoomService for Rooms<B> {
         let joined = self.broker.append(&room, change, event).await?;
         let (history, _) = self.broker.recent(&room, history_limit(limit)).await?;
         let members = self.broker.members(&room, now_ms()).await?;
-        tracing::info!(room, member = member.member_id, username = member.username, gateway = member.gateway, "member joined");
+        tracing::info!(
+            room,
+            member = member.member_id,
+            username = member.username,
+            gateway = member.gateway,
+            "member joined"
+        );
         Ok(Response::new(JoinResponse { joined, history, members }))
     }
 
@@ -137,7 +132,11 @@ impl<B: Broker> RoomService for Rooms<B> {
         let reason = match reason.as_str() {
             "" | "left" => "left",
             "disconnected" => "disconnected",
-            other => return Err(Status::invalid_argument(format!("reason {other:?} is not one of \"left\", \"disconnected\""))),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "reason {other:?} is not one of \"left\", \"disconnected\""
+                )));
+            }
         };
         let Some(member) = self.broker.member(&room, &member_id).await? else {
             return Ok(Response::new(LeaveResponse { left: None }));
@@ -201,14 +200,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         let position = self.broker.position(&request.room).await?;
         tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(
-            Arc::clone(&self.broker),
-            request,
-            subscription,
-            position,
-            tx,
-            self.stopping.clone(),
-        ));
+        tokio::spawn(stream::run(Arc::clone(&self.broker), request, subscription, position, tx, self.stopping.clone()));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

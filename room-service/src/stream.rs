@@ -44,7 +44,13 @@ pub async fn run<B: Broker>(
         if catch_up(&*broker, &room, &mut cursor, position.last_seq, &out).await.is_err() {
             return;
         }
-        tracing::info!(room, gateway = request.gateway, from = request.after_seq, to = cursor.last, "replayed missed events");
+        tracing::info!(
+            room,
+            gateway = request.gateway,
+            from = request.after_seq,
+            to = cursor.last,
+            "replayed missed events"
+        );
     }
 
     let end = loop {
@@ -92,7 +98,13 @@ async fn send(out: &Out, event: RoomEvent) -> Result<(), Stop> {
     out.send(Ok(event)).await.map_err(|_| Stop::GatewayGone)
 }
 
-async fn forward<B: Broker>(broker: &B, room: &str, cursor: &mut Cursor, event: &Arc<RoomEvent>, out: &Out) -> Result<(), Stop> {
+async fn forward<B: Broker>(
+    broker: &B,
+    room: &str,
+    cursor: &mut Cursor,
+    event: &Arc<RoomEvent>,
+    out: &Out,
+) -> Result<(), Stop> {
     if event.seq == 0 {
         return send(out, RoomEvent::clone(event)).await;
     }

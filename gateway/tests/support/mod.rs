@@ -93,7 +93,8 @@ impl Node {
     async fn join(&mut self) {
         let addr = self.addr;
         let thread = self.thread.take().expect("joined once");
-        let joined = tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(move || thread.join())).await;
+        let joined =
+            tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(move || thread.join())).await;
         match joined {
             Ok(Ok(Ok(Ok(())))) => {}
             Ok(Ok(Ok(Err(error)))) => panic!("server at {addr} failed: {error:#}"),
@@ -133,7 +134,12 @@ impl Topology {
         Self::build(None, room_service::Config::with_redis(None), 1, gateways).await
     }
 
-    async fn build(redis: Option<RedisServer>, mut rs_config: room_service::Config, room_services: usize, gateways: usize) -> Self {
+    async fn build(
+        redis: Option<RedisServer>,
+        mut rs_config: room_service::Config,
+        room_services: usize,
+        gateways: usize,
+    ) -> Self {
         init_logs();
         rs_config.presence_ttl_secs = 3;
         let mut topology = Self {
@@ -147,9 +153,8 @@ impl Topology {
             let node = topology.spawn_room_service(0).await;
             topology.room_services.push(Some(node));
         }
-        let mut gw_config = gateway::Config::with_room_services(
-            (0..room_services).map(|i| topology.room_service_url(i)).collect(),
-        );
+        let mut gw_config =
+            gateway::Config::with_room_services((0..room_services).map(|i| topology.room_service_url(i)).collect());
         gw_config.heartbeat_secs = 1;
         gw_config.drain_secs = 3;
         topology.gateway_config = gw_config;
@@ -299,7 +304,8 @@ impl Client {
     pub async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.next()).await.expect("the wanted frame did not come in time");
+            let frame =
+                tokio::time::timeout_at(deadline, self.next()).await.expect("the wanted frame did not come in time");
             if wanted(&frame) {
                 return frame;
             }

@@ -47,10 +47,7 @@ mod tests {
     fn message(text: &str) -> RoomEvent {
         RoomEvent {
             room: "general".into(),
-            kind: Some(Kind::Message(ChatMessage {
-                text: text.into(),
-                ..Default::default()
-            })),
+            kind: Some(Kind::Message(ChatMessage { text: text.into(), ..Default::default() })),
             ..Default::default()
         }
     }

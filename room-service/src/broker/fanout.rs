@@ -55,10 +55,7 @@ impl Drop for Reader {
 impl Fanout {
     /// `capacity` bounds the events buffered per room for its slowest reader.
     pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self {
-            rooms: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        })
+        Arc::new(Self { rooms: Mutex::new(HashMap::new()), capacity: capacity.max(1) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tap>> {
@@ -87,10 +84,7 @@ impl Fanout {
         tap.readers += 1;
         let subscription = Subscription {
             events: tap.tx.subscribe(),
-            _reader: Reader {
-                fanout: Arc::clone(self),
-                room: room.to_owned(),
-            },
+            _reader: Reader { fanout: Arc::clone(self), room: room.to_owned() },
         };
         (subscription, !tap.live)
     }
@@ -117,11 +111,7 @@ impl Fanout {
 
     /// Rooms with a live tap.
     pub fn live_rooms(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, tap)| tap.live)
-            .map(|(room, _)| room.clone())
-            .collect()
+        self.lock().iter().filter(|(_, tap)| tap.live).map(|(room, _)| room.clone()).collect()
     }
 }
 
@@ -130,10 +120,7 @@ mod tests {
     use super::*;
 
     fn event(seq: u64) -> Arc<RoomEvent> {
-        Arc::new(RoomEvent {
-            seq,
-            ..Default::default()
-        })
+        Arc::new(RoomEvent { seq, ..Default::default() })
     }
 
     #[tokio::test]

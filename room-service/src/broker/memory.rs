@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
 
-use super::{
-    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, event_id, new_epoch,
-};
+use super::{Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, event_id, new_epoch};
 
 /// How many recent send ids per room are remembered for dedupe.
 const DEDUPE_PER_ROOM: usize = 4096;
@@ -48,10 +46,7 @@ impl RoomLog {
     }
 
     fn position(&self) -> Position {
-        Position {
-            epoch: self.epoch.clone(),
-            last_seq: self.last_seq,
-        }
+        Position { epoch: self.epoch.clone(), last_seq: self.last_seq }
     }
 }
 
@@ -90,8 +85,7 @@ impl MemoryBroker {
                 }
             }
             Change::Join { member, expires_at_ms } => {
-                log.members
-                    .insert(member.member_id.clone(), (member, expires_at_ms));
+                log.members.insert(member.member_id.clone(), (member, expires_at_ms));
             }
             Change::Leave { member_id, only_if_expired_at } => {
                 let expired = match (log.members.get(&member_id), only_if_expired_at) {
@@ -163,14 +157,7 @@ impl Broker for MemoryBroker {
         let rooms = self.lock();
         Ok(rooms
             .get(room)
-            .map(|log| {
-                log.history
-                    .iter()
-                    .filter(|e| e.seq > after_seq)
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            })
+            .map(|log| log.history.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect())
             .unwrap_or_default())
     }
 
@@ -179,24 +166,14 @@ impl Broker for MemoryBroker {
     }
 
     async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
-        Ok(self
-            .lock()
-            .get(room)
-            .and_then(|log| log.members.get(member_id))
-            .map(|(m, _)| m.clone()))
+        Ok(self.lock().get(room).and_then(|log| log.members.get(member_id)).map(|(m, _)| m.clone()))
     }
 
     async fn members(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
         let rooms = self.lock();
         let mut members: Vec<Member> = rooms
             .get(room)
-            .map(|log| {
-                log.members
-                    .values()
-                    .filter(|(_, expires)| *expires > now_ms)
-                    .map(|(m, _)| m.clone())
-                    .collect()
-            })
+            .map(|log| log.members.values().filter(|(_, expires)| *expires > now_ms).map(|(m, _)| m.clone()).collect())
             .unwrap_or_default();
         members.sort_by(|a, b| (a.joined_at_ms, &a.member_id).cmp(&(b.joined_at_ms, &b.member_id)));
         Ok(members)
@@ -206,13 +183,7 @@ impl Broker for MemoryBroker {
         Ok(self
             .lock()
             .get(room)
-            .map(|log| {
-                log.members
-                    .values()
-                    .filter(|(_, expires)| *expires <= now_ms)
-                    .map(|(m, _)| m.clone())
-                    .collect()
-            })
+            .map(|log| log.members.values().filter(|(_, expires)| *expires <= now_ms).map(|(m, _)| m.clone()).collect())
             .unwrap_or_default())
     }
 

@@ -47,10 +47,7 @@ pub enum Change {
     Join { member: Member, expires_at_ms: i64 },
     /// A member leaves. With `only_if_expired_at`, only if its presence ran
     /// out by then (a heartbeat in between keeps it).
-    Leave {
-        member_id: String,
-        only_if_expired_at: Option<i64>,
-    },
+    Leave { member_id: String, only_if_expired_at: Option<i64> },
 }
 
 /// Where a room's sequence stands.
@@ -77,22 +74,15 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = BrokerResult<Option<RoomEvent>>> + Send;
 
     /// Publishes an event that is not stored and has no sequence number.
-    fn publish_ephemeral(
-        &self,
-        room: &str,
-        event: RoomEvent,
-    ) -> impl Future<Output = BrokerResult<()>> + Send;
+    fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> impl Future<Output = BrokerResult<()>> + Send;
 
     /// Starts receiving the room's events. The first subscription in this
     /// process subscribes on the bus; later ones share it.
     fn subscribe(&self, room: &str) -> impl Future<Output = BrokerResult<Subscription>> + Send;
 
     /// The last `limit` stored events, oldest first, and the room's position.
-    fn recent(
-        &self,
-        room: &str,
-        limit: usize,
-    ) -> impl Future<Output = BrokerResult<(Vec<RoomEvent>, Position)>> + Send;
+    fn recent(&self, room: &str, limit: usize)
+    -> impl Future<Output = BrokerResult<(Vec<RoomEvent>, Position)>> + Send;
 
     /// Up to `limit` stored events with a sequence number above `after_seq`,
     /// oldest first.
@@ -106,25 +96,13 @@ pub trait Broker: Send + Sync + 'static {
     fn position(&self, room: &str) -> impl Future<Output = BrokerResult<Position>> + Send;
 
     /// One member, if present (expired or not).
-    fn member(
-        &self,
-        room: &str,
-        member_id: &str,
-    ) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
+    fn member(&self, room: &str, member_id: &str) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
 
     /// Members whose presence has not run out at `now_ms`, by join time.
-    fn members(
-        &self,
-        room: &str,
-        now_ms: i64,
-    ) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+    fn members(&self, room: &str, now_ms: i64) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
 
     /// Members whose presence ran out by `now_ms` and who were not yet removed.
-    fn expired(
-        &self,
-        room: &str,
-        now_ms: i64,
-    ) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+    fn expired(&self, room: &str, now_ms: i64) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
 
     /// Extends the presence of `member_ids` to `expires_at_ms`; returns the
     /// ids it does not know.
@@ -136,11 +114,7 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
 
     /// Up to `limit` rooms with their live member counts.
-    fn rooms(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> impl Future<Output = BrokerResult<Vec<RoomSummary>>> + Send;
+    fn rooms(&self, now_ms: i64, limit: usize) -> impl Future<Output = BrokerResult<Vec<RoomSummary>>> + Send;
 
     /// Ends bus subscriptions nobody in this process reads any more.
     fn drop_idle_subscriptions(&self) -> impl Future<Output = ()> + Send;

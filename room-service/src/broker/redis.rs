@@ -29,9 +29,7 @@ use redis::streams::StreamRangeReply;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::{
-    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, envelope, new_epoch,
-};
+use super::{Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, envelope, new_epoch};
 
 /// How long a sent message's id is remembered for dedupe.
 const DEDUPE_TTL_SECS: u64 = 600;
@@ -90,21 +88,17 @@ impl RedisBroker {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_max_delay(Duration::from_secs(2));
-        let commands = client
-            .get_connection_manager_with_config(reconnect.clone())
-            .await?;
+        let commands = client.get_connection_manager_with_config(reconnect.clone()).await?;
 
         let fanout = Fanout::new(fanout_capacity);
         let router = Arc::clone(&fanout);
         let pubsub = client
-            .get_connection_manager_with_config(
-                reconnect
-                    .set_automatic_resubscription()
-                    .set_push_sender(move |push: PushInfo| {
-                        route_push(&router, push);
-                        Ok::<(), std::convert::Infallible>(())
-                    }),
-            )
+            .get_connection_manager_with_config(reconnect.set_automatic_resubscription().set_push_sender(
+                move |push: PushInfo| {
+                    route_push(&router, push);
+                    Ok::<(), std::convert::Infallible>(())
+                },
+            ))
             .await?;
 
         Ok(Self {
@@ -129,10 +123,7 @@ impl RedisBroker {
             .iter()
             .map(|entry| match entry.map.get("e") {
                 Some(Value::BulkString(payload)) => envelope::decode(payload),
-                _ => Err(BrokerError::Corrupt(format!(
-                    "history entry {} has no event",
-                    entry.id
-                ))),
+                _ => Err(BrokerError::Corrupt(format!("history entry {} has no event", entry.id))),
             })
             .collect()
     }
@@ -183,13 +174,9 @@ impl Broker for RedisBroker {
                 };
                 ("message", member_id.as_str(), Vec::new(), String::new(), dedupe)
             }
-            Change::Join { member, expires_at_ms } => (
-                "join",
-                member.member_id.as_str(),
-                member.encode_to_vec(),
-                expires_at_ms.to_string(),
-                String::new(),
-            ),
+            Change::Join { member, expires_at_ms } => {
+                ("join", member.member_id.as_str(), member.encode_to_vec(), expires_at_ms.to_string(), String::new())
+            }
             Change::Leave { member_id, only_if_expired_at } => (
                 "leave",
                 member_id.as_str(),
@@ -224,10 +211,7 @@ impl Broker for RedisBroker {
             }
             [status] if status == b"not_member" => Err(BrokerError::NotMember(member_id.to_owned())),
             [status] if status == b"absent" => Ok(None),
-            other => Err(BrokerError::Corrupt(format!(
-                "append.lua answered {} values",
-                other.len()
-            ))),
+            other => Err(BrokerError::Corrupt(format!("append.lua answered {} values", other.len()))),
         }
     }
 
@@ -254,9 +238,8 @@ impl Broker for RedisBroker {
 
     async fn recent(&self, room: &str, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
         let keys = Keys::of(room);
-        let mut events = self
-            .read_range(redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit))
-            .await?;
+        let mut events =
+            self.read_range(redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit)).await?;
         events.reverse();
         let position = match events.last() {
             // The position must match the history read, not a later write.
@@ -269,35 +252,21 @@ impl Broker for RedisBroker {
     async fn after(&self, room: &str, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
         let keys = Keys::of(room);
         self.read_range(
-            redis::cmd("XRANGE")
-                .arg(&keys.log)
-                .arg(format!("({after_seq}-1"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(limit),
+            redis::cmd("XRANGE").arg(&keys.log).arg(format!("({after_seq}-1")).arg("+").arg("COUNT").arg(limit),
         )
         .await
     }
 
     async fn position(&self, room: &str) -> BrokerResult<Position> {
         let keys = Keys::of(room);
-        let (epoch, last_seq): (Option<String>, Option<u64>) = redis::cmd("MGET")
-            .arg(&keys.epoch)
-            .arg(&keys.seq)
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(Position {
-            epoch: epoch.unwrap_or_default(),
-            last_seq: last_seq.unwrap_or(0),
-        })
+        let (epoch, last_seq): (Option<String>, Option<u64>) =
+            redis::cmd("MGET").arg(&keys.epoch).arg(&keys.seq).query_async(&mut self.conn()).await?;
+        Ok(Position { epoch: epoch.unwrap_or_default(), last_seq: last_seq.unwrap_or(0) })
     }
 
     async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
-        let record: Option<Vec<u8>> = redis::cmd("HGET")
-            .arg(Keys::of(room).members)
-            .arg(member_id)
-            .query_async(&mut self.conn())
-            .await?;
+        let record: Option<Vec<u8>> =
+            redis::cmd("HGET").arg(Keys::of(room).members).arg(member_id).query_async(&mut self.conn()).await?;
         record.map(|bytes| decode_member(&bytes)).transpose()
     }
 
@@ -383,11 +352,7 @@ impl Broker for RedisBroker {
         Ok(names
             .into_iter()
             .zip(counts)
-            .map(|(name, (member_count, last_seq))| RoomSummary {
-                name,
-                member_count,
-                last_seq: last_seq.unwrap_or(0),
-            })
+            .map(|(name, (member_count, last_seq))| RoomSummary { name, member_count, last_seq: last_seq.unwrap_or(0) })
             .collect())
     }
 
@@ -416,11 +381,8 @@ impl RedisBroker {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let records: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(&keys.members)
-            .arg(ids)
-            .query_async(&mut self.conn())
-            .await?;
+        let records: Vec<Option<Vec<u8>>> =
+            redis::cmd("HMGET").arg(&keys.members).arg(ids).query_async(&mut self.conn()).await?;
         records.into_iter().flatten().map(|r| decode_member(&r)).collect()
     }
 }
