@@ -25,6 +25,7 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .fallback_service(ServeDir::new(static_dir))
         .with_state(state)
 }
@@ -42,10 +43,16 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
     // twice that is where the socket itself stops reading.
     ws.max_message_size(MAX_FRAME_BYTES * 2).max_frame_size(MAX_FRAME_BYTES * 2).on_upgrade(move |socket| async move {
         tracing::debug!(conn, "browser connected");
+        state.shared.metrics.connections.increment(1);
         session::run(socket, Arc::clone(&state.shared), conn).await;
+        state.shared.metrics.connections.decrement(1);
         tracing::debug!(conn, "browser disconnected");
         drop(permit);
     })
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], state.shared.metrics.handle().render())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{EventView, encode};
+use crate::metrics::GatewayMetrics;
 use crate::upstream::{RoomServices, is_unreachable};
 
 /// A room event ready to write to browsers.
@@ -100,7 +101,7 @@ impl Feed {
     }
 
     /// Queues one event for every local listener; returns how many got it.
-    fn deliver(&self, event: &RoomEvent) -> usize {
+    fn deliver(&self, event: &RoomEvent, metrics: &GatewayMetrics) -> usize {
         let epoch = {
             let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
             if event.seq > 0 {
@@ -133,6 +134,7 @@ impl Feed {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(room = %self.room, conn, "browser too slow: queue full, disconnecting it (4008)");
                 listener.too_slow.notify_one();
+                metrics.slow_consumers.increment(1);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -146,7 +148,13 @@ impl Feed {
 }
 
 /// Keeps the room's upstream stream open until the feed is stopped.
-pub async fn run(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>, heartbeat_every: Duration) {
+pub async fn run(
+    feed: Arc<Feed>,
+    services: Arc<RoomServices>,
+    gateway: Arc<str>,
+    heartbeat_every: Duration,
+    metrics: Arc<GatewayMetrics>,
+) {
     let room = feed.room.to_string();
     let mut backoff = Duration::from_millis(50);
     let mut heartbeat = tokio::time::interval(heartbeat_every);
@@ -158,6 +166,7 @@ pub async fn run(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>
         };
         let request = SubscribeRequest { room: room.clone(), after_seq, epoch, gateway: gateway.to_string() };
         let Some((endpoint, mut stream)) = open(&services, &room, request).await else {
+            metrics.upstream_errors.increment(1);
             feed.ready.send_replace(false);
             tokio::select! {
                 () = feed.stop.cancelled() => break,
@@ -171,28 +180,30 @@ pub async fn run(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>
         feed.ready.send_replace(true);
         loop {
             tokio::select! {
-                () = feed.stop.cancelled() => break,
-                _ = heartbeat.tick() => {
-                    tokio::spawn(send_heartbeat(Arc::clone(&feed), Arc::clone(&services), Arc::clone(&gateway)));
-                }
-                message = stream.message() => match message {
-                    Ok(Some(event)) => {
-                        let delivered = feed.deliver(&event);
-                        tracing::debug!(room, seq = event.seq, delivered, "delivered to local clients");
-                    }
-                    Ok(None) => {
-                        tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
-                        break;
-                    }
-                    Err(status) => {
-                        tracing::warn!(room, room_service = endpoint.url, %status, "room stream broke; subscribing again");
-                        if is_unreachable(&status) {
-                            endpoint.mark_down();
+                            () = feed.stop.cancelled() => break,
+                            _ = heartbeat.tick() => {
+                                tokio::spawn(send_heartbeat(Arc::clone(&feed), Arc::clone(&services), Arc::clone(&gateway)));
+                            }
+                            message = stream.message() => match message {
+                                Ok(Some(event)) => {
+            let delivered = feed.deliver(&event, &metrics);
+                                    metrics.observe_latency(event.ts_ms, now_ms());
+                                    tracing::debug!(room, seq = event.seq, delivered, "delivered to local clients");
+                                }
+                                Ok(None) => {
+                                    tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
+                                    break;
+                                }
+            Err(status) => {
+                                    metrics.upstream_errors.increment(1);
+                                    tracing::warn!(room, room_service = endpoint.url, %status, "room stream broke; subscribing again");
+                                    if is_unreachable(&status) {
+                                        endpoint.mark_down();
+                                    }
+                                    break;
+                                }
+                            },
                         }
-                        break;
-                    }
-                },
-            }
         }
     }
     tracing::debug!(room, "feed stopped");
@@ -258,4 +269,11 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
             Err(status) => tracing::warn!(room, member_id, %status, "could not join again"),
         }
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

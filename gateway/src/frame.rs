@@ -34,6 +34,18 @@ pub enum ClientFrame {
 
 const CLIENT_TYPES: [&str; 4] = ["join", "leave", "send", "typing"];
 
+impl ClientFrame {
+    /// The frame's `type`, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Join { .. } => "join",
+            ClientFrame::Leave { .. } => "leave",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Typing { .. } => "typing",
+        }
+    }
+}
+
 /// An `error` frame's content: a code from the protocol's table, words for
 /// a person, and the room the refused frame named.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::feed::{self, Feed, Listener};
+use crate::metrics::GatewayMetrics;
 use crate::upstream::RoomServices;
 
 /// How long a join waits for its room's stream to open.
@@ -21,11 +22,17 @@ pub struct Hub {
     services: Arc<RoomServices>,
     gateway: Arc<str>,
     heartbeat_every: Duration,
+    metrics: Arc<GatewayMetrics>,
 }
 
 impl Hub {
-    pub fn new(services: Arc<RoomServices>, gateway: &str, heartbeat_every: Duration) -> Self {
-        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every }
+    pub fn new(
+        services: Arc<RoomServices>,
+        gateway: &str,
+        heartbeat_every: Duration,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Self {
+        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every, metrics }
     }
 
     pub fn services(&self) -> &Arc<RoomServices> {
@@ -44,11 +51,14 @@ impl Hub {
                     Arc::clone(&self.services),
                     Arc::clone(&self.gateway),
                     self.heartbeat_every,
+                    Arc::clone(&self.metrics),
                 ));
                 feed
             });
             feed.add(conn, listener);
-            Arc::clone(feed)
+            let feed = Arc::clone(feed);
+            self.metrics.rooms.set(feeds.len() as f64);
+            feed
         };
         if feed.wait_ready(READY_WAIT).await {
             Some(feed)
@@ -65,6 +75,7 @@ impl Hub {
         {
             feed.stop();
             feeds.remove(room);
+            self.metrics.rooms.set(feeds.len() as f64);
         }
     }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod feed;
 pub mod frame;
 pub mod hub;
+pub mod metrics;
 pub mod session;
 pub mod upstream;
 
@@ -40,6 +41,7 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
 
@@ -54,8 +56,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
     let services = Arc::new(RoomServices::new(&config.room_services)?);
+    let metrics = Arc::new(GatewayMetrics::new(&gateway));
     let shared = Arc::new(Shared {
-        hub: Hub::new(services, &gateway, config.heartbeat_every()),
+        hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
+        metrics,
         gateway: Arc::from(gateway.as_str()),
         draining: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -69,6 +73,15 @@ pub async fn run(
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }
     let router = app::router(state, &config.static_dir);
+    let upkeep = shared.metrics.handle();
+    let stop_upkeep = shared.draining.clone();
+    tokio::spawn(async move {
+        // Histograms are kept as raw samples until upkeep folds them in.
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        while stop_upkeep.run_until_cancelled(tick.tick()).await.is_some() {
+            upkeep.run_upkeep();
+        }
+    });
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
 
     let draining = shared.draining.clone();

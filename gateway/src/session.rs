@@ -22,6 +22,7 @@ use tonic::{Code, Status};
 use crate::feed::{Delivery, Listener};
 use crate::frame::{self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame};
 use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
 
 /// Rooms one connection may be in at once.
 pub const MAX_ROOMS: usize = 32;
@@ -47,6 +48,7 @@ pub mod close {
 #[derive(Debug)]
 pub struct Shared {
     pub hub: Hub,
+    pub metrics: Arc<GatewayMetrics>,
     pub gateway: Arc<str>,
     /// Cancelled when the gateway drains: sessions tell browsers to reconnect.
     pub draining: CancellationToken,
@@ -164,6 +166,7 @@ impl Session<'_> {
         let text = match message {
             Message::Text(text) => text,
             Message::Binary(_) => {
+                self.shared.metrics.error_sent("binary_frame");
                 return Ok(vec![frame::refusal(&Refusal::new(
                     "binary_frame",
                     "binary frames are not part of the protocol: send JSON text frames",
@@ -174,13 +177,23 @@ impl Session<'_> {
         if text.len() > MAX_FRAME_BYTES {
             return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
         }
+        let metrics = &self.shared.metrics;
         let handled = match frame::parse(&text) {
-            Ok(request) => self.handle(request).await,
-            Err(refusal) => Err(refusal),
+            Ok(request) => {
+                metrics.frame_in(request.kind());
+                self.handle(request).await
+            }
+            Err(refusal) => {
+                metrics.frame_in("invalid");
+                Err(refusal)
+            }
         };
         Ok(match handled {
             Ok(replies) => replies,
-            Err(refusal) => vec![frame::refusal(&refusal)],
+            Err(refusal) => {
+                metrics.error_sent(refusal.code);
+                vec![frame::refusal(&refusal)]
+            }
         })
     }
 
@@ -287,6 +300,7 @@ impl Session<'_> {
         let joined = self.joined(room)?;
         let now = Instant::now();
         if joined.last_typing.is_some_and(|at| now.duration_since(at) < TYPING_EVERY) {
+            self.shared.metrics.typing_dropped.increment(1);
             return Ok(Vec::new());
         }
         joined.last_typing = Some(now);
@@ -314,6 +328,7 @@ impl Session<'_> {
                 next = deliveries.try_recv().ok();
             }
         }
+        self.shared.metrics.frames_out.increment(written as u64);
         sink.flush().await
     }
 

@@ -20,6 +20,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod metrics;
 pub mod service;
 pub mod stream;
 
@@ -33,8 +34,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
-use crate::broker::{Broker, MemoryBroker, RedisBroker};
+use crate::broker::{Broker, Fanout, MemoryBroker, RedisBroker};
 pub use crate::config::Config;
+use crate::metrics::RoomServiceMetrics;
 use crate::service::Rooms;
 
 /// Events buffered per room for the slowest local stream before it must
@@ -45,16 +47,40 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// How often the broker is pinged for the health service.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
 
-/// Serves the room-service on `listener` until `shutdown` completes, then
-/// ends every open stream (so gateways move on at once) and returns.
+/// Serves the room-service on `listener` (gRPC) and on `config.metrics_port`
+/// (metrics; 0 = none) until `shutdown` completes, then ends every open
+/// stream (so gateways move on at once) and returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match config.redis_url.clone() {
+    let metrics_listener = match config.metrics_port {
+        0 => None,
+        port => Some(TcpListener::bind((config.host.as_str(), port)).await.with_context(|| {
+            format!("cannot listen for metrics on {}:{port} (set --metrics-port, 0 = off)", config.host)
+        })?),
+    };
+    run_with_metrics(config, listener, metrics_listener, shutdown).await
+}
+
+/// [`run`] with the metrics listener given rather than bound from the config.
+pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let instance = match &config.instance_id {
+        Some(id) => id.clone(),
+        None => format!("room-service-{}", listener.local_addr()?.port()),
+    };
+    let metrics = Arc::new(RoomServiceMetrics::new(&instance));
+    let fanout = Fanout::new(FANOUT_CAPACITY, Arc::clone(&metrics));
+    let parts = Parts { config, listener, metrics_listener, metrics };
+    match parts.config.redis_url.clone() {
         Some(url) => {
-            let broker = RedisBroker::connect(&url, config.history_len, FANOUT_CAPACITY)
+            let broker = RedisBroker::connect(&url, parts.config.history_len, fanout)
                 .await
                 .with_context(|| {
                     format!(
@@ -66,24 +92,36 @@ pub async fn run(
                 redis = config::redact(&url),
                 "broker: Redis; rooms are shared with every room-service on it"
             );
-            serve(config, Arc::new(broker), listener, shutdown).await
+            serve(parts, Arc::new(broker), shutdown).await
         }
         None => {
             tracing::info!("broker: in-process (REDIS_URL is not set); rooms live in this process only");
-            let broker = MemoryBroker::new(config.history_len, FANOUT_CAPACITY);
-            serve(config, Arc::new(broker), listener, shutdown).await
+            let broker = MemoryBroker::new(parts.config.history_len, fanout);
+            serve(parts, Arc::new(broker), shutdown).await
         }
     }
 }
 
-async fn serve<B: Broker>(
+/// What `serve` needs besides the broker.
+struct Parts {
     config: Config,
-    broker: Arc<B>,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    metrics: Arc<RoomServiceMetrics>,
+}
+
+async fn serve<B: Broker>(
+    parts: Parts,
+    broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Parts { config, listener, metrics_listener, metrics } = parts;
     let stopping = CancellationToken::new();
-    let rooms = Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone()));
+    let rooms =
+        Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics)));
+    if let Some(metrics_listener) = metrics_listener {
+        tokio::spawn(metrics::serve(metrics_listener, metrics.handle(), stopping.clone()));
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
@@ -93,7 +131,13 @@ async fn serve<B: Broker>(
         .build_v1()
         .context("building the reflection service")?;
 
-    tokio::spawn(housekeeping(Arc::clone(&rooms), Arc::clone(&broker), config.presence_ttl(), stopping.clone()));
+    tokio::spawn(housekeeping(
+        Arc::clone(&rooms),
+        Arc::clone(&broker),
+        config.presence_ttl(),
+        stopping.clone(),
+        metrics,
+    ));
     tokio::spawn(watch_health(broker, health, stopping.clone()));
 
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
@@ -120,6 +164,7 @@ async fn housekeeping<B: Broker>(
     broker: Arc<B>,
     presence_ttl: Duration,
     stopping: CancellationToken,
+    metrics: Arc<RoomServiceMetrics>,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     let reap_every = (presence_ttl.as_secs() / 3).max(1);
@@ -130,9 +175,11 @@ async fn housekeeping<B: Broker>(
             _ = tick.tick() => {}
         }
         broker.drop_idle_subscriptions().await;
+        let subscribed = broker.subscribed_rooms();
+        metrics.rooms.set(subscribed.len() as f64);
         ticks += 1;
         if ticks.is_multiple_of(reap_every) {
-            for room in broker.subscribed_rooms() {
+            for room in subscribed {
                 if let Err(error) = rooms.reap(&room).await {
                     tracing::warn!(room, %error, "could not check presence");
                 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::broker::{Broker, BrokerError, Change};
+use crate::metrics::RoomServiceMetrics;
 use crate::stream;
 
 /// History returned when a request asks for 0 events.
@@ -38,15 +39,29 @@ pub struct Rooms<B> {
     presence_ttl: Duration,
     /// Cancelled when the room-service shuts down, to end open streams.
     stopping: CancellationToken,
+    metrics: Arc<RoomServiceMetrics>,
 }
 
 impl<B: Broker> Rooms<B> {
-    pub fn new(broker: Arc<B>, presence_ttl: Duration, stopping: CancellationToken) -> Self {
-        Self { broker, presence_ttl, stopping }
+    pub fn new(
+        broker: Arc<B>,
+        presence_ttl: Duration,
+        stopping: CancellationToken,
+        metrics: Arc<RoomServiceMetrics>,
+    ) -> Self {
+        Self { broker, presence_ttl, stopping, metrics }
     }
 
     fn expires_at(&self) -> i64 {
         now_ms() + i64::try_from(self.presence_ttl.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Counts a failed broker call and turns it into the status to answer with.
+    fn failed(&self, error: BrokerError) -> Status {
+        if !matches!(error, BrokerError::NotMember(_)) {
+            self.metrics.broker_errors.increment(1);
+        }
+        error.into()
     }
 
     /// Removes members whose presence ran out and tells the room they left.
@@ -57,6 +72,7 @@ impl<B: Broker> Rooms<B> {
             let change = Change::Leave { member_id: member.member_id.clone(), only_if_expired_at: Some(now) };
             let event = new_event(room, Kind::Left(MemberLeft { member: Some(member), reason: "expired".into() }));
             if self.broker.append(room, change, event).await?.is_some() {
+                self.metrics.published("left");
                 reaped += 1;
             }
         }
@@ -112,9 +128,10 @@ impl<B: Broker> RoomService for Rooms<B> {
 
         let change = Change::Join { member: member.clone(), expires_at_ms: self.expires_at() };
         let event = new_event(&room, Kind::Joined(MemberJoined { member: Some(member.clone()) }));
-        let joined = self.broker.append(&room, change, event).await?;
-        let (history, _) = self.broker.recent(&room, history_limit(limit)).await?;
-        let members = self.broker.members(&room, now_ms()).await?;
+        let joined = self.broker.append(&room, change, event).await.map_err(|e| self.failed(e))?;
+        let (history, _) = self.broker.recent(&room, history_limit(limit)).await.map_err(|e| self.failed(e))?;
+        let members = self.broker.members(&room, now_ms()).await.map_err(|e| self.failed(e))?;
+        self.metrics.published("joined");
         tracing::info!(
             room,
             member = member.member_id,
@@ -138,13 +155,14 @@ impl<B: Broker> RoomService for Rooms<B> {
                 )));
             }
         };
-        let Some(member) = self.broker.member(&room, &member_id).await? else {
+        let Some(member) = self.broker.member(&room, &member_id).await.map_err(|e| self.failed(e))? else {
             return Ok(Response::new(LeaveResponse { left: None }));
         };
         let change = Change::Leave { member_id, only_if_expired_at: None };
         let event = new_event(&room, Kind::Left(MemberLeft { member: Some(member), reason: reason.into() }));
-        let left = self.broker.append(&room, change, event).await?;
+        let left = self.broker.append(&room, change, event).await.map_err(|e| self.failed(e))?;
         if let Some(event) = &left {
+            self.metrics.published("left");
             tracing::info!(room, seq = event.seq, reason, "member left");
         }
         Ok(Response::new(LeaveResponse { left }))
@@ -161,7 +179,8 @@ impl<B: Broker> RoomService for Rooms<B> {
             names::check_member_id(&member_id).map_err(invalid)?;
             self.broker
                 .member(&room, &member_id)
-                .await?
+                .await
+                .map_err(|e| self.failed(e))?
                 .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?
                 .username
         };
@@ -170,8 +189,10 @@ impl<B: Broker> RoomService for Rooms<B> {
         let stored = self
             .broker
             .append(&room, Change::Message { member_id, client_id }, event)
-            .await?
+            .await
+            .map_err(|e| self.failed(e))?
             .ok_or_else(|| Status::internal("the broker stored nothing for a message"))?;
+        self.metrics.published("message");
         tracing::debug!(room, seq = stored.seq, "message stored");
         Ok(Response::new(SendResponse { event: Some(stored) }))
     }
@@ -183,10 +204,12 @@ impl<B: Broker> RoomService for Rooms<B> {
         let member = self
             .broker
             .member(&room, &member_id)
-            .await?
+            .await
+            .map_err(|e| self.failed(e))?
             .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?;
         let event = new_event(&room, Kind::Typing(MemberTyping { member_id, username: member.username }));
-        self.broker.publish_ephemeral(&room, event).await?;
+        self.broker.publish_ephemeral(&room, event).await.map_err(|e| self.failed(e))?;
+        self.metrics.published("typing");
         Ok(Response::new(TypingResponse {}))
     }
 
@@ -196,32 +219,37 @@ impl<B: Broker> RoomService for Rooms<B> {
         let request = request.into_inner();
         names::check_room(&request.room).map_err(invalid)?;
         // Live first, then the position: nothing published in between is missed.
-        let subscription = self.broker.subscribe(&request.room).await?;
-        let position = self.broker.position(&request.room).await?;
+        let subscription = self.broker.subscribe(&request.room).await.map_err(|e| self.failed(e))?;
+        let position = self.broker.position(&request.room).await.map_err(|e| self.failed(e))?;
         tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(Arc::clone(&self.broker), request, subscription, position, tx, self.stopping.clone()));
+        let stream = stream::Stream {
+            broker: Arc::clone(&self.broker),
+            metrics: Arc::clone(&self.metrics),
+            stopping: self.stopping.clone(),
+        };
+        tokio::spawn(stream.run(request, subscription, position, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
         let HistoryRequest { room, limit } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
-        let (events, position) = self.broker.recent(&room, history_limit(limit)).await?;
+        let (events, position) = self.broker.recent(&room, history_limit(limit)).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(HistoryResponse { events, epoch: position.epoch, last_seq: position.last_seq }))
     }
 
     async fn list_rooms(&self, _: Request<ListRoomsRequest>) -> Result<Response<ListRoomsResponse>, Status> {
-        let rooms = self.broker.rooms(now_ms(), MAX_ROOMS_LISTED).await?;
+        let rooms = self.broker.rooms(now_ms(), MAX_ROOMS_LISTED).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(ListRoomsResponse { rooms }))
     }
 
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
         let GetRoomRequest { room } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
-        self.reap(&room).await?;
-        let members: Vec<Member> = self.broker.members(&room, now_ms()).await?;
-        let position = self.broker.position(&room).await?;
+        self.reap(&room).await.map_err(|e| self.failed(e))?;
+        let members: Vec<Member> = self.broker.members(&room, now_ms()).await.map_err(|e| self.failed(e))?;
+        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(Room {
             name: room,
             member_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
@@ -240,7 +268,8 @@ impl<B: Broker> RoomService for Rooms<B> {
                 member_ids.len()
             )));
         }
-        let unknown_member_ids = self.broker.heartbeat(&room, &member_ids, self.expires_at()).await?;
+        let unknown_member_ids =
+            self.broker.heartbeat(&room, &member_ids, self.expires_at()).await.map_err(|e| self.failed(e))?;
         tracing::trace!(room, gateway, members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
         Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
     }

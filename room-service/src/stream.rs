@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::broker::{Broker, BrokerResult, Position, Subscription};
+use crate::metrics::RoomServiceMetrics;
 
 /// How many stored events one history read fetches while catching up.
 const REPLAY_BATCH: usize = 500;
@@ -29,19 +30,37 @@ struct Cursor {
     last: u64,
 }
 
-pub async fn run<B: Broker>(
-    broker: Arc<B>,
+/// What a stream needs from the room-service.
+pub struct Stream<B> {
+    pub broker: Arc<B>,
+    pub metrics: Arc<RoomServiceMetrics>,
+    /// Cancelled on shutdown: the stream ends with UNAVAILABLE so the
+    /// gateway subscribes again elsewhere.
+    pub stopping: CancellationToken,
+}
+
+impl<B: Broker> Stream<B> {
+    pub async fn run(self, request: SubscribeRequest, subscription: Subscription, position: Position, out: Out) {
+        self.metrics.streams.increment(1);
+        forward_all(&self.broker, &self.metrics, request, subscription, position, out, &self.stopping).await;
+        self.metrics.streams.decrement(1);
+    }
+}
+
+async fn forward_all<B: Broker>(
+    broker: &Arc<B>,
+    metrics: &RoomServiceMetrics,
     request: SubscribeRequest,
     mut subscription: Subscription,
     position: Position,
     out: Out,
-    stopping: CancellationToken,
+    stopping: &CancellationToken,
 ) {
     let room = request.room.clone();
     let mut cursor = Cursor { epoch: position.epoch.clone(), last: position.last_seq };
     if request.after_seq > 0 && request.epoch == position.epoch && request.after_seq < position.last_seq {
         cursor.last = request.after_seq;
-        if catch_up(&*broker, &room, &mut cursor, position.last_seq, &out).await.is_err() {
+        if catch_up(&**broker, metrics, &room, &mut cursor, position.last_seq, &out).await.is_err() {
             return;
         }
         tracing::info!(
@@ -60,14 +79,14 @@ pub async fn run<B: Broker>(
             received = subscription.events.recv() => received,
         };
         let result = match received {
-            Ok(event) => forward(&*broker, &room, &mut cursor, &event, &out).await,
+            Ok(event) => forward(&**broker, metrics, &room, &mut cursor, &event, &out).await,
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(room, missed, "stream fell behind; refilling from history");
                 let target = match broker.position(&room).await {
                     Ok(position) => position.last_seq,
                     Err(error) => break Some(Status::from(error)),
                 };
-                catch_up(&*broker, &room, &mut cursor, target, &out).await
+                catch_up(&**broker, metrics, &room, &mut cursor, target, &out).await
             }
             Err(RecvError::Closed) => break Some(Status::unavailable("room-service lost its broker")),
         };
@@ -100,6 +119,7 @@ async fn send(out: &Out, event: RoomEvent) -> Result<(), Stop> {
 
 async fn forward<B: Broker>(
     broker: &B,
+    metrics: &RoomServiceMetrics,
     room: &str,
     cursor: &mut Cursor,
     event: &Arc<RoomEvent>,
@@ -117,14 +137,21 @@ async fn forward<B: Broker>(
     }
     if event.seq > cursor.last + 1 {
         tracing::warn!(room, from = cursor.last + 1, to = event.seq - 1, "gap in live events; filling from history");
-        catch_up(broker, room, cursor, event.seq - 1, out).await?;
+        catch_up(broker, metrics, room, cursor, event.seq - 1, out).await?;
     }
     cursor.last = event.seq;
     send(out, RoomEvent::clone(event)).await
 }
 
 /// Sends stored events after the cursor up to `target`, in batches.
-async fn catch_up<B: Broker>(broker: &B, room: &str, cursor: &mut Cursor, target: u64, out: &Out) -> Result<(), Stop> {
+async fn catch_up<B: Broker>(
+    broker: &B,
+    metrics: &RoomServiceMetrics,
+    room: &str,
+    cursor: &mut Cursor,
+    target: u64,
+    out: &Out,
+) -> Result<(), Stop> {
     while cursor.last < target {
         let batch = read(broker, room, cursor.last).await?;
         let Some(last) = batch.last().map(|e| e.seq) else {
@@ -133,6 +160,7 @@ async fn catch_up<B: Broker>(broker: &B, room: &str, cursor: &mut Cursor, target
         for event in batch.into_iter().filter(|e| e.seq <= target) {
             cursor.epoch.clone_from(&event.epoch);
             cursor.last = event.seq;
+            metrics.events_refilled.increment(1);
             send(out, event).await?;
         }
         if last >= target {

@@ -40,6 +40,8 @@ pub fn init_logs() {
 /// the runtime with every task on it, as a crash would, with no cleanup.
 struct Node {
     addr: SocketAddr,
+    /// The room-service's metrics port.
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     kill: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
@@ -73,7 +75,7 @@ impl Node {
             runtime.shutdown_background();
             result
         });
-        Self { addr, stop: Some(stop), kill: Some(kill), thread: Some(thread) }
+        Self { addr, metrics_addr: None, stop: Some(stop), kill: Some(kill), thread: Some(thread) }
     }
 
     async fn stop(mut self) {
@@ -167,10 +169,18 @@ impl Topology {
 
     async fn spawn_room_service(&self, port: u16) -> Node {
         let listener = bind(port).await;
+        let metrics = bind(0).await;
+        let metrics_addr = metrics.local_addr().expect("bound");
         let mut config = self.room_service_config.clone();
         config.grpc_port = listener.local_addr().expect("bound").port();
+        config.metrics_port = metrics_addr.port();
         config.instance_id = Some(format!("rs-{}", config.grpc_port));
-        Node::spawn(listener, move |listener, shutdown| room_service::run(config, listener, shutdown))
+        let mut node = Node::spawn(listener, move |listener, shutdown| async move {
+            let metrics = TcpListener::from_std(metrics).expect("tokio listener");
+            room_service::run_with_metrics(config, listener, Some(metrics), shutdown).await
+        });
+        node.metrics_addr = Some(metrics_addr);
+        node
     }
 
     async fn spawn_gateway(&self, port: u16) -> Node {
@@ -185,6 +195,10 @@ impl Topology {
 
     pub fn room_service_addr(&self, i: usize) -> SocketAddr {
         self.room_services[i].as_ref().expect("room-service is running").addr
+    }
+
+    pub fn room_service_metrics_addr(&self, i: usize) -> SocketAddr {
+        self.room_services[i].as_ref().and_then(|n| n.metrics_addr).expect("room-service is running")
     }
 
     pub fn room_service_url(&self, i: usize) -> String {
@@ -249,6 +263,30 @@ async fn bind(port: u16) -> std::net::TcpListener {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("cannot bind 127.0.0.1:{port}");
+}
+
+/// A plain HTTP/1.0 GET: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("write request");
+    let mut response = String::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .expect("HTTP answer in time")
+        .expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Reads one sample of a Prometheus text exposition: the sum over lines
+/// whose name and labels contain every one of `parts`.
+pub fn metric(text: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && parts.iter().all(|p| line.contains(p)))
+        .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// A WebSocket client speaking the browser protocol.

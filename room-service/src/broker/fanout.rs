@@ -15,11 +15,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chat_proto::v1::RoomEvent;
 use tokio::sync::broadcast;
 
+use crate::metrics::RoomServiceMetrics;
+
 /// The local readers of every room this process is subscribed to.
 #[derive(Debug)]
 pub struct Fanout {
     rooms: Mutex<HashMap<String, Tap>>,
     capacity: usize,
+    metrics: Arc<RoomServiceMetrics>,
 }
 
 #[derive(Debug)]
@@ -54,8 +57,8 @@ impl Drop for Reader {
 
 impl Fanout {
     /// `capacity` bounds the events buffered per room for its slowest reader.
-    pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self { rooms: Mutex::new(HashMap::new()), capacity: capacity.max(1) })
+    pub fn new(capacity: usize, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
+        Arc::new(Self { rooms: Mutex::new(HashMap::new()), capacity: capacity.max(1), metrics })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tap>> {
@@ -66,6 +69,8 @@ impl Fanout {
 
     /// Hands an event to the room's readers; returns how many there were.
     pub fn deliver(&self, room: &str, event: Arc<RoomEvent>) -> usize {
+        self.metrics.events_received.increment(1);
+        self.metrics.observe_latency(event.ts_ms, crate::service::now_ms());
         match self.lock().get(room) {
             Some(tap) => tap.tx.send(event).unwrap_or(0),
             None => 0,
@@ -125,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_tap_per_room_shared_by_readers() {
-        let fanout = Fanout::new(8);
+        let fanout = Fanout::new(8, Arc::new(RoomServiceMetrics::new("test")));
         let (mut a, first) = fanout.tap("general");
         assert!(first, "the first reader must subscribe on the bus");
         fanout.mark_live("general");
@@ -140,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_taps_are_removed_once_the_last_reader_goes() {
-        let fanout = Fanout::new(8);
+        let fanout = Fanout::new(8, Arc::new(RoomServiceMetrics::new("test")));
         let (a, _) = fanout.tap("general");
         fanout.mark_live("general");
         let (b, _) = fanout.tap("general");

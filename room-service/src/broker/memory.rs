@@ -51,14 +51,10 @@ impl RoomLog {
 }
 
 impl MemoryBroker {
-    /// Keeps the last `history_len` events of each room and buffers up to
-    /// `fanout_capacity` events per room for slow local readers.
-    pub fn new(history_len: usize, fanout_capacity: usize) -> Self {
-        Self {
-            rooms: Mutex::new(HashMap::new()),
-            fanout: Fanout::new(fanout_capacity),
-            history_len: history_len.max(1),
-        }
+    /// Keeps the last `history_len` events of each room and hands events to
+    /// local readers through `fanout`.
+    pub fn new(history_len: usize, fanout: Arc<Fanout>) -> Self {
+        Self { rooms: Mutex::new(HashMap::new()), fanout, history_len: history_len.max(1) }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomLog>> {

@@ -80,7 +80,7 @@ fn room_of_channel(channel: &[u8]) -> Option<&str> {
 
 impl RedisBroker {
     /// Connects both connections; fails when Redis cannot be reached.
-    pub async fn connect(url: &str, history_len: usize, fanout_capacity: usize) -> BrokerResult<Self> {
+    pub async fn connect(url: &str, history_len: usize, fanout: Arc<Fanout>) -> BrokerResult<Self> {
         let info = url.into_connection_info()?;
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(resp3))?;
@@ -90,7 +90,6 @@ impl RedisBroker {
             .set_max_delay(Duration::from_secs(2));
         let commands = client.get_connection_manager_with_config(reconnect.clone()).await?;
 
-        let fanout = Fanout::new(fanout_capacity);
         let router = Arc::clone(&fanout);
         let pubsub = client
             .get_connection_manager_with_config(reconnect.set_automatic_resubscription().set_push_sender(
