@@ -125,10 +125,16 @@ async fn serve<B: Broker>(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
+    // v1 for current grpcurl and grpcui, v1alpha for older grpcurl builds.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(chat_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
+        .context("building the reflection service")?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(chat_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
         .context("building the reflection service")?;
 
     tokio::spawn(housekeeping(
@@ -145,6 +151,7 @@ async fn serve<B: Broker>(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(RoomServiceServer::from_arc(rooms))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
             shutdown.await;
