@@ -1,0 +1,497 @@
+//! The page in a real browser (issue 4): headless Debian Chromium, driven
+//! through chromedriver (WebDriver) with fantoccini, against a real topology
+//! started by the test — redis-server, two room-services, three gateways —
+//! with one browser per "tab", each on its own gateway port.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
+//! (`apt-get install -y chromium chromium-driver`); without them the test
+//! fails and says so, it never skips. `UPDATE_SCREENSHOT=1` also writes
+//! `docs/screenshot.png`: two tabs on two gateway ports, side by side.
+//!
+//! Every wait polls the page for a condition up to [`DEADLINE`]; no sleep is
+//! an assertion.
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use serde_json::{Value, json};
+use support::Topology;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const INSTALL: &str = "install with: apt-get install -y chromium chromium-driver";
+/// How long any condition in a tab may take to become true.
+const DEADLINE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_on_three_gateways_chat_in_a_real_browser() {
+    let mut topology = Topology::start(2, 3).await;
+    let mut driver = Driver::start().await;
+
+    // Arrange: three tabs in `general`, one per gateway, and one in `dev`.
+    let ada = Tab::open(&mut driver, "ada@gw0", topology.gateway_addr(0)).await;
+    ada.join("ada", "general").await;
+    let bob = Tab::open(&mut driver, "bob@gw1", topology.gateway_addr(1)).await;
+    bob.join("bob", "general").await;
+    let cy = Tab::open(&mut driver, "cy@gw2", topology.gateway_addr(2)).await;
+    cy.join("cy", "general").await;
+    let dee = Tab::open(&mut driver, "dee@gw2", topology.gateway_addr(2)).await;
+    dee.join("dee", "dev").await;
+
+    // Join notices and the member list reach the tabs on other gateways.
+    for tab in [&ada, &bob] {
+        tab.until_members(&["ada", "bob", "cy"]).await;
+    }
+    ada.until_notice("cy joined").await;
+    bob.until_notice("cy joined").await;
+    ada.until_notice("bob joined").await;
+
+    // Typing: shown in another tab on another gateway, gone about 5 s after
+    // the last typing frame… (first, before cy sent anything, so the gateway's
+    // 2 s typing throttle cannot eat the frame)
+    cy.type_keys("typing something").await;
+    ada.until_typing("cy is typing…").await;
+    ada.until_typing("").await;
+    // …and at once when their message arrives.
+    cy.type_keys(", and more").await;
+    ada.until_typing("cy is typing…").await;
+    cy.type_keys(&Key::Enter).await;
+    ada.until_message("typing something, and more").await;
+    let typing = ada.js("return document.querySelector('#typing').textContent").await;
+    assert_eq!(typing, json!(""), "cy's message clears 'cy is typing…' in ada's tab");
+
+    // A message typed on gateway 0 reaches gateways 1 and 2 once each.
+    let first = "Hello from the tab on gateway 0";
+    ada.say(first).await;
+    let second = "Hi ada, bob here on gateway 1";
+    bob.say(second).await;
+    for tab in [&ada, &bob, &cy] {
+        tab.until_message(second).await;
+        let texts = tab.messages().await;
+        assert_eq!(count(&texts, first), 1, "{}: `{first}` shown once, got {texts:?}", tab.label);
+        assert_eq!(count(&texts, second), 1, "{}: `{second}` shown once, got {texts:?}", tab.label);
+        let at = |t: &str| texts.iter().position(|x| x == t);
+        assert!(at(first) < at(second), "{}: messages out of order: {texts:?}", tab.label);
+    }
+    // Own messages are set apart; others' are not.
+    assert!(ada.is_own(first).await, "ada's own message is marked .own in her tab");
+    assert!(!bob.is_own(first).await, "ada's message is not .own in bob's tab");
+
+    // A tab in another room sees nothing of it.
+    let dev_text = dee.body_text().await;
+    for t in [first, second] {
+        assert!(!dev_text.contains(t), "the tab in #dev shows `{t}` from #general: {dev_text}");
+    }
+    assert_eq!(dee.messages().await, Vec::<String>::new(), "#dev has no messages");
+
+    // Markup in a message is text: shown literally, nothing runs.
+    let markup = r#"<img src=x onerror="window.__pwned = true"><b>bold?</b>"#;
+    ada.say(markup).await;
+    for tab in [&ada, &bob, &cy] {
+        tab.until_message(markup).await;
+        let probe = tab
+            .js("return {pwned: window.__pwned === true, \
+                         imgs: document.querySelectorAll('#messages img, #messages b').length}")
+            .await;
+        assert_eq!(probe, json!({"pwned": false, "imgs": 0}), "{}: markup must stay text", tab.label);
+    }
+
+    // Leaving: a notice and the member list in the other tabs.
+    cy.click("#leave-btn").await;
+    ada.until_notice("cy left").await;
+    bob.until_members(&["ada", "bob"]).await;
+    ada.until_members(&["ada", "bob"]).await;
+
+    // The gateway under ada's tab restarts: the tab reconnects by itself,
+    // rejoins and chats again, without showing anything twice.
+    let connects = ada.connects().await;
+    topology.restart_gateway(0).await;
+    ada.until(
+        "a new connection, with #general joined again",
+        "const s = document.querySelector('#conn-state').dataset; \
+         const r = document.querySelector('.room-item[data-room=general]').dataset.status; \
+         return {ok: Number(s.connects) > arguments[0] && s.state === 'connected' && r === 'joined', \
+                 seen: [s.state, s.connects, r]}",
+        vec![json!(connects)],
+    )
+    .await;
+    let back = "Back after the gateway restart";
+    ada.say(back).await;
+    bob.until_message(back).await;
+    let reply = "Welcome back, ada";
+    bob.say(reply).await;
+    ada.until_message(reply).await;
+    let texts = ada.messages().await;
+    assert_eq!(count(&texts, first), 1, "history after the rejoin is not shown twice: {texts:?}");
+    bob.until_members(&["ada", "bob"]).await;
+
+    two_tabs_side_by_side(&topology, &dee, &cy).await;
+
+    for tab in [ada, bob, cy, dee] {
+        tab.close().await;
+    }
+    driver.stop().await;
+}
+
+/// Two gateway ports in one window (two iframes), chatting in `lobby`,
+/// checked and — with `UPDATE_SCREENSHOT=1` — saved as docs/screenshot.png.
+async fn two_tabs_side_by_side(topology: &Topology, host: &Tab, other: &Tab) {
+    let (left, right) = (topology.gateway_addr(0), topology.gateway_addr(1));
+    // The host page comes from a gateway's origin: Chromium keeps a page
+    // from an opaque origin (data:) from framing loopback addresses.
+    host.client.set_window_size(1500, 860).await.expect("resize the window");
+    host.client.goto(&format!("http://{left}/healthz")).await.expect("open a page on gateway 0");
+    host.js_args(
+        r"document.title = 'two tabs';
+          document.body.replaceChildren();
+          Object.assign(document.body.style,
+            {margin: '0', display: 'flex', gap: '6px', height: '100vh', background: '#c7cbe0'});
+          for (const src of arguments) {
+            const frame = document.createElement('iframe');
+            frame.src = src;
+            Object.assign(frame.style, {border: '0', flex: '1', height: '100%', background: '#fff'});
+            document.body.append(frame);
+          }",
+        vec![json!(format!("http://{left}/")), json!(format!("http://{right}/"))],
+    )
+    .await;
+    for i in 0..2 {
+        host.in_frame(i, async |f| {
+            f.until(
+                "the page in the iframe, connected",
+                "const s = document.querySelector('#conn-state')?.dataset; \
+                 return {ok: s?.state === 'connected', seen: s?.state ?? document.readyState}",
+                vec![],
+            )
+            .await;
+        })
+        .await;
+    }
+    host.in_frame(0, async |f| f.join("ada", "dev").await).await;
+    host.in_frame(0, async |f| f.join("ada", "lobby").await).await;
+    host.in_frame(1, async |f| f.join("bob", "lobby").await).await;
+    host.in_frame(0, async |f| f.say("Hi bob! I'm on gateway 0.").await).await;
+    host.in_frame(1, async |f| {
+        f.until_message("Hi bob! I'm on gateway 0.").await;
+        f.say("Hey ada, gateway 1 here. Same room, different servers.").await;
+    })
+    .await;
+    host.in_frame(0, async |f| {
+        f.until_message("Hey ada, gateway 1 here. Same room, different servers.").await;
+        f.say("Joins, leaves, members and typing all cross gateways too.").await;
+    })
+    .await;
+    other.join("cy", "dev").await;
+    other.say("The build is green").await;
+    host.in_frame(0, async |f| {
+        f.until(
+            "an unread count on #dev",
+            "const d = document.querySelector('.room-item[data-room=dev]').dataset.unread; \
+             return {ok: d === '1', seen: d}",
+            vec![],
+        )
+        .await;
+    })
+    .await;
+    host.in_frame(1, async |f| f.until_message("Joins, leaves, members and typing all cross gateways too.").await)
+        .await;
+    // bob typed his last message moments ago, and the gateway drops typing
+    // frames closer than 2 s apart: keep typing until ada's tab shows it.
+    let mut shown = false;
+    for word in ["Nice,", " and", " the", " typing", " line"] {
+        host.in_frame(1, async |f| f.type_keys(word).await).await;
+        let until = Instant::now() + Duration::from_millis(2500);
+        while !shown && Instant::now() < until {
+            host.in_frame(0, async |f| {
+                shown = f.js("return document.querySelector('#typing').textContent").await == json!("bob is typing…");
+            })
+            .await;
+            tokio::time::sleep(POLL).await;
+        }
+        if shown {
+            break;
+        }
+    }
+    assert!(shown, "ada's tab (iframe on gateway 0) never showed 'bob is typing…'");
+
+    let png = host.client.screenshot().await.expect("take a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some_and(|v| v == "1") {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshot.png");
+        std::fs::write(&path, &png).expect("write docs/screenshot.png");
+        eprintln!("wrote {} ({} KB)", path.display(), png.len() / 1024);
+    }
+}
+
+fn count(texts: &[String], t: &str) -> usize {
+    texts.iter().filter(|x| *x == t).count()
+}
+
+/// chromedriver on a free port, started and stopped by the test. Its
+/// browsers live in their own process group, killed with it even when the
+/// test panics, and each gets a fresh profile directory.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+    profiles: Vec<PathBuf>,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            assert!(Path::new(bin).exists(), "{bin} is missing; {INSTALL}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("find a free port for chromedriver")
+            .port();
+        let child = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}; {INSTALL}"));
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed() < DEADLINE, "chromedriver did not listen on port {port} within {DEADLINE:?}");
+            tokio::time::sleep(POLL).await;
+        }
+        Driver { child, url: format!("http://127.0.0.1:{port}"), profiles: Vec::new() }
+    }
+
+    /// A new browser (its own profile, so its own storage: like another person).
+    async fn browser(&mut self) -> Client {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let profile = std::env::temp_dir().join(format!(
+            "chat-browser-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&profile).expect("create a browser profile directory");
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,800",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        self.profiles.push(profile);
+        let caps = json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": args}});
+        let Value::Object(caps) = caps else { unreachable!() };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("start a chromium session through chromedriver: {e}; {INSTALL}"))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The browsers chromedriver started share its process group.
+            let _ = std::process::Command::new("kill").args(["-s", "KILL", "--", &format!("-{pid}")]).status();
+        }
+        let _ = self.child.start_kill();
+        for dir in &self.profiles {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// One browser showing the page from one gateway.
+struct Tab {
+    label: String,
+    client: Client,
+}
+
+impl Tab {
+    async fn open(driver: &mut Driver, label: &str, gateway: SocketAddr) -> Tab {
+        let client = driver.browser().await;
+        client.goto(&format!("http://{gateway}/")).await.expect("open the page");
+        let tab = Tab { label: label.to_owned(), client };
+        tab.until(
+            "a connection to the gateway",
+            "const s = document.querySelector('#conn-state')?.dataset; \
+             return {ok: s?.state === 'connected', seen: s?.state}",
+            vec![],
+        )
+        .await;
+        tab
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+
+    /// Run `script` in the page and return what it returns.
+    async fn js(&self, script: &str) -> Value {
+        self.js_args(script, vec![]).await
+    }
+
+    async fn js_args(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("{}: script failed: {e}\n{script}", self.label))
+    }
+
+    /// Poll `script` (which returns `{ok, seen}`) until `ok`, or fail naming
+    /// `what` and the last thing seen.
+    async fn until(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.js_args(script, args.clone()).await;
+            if v["ok"] == json!(true) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "{}: no {what} within {DEADLINE:?}; last seen: {}",
+                self.label,
+                v["seen"]
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{}: no element {css}: {e}", self.label))
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap_or_else(|e| panic!("{}: click {css}: {e}", self.label));
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let input = self.find(css).await;
+        input.clear().await.unwrap_or_else(|e| panic!("{}: clear {css}: {e}", self.label));
+        input.send_keys(text).await.unwrap_or_else(|e| panic!("{}: type into {css}: {e}", self.label));
+    }
+
+    /// Join `room` under `name` with the form, as a person would.
+    async fn join(&self, name: &str, room: &str) {
+        self.fill("#name", name).await;
+        self.fill("#room", room).await;
+        self.click("#join-btn").await;
+        self.until(
+            &format!("#{room} joined"),
+            "const r = document.querySelector(`.room-item[data-room='${arguments[0]}']`); \
+             return {ok: r?.dataset.status === 'joined' && r.classList.contains('active'), \
+                     seen: r ? r.dataset.status : 'not in the room list'}",
+            vec![json!(room)],
+        )
+        .await;
+    }
+
+    async fn type_keys(&self, keys: &str) {
+        let composer = self.find("#composer").await;
+        composer.send_keys(keys).await.unwrap_or_else(|e| panic!("{}: type: {e}", self.label));
+    }
+
+    /// Type a message and press Enter.
+    async fn say(&self, text: &str) {
+        self.type_keys(text).await;
+        self.type_keys(&Key::Enter).await;
+    }
+
+    /// Texts of the stored messages on screen, in order.
+    async fn messages(&self) -> Vec<String> {
+        let v = self
+            .js("return [...document.querySelectorAll('#messages .msg[data-id] .text')].map(e => e.textContent)")
+            .await;
+        serde_json::from_value(v).expect("a list of texts")
+    }
+
+    async fn is_own(&self, text: &str) -> bool {
+        self.js_args(
+            "return [...document.querySelectorAll('#messages .msg[data-id]')] \
+               .some(m => m.querySelector('.text').textContent === arguments[0] && m.classList.contains('own'))",
+            vec![json!(text)],
+        )
+        .await
+            == json!(true)
+    }
+
+    async fn body_text(&self) -> String {
+        self.js("return document.body.textContent").await.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn connects(&self) -> u64 {
+        let v = self.js("return Number(document.querySelector('#conn-state').dataset.connects)").await;
+        v.as_u64().expect("data-connects is a number")
+    }
+
+    async fn until_message(&self, text: &str) {
+        self.until(
+            &format!("message `{text}`"),
+            "const t = [...document.querySelectorAll('#messages .msg[data-id] .text')].map(e => e.textContent); \
+             return {ok: t.includes(arguments[0]), seen: t.slice(-5)}",
+            vec![json!(text)],
+        )
+        .await;
+    }
+
+    async fn until_notice(&self, text: &str) {
+        self.until(
+            &format!("notice `{text}`"),
+            "const t = [...document.querySelectorAll('#messages .notice[data-id] .notice-text')].map(e => e.textContent); \
+             return {ok: t.includes(arguments[0]), seen: t.slice(-5)}",
+            vec![json!(text)],
+        )
+        .await;
+    }
+
+    /// The member list is exactly `names` (sorted).
+    async fn until_members(&self, names: &[&str]) {
+        self.until(
+            &format!("member list {names:?}"),
+            "const m = [...document.querySelectorAll('#members li')].map(e => e.dataset.username).sort(); \
+             return {ok: JSON.stringify(m) === JSON.stringify(arguments[0]), seen: m}",
+            vec![json!(names)],
+        )
+        .await;
+    }
+
+    async fn until_typing(&self, text: &str) {
+        self.until(
+            &format!("typing line `{text}`"),
+            "const t = document.querySelector('#typing').textContent; return {ok: t === arguments[0], seen: t}",
+            vec![json!(text)],
+        )
+        .await;
+    }
+
+    /// Run `f` with this tab's WebDriver focus inside iframe `index`.
+    async fn in_frame<F>(&self, index: u16, f: F)
+    where
+        F: AsyncFnOnce(&Tab),
+    {
+        self.client.enter_frame(index).await.expect("enter the iframe");
+        f(self).await;
+        self.client.enter_parent_frame().await.expect("leave the iframe");
+    }
+}
