@@ -36,15 +36,9 @@ pub async fn build(debug: bool) -> anyhow::Result<Binaries> {
     if !debug {
         command.arg("--release");
     }
-    let output = command
-        .output()
-        .await
-        .with_context(|| format!("could not run {}", cargo.to_string_lossy()))?;
+    let output = command.output().await.with_context(|| format!("could not run {}", cargo.to_string_lossy()))?;
     if !output.status.success() {
-        bail!(
-            "cargo build of {ROOM_SERVICE} and {GATEWAY} failed ({}): see the errors above",
-            output.status
-        );
+        bail!("cargo build of {ROOM_SERVICE} and {GATEWAY} failed ({}): see the errors above", output.status);
     }
     executables(&String::from_utf8_lossy(&output.stdout))
 }
@@ -70,20 +64,14 @@ pub fn executables(cargo_messages: &str) -> anyhow::Result<Binaries> {
         }
     }
     match (room_service, gateway) {
-        (Some(room_service), Some(gateway)) => Ok(Binaries {
-            room_service,
-            gateway,
-        }),
+        (Some(room_service), Some(gateway)) => Ok(Binaries { room_service, gateway }),
         (room_service, gateway) => {
             let missing: Vec<_> = [(ROOM_SERVICE, room_service), (GATEWAY, gateway)]
                 .into_iter()
                 .filter(|(_, path)| path.is_none())
                 .map(|(name, _)| name)
                 .collect();
-            bail!(
-                "cargo built no executable named {}: is there a [[bin]] of that name?",
-                missing.join(" or ")
-            )
+            bail!("cargo built no executable named {}: is there a [[bin]] of that name?", missing.join(" or "))
         }
     }
 }
@@ -108,11 +96,7 @@ mod tests {
     fn finds_both_executables_among_libraries_and_other_messages() {
         let messages = [
             artifact("room_service", "lib", None),
-            artifact(
-                "room-service",
-                "bin",
-                Some("/w/target/release/room-service"),
-            ),
+            artifact("room-service", "bin", Some("/w/target/release/room-service")),
             r#"{"reason":"build-script-executed","package_id":"x"}"#.to_owned(),
             "not json at all".to_owned(),
             artifact("gateway", "lib", None),
@@ -123,10 +107,7 @@ mod tests {
 
         let binaries = executables(&messages).expect("both found");
 
-        assert_eq!(
-            binaries.room_service,
-            PathBuf::from("/w/target/release/room-service")
-        );
+        assert_eq!(binaries.room_service, PathBuf::from("/w/target/release/room-service"));
         assert_eq!(binaries.gateway, PathBuf::from("/w/target/release/gateway"));
     }
 
@@ -134,9 +115,7 @@ mod tests {
     fn a_missing_executable_is_named() {
         let messages = artifact("gateway", "bin", Some("/w/target/debug/gateway"));
 
-        let error = executables(&messages)
-            .expect_err("room-service missing")
-            .to_string();
+        let error = executables(&messages).expect_err("room-service missing").to_string();
 
         assert!(error.contains("room-service"), "{error}");
         assert!(!error.contains("or gateway"), "{error}");

@@ -7,10 +7,7 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "cargo xtask",
-    about = "Developer commands for the chat workspace"
-)]
+#[command(name = "cargo xtask", about = "Developer commands for the chat workspace")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -91,14 +88,8 @@ mod tests {
 
     #[test]
     fn a_redis_port_makes_no_sense_with_an_existing_redis() {
-        let parsed = Cli::try_parse_from([
-            "cargo xtask",
-            "up",
-            "--redis-url",
-            "redis://127.0.0.1:6379",
-            "--redis-port",
-            "7000",
-        ]);
+        let parsed =
+            Cli::try_parse_from(["cargo xtask", "up", "--redis-url", "redis://127.0.0.1:6379", "--redis-port", "7000"]);
         assert!(parsed.is_err());
     }
 

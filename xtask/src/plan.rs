@@ -32,11 +32,7 @@ pub struct Layout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broker {
     /// Start `server` on 127.0.0.1:`port`, keeping nothing on disk, in `dir`.
-    StartRedis {
-        server: PathBuf,
-        port: u16,
-        dir: PathBuf,
-    },
+    StartRedis { server: PathBuf, port: u16, dir: PathBuf },
     /// A Redis someone else runs.
     Existing { url: String },
     /// No Redis: one room-service on its in-process broker.
@@ -141,10 +137,7 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
 
     let redis_url = match broker {
         Broker::StartRedis { server, port, dir } => {
-            tiers.push(Tier {
-                role: REDIS,
-                processes: vec![redis_process(server, *port, dir)],
-            });
+            tiers.push(Tier { role: REDIS, processes: vec![redis_process(server, *port, dir)] });
             Some(format!("redis://127.0.0.1:{port}"))
         }
         Broker::Existing { url } => Some(url.clone()),
@@ -163,57 +156,29 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
         IN_PROCESS_ROOM_SERVICES
     };
 
-    let grpc_ports = port_range(
-        "--first-grpc-port",
-        layout.first_grpc_port,
-        room_service_count,
-    )?;
+    let grpc_ports = port_range("--first-grpc-port", layout.first_grpc_port, room_service_count)?;
     let metrics_ports = if layout.first_metrics_port == 0 {
         vec![0; usize::from(room_service_count)]
     } else {
-        port_range(
-            "--first-metrics-port",
-            layout.first_metrics_port,
-            room_service_count,
-        )?
+        port_range("--first-metrics-port", layout.first_metrics_port, room_service_count)?
     };
     let room_services: Vec<Process> = grpc_ports
         .iter()
         .zip(&metrics_ports)
         .map(|(&grpc_port, &metrics_port)| {
-            room_service_process(
-                &binaries.room_service,
-                &layout.host,
-                grpc_port,
-                metrics_port,
-                redis_url.as_deref(),
-            )
+            room_service_process(&binaries.room_service, &layout.host, grpc_port, metrics_port, redis_url.as_deref())
         })
         .collect();
-    tiers.push(Tier {
-        role: ROOM_SERVICES,
-        processes: room_services,
-    });
+    tiers.push(Tier { role: ROOM_SERVICES, processes: room_services });
 
-    let upstreams = grpc_ports
-        .iter()
-        .map(|port| format!("http://{connect_host}:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let upstreams = grpc_ports.iter().map(|port| format!("http://{connect_host}:{port}")).collect::<Vec<_>>().join(",");
     let gateways = port_range("--first-port", layout.first_port, layout.gateways)?
         .into_iter()
         .map(|port| gateway_process(&binaries.gateway, &layout.host, port, &upstreams))
         .collect();
-    tiers.push(Tier {
-        role: GATEWAYS,
-        processes: gateways,
-    });
+    tiers.push(Tier { role: GATEWAYS, processes: gateways });
 
-    let plan = Plan {
-        tiers,
-        connect_host,
-        notes,
-    };
+    let plan = Plan { tiers, connect_host, notes };
     refuse_shared_ports(&plan)?;
     Ok(plan)
 }
@@ -386,9 +351,7 @@ mod tests {
     }
 
     fn process<'a>(plan: &'a Plan, name: &str) -> &'a Process {
-        plan.processes()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("no process {name} in {:?}", names(plan)))
+        plan.processes().find(|p| p.name == name).unwrap_or_else(|| panic!("no process {name} in {:?}", names(plan)))
     }
 
     #[test]
@@ -399,14 +362,7 @@ mod tests {
         assert_eq!(roles, ["redis", "room-services", "gateways"]);
         assert_eq!(
             names(&plan),
-            [
-                "redis-6380",
-                "room-service-50051",
-                "room-service-50052",
-                "gateway-3000",
-                "gateway-3001",
-                "gateway-3002",
-            ]
+            ["redis-6380", "room-service-50051", "room-service-50052", "gateway-3000", "gateway-3001", "gateway-3002",]
         );
         assert!(plan.notes.is_empty(), "{:?}", plan.notes);
     }
@@ -419,18 +375,7 @@ mod tests {
         assert_eq!(redis.program, PathBuf::from("/usr/bin/redis-server"));
         assert_eq!(
             redis.args,
-            [
-                "--port",
-                "6380",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                "/tmp/chat-up-1"
-            ]
+            ["--port", "6380", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "/tmp/chat-up-1"]
         );
         assert_eq!(redis.ready_port, 6380);
     }
@@ -439,35 +384,16 @@ mod tests {
     fn every_room_service_gets_the_started_redis_and_its_own_ports() {
         let plan = plan(&layout(), &start_redis(), &binaries()).expect("plan");
 
-        for (name, grpc, metrics) in [
-            ("room-service-50051", "50051", "9091"),
-            ("room-service-50052", "50052", "9092"),
-        ] {
+        for (name, grpc, metrics) in [("room-service-50051", "50051", "9091"), ("room-service-50052", "50052", "9092")]
+        {
             let rs = process(&plan, name);
-            assert_eq!(
-                rs.program,
-                PathBuf::from("/t/release/room-service"),
-                "{name}"
-            );
+            assert_eq!(rs.program, PathBuf::from("/t/release/room-service"), "{name}");
             assert_eq!(
                 rs.args,
-                [
-                    "--host",
-                    "127.0.0.1",
-                    "--grpc-port",
-                    grpc,
-                    "--metrics-port",
-                    metrics,
-                    "--instance-id",
-                    name
-                ],
+                ["--host", "127.0.0.1", "--grpc-port", grpc, "--metrics-port", metrics, "--instance-id", name],
                 "{name}"
             );
-            assert_eq!(
-                rs.env.get("REDIS_URL").map(String::as_str),
-                Some("redis://127.0.0.1:6380"),
-                "{name}"
-            );
+            assert_eq!(rs.env.get("REDIS_URL").map(String::as_str), Some("redis://127.0.0.1:6380"), "{name}");
             assert!(rs.env_remove.is_empty(), "{name}");
         }
     }
@@ -498,25 +424,14 @@ mod tests {
     #[test]
     fn an_existing_redis_is_passed_through_and_nothing_is_started_for_it() {
         let url = "redis://:secret@10.0.0.5:6379";
-        let broker = Broker::Existing {
-            url: url.to_owned(),
-        };
+        let broker = Broker::Existing { url: url.to_owned() };
         let plan = plan(&layout(), &broker, &binaries()).expect("plan");
 
         assert_eq!(plan.tiers[0].role, "room-services");
         for name in ["room-service-50051", "room-service-50052"] {
-            assert_eq!(
-                process(&plan, name)
-                    .env
-                    .get("REDIS_URL")
-                    .map(String::as_str),
-                Some(url)
-            );
+            assert_eq!(process(&plan, name).env.get("REDIS_URL").map(String::as_str), Some(url));
             assert!(
-                !process(&plan, name)
-                    .args
-                    .iter()
-                    .any(|a| a.contains("secret")),
+                !process(&plan, name).args.iter().any(|a| a.contains("secret")),
                 "the password must stay out of argv"
             );
         }
@@ -526,29 +441,13 @@ mod tests {
     fn without_redis_one_room_service_runs_on_the_in_process_broker() {
         let plan = plan(&layout(), &Broker::InProcess, &binaries()).expect("plan");
 
-        assert_eq!(
-            names(&plan),
-            [
-                "room-service-50051",
-                "gateway-3000",
-                "gateway-3001",
-                "gateway-3002"
-            ]
-        );
+        assert_eq!(names(&plan), ["room-service-50051", "gateway-3000", "gateway-3001", "gateway-3002"]);
         let rs = process(&plan, "room-service-50051");
         assert!(!rs.env.contains_key("REDIS_URL"));
         assert_eq!(rs.env_remove, ["REDIS_URL"]);
-        assert!(
-            process(&plan, "gateway-3001")
-                .args
-                .contains(&"http://127.0.0.1:50051".to_owned())
-        );
+        assert!(process(&plan, "gateway-3001").args.contains(&"http://127.0.0.1:50051".to_owned()));
         assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
-        assert!(
-            plan.notes[0].contains("starting 1, not 2"),
-            "{:?}",
-            plan.notes
-        );
+        assert!(plan.notes[0].contains("starting 1, not 2"), "{:?}", plan.notes);
     }
 
     #[test]
@@ -587,18 +486,12 @@ mod tests {
 
     #[test]
     fn a_wildcard_host_is_reached_through_loopback() {
-        let layout = Layout {
-            host: "0.0.0.0".to_owned(),
-            ..layout()
-        };
+        let layout = Layout { host: "0.0.0.0".to_owned(), ..layout() };
         let plan = plan(&layout, &start_redis(), &binaries()).expect("plan");
 
         let gw = process(&plan, "gateway-3000");
         assert_eq!(flag_value(gw, "--host"), Some("0.0.0.0"));
-        assert_eq!(
-            flag_value(gw, "--room-services"),
-            Some("http://127.0.0.1:50051,http://127.0.0.1:50052")
-        );
+        assert_eq!(flag_value(gw, "--room-services"), Some("http://127.0.0.1:50051,http://127.0.0.1:50052"));
         assert_eq!(plan.connect_host, "127.0.0.1");
     }
 
@@ -619,52 +512,24 @@ mod tests {
     #[test]
     fn overlapping_port_ranges_are_refused_with_the_flags_to_change() {
         for (case, layout, broker) in [
-            (
-                "gateways over metrics",
-                Layout {
-                    first_port: 9090,
-                    ..layout()
-                },
-                start_redis(),
-            ),
-            (
-                "gateways over grpc",
-                Layout {
-                    first_port: 50050,
-                    ..layout()
-                },
-                start_redis(),
-            ),
+            ("gateways over metrics", Layout { first_port: 9090, ..layout() }, start_redis()),
+            ("gateways over grpc", Layout { first_port: 50050, ..layout() }, start_redis()),
             (
                 "redis over a gateway",
                 layout(),
-                Broker::StartRedis {
-                    server: PathBuf::from("redis-server"),
-                    port: 3001,
-                    dir: PathBuf::from("/tmp/x"),
-                },
+                Broker::StartRedis { server: PathBuf::from("redis-server"), port: 3001, dir: PathBuf::from("/tmp/x") },
             ),
         ] {
-            let error = plan(&layout, &broker, &binaries())
-                .expect_err(case)
-                .to_string();
-            assert!(
-                error.contains("would both listen on port"),
-                "{case}: {error}"
-            );
+            let error = plan(&layout, &broker, &binaries()).expect_err(case).to_string();
+            assert!(error.contains("would both listen on port"), "{case}: {error}");
             assert!(error.contains("--first-port"), "{case}: {error}");
         }
     }
 
     #[test]
     fn a_range_past_65535_is_refused_naming_its_flag() {
-        let layout = Layout {
-            first_port: 65534,
-            ..layout()
-        };
-        let error = plan(&layout, &start_redis(), &binaries())
-            .expect_err("3 gateways from 65534")
-            .to_string();
+        let layout = Layout { first_port: 65534, ..layout() };
+        let error = plan(&layout, &start_redis(), &binaries()).expect_err("3 gateways from 65534").to_string();
         assert!(error.contains("--first-port 65534"), "{error}");
     }
 
@@ -682,10 +547,7 @@ mod tests {
             "http://127.0.0.1:9092/metrics",
             "redis-cli -p 6380",
         ] {
-            assert!(
-                summary.contains(expected),
-                "{expected} missing from:\n{summary}"
-            );
+            assert!(summary.contains(expected), "{expected} missing from:\n{summary}");
         }
     }
 }

@@ -30,9 +30,7 @@ pub fn redis_port(wanted: Option<u16>, avoid: &[u16]) -> std::io::Result<u16> {
     // A handful of tries is plenty: the system's ephemeral range is wide and
     // the plan holds only a few ports.
     for _ in 0..16 {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         if !avoid.contains(&port) {
             return Ok(port);
         }
@@ -43,10 +41,7 @@ pub fn redis_port(wanted: Option<u16>, avoid: &[u16]) -> std::io::Result<u16> {
 /// Whether something accepts TCP connections on `host:port` right now.
 pub async fn answers(host: &str, port: u16) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(Duration::from_millis(500), TcpStream::connect((host, port))).await, Ok(Ok(_)))
 }
 
 #[cfg(test)]

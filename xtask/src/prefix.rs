@@ -35,10 +35,7 @@ impl Style {
     /// (<https://no-color.org>).
     pub fn detect(width: usize) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
-        Self {
-            color: io::stdout().is_terminal() && !no_color,
-            width,
-        }
+        Self { color: io::stdout().is_terminal() && !no_color, width }
     }
 
     /// The text put before each line of the `index`-th process called `name`.
@@ -56,11 +53,7 @@ impl Style {
     pub fn own_label(&self) -> String {
         let width = self.width;
         let name = "xtask";
-        if self.color {
-            format!("\x1b[1m{name:<width$} |\x1b[0m ")
-        } else {
-            format!("{name:<width$} | ")
-        }
+        if self.color { format!("\x1b[1m{name:<width$} |\x1b[0m ") } else { format!("{name:<width$} | ") }
     }
 }
 
@@ -111,18 +104,13 @@ mod tests {
     use super::*;
 
     async fn prefixed(input: &[u8]) -> String {
-        let out = copy_prefixed(input, "gw | ", Vec::new())
-            .await
-            .expect("copy to memory");
+        let out = copy_prefixed(input, "gw | ", Vec::new()).await.expect("copy to memory");
         String::from_utf8(out).expect("utf-8")
     }
 
     #[tokio::test]
     async fn every_line_gets_the_label() {
-        assert_eq!(
-            prefixed(b"one\ntwo\n\nfour\n").await,
-            "gw | one\ngw | two\ngw | \ngw | four\n"
-        );
+        assert_eq!(prefixed(b"one\ntwo\n\nfour\n").await, "gw | one\ngw | two\ngw | \ngw | four\n");
     }
 
     #[tokio::test]
@@ -163,33 +151,17 @@ mod tests {
         let out = copy_prefixed(rx, "gw | ", Vec::new()).await.expect("copy");
         writer.await.expect("writer");
 
-        assert_eq!(
-            String::from_utf8(out).expect("utf-8"),
-            "gw | hello world\ngw | bye\n"
-        );
+        assert_eq!(String::from_utf8(out).expect("utf-8"), "gw | hello world\ngw | bye\n");
     }
 
     #[test]
     fn labels_line_up_and_colour_only_when_asked() {
-        let plain = Style {
-            color: false,
-            width: 12,
-        };
+        let plain = Style { color: false, width: 12 };
         assert_eq!(plain.label("gateway-3000", 0), "gateway-3000 | ");
         assert_eq!(plain.label("redis-6380", 1), "redis-6380   | ");
 
-        let colored = Style {
-            color: true,
-            width: 10,
-        };
-        assert_eq!(
-            colored.label("redis-6380", 0),
-            "\x1b[36mredis-6380 |\x1b[0m "
-        );
-        assert_eq!(
-            colored.label("a", PALETTE.len()),
-            colored.label("a", 0),
-            "colours cycle"
-        );
+        let colored = Style { color: true, width: 10 };
+        assert_eq!(colored.label("redis-6380", 0), "\x1b[36mredis-6380 |\x1b[0m ");
+        assert_eq!(colored.label("a", PALETTE.len()), colored.label("a", 0), "colours cycle");
     }
 }

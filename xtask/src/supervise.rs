@@ -58,11 +58,7 @@ pub enum Stop {
     /// A child ended by itself.
     Exited { name: String, status: String },
     /// A child did not open its port in time.
-    NotReady {
-        name: String,
-        port: u16,
-        waited: Duration,
-    },
+    NotReady { name: String, port: u16, waited: Duration },
 }
 
 impl std::fmt::Display for Stop {
@@ -70,11 +66,9 @@ impl std::fmt::Display for Stop {
         match self {
             Stop::Signal(signal) => write!(f, "{signal} received"),
             Stop::Exited { name, status } => write!(f, "{name} exited unexpectedly ({status})"),
-            Stop::NotReady { name, port, waited } => write!(
-                f,
-                "{name} did not open port {port} within {} s",
-                waited.as_secs_f32()
-            ),
+            Stop::NotReady { name, port, waited } => {
+                write!(f, "{name} did not open port {port} within {} s", waited.as_secs_f32())
+            }
         }
     }
 }
@@ -133,13 +127,7 @@ impl Supervisor {
     pub fn new(plan: &Plan, style: Style, timing: Timing) -> Self {
         // Every child reports exactly once, so this bound is never reached.
         let (exits_tx, exits) = mpsc::channel(plan.processes().count().max(1));
-        Self {
-            style,
-            timing,
-            children: Vec::new(),
-            exits_tx,
-            exits,
-        }
+        Self { style, timing, children: Vec::new(), exits_tx, exits }
     }
 
     /// Prints one of our own messages among the children's lines.
@@ -157,18 +145,12 @@ impl Supervisor {
                 self.spawn(process, tier_index)?;
             }
             let started: Vec<(usize, &Process)> = (first..).zip(&tier.processes).collect();
-            if let Some(stop) = self
-                .wait_listening(&plan.connect_host, &started, interrupts)
-                .await
-            {
+            if let Some(stop) = self.wait_listening(&plan.connect_host, &started, interrupts).await {
                 return Ok(stop);
             }
             self.say(&format!("{} up", tier.role));
         }
 
-        for note in &plan.notes {
-            self.say(note);
-        }
         for line in plan.summary() {
             self.say(&line);
         }
@@ -200,14 +182,9 @@ impl Supervisor {
             // Our output is not a terminal: keep escape codes out of it.
             command.env("NO_COLOR", "1");
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("could not start {}", process.program.display()))?;
+        let mut child = command.spawn().with_context(|| format!("could not start {}", process.program.display()))?;
 
-        let pid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .map(Pid::from_raw);
+        let pid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
         let stdout = child.stdout.take().map(|out| {
             let label = label.clone();
             tokio::spawn(async move { prefix::copy_prefixed(out, &label, Printed).await })
@@ -236,13 +213,7 @@ impl Supervisor {
             let _ = exits.send(Exit { index, status }).await;
         });
 
-        self.children.push(Child {
-            name: process.name.clone(),
-            tier,
-            pid,
-            kill: Some(kill_tx),
-            ended: None,
-        });
+        self.children.push(Child { name: process.name.clone(), tier, pid, kill: Some(kill_tx), ended: None });
         Ok(())
     }
 
@@ -360,10 +331,7 @@ impl Supervisor {
 
     /// Every child started so far, with how it ended (`None`: still running).
     pub fn children(&self) -> Vec<(&str, Option<&str>)> {
-        self.children
-            .iter()
-            .map(|child| (child.name.as_str(), child.ended.as_deref()))
-            .collect()
+        self.children.iter().map(|child| (child.name.as_str(), child.ended.as_deref())).collect()
     }
 
     fn running_in(&self, tier: usize) -> Vec<usize> {
@@ -385,11 +353,7 @@ impl Supervisor {
     }
 
     fn names(&self, indexes: &[usize]) -> String {
-        indexes
-            .iter()
-            .map(|&i| self.children[i].name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        indexes.iter().map(|&i| self.children[i].name.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -434,22 +398,9 @@ mod tests {
 
     #[test]
     fn stop_reasons_say_who_and_why() {
-        let exited = Stop::Exited {
-            name: "room-service-50052".to_owned(),
-            status: "exit code 1".to_owned(),
-        };
-        assert_eq!(
-            exited.to_string(),
-            "room-service-50052 exited unexpectedly (exit code 1)"
-        );
-        let not_ready = Stop::NotReady {
-            name: "gateway-3001".to_owned(),
-            port: 3001,
-            waited: Duration::from_secs(30),
-        };
-        assert_eq!(
-            not_ready.to_string(),
-            "gateway-3001 did not open port 3001 within 30 s"
-        );
+        let exited = Stop::Exited { name: "room-service-50052".to_owned(), status: "exit code 1".to_owned() };
+        assert_eq!(exited.to_string(), "room-service-50052 exited unexpectedly (exit code 1)");
+        let not_ready = Stop::NotReady { name: "gateway-3001".to_owned(), port: 3001, waited: Duration::from_secs(30) };
+        assert_eq!(not_ready.to_string(), "gateway-3001 did not open port 3001 within 30 s");
     }
 }

@@ -42,12 +42,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let style = Style::detect(width.max("xtask".len()));
     let mut supervisor = Supervisor::new(&plan, style, Timing::default());
     match &broker {
-        Broker::StartRedis { server, port, .. } => supervisor.say(&format!(
-            "starting {} on port {port} (nothing kept on disk)",
-            server.display()
-        )),
+        Broker::StartRedis { server, port, .. } => {
+            supervisor.say(&format!("starting {} on port {port} (nothing kept on disk)", server.display()))
+        }
         Broker::Existing { .. } => supervisor.say("using the Redis given by --redis-url"),
         Broker::InProcess => supervisor.say(NO_REDIS),
+    }
+    for note in &plan.notes {
+        supervisor.say(note);
     }
 
     let mut interrupts = supervise::interrupts()?;
@@ -90,23 +92,11 @@ fn choose_broker(
     };
     // The rest of the plan's ports, so a system-chosen Redis port avoids them.
     let others = plan::plan(layout, &Broker::InProcess, binaries)
-        .map(|plan| {
-            plan.listening_ports()
-                .into_iter()
-                .map(|(port, _)| port)
-                .collect()
-        })
+        .map(|plan| plan.listening_ports().into_iter().map(|(port, _)| port).collect())
         .unwrap_or_else(|_| Vec::new());
     let port = ports::redis_port(args.redis_port, &others)?;
     let dir = std::env::temp_dir().join(format!("chat-xtask-redis-{}", std::process::id()));
-    Ok((
-        Broker::StartRedis {
-            server,
-            port,
-            dir: dir.clone(),
-        },
-        Some(dir),
-    ))
+    Ok((Broker::StartRedis { server, port, dir: dir.clone() }, Some(dir)))
 }
 
 /// Fails, naming every taken port and its process, before anything starts.
@@ -130,13 +120,10 @@ fn refuse_busy_ports(plan: &Plan, host: &str) -> anyhow::Result<()> {
 
 fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

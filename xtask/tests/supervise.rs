@@ -12,10 +12,7 @@ use xtask::plan::{Plan, Process, Tier};
 use xtask::prefix::Style;
 use xtask::supervise::{Stop, Supervisor, Timing};
 
-const QUICK: Timing = Timing {
-    startup: Duration::from_millis(500),
-    grace: Duration::from_millis(500),
-};
+const QUICK: Timing = Timing { startup: Duration::from_millis(500), grace: Duration::from_millis(500) };
 
 /// A port that answers for as long as the listener lives.
 fn listening() -> (TcpListener, u16) {
@@ -38,10 +35,7 @@ fn sh(name: &str, script: &str, log: &Path, ready_port: u16) -> Process {
         name: name.to_owned(),
         program: PathBuf::from("sh"),
         args: vec!["-c".to_owned(), script.to_owned()],
-        env: BTreeMap::from([
-            ("NAME".to_owned(), name.to_owned()),
-            ("LOG".to_owned(), log.display().to_string()),
-        ]),
+        env: BTreeMap::from([("NAME".to_owned(), name.to_owned()), ("LOG".to_owned(), log.display().to_string())]),
         env_remove: Vec::new(),
         ready_port,
     }
@@ -59,44 +53,25 @@ while :; do sleep 0.05; done"#;
 
 fn plan(tiers: Vec<(&'static str, Vec<Process>)>) -> Plan {
     Plan {
-        tiers: tiers
-            .into_iter()
-            .map(|(role, processes)| Tier { role, processes })
-            .collect(),
+        tiers: tiers.into_iter().map(|(role, processes)| Tier { role, processes }).collect(),
         connect_host: "127.0.0.1".to_owned(),
         notes: Vec::new(),
     }
 }
 
 fn supervisor(plan: &Plan, timing: Timing) -> Supervisor {
-    Supervisor::new(
-        plan,
-        Style {
-            color: false,
-            width: 8,
-        },
-        timing,
-    )
+    Supervisor::new(plan, Style { color: false, width: 8 }, timing)
 }
 
 fn log_lines(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
 /// Sends `signal` once `count` children have logged `up` (their trap is set).
 fn interrupt_when_up(log: PathBuf, count: usize, tx: mpsc::Sender<&'static str>) {
     tokio::spawn(async move {
         for _ in 0..200 {
-            if log_lines(&log)
-                .iter()
-                .filter(|l| l.starts_with("up "))
-                .count()
-                >= count
-            {
+            if log_lines(&log).iter().filter(|l| l.starts_with("up ")).count() >= count {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -140,15 +115,9 @@ async fn tiers_start_in_order_and_an_interrupt_stops_the_last_started_first() {
         ("room-services", vec![sh("rs", POLITE, &log, rs_port)]),
         ("gateways", vec![sh("gw", POLITE, &log, gw_port)]),
     ]);
-    let slow_start = Timing {
-        startup: Duration::from_secs(5),
-        ..QUICK
-    };
+    let slow_start = Timing { startup: Duration::from_secs(5), ..QUICK };
     let mut supervisor = supervisor(&plan, slow_start);
-    listen_when_up(
-        log.clone(),
-        vec![("redis", redis_port), ("rs", rs_port), ("gw", gw_port)],
-    );
+    listen_when_up(log.clone(), vec![("redis", redis_port), ("rs", rs_port), ("gw", gw_port)]);
     let (tx, mut interrupts) = mpsc::channel(2);
     interrupt_when_up(log.clone(), 3, tx);
 
@@ -157,23 +126,11 @@ async fn tiers_start_in_order_and_an_interrupt_stops_the_last_started_first() {
 
     assert_eq!(stop, Stop::Signal("SIGINT"));
     let lines = log_lines(&log);
-    assert_eq!(
-        lines[..3],
-        ["up redis", "up rs", "up gw"],
-        "started tier by tier: {lines:?}"
-    );
-    assert_eq!(
-        lines[3..],
-        ["stop gw", "stop rs", "stop redis"],
-        "stopped in reverse: {lines:?}"
-    );
+    assert_eq!(lines[..3], ["up redis", "up rs", "up gw"], "started tier by tier: {lines:?}");
+    assert_eq!(lines[3..], ["stop gw", "stop rs", "stop redis"], "stopped in reverse: {lines:?}");
     assert_eq!(
         supervisor.children(),
-        [
-            ("redis", Some("exit code 0")),
-            ("rs", Some("exit code 0")),
-            ("gw", Some("exit code 0")),
-        ]
+        [("redis", Some("exit code 0")), ("rs", Some("exit code 0")), ("gw", Some("exit code 0")),]
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -193,10 +150,7 @@ async fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     supervisor.stop(&mut interrupts).await;
 
     let took = started.elapsed();
-    assert!(
-        took >= QUICK.grace,
-        "killed before the grace period: {took:?}"
-    );
+    assert!(took >= QUICK.grace, "killed before the grace period: {took:?}");
     assert!(took < QUICK.grace + Duration::from_secs(3), "took {took:?}");
     assert_eq!(supervisor.children(), [("gw", Some("killed by SIGKILL"))]);
     let _ = std::fs::remove_dir_all(dir);
@@ -208,10 +162,7 @@ async fn a_second_interrupt_kills_at_once() {
     let log = dir.join("log");
     let (_gw, port) = listening();
     let plan = plan(vec![("gateways", vec![sh("gw", STUBBORN, &log, port)])]);
-    let patient = Timing {
-        grace: Duration::from_secs(60),
-        ..QUICK
-    };
+    let patient = Timing { grace: Duration::from_secs(60), ..QUICK };
     let mut supervisor = supervisor(&plan, patient);
     let (tx, mut interrupts) = mpsc::channel(2);
     interrupt_when_up(log.clone(), 1, tx.clone());
@@ -221,11 +172,7 @@ async fn a_second_interrupt_kills_at_once() {
     tx.send("SIGINT").await.expect("second interrupt");
     supervisor.stop(&mut interrupts).await;
 
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(supervisor.children(), [("gw", Some("killed by SIGKILL"))]);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -237,10 +184,7 @@ async fn a_child_that_ends_by_itself_is_named_and_the_rest_are_stopped() {
     let (_rs, rs_port) = listening();
     let (_gw, gw_port) = listening();
     let plan = plan(vec![
-        (
-            "room-services",
-            vec![sh("rs", "sleep 0.3; exit 3", &log, rs_port)],
-        ),
+        ("room-services", vec![sh("rs", "sleep 0.3; exit 3", &log, rs_port)]),
         ("gateways", vec![sh("gw", POLITE, &log, gw_port)]),
     ]);
     let mut supervisor = supervisor(&plan, QUICK);
@@ -249,18 +193,8 @@ async fn a_child_that_ends_by_itself_is_named_and_the_rest_are_stopped() {
     let stop = supervisor.run(&plan, &mut interrupts).await.expect("run");
     supervisor.stop(&mut interrupts).await;
 
-    assert_eq!(
-        stop,
-        Stop::Exited {
-            name: "rs".to_owned(),
-            status: "exit code 3".to_owned()
-        }
-    );
-    assert_eq!(
-        stop.to_string(),
-        "rs exited unexpectedly (exit code 3)",
-        "the message names the process"
-    );
+    assert_eq!(stop, Stop::Exited { name: "rs".to_owned(), status: "exit code 3".to_owned() });
+    assert_eq!(stop.to_string(), "rs exited unexpectedly (exit code 3)", "the message names the process");
     let children = supervisor.children();
     assert_eq!(children[0], ("rs", Some("exit code 3")));
     assert_eq!(children[1].0, "gw");
@@ -285,18 +219,7 @@ async fn a_child_that_never_opens_its_port_stops_the_start() {
     let stop = supervisor.run(&plan, &mut interrupts).await.expect("run");
     supervisor.stop(&mut interrupts).await;
 
-    assert_eq!(
-        stop,
-        Stop::NotReady {
-            name: "rs".to_owned(),
-            port,
-            waited: QUICK.startup,
-        }
-    );
-    assert_eq!(
-        supervisor.children(),
-        [("rs", Some("killed by SIGTERM"))],
-        "the gateways were never started"
-    );
+    assert_eq!(stop, Stop::NotReady { name: "rs".to_owned(), port, waited: QUICK.startup });
+    assert_eq!(supervisor.children(), [("rs", Some("killed by SIGTERM"))], "the gateways were never started");
     let _ = std::fs::remove_dir_all(dir);
 }
