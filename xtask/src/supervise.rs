@@ -140,12 +140,10 @@ impl Supervisor {
     /// the children are still running (call [`Supervisor::stop`]).
     pub async fn run(&mut self, plan: &Plan, interrupts: &mut Interrupts) -> anyhow::Result<Stop> {
         for (tier_index, tier) in plan.tiers.iter().enumerate() {
-            let first = self.children.len();
             for process in &tier.processes {
                 self.spawn(process, tier_index)?;
             }
-            let started: Vec<(usize, &Process)> = (first..).zip(&tier.processes).collect();
-            if let Some(stop) = self.wait_listening(&plan.connect_host, &started, interrupts).await {
+            if let Some(stop) = self.wait_listening(&plan.connect_host, &tier.processes, interrupts).await {
                 return Ok(stop);
             }
             self.say(&format!("{} up", tier.role));
@@ -219,14 +217,9 @@ impl Supervisor {
 
     /// Waits until every one of `started` accepts connections on its port.
     /// `None` when they all do.
-    async fn wait_listening(
-        &mut self,
-        host: &str,
-        started: &[(usize, &Process)],
-        interrupts: &mut Interrupts,
-    ) -> Option<Stop> {
+    async fn wait_listening(&mut self, host: &str, started: &[Process], interrupts: &mut Interrupts) -> Option<Stop> {
         let deadline = Instant::now() + self.timing.startup;
-        let mut waiting: Vec<&Process> = started.iter().map(|(_, process)| *process).collect();
+        let mut waiting: Vec<&Process> = started.iter().collect();
         while !waiting.is_empty() {
             let mut still = Vec::new();
             for process in waiting {
@@ -256,11 +249,9 @@ impl Supervisor {
     }
 
     fn ended_unexpectedly(&mut self, exit: Exit) -> Stop {
-        let status = self.record(exit);
-        Stop::Exited {
-            name: self.children[status].name.clone(),
-            status: self.children[status].ended.clone().unwrap_or_default(),
-        }
+        let index = self.record(exit);
+        let child = &self.children[index];
+        Stop::Exited { name: child.name.clone(), status: child.ended.clone().unwrap_or_default() }
     }
 
     /// Notes that a child ended; returns its index.
