@@ -7,7 +7,7 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Developer commands for the chat workspace")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Developer commands for the chat workspace")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
