@@ -92,8 +92,14 @@ export class Room {
     return fresh;
   }
 
+  /**
+   * This page always sends a client_id with its tab's prefix, so that decides
+   * when there is one: a member id alone can be reused (a restarted gateway
+   * counts its connections from 1 again), a tab's random prefix is not.
+   */
   isOwn(ev) {
-    return this.ownIds.has(ev.member_id) || this.isOwnClientId(ev.client_id);
+    if (ev.client_id) return this.isOwnClientId(ev.client_id);
+    return this.ownIds.has(ev.member_id);
   }
 
   /**
