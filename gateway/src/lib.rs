@@ -34,6 +34,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +62,10 @@ pub async fn run(
         hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
         metrics,
         gateway: Arc::from(gateway.as_str()),
+        run_id: {
+            use rand::distr::{Alphanumeric, SampleString};
+            Alphanumeric.sample_string(&mut rand::rng(), 4)
+        },
         draining: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -85,6 +90,13 @@ pub async fn run(
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
 
     let draining = shared.draining.clone();
+    // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and
+    // delayed ACKs hold them back for tens of milliseconds.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("draining: telling browsers to reconnect elsewhere");

@@ -50,6 +50,9 @@ pub struct Shared {
     pub hub: Hub,
     pub metrics: Arc<GatewayMetrics>,
     pub gateway: Arc<str>,
+    /// Random per process start, so member ids of a restarted gateway never
+    /// repeat those of its previous run (whose presence may still linger).
+    pub run_id: String,
     /// Cancelled when the gateway drains: sessions tell browsers to reconnect.
     pub draining: CancellationToken,
     /// Work that must finish before the gateway exits (leave notices).
@@ -96,7 +99,7 @@ where
     let mut session = Session {
         shared,
         conn,
-        member_id: format!("{}/{conn}", shared.gateway),
+        member_id: format!("{}/{}-{conn}", shared.gateway, shared.run_id),
         rooms: HashMap::new(),
         queue,
         too_slow: Arc::new(Notify::new()),

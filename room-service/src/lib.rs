@@ -153,7 +153,8 @@ async fn serve<B: Broker>(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(RoomServiceServer::from_arc(rooms))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+        // Events are small and latency-bound: no Nagle delay on gateway streams.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
             shutdown.await;
             tracing::info!("shutting down: ending streams so gateways move their rooms");
             stop.cancel();
