@@ -32,6 +32,8 @@ pub const QUEUE_FRAMES: usize = 1024;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Typing frames closer together than this are dropped.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// How long a closing session waits for the browser's Close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Events written per flush at most.
 const WRITE_BATCH: usize = 64;
 /// History sent with `joined`.
@@ -157,10 +159,19 @@ where
             }
         }
     };
-    if let End::Close(code, reason) = end {
-        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
-    }
     session.leave_all();
+    if let End::Close(code, reason) = end {
+        let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+        if sink.send(close).await.is_ok() {
+            // Wait for the browser's answering Close before the socket is
+            // dropped: dropping at once (the process may exit right after a
+            // drain) can reset the connection before our last frames leave,
+            // and the browser would see 1006 instead of the reconnect notice.
+            let answered =
+                async { while !matches!(stream.next().await, None | Some(Ok(Message::Close(_))) | Some(Err(_))) {} };
+            let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+        }
+    }
 }
 
 impl Session<'_> {

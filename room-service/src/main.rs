@@ -1,5 +1,7 @@
 //! `room-service`: parse flags, start logging, bind, run until Ctrl+C or SIGTERM.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use room_service::Config;
 use tokio::net::TcpListener;
@@ -8,8 +10,11 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    // Logs go to stderr, coloured only on a terminal (not in files or `docker compose logs`).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let addr = format!("{}:{}", config.host, config.grpc_port);
     let listener = TcpListener::bind(&addr).await.map_err(|e| {
