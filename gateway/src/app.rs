@@ -41,13 +41,18 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     // Frames over the protocol's cap are refused by the session with 1009;
     // twice that is where the socket itself stops reading.
-    ws.max_message_size(MAX_FRAME_BYTES * 2).max_frame_size(MAX_FRAME_BYTES * 2).on_upgrade(move |socket| async move {
-        tracing::debug!(conn, "browser connected");
-        state.shared.metrics.connections.increment(1);
-        session::run(socket, Arc::clone(&state.shared), conn).await;
-        state.shared.metrics.connections.decrement(1);
-        tracing::debug!(conn, "browser disconnected");
-        drop(permit);
+    ws.max_message_size(MAX_FRAME_BYTES * 2).max_frame_size(MAX_FRAME_BYTES * 2).on_upgrade(move |socket| {
+        // Tracked, because the HTTP server's graceful shutdown does not wait
+        // for upgraded connections: the drain waits for these instead.
+        let tasks = state.shared.tasks.clone();
+        tasks.track_future(async move {
+            tracing::debug!(conn, "browser connected");
+            state.shared.metrics.connections.increment(1);
+            session::run(socket, Arc::clone(&state.shared), conn).await;
+            state.shared.metrics.connections.decrement(1);
+            tracing::debug!(conn, "browser disconnected");
+            drop(permit);
+        })
     })
 }
 

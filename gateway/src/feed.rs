@@ -91,13 +91,22 @@ impl Feed {
         matches!(tokio::time::timeout(limit, ready.wait_for(|r| *r)).await, Ok(Ok(_)))
     }
 
-    /// Moves the feed's position forward to a sequence a join just saw, so a
-    /// stream reopened before any live event arrives still resumes from it.
-    pub fn observe(&self, epoch: &str, seq: u64) {
+    /// Takes the stream's starting point as the feed's position, when the feed
+    /// has none yet: a stream that breaks before its first event then resumes
+    /// from there. Only the stream moves the position, never a join: a join's
+    /// snapshot can be ahead of events still on their way to other listeners.
+    fn start_at(&self, start: Option<(String, u64)>) {
         let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
-        if *position.0 != *epoch || seq > position.1 {
-            *position = (Arc::from(epoch), seq);
+        if let Some((epoch, seq)) = start
+            && position.0.is_empty()
+        {
+            *position = (Arc::from(epoch.as_str()), seq);
         }
+    }
+
+    /// Whether `member_id` still has a connection in this room here.
+    fn has_member(&self, member_id: &str) -> bool {
+        self.listeners().values().any(|l| l.member_id == member_id)
     }
 
     /// Queues one event for every local listener; returns how many got it.
@@ -165,7 +174,7 @@ pub async fn run(
             (position.0.to_string(), position.1)
         };
         let request = SubscribeRequest { room: room.clone(), after_seq, epoch, gateway: gateway.to_string() };
-        let Some((endpoint, mut stream)) = open(&services, &room, request).await else {
+        let Some((endpoint, start, mut stream)) = open(&services, &room, request).await else {
             metrics.upstream_errors.increment(1);
             feed.ready.send_replace(false);
             tokio::select! {
@@ -175,6 +184,7 @@ pub async fn run(
             backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         };
+        feed.start_at(start);
         tracing::info!(room, room_service = endpoint.url, after_seq, "room stream open");
         backoff = Duration::from_millis(50);
         feed.ready.send_replace(true);
@@ -214,11 +224,16 @@ async fn open<'a>(
     services: &'a RoomServices,
     room: &str,
     request: SubscribeRequest,
-) -> Option<(&'a crate::upstream::RoomServiceEndpoint, tonic::Streaming<RoomEvent>)> {
+) -> Option<(&'a crate::upstream::RoomServiceEndpoint, Option<(String, u64)>, tonic::Streaming<RoomEvent>)> {
     for endpoint in services.ranked(room) {
         let mut client = endpoint.client();
         match tokio::time::timeout(crate::upstream::CALL_TIMEOUT, client.subscribe(request.clone())).await {
-            Ok(Ok(response)) => return Some((endpoint, response.into_inner())),
+            Ok(Ok(response)) => {
+                let header = |name| response.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let start = header(chat_proto::EPOCH_HEADER)
+                    .zip(header(chat_proto::LAST_SEQ_HEADER).and_then(|s| s.parse::<u64>().ok()));
+                return Some((endpoint, start, response.into_inner()));
+            }
             Ok(Err(status)) if !is_unreachable(&status) => {
                 tracing::error!(room, room_service = endpoint.url, %status, "room-service refused the room stream");
                 return None;
@@ -233,40 +248,46 @@ async fn open<'a>(
     None
 }
 
+/// Member ids per heartbeat call (the room-service takes up to 10 000).
+const HEARTBEAT_CHUNK: usize = 1000;
+
 /// Keeps this gateway's members of the room present; joins again any the
 /// room-service forgot (their presence ran out while it could not be reached).
 async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: Arc<str>) {
-    let members = feed.members();
-    if members.is_empty() {
-        return;
-    }
     let room = feed.room.to_string();
-    let request = HeartbeatRequest {
-        room: room.clone(),
-        gateway: gateway.to_string(),
-        member_ids: members.iter().map(|(id, _)| id.clone()).collect(),
-    };
-    let unknown = match crate::rpc!(services, &room, heartbeat, request).await {
-        Ok(reply) => reply.unknown_member_ids,
-        Err(status) => {
-            tracing::warn!(room, %status, "heartbeat failed");
-            return;
-        }
-    };
-    for (member_id, username) in members.into_iter().filter(|(id, _)| unknown.contains(id)) {
-        let join = JoinRequest {
+    let members = feed.members();
+    for chunk in members.chunks(HEARTBEAT_CHUNK) {
+        let request = HeartbeatRequest {
             room: room.clone(),
-            member: Some(Member {
-                member_id: member_id.clone(),
-                username,
-                gateway: gateway.to_string(),
-                joined_at_ms: 0,
-            }),
-            history_limit: 1,
+            gateway: gateway.to_string(),
+            member_ids: chunk.iter().map(|(id, _)| id.clone()).collect(),
         };
-        match crate::rpc!(services, &room, join, join).await {
-            Ok(_) => tracing::info!(room, member_id, "joined again a member whose presence had run out"),
-            Err(status) => tracing::warn!(room, member_id, %status, "could not join again"),
+        let unknown = match crate::rpc!(services, &room, heartbeat, request).await {
+            Ok(reply) => reply.unknown_member_ids,
+            Err(status) => {
+                tracing::warn!(room, %status, "heartbeat failed");
+                return;
+            }
+        };
+        for (member_id, username) in chunk.iter().filter(|(id, _)| unknown.contains(id)) {
+            // Left or disconnected since the list was taken: not a lost member.
+            if !feed.has_member(member_id) {
+                continue;
+            }
+            let join = JoinRequest {
+                room: room.clone(),
+                member: Some(Member {
+                    member_id: member_id.clone(),
+                    username: username.clone(),
+                    gateway: gateway.to_string(),
+                    joined_at_ms: 0,
+                }),
+                history_limit: 1,
+            };
+            match crate::rpc!(services, &room, join, join).await {
+                Ok(_) => tracing::info!(room, member_id, "joined again a member whose presence had run out"),
+                Err(status) => tracing::warn!(room, member_id, %status, "could not join again"),
+            }
         }
     }
 }

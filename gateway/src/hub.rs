@@ -39,9 +39,9 @@ impl Hub {
         &self.services
     }
 
-    /// Adds a listener to the room and waits for the room's stream; `None`
+    /// Adds a listener to the room and waits for the room's stream; false
     /// (listener removed again) when no room-service could be reached.
-    pub async fn attach(&self, room: &str, conn: u64, listener: Listener) -> Option<Arc<Feed>> {
+    pub async fn attach(&self, room: &str, conn: u64, listener: Listener) -> bool {
         let feed = {
             let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
             let feed = feeds.entry(room.to_owned()).or_insert_with(|| {
@@ -60,12 +60,11 @@ impl Hub {
             self.metrics.rooms.set(feeds.len() as f64);
             feed
         };
-        if feed.wait_ready(READY_WAIT).await {
-            Some(feed)
-        } else {
+        let ready = feed.wait_ready(READY_WAIT).await;
+        if !ready {
             self.detach(room, conn);
-            None
         }
+        ready
     }
 
     pub fn detach(&self, room: &str, conn: u64) {

@@ -110,9 +110,12 @@ pub async fn run(
             tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
         }
     }
+    // Browser sessions (told to reconnect by now) and their leave notices.
     shared.tasks.close();
     if tokio::time::timeout(drain_for, shared.tasks.wait()).await.is_err() {
-        tracing::warn!("some leave notices were not sent; those members' presence will expire");
+        tracing::warn!(
+            "drain time is up: remaining browsers are cut off; members whose leave was not sent will expire"
+        );
     }
     tracing::info!(gateway, "gateway stopped");
     Ok(())

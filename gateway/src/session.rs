@@ -62,6 +62,7 @@ pub struct Shared {
 }
 
 struct JoinedRoom {
+    username: String,
     epoch: Arc<str>,
     /// The last sequence number the `joined` snapshot held.
     snapshot_seq: u64,
@@ -119,8 +120,9 @@ where
     } else {
         let too_slow = Arc::clone(&session.too_slow);
         loop {
+            // Unbiased: reading the browser's frames (each may wait on a call)
+            // must not starve writing its queued events, nor the reverse.
             tokio::select! {
-                biased;
                 () = shared.draining.cancelled() => {
                     let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
                     let _ = sink.send(Message::Text(notice)).await;
@@ -179,6 +181,9 @@ impl Session<'_> {
     async fn on_message(&mut self, message: Message) -> Result<Vec<Utf8Bytes>, End> {
         let text = match message {
             Message::Text(text) => text,
+            Message::Binary(bytes) if bytes.len() > MAX_FRAME_BYTES => {
+                return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
+            }
             Message::Binary(_) => {
                 self.shared.metrics.error_sent("binary_frame");
                 return Ok(vec![frame::refusal(&Refusal::new(
@@ -220,6 +225,16 @@ impl Session<'_> {
         }
     }
 
+    /// This connection as a room member under `username`.
+    fn member(&self, username: &str) -> Member {
+        Member {
+            member_id: self.member_id.clone(),
+            username: username.to_owned(),
+            gateway: self.shared.gateway.to_string(),
+            joined_at_ms: 0,
+        }
+    }
+
     fn joined(&mut self, room: &str) -> Result<&mut JoinedRoom, Refusal> {
         self.rooms.get_mut(room).ok_or_else(|| {
             Refusal::new(
@@ -251,19 +266,11 @@ impl Session<'_> {
             too_slow: Arc::clone(&self.too_slow),
         };
         let hub = &self.shared.hub;
-        let Some(feed) = hub.attach(room, self.conn, listener).await else {
+        if !hub.attach(room, self.conn, listener).await {
             return Err(unavailable(room));
         };
-        let request = JoinRequest {
-            room: room.to_owned(),
-            member: Some(Member {
-                member_id: self.member_id.clone(),
-                username: username.to_owned(),
-                gateway: self.shared.gateway.to_string(),
-                joined_at_ms: 0,
-            }),
-            history_limit: JOIN_HISTORY,
-        };
+        let request =
+            JoinRequest { room: room.to_owned(), member: Some(self.member(username)), history_limit: JOIN_HISTORY };
         let reply = match crate::rpc!(hub.services(), room, join, request).await {
             Ok(reply) => reply,
             Err(status) => {
@@ -274,7 +281,6 @@ impl Session<'_> {
         let joined_seq = reply.joined.as_ref().map_or(0, |e| e.seq);
         let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([joined_seq]).max().unwrap_or(0);
         let epoch = reply.joined.as_ref().map(|e| e.epoch.clone()).unwrap_or_default();
-        feed.observe(&epoch, snapshot_seq);
         tracing::debug!(conn = self.conn, room, username, seq = joined_seq, "joined");
         let frame = frame::encode(&ServerFrame::Joined {
             room,
@@ -284,8 +290,15 @@ impl Session<'_> {
             history: reply.history.iter().filter_map(EventView::of).collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
         });
-        self.rooms
-            .insert(Arc::from(room), JoinedRoom { epoch: Arc::from(epoch.as_str()), snapshot_seq, last_typing: None });
+        self.rooms.insert(
+            Arc::from(room),
+            JoinedRoom {
+                username: username.to_owned(),
+                epoch: Arc::from(epoch.as_str()),
+                snapshot_seq,
+                last_typing: None,
+            },
+        );
         Ok(vec![frame])
     }
 
@@ -306,8 +319,23 @@ impl Session<'_> {
         let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
         tracing::debug!(conn = self.conn, room, client_id, bytes = text.len(), "message from client");
         let request = SendRequest { room: room.to_owned(), member_id: self.member_id.clone(), text, client_id };
-        crate::rpc!(self.shared.hub.services(), room, send, request).await.map_err(|s| refusal_of(&s, room))?;
-        Ok(Vec::new())
+        let services = self.shared.hub.services();
+        match crate::rpc!(services, room, send, request.clone()).await {
+            Ok(_) => Ok(Vec::new()),
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                // This connection is in the room but the room-service no longer
+                // lists it (Redis restarted empty, or its presence ran out while
+                // unreachable): join again, then send once more.
+                tracing::info!(conn = self.conn, room, "presence was lost; joining again before sending");
+                let username = self.rooms.get(room).map(|r| r.username.clone()).unwrap_or_default();
+                let join =
+                    JoinRequest { room: room.to_owned(), member: Some(self.member(&username)), history_limit: 1 };
+                crate::rpc!(services, room, join, join).await.map_err(|s| refusal_of(&s, room))?;
+                crate::rpc!(services, room, send, request).await.map_err(|s| refusal_of(&s, room))?;
+                Ok(Vec::new())
+            }
+            Err(status) => Err(refusal_of(&status, room)),
+        }
     }
 
     async fn typing(&mut self, room: &str) -> Result<Vec<Utf8Bytes>, Refusal> {

@@ -355,3 +355,87 @@ async fn chat_resumes_after_redis_restarts() {
         assert!(tokio::time::Instant::now() < deadline, "chat did not resume after Redis restarted");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_on_the_same_gateway_never_make_its_other_browsers_miss_events() {
+    let topology = Topology::start(2, 2).await;
+    let mut ada = topology.client(0).await;
+    let joined = ada.join("general", "ada").await;
+    let mut last = joined["last_seq"].as_u64().expect("last_seq");
+    // Keep events in flight from the other gateway while people join on
+    // ada's: a join's snapshot then runs ahead of what ada's gateway has
+    // received, which must not make ada's gateway skip those events.
+    let mut talker = topology.client(1).await;
+    talker.join("general", "talker").await;
+    const SAID: usize = 300;
+    for i in 0..SAID {
+        talker.say("general", &format!("chatter {i}")).await;
+    }
+    const JOINS: usize = 20;
+    let addr = topology.gateway_addr(0);
+    let joiners: Vec<_> = (0..JOINS)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut client = support::Client::connect(addr).await;
+                client.join("general", &format!("u{i}")).await;
+                client
+            })
+        })
+        .collect();
+    let mut joined_clients = Vec::new();
+    for joiner in joiners {
+        joined_clients.push(joiner.await.expect("join task"));
+    }
+    // talker's join, its messages and the joins: every one, in order.
+    for _ in 0..(1 + SAID + JOINS) {
+        let frame = ada.next_where(|f| f["seq"].as_u64().is_some()).await;
+        let seq = frame["seq"].as_u64().expect("seq");
+        assert_eq!(seq, last + 1, "ada missed an event before {frame}");
+        last = seq;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_resumes_after_a_redis_outage_longer_than_its_reconnect_backoff() {
+    let mut topology = Topology::start(1, 2).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    let mut bob = topology.client(1).await;
+    bob.join("general", "bob").await;
+
+    let redis = topology.redis.as_mut().expect("redis");
+    redis.stop().await;
+    // Long enough for a reconnect loop with a handful of doubling retries to give up.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    redis.restart().await;
+
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let text = format!("after the outage {attempt}");
+        ada.say("general", &text).await;
+        let got = tokio::time::timeout(
+            Duration::from_millis(1500),
+            bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str()),
+        )
+        .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "live delivery did not resume after the outage");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_sender_that_reads_everything_is_not_taken_for_a_slow_consumer() {
+    let topology = Topology::start(1, 1).await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    const BURST: usize = 1100; // more than the 1024 frames a browser's queue holds
+    for i in 0..BURST {
+        ada.say("general", &format!("burst {i}")).await;
+    }
+    let got = messages(&mut ada, "general", BURST).await;
+    assert_eq!(texts(&got).last().map(String::as_str), Some("burst 1099"));
+}

@@ -13,3 +13,9 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
 
 pub mod names;
+
+/// Subscribe response header: the room's epoch when the stream started.
+pub const EPOCH_HEADER: &str = "room-epoch";
+/// Subscribe response header: the room's last sequence number when the
+/// stream started; live events after it follow.
+pub const LAST_SEQ_HEADER: &str = "room-last-seq";

@@ -106,7 +106,9 @@ impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Self {
         match error {
             BrokerError::NotMember(_) => Status::failed_precondition(error.to_string()),
-            BrokerError::Redis(_) => Status::unavailable(error.to_string()),
+            // Not UNAVAILABLE: that tells a gateway this room-service is gone and
+            // to retry elsewhere, but every room-service shares the one Redis.
+            BrokerError::Redis(_) => Status::internal(error.to_string()),
             BrokerError::Corrupt(_) => Status::internal(error.to_string()),
         }
     }
@@ -221,6 +223,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         // Live first, then the position: nothing published in between is missed.
         let subscription = self.broker.subscribe(&request.room).await.map_err(|e| self.failed(e))?;
         let position = self.broker.position(&request.room).await.map_err(|e| self.failed(e))?;
+        let (start_epoch, start_seq) = (position.epoch.clone(), position.last_seq);
         tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let stream = stream::Stream {
@@ -229,7 +232,14 @@ impl<B: Broker> RoomService for Rooms<B> {
             stopping: self.stopping.clone(),
         };
         tokio::spawn(stream.run(request, subscription, position, tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        // Where the stream starts, for a reader that has no position yet.
+        let mut response = Response::new(ReceiverStream::new(rx));
+        let headers = response.metadata_mut();
+        if let Ok(epoch) = start_epoch.parse() {
+            headers.insert(chat_proto::EPOCH_HEADER, epoch);
+        }
+        headers.insert(chat_proto::LAST_SEQ_HEADER, start_seq.into());
+        Ok(response)
     }
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {

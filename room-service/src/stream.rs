@@ -58,7 +58,21 @@ async fn forward_all<B: Broker>(
 ) {
     let room = request.room.clone();
     let mut cursor = Cursor { epoch: position.epoch.clone(), last: position.last_seq };
-    if request.after_seq > 0 && request.epoch == position.epoch && request.after_seq < position.last_seq {
+    if request.after_seq > 0 && request.epoch != position.epoch && !position.epoch.is_empty() {
+        // The room's history started over since the gateway last saw it (Redis
+        // lost it): everything of the new history is news to the gateway.
+        cursor.last = 0;
+        if catch_up(&**broker, metrics, &room, &mut cursor, position.last_seq, &out).await.is_err() {
+            return;
+        }
+        tracing::warn!(
+            room,
+            gateway = request.gateway,
+            old_epoch = request.epoch,
+            new_epoch = position.epoch,
+            "room history was lost; replayed the new one"
+        );
+    } else if request.after_seq > 0 && request.epoch == position.epoch && request.after_seq < position.last_seq {
         cursor.last = request.after_seq;
         if catch_up(&**broker, metrics, &room, &mut cursor, position.last_seq, &out).await.is_err() {
             return;

@@ -31,8 +31,9 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::{Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, envelope, new_epoch};
 
-/// How long a sent message's id is remembered for dedupe.
-const DEDUPE_TTL_SECS: u64 = 600;
+/// How long a sent message's id is remembered for dedupe: retries come
+/// within seconds; the copy it keeps is one message, so keep it short.
+const DEDUPE_TTL_SECS: u64 = 120;
 const ROOMS_KEY: &str = "chat:rooms";
 
 #[derive(Debug)]
@@ -87,7 +88,11 @@ impl RedisBroker {
         let reconnect = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(Duration::from_secs(2))
+            // Keep trying for as long as Redis is away: a manager that gives up
+            // stays dead until its next command, and the pub/sub one may have
+            // none to send — its rooms would go silent for good.
+            .set_number_of_retries(usize::MAX);
         let commands = client.get_connection_manager_with_config(reconnect.clone()).await?;
 
         let router = Arc::clone(&fanout);
@@ -370,7 +375,9 @@ impl Broker for RedisBroker {
     }
 
     async fn ping(&self) -> BrokerResult<()> {
+        // Both connections: the pub/sub one carries every room's events.
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        let _: String = redis::cmd("PING").query_async(&mut self.pubsub.clone()).await?;
         Ok(())
     }
 }
