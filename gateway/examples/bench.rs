@@ -235,8 +235,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let epoch = Instant::now();
-    let sending_for =
-        if args.rate == 0 { Duration::ZERO } else { Duration::from_millis(args.messages as u64 * 1000 / args.rate) };
+    let sending_for = Duration::from_millis((args.messages as u64 * 1000).checked_div(args.rate).unwrap_or(0));
     // Whatever has not arrived 30 s after the last send is due counts as lost.
     let deadline = epoch + sending_for + Duration::from_secs(30);
     let results = Arc::new(Mutex::new(HashMap::new()));
