@@ -29,6 +29,27 @@ async fn messages(client: &mut Client, room: &str, n: usize) -> Vec<Value> {
     got
 }
 
+/// Has `from` say numbered messages until one reaches `to`, failing after
+/// `patience`: for recoveries where early sends may be refused or lost.
+async fn until_delivered(from: &mut Client, to: &mut Client, label: &str, patience: Duration) {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let text = format!("{label} {attempt}");
+        from.say("general", &text).await;
+        let got = tokio::time::timeout(
+            Duration::from_millis(1500),
+            to.next_where(|f| f["type"] == "message" && f["text"] == text.as_str()),
+        )
+        .await;
+        if got.is_ok() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{label}: live delivery did not resume");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_on_every_gateway_gets_every_message_once_in_one_order() {
     let topology = Topology::start(2, 3).await;
@@ -338,22 +359,7 @@ async fn chat_resumes_after_redis_restarts() {
 
     // Redis came back empty: the subscriptions are made again and the
     // gateways' heartbeats put their members back; then chat flows.
-    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let text = format!("after restart {attempt}");
-        ada.say("general", &text).await;
-        let got = tokio::time::timeout(
-            Duration::from_millis(1500),
-            bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str()),
-        )
-        .await;
-        if got.is_ok() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "chat did not resume after Redis restarted");
-    }
+    until_delivered(&mut ada, &mut bob, "after restart", PATIENCE * 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,22 +415,7 @@ async fn chat_resumes_after_a_redis_outage_longer_than_its_reconnect_backoff() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     redis.restart().await;
 
-    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let text = format!("after the outage {attempt}");
-        ada.say("general", &text).await;
-        let got = tokio::time::timeout(
-            Duration::from_millis(1500),
-            bob.next_where(|f| f["type"] == "message" && f["text"] == text.as_str()),
-        )
-        .await;
-        if got.is_ok() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "live delivery did not resume after the outage");
-    }
+    until_delivered(&mut ada, &mut bob, "after the outage", PATIENCE * 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,30 +58,25 @@ async fn forward_all<B: Broker>(
 ) {
     let room = request.room.clone();
     let mut cursor = Cursor { epoch: position.epoch.clone(), last: position.last_seq };
-    if request.after_seq > 0 && request.epoch != position.epoch && !position.epoch.is_empty() {
-        // The room's history started over since the gateway last saw it (Redis
-        // lost it): everything of the new history is news to the gateway.
-        cursor.last = 0;
-        if catch_up(&**broker, metrics, &room, &mut cursor, position.last_seq, &out).await.is_err() {
-            return;
-        }
-        tracing::warn!(
-            room,
-            gateway = request.gateway,
-            old_epoch = request.epoch,
-            new_epoch = position.epoch,
-            "room history was lost; replayed the new one"
-        );
-    } else if request.after_seq > 0 && request.epoch == position.epoch && request.after_seq < position.last_seq {
-        cursor.last = request.after_seq;
+    // Where a resuming gateway's replay starts: after what it saw, or from
+    // the start when the room's history began anew since (Redis lost it).
+    let replay_from = match request.after_seq {
+        0 => None,
+        _ if request.epoch != position.epoch && !position.epoch.is_empty() => Some(0),
+        seen if request.epoch == position.epoch && seen < position.last_seq => Some(seen),
+        _ => None,
+    };
+    if let Some(from) = replay_from {
+        cursor.last = from;
         if catch_up(&**broker, metrics, &room, &mut cursor, position.last_seq, &out).await.is_err() {
             return;
         }
         tracing::info!(
             room,
             gateway = request.gateway,
-            from = request.after_seq,
+            from,
             to = cursor.last,
+            new_history = request.epoch != position.epoch,
             "replayed missed events"
         );
     }
