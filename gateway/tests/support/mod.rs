@@ -289,6 +289,27 @@ pub fn metric(text: &str, parts: &[&str]) -> f64 {
         .sum()
 }
 
+/// The texts of the `message` frames among `frames`.
+pub fn texts(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Reads `n` message frames for `room` (skipping notices), failing if a
+/// message of another room comes in between.
+pub async fn messages(client: &mut Client, room: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let frame = client.next_where(|f| f["type"] == "message").await;
+        assert_eq!(frame["room"], room, "a message from another room leaked in: {frame}");
+        got.push(frame);
+    }
+    got
+}
+
 /// A WebSocket client speaking the browser protocol.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
