@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use chat_proto::v1::SendRequest;
+use chat_proto::v1::{HistoryRequest, ListRoomsRequest, SendRequest};
 use support::{PATIENCE, Topology, http_get, metric};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -153,4 +153,27 @@ async fn draining_tells_browsers_to_reconnect_and_ends_in_time() {
         .await
         .expect("send");
     assert_eq!(staying.next_where(|f| f["type"] == "message").await["text"], "after the drain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_no_events_for_its_ttl_is_forgotten() {
+    let topology = Topology::start_with(1, 0, |config| config.room_ttl_secs = 1).await;
+    let mut grpc = topology.grpc(0).await;
+    let post = SendRequest { room: "idle".into(), text: "anyone?".into(), ..Default::default() };
+    grpc.send(post).await.expect("send");
+    let rooms = grpc.list_rooms(ListRoomsRequest {}).await.expect("ListRooms").into_inner().rooms;
+    assert_eq!(rooms.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["idle"]);
+
+    let grpc = &grpc;
+    eventually("the idle room is forgotten", || async move {
+        let mut grpc = grpc.clone();
+        let rooms = grpc.list_rooms(ListRoomsRequest {}).await.expect("ListRooms").into_inner().rooms;
+        rooms.is_empty()
+    })
+    .await;
+    let history =
+        topology.grpc(0).await.history(HistoryRequest { room: "idle".into(), limit: 10 }).await.expect("History");
+    let history = history.into_inner();
+    assert!(history.events.is_empty(), "history expired with the room: {history:?}");
+    assert_eq!(history.last_seq, 0);
 }

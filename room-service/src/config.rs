@@ -34,12 +34,24 @@ pub struct Config {
     #[arg(long, env = "HISTORY_LEN", default_value_t = 1000)]
     pub history_len: usize,
 
+    /// Seconds a room may go without a stored event before its history and
+    /// sequence are deleted (its next event starts a new epoch).
+    #[arg(long, env = "ROOM_TTL_SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub room_ttl_secs: u64,
+
     /// Seconds a member stays present without a heartbeat from its gateway.
     #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub presence_ttl_secs: u64,
 }
 
 impl Config {
+    pub fn retention(&self) -> crate::broker::Retention {
+        crate::broker::Retention {
+            history_len: self.history_len.max(1),
+            room_ttl: Duration::from_secs(self.room_ttl_secs),
+        }
+    }
+
     pub fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
     }

@@ -80,7 +80,7 @@ pub async fn run_with_metrics(
     let parts = Parts { config, listener, metrics_listener, metrics };
     match parts.config.redis_url.clone() {
         Some(url) => {
-            let broker = RedisBroker::connect(&url, parts.config.history_len, fanout)
+            let broker = RedisBroker::connect(&url, parts.config.retention(), fanout)
                 .await
                 .with_context(|| {
                     format!(
@@ -96,7 +96,7 @@ pub async fn run_with_metrics(
         }
         None => {
             tracing::info!("broker: in-process (REDIS_URL is not set); rooms live in this process only");
-            let broker = MemoryBroker::new(parts.config.history_len, fanout);
+            let broker = MemoryBroker::new(parts.config.retention(), fanout);
             serve(parts, Arc::new(broker), shutdown).await
         }
     }

@@ -126,9 +126,19 @@ impl Topology {
     /// A real redis-server, `room_services` room-services on it and
     /// `gateways` gateways that list every room-service.
     pub async fn start(room_services: usize, gateways: usize) -> Self {
+        Self::start_with(room_services, gateways, |_| {}).await
+    }
+
+    /// [`Self::start`] with the room-services' config adjusted by `tweak`.
+    pub async fn start_with(
+        room_services: usize,
+        gateways: usize,
+        tweak: impl FnOnce(&mut room_service::Config),
+    ) -> Self {
         let redis = RedisServer::start().await;
-        let url = redis.url();
-        Self::build(Some(redis), room_service::Config::with_redis(Some(url)), room_services, gateways).await
+        let mut config = room_service::Config::with_redis(Some(redis.url()));
+        tweak(&mut config);
+        Self::build(Some(redis), config, room_services, gateways).await
     }
 
     /// The embedded mode: one room-service on its in-process broker.

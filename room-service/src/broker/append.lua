@@ -9,7 +9,9 @@
 -- ARGV: 1 change (message|join|leave), 2 channel, 3 event body (protobuf),
 --       4 history length, 5 epoch to use if the room has none, 6 room name,
 --       7 member id, 8 member record (join), 9 expires-at ms (join) or
---       only-if-expired-at ms (leave, "" for always), 10 dedupe ttl seconds
+--       only-if-expired-at ms (leave, "" for always), 10 dedupe ttl seconds,
+--       11 room ttl seconds (a room with no stored event for this long is
+--       forgotten: history, sequence, epoch and presence)
 -- Returns {"ok", payload}, {"dup", payload}, {"not_member"} or {"absent"}.
 local change = ARGV[1]
 local member_id = ARGV[7]
@@ -47,5 +49,8 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-1', 'e', payload)
 redis.call('PUBLISH', ARGV[2], payload)
 if change == 'message' and KEYS[7] ~= '' then
   redis.call('SET', KEYS[7], payload, 'EX', ARGV[10])
+end
+for i = 1, 5 do
+  redis.call('EXPIRE', KEYS[i], ARGV[11])
 end
 return {'ok', payload}

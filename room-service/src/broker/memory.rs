@@ -8,10 +8,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
 
-use super::{Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, event_id, new_epoch};
+use super::{
+    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, event_id, new_epoch,
+};
 
 /// How many recent send ids per room are remembered for dedupe.
 const DEDUPE_PER_ROOM: usize = 4096;
@@ -20,7 +23,7 @@ const DEDUPE_PER_ROOM: usize = 4096;
 pub struct MemoryBroker {
     rooms: Mutex<HashMap<String, RoomLog>>,
     fanout: Arc<Fanout>,
-    history_len: usize,
+    retention: Retention,
 }
 
 #[derive(Debug)]
@@ -31,6 +34,7 @@ struct RoomLog {
     members: HashMap<String, (Member, i64)>,
     sent: HashMap<(String, String), RoomEvent>,
     sent_order: VecDeque<(String, String)>,
+    last_stored: Instant,
 }
 
 impl RoomLog {
@@ -42,6 +46,7 @@ impl RoomLog {
             members: HashMap::new(),
             sent: HashMap::new(),
             sent_order: VecDeque::new(),
+            last_stored: Instant::now(),
         }
     }
 
@@ -51,10 +56,10 @@ impl RoomLog {
 }
 
 impl MemoryBroker {
-    /// Keeps the last `history_len` events of each room and hands events to
-    /// local readers through `fanout`.
-    pub fn new(history_len: usize, fanout: Arc<Fanout>) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), fanout, history_len: history_len.max(1) }
+    /// Keeps what `retention` says of each room and hands events to local
+    /// readers through `fanout`.
+    pub fn new(retention: Retention, fanout: Arc<Fanout>) -> Self {
+        Self { rooms: Mutex::new(HashMap::new()), fanout, retention }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomLog>> {
@@ -96,11 +101,12 @@ impl MemoryBroker {
             }
         }
         log.last_seq += 1;
+        log.last_stored = Instant::now();
         event.seq = log.last_seq;
         event.epoch = log.epoch.clone();
         event.id = event_id(&log.epoch, log.last_seq);
         log.history.push_back(event.clone());
-        while log.history.len() > self.history_len {
+        while log.history.len() > self.retention.history_len {
             log.history.pop_front();
         }
         if let Some(key) = dedupe_key {
@@ -215,6 +221,9 @@ impl Broker for MemoryBroker {
 
     async fn drop_idle_subscriptions(&self) {
         self.fanout.remove_idle();
+        // Forget rooms with no stored event for the room TTL, as Redis would.
+        let ttl = self.retention.room_ttl;
+        self.lock().retain(|_, log| log.last_stored.elapsed() < ttl);
     }
 
     fn subscribed_rooms(&self) -> Vec<String> {

@@ -50,6 +50,15 @@ pub enum Change {
     Leave { member_id: String, only_if_expired_at: Option<i64> },
 }
 
+/// How much of a room is kept, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Stored events kept per room.
+    pub history_len: usize,
+    /// How long a room with no stored event is kept; then it is forgotten.
+    pub room_ttl: std::time::Duration,
+}
+
 /// Where a room's sequence stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Position {

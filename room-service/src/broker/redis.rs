@@ -29,7 +29,9 @@ use redis::streams::StreamRangeReply;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::{Broker, BrokerError, BrokerResult, Change, Fanout, Position, Subscription, envelope, new_epoch};
+use super::{
+    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, envelope, new_epoch,
+};
 
 /// How long a sent message's id is remembered for dedupe: retries come
 /// within seconds; the copy it keeps is one message, so keep it short.
@@ -46,7 +48,7 @@ pub struct RedisBroker {
     fanout: Arc<Fanout>,
     append: Script,
     heartbeat: Script,
-    history_len: usize,
+    retention: Retention,
 }
 
 /// The names of one room's keys.
@@ -81,7 +83,7 @@ fn room_of_channel(channel: &[u8]) -> Option<&str> {
 
 impl RedisBroker {
     /// Connects both connections; fails when Redis cannot be reached.
-    pub async fn connect(url: &str, history_len: usize, fanout: Arc<Fanout>) -> BrokerResult<Self> {
+    pub async fn connect(url: &str, retention: Retention, fanout: Arc<Fanout>) -> BrokerResult<Self> {
         let info = url.into_connection_info()?;
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(resp3))?;
@@ -112,7 +114,7 @@ impl RedisBroker {
             fanout,
             append: Script::new(include_str!("append.lua")),
             heartbeat: Script::new(include_str!("heartbeat.lua")),
-            history_len: history_len.max(1),
+            retention,
         })
     }
 
@@ -199,13 +201,14 @@ impl Broker for RedisBroker {
             .arg(name)
             .arg(&keys.channel)
             .arg(body)
-            .arg(self.history_len)
+            .arg(self.retention.history_len)
             .arg(new_epoch())
             .arg(room)
             .arg(member_id)
             .arg(record)
             .arg(at)
-            .arg(DEDUPE_TTL_SECS);
+            .arg(DEDUPE_TTL_SECS)
+            .arg(self.retention.room_ttl.as_secs());
         let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
         match reply.as_slice() {
             [status, payload] if status == b"ok" || status == b"dup" => {
@@ -353,11 +356,19 @@ impl Broker for RedisBroker {
                 })
                 .collect()
         };
-        Ok(names
-            .into_iter()
-            .zip(counts)
-            .map(|(name, (member_count, last_seq))| RoomSummary { name, member_count, last_seq: last_seq.unwrap_or(0) })
-            .collect())
+        let (mut live, mut forgotten) = (Vec::new(), Vec::new());
+        for (name, (member_count, last_seq)) in names.into_iter().zip(counts) {
+            match last_seq {
+                Some(last_seq) => live.push(RoomSummary { name, member_count, last_seq }),
+                // Its keys expired (room TTL): drop it from the index too.
+                None if member_count == 0 => forgotten.push(name),
+                None => live.push(RoomSummary { name, member_count, last_seq: 0 }),
+            }
+        }
+        if !forgotten.is_empty() {
+            let _: i64 = redis::cmd("SREM").arg(ROOMS_KEY).arg(&forgotten).query_async(&mut self.conn()).await?;
+        }
+        Ok(live)
     }
 
     async fn drop_idle_subscriptions(&self) {
