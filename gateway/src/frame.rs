@@ -9,6 +9,7 @@ use axum::extract::ws::Utf8Bytes;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, RoomEvent};
 use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
 
 /// What a browser asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -231,6 +232,31 @@ pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
 
 pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
     encode(&ServerFrame::Error { code: refusal.code, message: &refusal.message, room: refusal.room.as_deref() })
+}
+
+/// WebSocket close codes the protocol doc lists.
+pub mod close {
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTART: u16 = 1012;
+    pub const SLOW_CONSUMER: u16 = 4008;
+}
+
+/// The refusal for a room-service that could not be reached.
+pub fn unavailable(room: &str) -> Refusal {
+    Refusal::new("unavailable", "no room-service could be reached; try again in a moment").in_room(room)
+}
+
+/// The refusal a browser gets for a failed room-service call.
+pub fn refusal_of(status: &Status, room: &str) -> Refusal {
+    match status.code() {
+        Code::FailedPrecondition => Refusal::new("not_joined", status.message().to_owned()).in_room(room),
+        Code::InvalidArgument => Refusal::new("bad_request", status.message().to_owned()).in_room(room),
+        code if crate::upstream::is_unreachable(status) => {
+            tracing::warn!(room, ?code, message = status.message(), "room-service call failed");
+            unavailable(room)
+        }
+        _ => Refusal::new("internal", format!("the room-service failed: {}", status.message())).in_room(room),
+    }
 }
 
 #[cfg(test)]

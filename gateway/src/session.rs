@@ -17,10 +17,12 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::{Code, Status};
+use tonic::Code;
 
 use crate::feed::{Delivery, Listener};
-use crate::frame::{self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame};
+use crate::frame::{
+    self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame, close, refusal_of, unavailable,
+};
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 
@@ -38,13 +40,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 64;
 /// History sent with `joined`.
 const JOIN_HISTORY: u32 = 50;
-
-/// WebSocket close codes the protocol doc lists.
-pub mod close {
-    pub const TOO_BIG: u16 = 1009;
-    pub const RESTART: u16 = 1012;
-    pub const SLOW_CONSUMER: u16 = 4008;
-}
 
 /// What every session shares.
 #[derive(Debug)]
@@ -401,21 +396,5 @@ impl Session<'_> {
                 }
             });
         }
-    }
-}
-
-fn unavailable(room: &str) -> Refusal {
-    Refusal::new("unavailable", "no room-service could be reached; try again in a moment").in_room(room)
-}
-
-fn refusal_of(status: &Status, room: &str) -> Refusal {
-    match status.code() {
-        Code::FailedPrecondition => Refusal::new("not_joined", status.message().to_owned()).in_room(room),
-        Code::InvalidArgument => Refusal::new("bad_request", status.message().to_owned()).in_room(room),
-        code if crate::upstream::is_unreachable(status) => {
-            tracing::warn!(room, ?code, message = status.message(), "room-service call failed");
-            unavailable(room)
-        }
-        _ => Refusal::new("internal", format!("the room-service failed: {}", status.message())).in_room(room),
     }
 }

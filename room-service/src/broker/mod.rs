@@ -10,6 +10,7 @@
 
 mod envelope;
 mod fanout;
+mod keys;
 mod memory;
 mod redis;
 

@@ -1,17 +1,5 @@
-//! The Redis broker: rooms shared by every room-service through one Redis.
-//!
-//! Per room `r` (the `{r}` hash tag keeps a room's keys on one cluster slot):
-//!
-//! | key | type | holds |
-//! | --- | --- | --- |
-//! | `chat:{r}:seq` | string | the last sequence number given out |
-//! | `chat:{r}:epoch` | string | the id of the room's current history |
-//! | `chat:{r}:log` | stream | stored events, entry id `<seq>-1`, capped with `MAXLEN ~` |
-//! | `chat:{r}:members` | hash | member id → `Member` (protobuf) |
-//! | `chat:{r}:presence` | sorted set | member id → presence expiry (ms) |
-//! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
-//! | `chat:{r}:events` | pub/sub channel | every event of the room |
-//! | `chat:rooms` | set | every room name ever used |
+//! The Redis broker: rooms shared by every room-service through one Redis
+//! (the key layout is in [`super::keys`]).
 //!
 //! Writes go through `append.lua` (one atomic step per stored event) on a
 //! multiplexed connection. Events come in on a second, RESP3 connection
@@ -29,6 +17,7 @@ use redis::streams::StreamRangeReply;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
     Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, envelope, new_epoch,
 };
@@ -36,7 +25,6 @@ use super::{
 /// How long a sent message's id is remembered for dedupe: retries come
 /// within seconds; the copy it keeps is one message, so keep it short.
 const DEDUPE_TTL_SECS: u64 = 120;
-const ROOMS_KEY: &str = "chat:rooms";
 
 #[derive(Debug)]
 pub struct RedisBroker {
@@ -49,36 +37,6 @@ pub struct RedisBroker {
     append: Script,
     heartbeat: Script,
     retention: Retention,
-}
-
-/// The names of one room's keys.
-struct Keys {
-    seq: String,
-    epoch: String,
-    log: String,
-    members: String,
-    presence: String,
-    channel: String,
-}
-
-impl Keys {
-    fn of(room: &str) -> Self {
-        let key = |suffix: &str| format!("chat:{{{room}}}:{suffix}");
-        Self {
-            seq: key("seq"),
-            epoch: key("epoch"),
-            log: key("log"),
-            members: key("members"),
-            presence: key("presence"),
-            channel: key("events"),
-        }
-    }
-}
-
-/// The room a channel name belongs to: `chat:{general}:events` → `general`.
-fn room_of_channel(channel: &[u8]) -> Option<&str> {
-    let name = std::str::from_utf8(channel).ok()?;
-    name.strip_prefix("chat:{")?.strip_suffix("}:events")
 }
 
 impl RedisBroker {
@@ -406,16 +364,4 @@ impl RedisBroker {
 
 fn decode_member(bytes: &[u8]) -> BrokerResult<Member> {
     Member::decode(bytes).map_err(|e| BrokerError::Corrupt(format!("member record: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channel_names_map_back_to_rooms() {
-        assert_eq!(room_of_channel(Keys::of("dev.ops").channel.as_bytes()), Some("dev.ops"));
-        assert_eq!(room_of_channel(b"chat:{general}:log"), None);
-        assert_eq!(room_of_channel(b"\xff"), None);
-    }
 }

@@ -1,0 +1,148 @@
+//! Clients that talk to the servers under test as browsers and operators
+//! do: the WebSocket browser protocol and plain HTTP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::PATIENCE;
+
+/// A plain HTTP/1.0 GET: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.expect("write request");
+    let mut response = String::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .expect("HTTP answer in time")
+        .expect("read response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Reads one sample of a Prometheus text exposition: the sum over lines
+/// whose name and labels contain every one of `parts`.
+pub fn metric(text: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && parts.iter().all(|p| line.contains(p)))
+        .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// The texts of the `message` frames among `frames`.
+pub fn texts(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Reads `n` message frames for `room` (skipping notices), failing if a
+/// message of another room comes in between.
+pub async fn messages(client: &mut Client, room: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let frame = client.next_where(|f| f["type"] == "message").await;
+        assert_eq!(frame["room"], room, "a message from another room leaked in: {frame}");
+        got.push(frame);
+    }
+    got
+}
+
+/// A WebSocket client speaking the browser protocol.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub gateway: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("websocket connects");
+        let mut client = Self { ws, gateway: String::new() };
+        let welcome = client.next_of("welcome").await;
+        client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
+        client
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::Text(frame.to_string().into())).await.expect("send frame");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    /// The next message of any kind, within PATIENCE.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        match tokio::time::timeout(PATIENCE, self.ws.next()).await {
+            Ok(Some(Ok(message))) => Some(message),
+            Ok(_) => None,
+            Err(_) => panic!("no frame within {PATIENCE:?}"),
+        }
+    }
+
+    /// The next JSON text frame.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            match self.next_message().await {
+                Some(Message::Text(text)) => return serde_json::from_str(&text).expect("frames are JSON"),
+                Some(Message::Close(close)) => panic!("connection closed: {close:?}"),
+                Some(_) => {}
+                None => panic!("connection ended"),
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        self.next_where(|f| f["type"] == kind).await
+    }
+
+    /// Skips frames until one matches.
+    pub async fn next_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let frame =
+                tokio::time::timeout_at(deadline, self.next()).await.expect("the wanted frame did not come in time");
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Frames that arrive within `quiet`, all of them.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.ws.next()).await {
+            if let Message::Text(text) = message {
+                frames.push(serde_json::from_str(&text).expect("frames are JSON"));
+            }
+        }
+        frames
+    }
+
+    /// Joins a room and returns the `joined` frame.
+    pub async fn join(&mut self, room: &str, username: &str) -> Value {
+        self.send(json!({"type": "join", "room": room, "username": username})).await;
+        let frame = self.next_where(|f| f["type"] == "joined" || f["type"] == "error").await;
+        assert_eq!(frame["type"], "joined", "join {room} as {username}: {frame}");
+        frame
+    }
+
+    pub async fn say(&mut self, room: &str, text: &str) {
+        self.send(json!({"type": "send", "room": room, "text": text})).await;
+    }
+
+    /// Closes the connection like a tab being closed.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
