@@ -11,7 +11,7 @@ use axum::routing::get;
 use tokio::sync::Semaphore;
 use tower_http::services::ServeDir;
 
-use crate::session::{self, MAX_FRAME_BYTES, Shared};
+use crate::session::{self, MAX_FRAME_BYTES, READ_BUFFER_BYTES, Shared, WRITE_BUFFER_BYTES};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -40,8 +40,15 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
     };
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     // Frames over the protocol's cap are refused by the session with 1009;
-    // twice that is where the socket itself stops reading.
-    ws.max_message_size(MAX_FRAME_BYTES * 2).max_frame_size(MAX_FRAME_BYTES * 2).on_upgrade(move |socket| {
+    // twice that is where the socket itself stops reading. The buffers are
+    // sized for a chat connection, which mostly idles and gets small frames:
+    // tungstenite's defaults (128 KiB each) would cost that per connection.
+    let ws = ws
+        .max_message_size(MAX_FRAME_BYTES * 2)
+        .max_frame_size(MAX_FRAME_BYTES * 2)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES);
+    ws.on_upgrade(move |socket| {
         // Tracked, because the HTTP server's graceful shutdown does not wait
         // for upgraded connections: the drain waits for these instead.
         let tasks = state.shared.tasks.clone();

@@ -5,7 +5,9 @@
 //! event is turned into a JSON frame once and the same bytes are queued for
 //! every local listener. A listener whose queue is full is a browser that
 //! cannot keep up: it is dropped from the feed and its session closes with
-//! 4008, instead of the gateway buffering without bound. When the stream
+//! 4008, instead of the gateway buffering without bound. Presence events are
+//! gathered in the room's [`PresenceWindow`] and go out as at most one
+//! `presence` frame per window. When the stream
 //! breaks, the feed subscribes again — on the next room-service if that one is
 //! gone — resuming after the last sequence number it saw, so nothing is lost.
 //! The feed also sends the heartbeats that keep its listeners present.
@@ -15,20 +17,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{HeartbeatRequest, JoinRequest, Member, RoomEvent, SubscribeRequest};
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{EventView, encode};
 use crate::metrics::GatewayMetrics;
+use crate::presence::{PRESENCE_EVERY, PresenceWindow};
 use crate::upstream::{RoomServices, is_unreachable};
 
-/// A room event ready to write to browsers.
-#[derive(Debug, Clone)]
+/// A room event ready to write to browsers: made once per event and shared
+/// by every local listener of the room.
+#[derive(Debug)]
 pub struct Delivery {
     pub room: Arc<str>,
     pub epoch: Arc<str>,
-    /// 0 for ephemeral events (typing).
+    /// 0 for ephemeral events (presence, typing).
     pub seq: u64,
     /// For typing: who is typing, so they don't see themselves.
     pub from: Option<Arc<str>>,
@@ -38,9 +44,9 @@ pub struct Delivery {
 /// One local browser connection in the room.
 #[derive(Debug, Clone)]
 pub struct Listener {
-    pub member_id: String,
-    pub username: String,
-    pub queue: mpsc::Sender<Delivery>,
+    pub member_id: Arc<str>,
+    pub username: Arc<str>,
+    pub queue: mpsc::Sender<Arc<Delivery>>,
     /// Notified when the listener was dropped for being too slow.
     pub too_slow: Arc<Notify>,
 }
@@ -106,11 +112,14 @@ impl Feed {
 
     /// Whether `member_id` still has a connection in this room here.
     fn has_member(&self, member_id: &str) -> bool {
-        self.listeners().values().any(|l| l.member_id == member_id)
+        self.listeners().values().any(|l| &*l.member_id == member_id)
     }
 
     /// Queues one event for every local listener; returns how many got it.
     fn deliver(&self, event: &RoomEvent, metrics: &GatewayMetrics) -> usize {
+        let Some(view) = EventView::of(event) else {
+            return 0;
+        };
         let epoch = {
             let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
             if event.seq > 0 {
@@ -121,21 +130,29 @@ impl Feed {
             }
             Arc::clone(&position.0)
         };
-        let Some(view) = EventView::of(event) else {
+        let from = match &event.kind {
+            Some(Kind::Typing(t)) => Some(Arc::from(t.member_id.as_str())),
+            _ => None,
+        };
+        self.fan_out(
+            Delivery { room: Arc::clone(&self.room), epoch, seq: event.seq, from, frame: encode(&view) },
+            metrics,
+        )
+    }
+
+    /// Queues a presence frame for every local listener.
+    fn deliver_presence(&self, window: &mut PresenceWindow, metrics: &GatewayMetrics) -> usize {
+        let Some(frame) = window.take(&self.room) else {
             return 0;
         };
-        let delivery = Delivery {
-            room: Arc::clone(&self.room),
-            epoch,
-            seq: event.seq,
-            from: match &event.kind {
-                Some(chat_proto::v1::room_event::Kind::Typing(t)) => Some(Arc::from(t.member_id.as_str())),
-                _ => None,
-            },
-            frame: encode(&view),
-        };
+        let epoch = Arc::clone(&self.position.lock().unwrap_or_else(PoisonError::into_inner).0);
+        self.fan_out(Delivery { room: Arc::clone(&self.room), epoch, seq: 0, from: None, frame }, metrics)
+    }
+
+    fn fan_out(&self, delivery: Delivery, metrics: &GatewayMetrics) -> usize {
+        let delivery = Arc::new(delivery);
         let mut delivered = 0;
-        self.listeners().retain(|conn, listener| match listener.queue.try_send(delivery.clone()) {
+        self.listeners().retain(|conn, listener| match listener.queue.try_send(Arc::clone(&delivery)) {
             Ok(()) => {
                 delivered += 1;
                 true
@@ -151,8 +168,8 @@ impl Feed {
         delivered
     }
 
-    fn members(&self) -> Vec<(String, String)> {
-        self.listeners().values().map(|l| (l.member_id.clone(), l.username.clone())).collect()
+    fn members(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        self.listeners().values().map(|l| (Arc::clone(&l.member_id), Arc::clone(&l.username))).collect()
     }
 }
 
@@ -188,35 +205,88 @@ pub async fn run(
         tracing::info!(room, room_service = endpoint.url, after_seq, "room stream open");
         backoff = Duration::from_millis(50);
         feed.ready.send_replace(true);
+        let mut presence = Presence { window: PresenceWindow::default(), due: None, last_sent: None };
         loop {
             tokio::select! {
-                            () = feed.stop.cancelled() => break,
-                            _ = heartbeat.tick() => {
-                                tokio::spawn(send_heartbeat(Arc::clone(&feed), Arc::clone(&services), Arc::clone(&gateway)));
-                            }
-                            message = stream.message() => match message {
-                                Ok(Some(event)) => {
-            let delivered = feed.deliver(&event, &metrics);
-                                    metrics.observe_latency(event.ts_ms, now_ms());
-                                    tracing::debug!(room, seq = event.seq, delivered, "delivered to local clients");
-                                }
-                                Ok(None) => {
-                                    tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
-                                    break;
-                                }
-            Err(status) => {
-                                    metrics.upstream_errors.increment(1);
-                                    tracing::warn!(room, room_service = endpoint.url, %status, "room stream broke; subscribing again");
-                                    if is_unreachable(&status) {
-                                        endpoint.mark_down();
-                                    }
-                                    break;
-                                }
-                            },
-                        }
+                () = feed.stop.cancelled() => break,
+                _ = heartbeat.tick() => send_heartbeats(&feed, &services, &gateway),
+                () = presence.closes() => {
+                    let delivered = feed.deliver_presence(&mut presence.window, &metrics);
+                    presence.sent();
+                    tracing::debug!(room, delivered, "presence delivered to local clients");
+                }
+                message = stream.message() => match message {
+                    Ok(Some(event)) => presence.on_event(&feed, event, &metrics),
+                    Ok(None) => {
+                        tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
+                        break;
+                    }
+                    Err(status) => {
+                        stream_broke(endpoint, &room, &status, &metrics);
+                        break;
+                    }
+                },
+            }
         }
+        // Changes gathered but not sent: send them before resubscribing.
+        feed.deliver_presence(&mut presence.window, &metrics);
     }
     tracing::debug!(room, "feed stopped");
+}
+
+/// The presence changes waiting to go out, and when they may.
+struct Presence {
+    window: PresenceWindow,
+    /// When the waiting changes go out.
+    due: Option<Instant>,
+    last_sent: Option<Instant>,
+}
+
+impl Presence {
+    /// Hands a stream event on: presence into the window (sent at once after
+    /// a quiet spell), anything else straight to the listeners.
+    fn on_event(&mut self, feed: &Feed, event: RoomEvent, metrics: &GatewayMetrics) {
+        if let Some(Kind::Presence(diff)) = event.kind {
+            self.window.add(diff);
+            let now = Instant::now();
+            let earliest = self.last_sent.map_or(now, |at| at + PRESENCE_EVERY);
+            self.due.get_or_insert(earliest.max(now));
+            return;
+        }
+        let delivered = feed.deliver(&event, metrics);
+        metrics.observe_latency(event.ts_ms, now_ms());
+        tracing::debug!(room = %feed.room, seq = event.seq, delivered, "delivered to local clients");
+    }
+
+    /// Resolves when the waiting changes are due; never while none wait.
+    async fn closes(&self) {
+        match self.due {
+            Some(due) => tokio::time::sleep_until(due).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn sent(&mut self) {
+        self.due = None;
+        self.last_sent = Some(Instant::now());
+    }
+}
+
+fn stream_broke(
+    endpoint: &crate::upstream::RoomServiceEndpoint,
+    room: &str,
+    status: &tonic::Status,
+    metrics: &GatewayMetrics,
+) {
+    metrics.upstream_errors.increment(1);
+    tracing::warn!(room, room_service = endpoint.url, %status, "room stream broke; subscribing again");
+    if is_unreachable(status) {
+        endpoint.mark_down();
+    }
+}
+
+fn send_heartbeats(feed: &Arc<Feed>, services: &Arc<RoomServices>, gateway: &Arc<str>) {
+    tokio::spawn(send_heartbeat(Arc::clone(feed), Arc::clone(services), Arc::clone(gateway)));
 }
 
 /// Opens the room's stream on the best reachable room-service.
@@ -234,6 +304,10 @@ async fn open<'a>(
                     .zip(header(chat_proto::LAST_SEQ_HEADER).and_then(|s| s.parse::<u64>().ok()));
                 return Some((endpoint, start, response.into_inner()));
             }
+            Ok(Err(status)) if crate::upstream::is_busy(&status) => {
+                tracing::warn!(room, room_service = endpoint.url, %status, "room-service busy; opening the stream later");
+                return None;
+            }
             Ok(Err(status)) if !is_unreachable(&status) => {
                 tracing::error!(room, room_service = endpoint.url, %status, "room-service refused the room stream");
                 return None;
@@ -241,6 +315,10 @@ async fn open<'a>(
             Ok(Err(status)) => {
                 tracing::warn!(room, room_service = endpoint.url, %status, "cannot open room stream");
                 endpoint.mark_down();
+            }
+            Err(_) if endpoint.answers_health().await => {
+                tracing::warn!(room, room_service = endpoint.url, "room stream slow to open; the room-service is busy");
+                return None;
             }
             Err(_) => endpoint.mark_down(),
         }
@@ -260,16 +338,17 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
         let request = HeartbeatRequest {
             room: room.clone(),
             gateway: gateway.to_string(),
-            member_ids: chunk.iter().map(|(id, _)| id.clone()).collect(),
+            member_ids: chunk.iter().map(|(id, _)| id.to_string()).collect(),
         };
-        let unknown = match crate::rpc!(services, &room, heartbeat, request).await {
+        let heartbeat = services.call(&room, request, |mut c, r| async move { c.heartbeat(r).await });
+        let unknown = match heartbeat.await {
             Ok(reply) => reply.unknown_member_ids,
             Err(status) => {
                 tracing::warn!(room, %status, "heartbeat failed");
                 return;
             }
         };
-        for (member_id, username) in chunk.iter().filter(|(id, _)| unknown.contains(id)) {
+        for (member_id, username) in chunk.iter().filter(|(id, _)| unknown.iter().any(|u| **u == **id)) {
             // Left or disconnected since the list was taken: not a lost member.
             if !feed.has_member(member_id) {
                 continue;
@@ -277,16 +356,16 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
             let join = JoinRequest {
                 room: room.clone(),
                 member: Some(Member {
-                    member_id: member_id.clone(),
-                    username: username.clone(),
+                    member_id: member_id.to_string(),
+                    username: username.to_string(),
                     gateway: gateway.to_string(),
                     joined_at_ms: 0,
                 }),
                 history_limit: 1,
             };
-            match crate::rpc!(services, &room, join, join).await {
-                Ok(_) => tracing::info!(room, member_id, "joined again a member whose presence had run out"),
-                Err(status) => tracing::warn!(room, member_id, %status, "could not join again"),
+            match services.call(&room, join, |mut c, r| async move { c.join(r).await }).await {
+                Ok(_) => tracing::info!(room, %member_id, "joined again a member whose presence had run out"),
+                Err(status) => tracing::warn!(room, %member_id, %status, "could not join again"),
             }
         }
     }

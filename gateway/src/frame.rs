@@ -31,9 +31,16 @@ pub enum ClientFrame {
     Typing {
         room: String,
     },
+    /// The next page of a room's members, after the `next` cursor of the
+    /// previous page (`joined.members_next` or `members.next`).
+    Members {
+        room: String,
+        #[serde(default)]
+        after: String,
+    },
 }
 
-const CLIENT_TYPES: [&str; 4] = ["join", "leave", "send", "typing"];
+const CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "typing", "members"];
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
@@ -43,6 +50,7 @@ impl ClientFrame {
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Send { .. } => "send",
             ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Members { .. } => "members",
         }
     }
 }
@@ -54,11 +62,13 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub room: Option<String>,
+    /// For `unavailable`: when trying again makes sense.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), room: None }
+        Self { code, message: message.into(), room: None, retry_after_ms: None }
     }
 
     pub fn in_room(mut self, room: &str) -> Self {
@@ -120,6 +130,14 @@ impl<'a> From<&'a Member> for MemberView<'a> {
     }
 }
 
+/// A member who left, as browsers see it.
+#[derive(Debug, Serialize)]
+pub struct LeaveView<'a> {
+    #[serde(flatten)]
+    pub member: MemberView<'a>,
+    pub reason: &'a str,
+}
+
 /// A room event as browsers see it.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -134,21 +152,6 @@ pub enum EventView<'a> {
         client_id: &'a str,
         ts: i64,
     },
-    MemberJoined {
-        room: &'a str,
-        seq: u64,
-        id: &'a str,
-        member: Option<MemberView<'a>>,
-        ts: i64,
-    },
-    MemberLeft {
-        room: &'a str,
-        seq: u64,
-        id: &'a str,
-        member: Option<MemberView<'a>>,
-        reason: &'a str,
-        ts: i64,
-    },
     Typing {
         room: &'a str,
         member_id: &'a str,
@@ -157,7 +160,8 @@ pub enum EventView<'a> {
 }
 
 impl<'a> EventView<'a> {
-    /// `None` for an event with no kind (from a newer room-service).
+    /// `None` for an event with no kind (from a newer room-service) and for
+    /// presence, which the room's feed gathers into `presence` frames.
     pub fn of(e: &'a RoomEvent) -> Option<Self> {
         let (room, seq, id, ts) = (e.room.as_str(), e.seq, e.id.as_str(), e.ts_ms);
         Some(match e.kind.as_ref()? {
@@ -171,16 +175,8 @@ impl<'a> EventView<'a> {
                 client_id: &m.client_id,
                 ts,
             },
-            Kind::Joined(j) => EventView::MemberJoined { room, seq, id, member: j.member.as_ref().map(Into::into), ts },
-            Kind::Left(l) => EventView::MemberLeft {
-                room,
-                seq,
-                id,
-                member: l.member.as_ref().map(Into::into),
-                reason: &l.reason,
-                ts,
-            },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
+            Kind::Presence(_) => return None,
         })
     }
 }
@@ -199,7 +195,30 @@ pub enum ServerFrame<'a> {
         epoch: &'a str,
         last_seq: u64,
         history: Vec<EventView<'a>>,
+        /// The first members in name order, at most 100.
         members: Vec<MemberView<'a>>,
+        member_count: u32,
+        /// Cursor for a `members` request when `members` is not everyone.
+        members_next: Option<&'a str>,
+    },
+    /// A page of members, answering a `members` request.
+    Members {
+        room: &'a str,
+        members: Vec<MemberView<'a>>,
+        member_count: u32,
+        next: Option<&'a str>,
+    },
+    /// Who joined and left a room since the last one (at most one per room
+    /// every [`crate::presence::PRESENCE_EVERY`]). `joins` and `leaves` list
+    /// at most [`crate::presence::LISTED_MAX`] members each; `joined` and
+    /// `left` count them all, so a list shorter than its count is partial.
+    Presence {
+        room: &'a str,
+        member_count: u32,
+        joined: u32,
+        left: u32,
+        joins: Vec<MemberView<'a>>,
+        leaves: Vec<LeaveView<'a>>,
     },
     Left {
         room: &'a str,
@@ -209,6 +228,8 @@ pub enum ServerFrame<'a> {
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Reconnect {
         reason: &'a str,
@@ -231,7 +252,12 @@ pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
 }
 
 pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
-    encode(&ServerFrame::Error { code: refusal.code, message: &refusal.message, room: refusal.room.as_deref() })
+    encode(&ServerFrame::Error {
+        code: refusal.code,
+        message: &refusal.message,
+        room: refusal.room.as_deref(),
+        retry_after_ms: refusal.retry_after_ms,
+    })
 }
 
 /// WebSocket close codes the protocol doc lists.
@@ -251,6 +277,14 @@ pub fn refusal_of(status: &Status, room: &str) -> Refusal {
     match status.code() {
         Code::FailedPrecondition => Refusal::new("not_joined", status.message().to_owned()).in_room(room),
         Code::InvalidArgument => Refusal::new("bad_request", status.message().to_owned()).in_room(room),
+        _ if crate::upstream::is_busy(status) => {
+            let wait = crate::upstream::retry_after(status);
+            tracing::debug!(room, message = status.message(), "room-service busy");
+            Refusal {
+                retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                ..Refusal::new("unavailable", "the room-service is busy; try again in a moment").in_room(room)
+            }
+        }
         code if crate::upstream::is_unreachable(status) => {
             tracing::warn!(room, ?code, message = status.message(), "room-service call failed");
             unavailable(room)

@@ -77,9 +77,4 @@ impl Hub {
             self.metrics.rooms.set(feeds.len() as f64);
         }
     }
-
-    /// How many rooms have local listeners.
-    pub fn rooms(&self) -> usize {
-        self.feeds.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
 }

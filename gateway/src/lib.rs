@@ -10,6 +10,8 @@
 //! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
+//! - [`presence`]: a room's joins and leaves gathered into at most one
+//!   `presence` frame per window.
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails.
 //!
 //! ## How a message flows
@@ -25,6 +27,7 @@ pub mod feed;
 pub mod frame;
 pub mod hub;
 pub mod metrics;
+pub mod presence;
 pub mod session;
 pub mod upstream;
 

@@ -1,19 +1,28 @@
 //! One browser connection: frames in, calls out, room events back.
 //!
-//! A single task owns the socket. It reads the browser's frames and acts on
-//! them in order (a `join` is answered before the next frame is read), and
-//! writes the room events its feeds queued for it, in batches with one flush.
-//! Per room it remembers the sequence number its `joined` snapshot ended at,
-//! so events the snapshot already held are not written twice.
+//! A single task owns the socket; [`Session`] holds the connection's state
+//! and [`Session::run`] its life. The loop waits on five things at once and
+//! hands each to one method: the gateway draining, the browser falling too
+//! far behind, the room-service call in flight finishing, the browser's next
+//! frame, and room events the feeds queued. Frames are acted on in order —
+//! the next one is read only once the call of the last one is answered — but
+//! a slow call never holds up deliveries: while a `join` waits on a
+//! room-service, events keep being written. Events of a room whose join is
+//! in flight are held and written right after its `joined`, without those
+//! its snapshot already showed.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chat_proto::names;
-use chat_proto::v1::{JoinRequest, LeaveRequest, Member, SendRequest, TypingRequest};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use chat_proto::v1::{
+    JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendRequest, TypingRequest,
+};
+use futures_util::SinkExt;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +41,11 @@ pub const MAX_ROOMS: usize = 32;
 pub const QUEUE_FRAMES: usize = 1024;
 /// The largest frame a browser may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// What the socket reads at a time. Chat frames are small; a larger one is
+/// read into a buffer of its own size, for that frame only.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes of frames gathered before they are written to the socket.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Typing frames closer together than this are dropped.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// How long a closing session waits for the browser's Close.
@@ -56,21 +70,38 @@ pub struct Shared {
     pub tasks: TaskTracker,
 }
 
-struct JoinedRoom {
-    username: String,
-    epoch: Arc<str>,
-    /// The last sequence number the `joined` snapshot held.
-    snapshot_seq: u64,
-    last_typing: Option<Instant>,
+/// A room-service call in flight, and what it comes back as. It is `Send`
+/// but not `Sync`, so the session's async methods take `&mut self`.
+type Call = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+enum Answer {
+    Joined(Arc<str>, Result<JoinResponse, Refusal>),
+    Left(Arc<str>, Result<(), Refusal>),
+    Members(Arc<str>, Result<MembersResponse, Refusal>),
+    /// Sent or typing: nothing to write unless it failed.
+    Done(Result<(), Refusal>),
 }
 
-struct Session<'a> {
-    shared: &'a Shared,
-    conn: u64,
-    member_id: String,
-    rooms: HashMap<Arc<str>, JoinedRoom>,
-    queue: mpsc::Sender<Delivery>,
-    too_slow: Arc<Notify>,
+/// A room this connection is in, or is joining.
+enum Room {
+    /// The join is in flight; events that arrive meanwhile wait here.
+    Joining { username: Arc<str>, held: Vec<Arc<Delivery>> },
+    Joined {
+        username: Arc<str>,
+        epoch: Arc<str>,
+        /// The last sequence number the `joined` snapshot held.
+        snapshot_seq: u64,
+        last_typing: Option<Instant>,
+    },
+}
+
+/// One thing the loop woke up for.
+enum Step {
+    Drain,
+    TooSlow,
+    Answer(Answer),
+    Frame(Option<Result<Message, axum::Error>>),
+    Deliver(Arc<Delivery>),
 }
 
 /// How the session ended, for the close frame.
@@ -80,303 +111,381 @@ enum End {
     Close(u16, &'static str),
 }
 
-/// Runs a connection until the browser leaves, is too slow, or the gateway drains.
-pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64) {
-    let (sink, stream) = socket.split();
-    serve(sink, stream, &shared, conn).await;
+pub struct Session {
+    shared: Arc<Shared>,
+    conn: u64,
+    member_id: Arc<str>,
+    rooms: HashMap<Arc<str>, Room>,
+    /// Where feeds queue this connection's events.
+    queue: mpsc::Sender<Arc<Delivery>>,
+    /// Notified by a feed that found `queue` full.
+    too_slow: Arc<Notify>,
+    call: Option<Call>,
 }
 
-/// The session over any message sink and stream, so it can be driven in tests.
-pub async fn serve<W, R, E>(mut sink: W, mut stream: R, shared: &Shared, conn: u64)
-where
-    W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
-{
+/// Runs a connection until the browser leaves, is too slow, or the gateway drains.
+pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64) {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
-    let mut session = Session {
-        shared,
-        conn,
-        member_id: format!("{}/{}-{conn}", shared.gateway, shared.run_id),
-        rooms: HashMap::new(),
-        queue,
-        too_slow: Arc::new(Notify::new()),
-    };
-    let welcome = frame::encode(&ServerFrame::Welcome {
-        gateway: &shared.gateway,
-        limits: Limits {
-            max_text_bytes: names::MAX_TEXT_BYTES,
-            max_username_chars: names::MAX_USERNAME_CHARS,
-            max_rooms: MAX_ROOMS,
-        },
-    });
-    let end = if sink.send(Message::Text(welcome)).await.is_err() {
-        End::Gone
-    } else {
-        let too_slow = Arc::clone(&session.too_slow);
-        loop {
-            // Unbiased: reading the browser's frames (each may wait on a call)
-            // must not starve writing its queued events, nor the reverse.
-            tokio::select! {
-                () = shared.draining.cancelled() => {
-                    let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
-                    let _ = sink.send(Message::Text(notice)).await;
-                    break End::Close(close::RESTART, "gateway restarting: reconnect");
-                }
-                () = too_slow.notified() => break End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"),
-                incoming = stream.next() => match incoming {
-                    None | Some(Ok(Message::Close(_))) => break End::Gone,
-                    Some(Err(error)) => {
-                        let text = error.to_string();
-                        tracing::debug!(conn, %text, "socket read failed");
-                        if text.contains("too long") || text.contains("capacity") || text.contains("Space limit") {
-                            break End::Close(close::TOO_BIG, "frame over 64 KiB");
-                        }
-                        break End::Gone;
-                    }
-                    Some(Ok(message)) => {
-                        let replies = match session.on_message(message).await {
-                            Ok(replies) => replies,
-                            Err(end) => break end,
-                        };
-                        let mut failed = false;
-                        for reply in replies {
-                            failed |= sink.send(Message::Text(reply)).await.is_err();
-                        }
-                        if failed {
-                            break End::Gone;
-                        }
-                    }
-                },
-                Some(first) = deliveries.recv() => {
-                    if session.write_batch(&mut sink, first, &mut deliveries).await.is_err() {
-                        break End::Gone;
-                    }
-                }
-            }
-        }
-    };
+    let member_id = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
+    let mut session =
+        Session { shared, conn, member_id, rooms: HashMap::new(), queue, too_slow: Arc::default(), call: None };
+    let end = session.run(&mut socket, &mut deliveries).await;
     session.leave_all();
     if let End::Close(code, reason) = end {
-        let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
-        if sink.send(close).await.is_ok() {
-            // Wait for the browser's answering Close before the socket is
-            // dropped: dropping at once (the process may exit right after a
-            // drain) can reset the connection before our last frames leave,
-            // and the browser would see 1006 instead of the reconnect notice.
-            let answered =
-                async { while !matches!(stream.next().await, None | Some(Ok(Message::Close(_))) | Some(Err(_))) {} };
-            let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
-        }
+        close(socket, code, reason).await;
     }
 }
 
-impl Session<'_> {
-    /// Acts on one incoming message; the frames to send back, or how to end.
-    async fn on_message(&mut self, message: Message) -> Result<Vec<Utf8Bytes>, End> {
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Binary(bytes) if bytes.len() > MAX_FRAME_BYTES => {
+impl Session {
+    async fn run(&mut self, socket: &mut WebSocket, deliveries: &mut mpsc::Receiver<Arc<Delivery>>) -> End {
+        if socket.send(Message::Text(self.welcome())).await.is_err() {
+            return End::Gone;
+        }
+        let (too_slow, draining) = (Arc::clone(&self.too_slow), self.shared.draining.clone());
+        loop {
+            let step = tokio::select! {
+                () = draining.cancelled() => Step::Drain,
+                () = too_slow.notified() => Step::TooSlow,
+                answer = answered(&mut self.call) => Step::Answer(answer),
+                frame = socket.recv(), if self.call.is_none() => Step::Frame(frame),
+                Some(delivery) = deliveries.recv() => Step::Deliver(delivery),
+            };
+            let written = match step {
+                Step::Drain => return self.drain(socket).await,
+                Step::TooSlow => return End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"),
+                Step::Answer(answer) => {
+                    let frames = self.on_answer(answer);
+                    self.write(socket, frames).await
+                }
+                Step::Frame(frame) => match self.on_frame(frame) {
+                    Ok(frames) => self.write(socket, frames).await,
+                    Err(end) => return end,
+                },
+                Step::Deliver(first) => match self.write_batch(socket, first, deliveries).await {
+                    Ok(written) => written,
+                    Err(end) => return end,
+                },
+            };
+            if written.is_err() {
+                return End::Gone;
+            }
+        }
+    }
+
+    fn welcome(&self) -> Utf8Bytes {
+        frame::encode(&ServerFrame::Welcome {
+            gateway: &self.shared.gateway,
+            limits: Limits {
+                max_text_bytes: names::MAX_TEXT_BYTES,
+                max_username_chars: names::MAX_USERNAME_CHARS,
+                max_rooms: MAX_ROOMS,
+            },
+        })
+    }
+
+    async fn drain(&mut self, socket: &mut WebSocket) -> End {
+        let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
+        let _ = socket.send(Message::Text(notice)).await;
+        End::Close(close::RESTART, "gateway restarting: reconnect")
+    }
+
+    /// Acts on one frame from the browser: the frames to send back at once,
+    /// or how the connection ends. A frame that needs a room-service starts
+    /// the call and sends nothing yet.
+    fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Result<Vec<Utf8Bytes>, End> {
+        let text = match frame {
+            None | Some(Ok(Message::Close(_))) => return Err(End::Gone),
+            Some(Err(error)) => return Err(read_failed(self.conn, &error)),
+            Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
                 return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
             }
-            Message::Binary(_) => {
-                self.shared.metrics.error_sent("binary_frame");
-                return Ok(vec![frame::refusal(&Refusal::new(
-                    "binary_frame",
-                    "binary frames are not part of the protocol: send JSON text frames",
-                ))]);
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_FRAME_BYTES => {
+                return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
             }
-            _ => return Ok(Vec::new()), // ping/pong are answered by the socket
+            Some(Ok(Message::Binary(_))) => {
+                let refusal =
+                    Refusal::new("binary_frame", "binary frames are not part of the protocol: send JSON text frames");
+                return Ok(vec![self.refuse(&refusal)]);
+            }
+            Some(Ok(_)) => return Ok(Vec::new()), // ping/pong are answered by the socket
         };
-        if text.len() > MAX_FRAME_BYTES {
-            return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
-        }
         let metrics = &self.shared.metrics;
-        let handled = match frame::parse(&text) {
+        let started = match frame::parse(&text) {
             Ok(request) => {
                 metrics.frame_in(request.kind());
-                self.handle(request).await
+                self.start(request)
             }
             Err(refusal) => {
                 metrics.frame_in("invalid");
                 Err(refusal)
             }
         };
-        Ok(match handled {
-            Ok(replies) => replies,
-            Err(refusal) => {
-                metrics.error_sent(refusal.code);
-                vec![frame::refusal(&refusal)]
-            }
+        Ok(match started {
+            Ok(()) => Vec::new(),
+            Err(refusal) => vec![self.refuse(&refusal)],
         })
     }
 
-    async fn handle(&mut self, request: ClientFrame) -> Result<Vec<Utf8Bytes>, Refusal> {
-        match request {
-            ClientFrame::Join { room, username } => self.join(&room, &username).await,
-            ClientFrame::Leave { room } => self.leave(&room).await,
-            ClientFrame::Send { room, text, client_id } => self.send(&room, text, client_id).await,
-            ClientFrame::Typing { room } => self.typing(&room).await,
-        }
+    /// Checks a request and starts its call.
+    fn start(&mut self, request: ClientFrame) -> Result<(), Refusal> {
+        let call: Call = match request {
+            ClientFrame::Join { room, username } => self.join(room, &username)?,
+            ClientFrame::Leave { room } => self.leave(&room)?,
+            ClientFrame::Send { room, text, client_id } => self.send(&room, text, client_id)?,
+            ClientFrame::Typing { room } => match self.typing(&room)? {
+                Some(call) => call,
+                None => return Ok(()),
+            },
+            ClientFrame::Members { room, after } => self.members(&room, after)?,
+        };
+        self.call = Some(call);
+        Ok(())
     }
 
     /// This connection as a room member under `username`.
     fn member(&self, username: &str) -> Member {
         Member {
-            member_id: self.member_id.clone(),
+            member_id: self.member_id.to_string(),
             username: username.to_owned(),
             gateway: self.shared.gateway.to_string(),
             joined_at_ms: 0,
         }
     }
 
-    fn joined(&mut self, room: &str) -> Result<&mut JoinedRoom, Refusal> {
-        self.rooms.get_mut(room).ok_or_else(|| {
-            Refusal::new(
-                "not_joined",
-                format!("you have not joined room {room:?}; send {{\"type\":\"join\",\"room\":{room:?},\"username\":\"…\"}} first"),
-            )
-            .in_room(room)
-        })
+    /// The room's name and state, if joined (not only joining).
+    fn joined(&mut self, room: &str) -> Result<(Arc<str>, &mut Room), Refusal> {
+        let name = match self.rooms.get_key_value(room) {
+            Some((name, Room::Joined { .. })) => Arc::clone(name),
+            _ => {
+                return Err(Refusal::new(
+                    "not_joined",
+                    format!(
+                        "you have not joined room {room:?}; send {{\"type\":\"join\",\"room\":{room:?},\"username\":\"…\"}} first"
+                    ),
+                )
+                .in_room(room));
+            }
+        };
+        let state = self.rooms.get_mut(room).ok_or_else(|| Refusal::new("not_joined", "not in the room"))?;
+        Ok((name, state))
     }
 
-    async fn join(&mut self, room: &str, username: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
+    fn join(&mut self, room: String, username: &str) -> Result<Call, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
-        names::check_room(room).map_err(Refusal::from)?;
-        let username = names::check_username(username).map_err(|e| Refusal::from(e).in_room(room))?;
-        if self.rooms.contains_key(room) {
-            return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(room));
+        names::check_room(&room).map_err(Refusal::from)?;
+        let username: Arc<str> = names::check_username(username).map_err(|e| Refusal::from(e).in_room(&room))?.into();
+        if self.rooms.contains_key(room.as_str()) {
+            return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(&room));
         }
         if self.rooms.len() >= MAX_ROOMS {
             return Err(Refusal::new(
                 "too_many_rooms",
                 format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first"),
             )
-            .in_room(room));
+            .in_room(&room));
         }
+        let room: Arc<str> = room.into();
         let listener = Listener {
-            member_id: self.member_id.clone(),
-            username: username.to_owned(),
+            member_id: Arc::clone(&self.member_id),
+            username: Arc::clone(&username),
             queue: self.queue.clone(),
             too_slow: Arc::clone(&self.too_slow),
         };
-        let hub = &self.shared.hub;
-        if !hub.attach(room, self.conn, listener).await {
-            return Err(unavailable(room));
-        };
         let request =
-            JoinRequest { room: room.to_owned(), member: Some(self.member(username)), history_limit: JOIN_HISTORY };
-        let reply = match crate::rpc!(hub.services(), room, join, request).await {
-            Ok(reply) => reply,
-            Err(status) => {
-                hub.detach(room, self.conn);
-                return Err(refusal_of(&status, room));
+            JoinRequest { room: room.to_string(), member: Some(self.member(&username)), history_limit: JOIN_HISTORY };
+        self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new() });
+        let (shared, conn) = (Arc::clone(&self.shared), self.conn);
+        Ok(Box::pin(async move {
+            let hub = &shared.hub;
+            if !hub.attach(&room, conn, listener).await {
+                return Answer::Joined(room.clone(), Err(unavailable(&room)));
             }
+            let reply = hub.services().call(&room, request, |mut c, r| async move { c.join(r).await }).await;
+            if reply.is_err() {
+                hub.detach(&room, conn);
+            }
+            let reply = reply.map_err(|status| refusal_of(&status, &room));
+            Answer::Joined(room, reply)
+        }))
+    }
+
+    fn leave(&mut self, room: &str) -> Result<Call, Refusal> {
+        let (room, _) = self.joined(room)?;
+        self.rooms.remove(&room);
+        self.shared.hub.detach(&room, self.conn);
+        let request =
+            LeaveRequest { room: room.to_string(), member_id: self.member_id.to_string(), reason: "left".into() };
+        let shared = Arc::clone(&self.shared);
+        Ok(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await }).await;
+            let reply = reply.map(drop).map_err(|status| refusal_of(&status, &room));
+            Answer::Left(room, reply)
+        }))
+    }
+
+    fn send(&mut self, room: &str, text: String, client_id: String) -> Result<Call, Refusal> {
+        let (room, state) = self.joined(room)?;
+        let username = match state {
+            Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
         };
-        let joined_seq = reply.joined.as_ref().map_or(0, |e| e.seq);
-        let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([joined_seq]).max().unwrap_or(0);
-        let epoch = reply.joined.as_ref().map(|e| e.epoch.clone()).unwrap_or_default();
-        tracing::debug!(conn = self.conn, room, username, seq = joined_seq, "joined");
-        let frame = frame::encode(&ServerFrame::Joined {
-            room,
+        names::check_text(&text).map_err(|e| Refusal::from(e).in_room(&room))?;
+        names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(&room))?;
+        // Every send gets an id, so a retry on another room-service is stored once.
+        let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
+        tracing::debug!(conn = self.conn, %room, client_id, bytes = text.len(), "message from client");
+        let request = SendRequest { room: room.to_string(), member_id: self.member_id.to_string(), text, client_id };
+        let rejoin = JoinRequest { room: room.to_string(), member: Some(self.member(&username)), history_limit: 1 };
+        let shared = Arc::clone(&self.shared);
+        Ok(Box::pin(async move {
+            let services = shared.hub.services();
+            let send = |request: SendRequest| services.call(&room, request, |mut c, r| async move { c.send(r).await });
+            let reply = match send(request.clone()).await {
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    // This connection is in the room but the room-service no
+                    // longer lists it (Redis restarted empty, or its presence
+                    // ran out while unreachable): join again, send once more.
+                    tracing::info!(%room, "presence was lost; joining again before sending");
+                    match services.call(&room, rejoin, |mut c, r| async move { c.join(r).await }).await {
+                        Ok(_) => send(request).await,
+                        Err(status) => Err(status),
+                    }
+                }
+                reply => reply,
+            };
+            Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
+        }))
+    }
+
+    /// A typing call, or none when this one comes too soon after the last.
+    fn typing(&mut self, room: &str) -> Result<Option<Call>, Refusal> {
+        let (room, state) = self.joined(room)?;
+        let Room::Joined { last_typing, .. } = state else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        if last_typing.is_some_and(|at| now.duration_since(at) < TYPING_EVERY) {
+            self.shared.metrics.typing_dropped.increment(1);
+            return Ok(None);
+        }
+        *last_typing = Some(now);
+        let request = TypingRequest { room: room.to_string(), member_id: self.member_id.to_string() };
+        let shared = Arc::clone(&self.shared);
+        Ok(Some(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.typing(r).await }).await;
+            Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
+        })))
+    }
+
+    fn members(&mut self, room: &str, after: String) -> Result<Call, Refusal> {
+        let (room, _) = self.joined(room)?;
+        let request = MembersRequest { room: room.to_string(), after, limit: 0 };
+        let shared = Arc::clone(&self.shared);
+        Ok(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.members(r).await }).await;
+            Answer::Members(room.clone(), reply.map_err(|status| refusal_of(&status, &room)))
+        }))
+    }
+
+    /// The frames a finished call sends back.
+    fn on_answer(&mut self, answer: Answer) -> Vec<Utf8Bytes> {
+        match answer {
+            Answer::Joined(room, Ok(reply)) => self.on_joined(room, &reply),
+            Answer::Joined(room, Err(refusal)) => {
+                self.rooms.remove(&room);
+                vec![self.refuse(&refusal)]
+            }
+            Answer::Left(room, Ok(())) => vec![frame::encode(&ServerFrame::Left { room: &room })],
+            Answer::Members(room, Ok(page)) => vec![frame::encode(&ServerFrame::Members {
+                room: &room,
+                members: page.members.iter().map(MemberView::from).collect(),
+                member_count: page.member_count,
+                next: Some(page.next.as_str()).filter(|next| !next.is_empty()),
+            })],
+            Answer::Done(Ok(())) => Vec::new(),
+            Answer::Left(_, Err(refusal)) | Answer::Members(_, Err(refusal)) | Answer::Done(Err(refusal)) => {
+                vec![self.refuse(&refusal)]
+            }
+        }
+    }
+
+    /// `joined`, then the room's events that came while it was in flight.
+    fn on_joined(&mut self, room: Arc<str>, reply: &JoinResponse) -> Vec<Utf8Bytes> {
+        let Some(Room::Joining { username, held }) = self.rooms.remove(&room) else {
+            return Vec::new();
+        };
+        let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([reply.last_seq]).max().unwrap_or(0);
+        tracing::debug!(conn = self.conn, %room, %username, seq = snapshot_seq, "joined");
+        let mut frames = vec![frame::encode(&ServerFrame::Joined {
+            room: &room,
             member_id: &self.member_id,
-            epoch: &epoch,
+            epoch: &reply.epoch,
             last_seq: snapshot_seq,
             history: reply.history.iter().filter_map(EventView::of).collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
-        });
-        self.rooms.insert(
-            Arc::from(room),
-            JoinedRoom {
-                username: username.to_owned(),
-                epoch: Arc::from(epoch.as_str()),
-                snapshot_seq,
-                last_typing: None,
-            },
-        );
-        Ok(vec![frame])
+            member_count: reply.member_count,
+            members_next: Some(reply.members_next.as_str()).filter(|next| !next.is_empty()),
+        })];
+        let state = Room::Joined { username, epoch: Arc::from(reply.epoch.as_str()), snapshot_seq, last_typing: None };
+        self.rooms.insert(room, state);
+        frames.extend(held.into_iter().filter(|d| self.wants(d)).map(|d| d.frame.clone()));
+        frames
     }
 
-    async fn leave(&mut self, room: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
-        self.joined(room)?;
-        self.rooms.remove(room);
-        self.shared.hub.detach(room, self.conn);
-        let request = LeaveRequest { room: room.to_owned(), member_id: self.member_id.clone(), reason: "left".into() };
-        crate::rpc!(self.shared.hub.services(), room, leave, request).await.map_err(|s| refusal_of(&s, room))?;
-        Ok(vec![frame::encode(&ServerFrame::Left { room })])
+    fn refuse(&self, refusal: &Refusal) -> Utf8Bytes {
+        self.shared.metrics.error_sent(refusal.code);
+        frame::refusal(refusal)
     }
 
-    async fn send(&mut self, room: &str, text: String, client_id: String) -> Result<Vec<Utf8Bytes>, Refusal> {
-        self.joined(room)?;
-        names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
-        names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
-        // Every send gets an id, so a retry on another room-service is stored once.
-        let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
-        tracing::debug!(conn = self.conn, room, client_id, bytes = text.len(), "message from client");
-        let request = SendRequest { room: room.to_owned(), member_id: self.member_id.clone(), text, client_id };
-        let services = self.shared.hub.services();
-        match crate::rpc!(services, room, send, request.clone()).await {
-            Ok(_) => Ok(Vec::new()),
-            Err(status) if status.code() == Code::FailedPrecondition => {
-                // This connection is in the room but the room-service no longer
-                // lists it (Redis restarted empty, or its presence ran out while
-                // unreachable): join again, then send once more.
-                tracing::info!(conn = self.conn, room, "presence was lost; joining again before sending");
-                let username = self.rooms.get(room).map(|r| r.username.clone()).unwrap_or_default();
-                let join =
-                    JoinRequest { room: room.to_owned(), member: Some(self.member(&username)), history_limit: 1 };
-                crate::rpc!(services, room, join, join).await.map_err(|s| refusal_of(&s, room))?;
-                crate::rpc!(services, room, send, request).await.map_err(|s| refusal_of(&s, room))?;
-                Ok(Vec::new())
-            }
-            Err(status) => Err(refusal_of(&status, room)),
+    async fn write(&mut self, socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+        if frames.is_empty() {
+            return Ok(());
         }
-    }
-
-    async fn typing(&mut self, room: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
-        let joined = self.joined(room)?;
-        let now = Instant::now();
-        if joined.last_typing.is_some_and(|at| now.duration_since(at) < TYPING_EVERY) {
-            self.shared.metrics.typing_dropped.increment(1);
-            return Ok(Vec::new());
+        self.shared.metrics.frames_out.increment(frames.len() as u64);
+        for frame in frames {
+            socket.feed(Message::Text(frame)).await?;
         }
-        joined.last_typing = Some(now);
-        let request = TypingRequest { room: room.to_owned(), member_id: self.member_id.clone() };
-        crate::rpc!(self.shared.hub.services(), room, typing, request).await.map_err(|s| refusal_of(&s, room))?;
-        Ok(Vec::new())
+        socket.flush().await
     }
 
-    /// Writes queued events (skipping what a `joined` snapshot already
-    /// showed) and flushes once.
-    async fn write_batch<W: Sink<Message> + Unpin>(
-        &self,
-        sink: &mut W,
-        first: Delivery,
-        deliveries: &mut mpsc::Receiver<Delivery>,
-    ) -> Result<(), W::Error> {
+    /// Writes queued events (holding those of a room still joining, skipping
+    /// what a `joined` snapshot already showed) and flushes once.
+    async fn write_batch(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Arc<Delivery>,
+        deliveries: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Result<Result<(), axum::Error>, End> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(delivery) = next.take() {
-            if self.wants(&delivery) {
-                sink.feed(Message::Text(delivery.frame)).await?;
+            if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
+                if held.len() >= QUEUE_FRAMES {
+                    return Err(End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"));
+                }
+                held.push(delivery);
+            } else if self.wants(&delivery) {
+                if let Err(error) = socket.feed(Message::Text(delivery.frame.clone())).await {
+                    return Ok(Err(error));
+                }
                 written += 1;
-            }
+            } // else: left the room, or the snapshot held it
             if written < WRITE_BATCH {
                 next = deliveries.try_recv().ok();
             }
         }
         self.shared.metrics.frames_out.increment(written as u64);
-        sink.flush().await
+        Ok(socket.flush().await)
     }
 
     fn wants(&self, delivery: &Delivery) -> bool {
-        let Some(room) = self.rooms.get(&delivery.room) else {
-            return false; // left the room, or still joining (the snapshot will hold it)
+        let Some(Room::Joined { epoch, snapshot_seq, .. }) = self.rooms.get(&delivery.room) else {
+            return false;
         };
         if delivery.seq == 0 {
-            return delivery.from.as_deref() != Some(self.member_id.as_str());
+            return delivery.from.as_deref() != Some(&*self.member_id);
         }
-        !(delivery.epoch == room.epoch && delivery.seq <= room.snapshot_seq)
+        !(delivery.epoch == *epoch && delivery.seq <= *snapshot_seq)
     }
 
     /// Detaches from every room and tells the room-services, without making
@@ -384,17 +493,57 @@ impl Session<'_> {
     fn leave_all(&mut self) {
         for (room, _) in self.rooms.drain() {
             self.shared.hub.detach(&room, self.conn);
-            let services = Arc::clone(self.shared.hub.services());
+            let shared = Arc::clone(&self.shared);
             let request = LeaveRequest {
                 room: room.to_string(),
-                member_id: self.member_id.clone(),
+                member_id: self.member_id.to_string(),
                 reason: "disconnected".into(),
             };
             self.shared.tasks.spawn(async move {
-                if let Err(status) = crate::rpc!(services, &room, leave, request).await {
+                let left = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await });
+                if let Err(status) = left.await {
                     tracing::warn!(room = %room, %status, "could not report a disconnect; presence will expire");
                 }
             });
         }
+    }
+}
+
+/// Resolves when the call in flight is answered (and clears it); never while
+/// there is none.
+async fn answered(call: &mut Option<Call>) -> Answer {
+    let Some(pending) = call.as_mut() else {
+        return std::future::pending().await;
+    };
+    let answer = pending.await;
+    *call = None;
+    answer
+}
+
+/// How a failed socket read ends the session.
+fn read_failed(conn: u64, error: &axum::Error) -> End {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+    tracing::debug!(conn, %error, "socket read failed");
+    let source = std::error::Error::source(error).and_then(|e| e.downcast_ref::<WsError>());
+    match source {
+        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+            End::Close(close::TOO_BIG, "frame over 64 KiB")
+        }
+        _ => End::Gone,
+    }
+}
+
+/// Sends the Close frame and waits (briefly) for the browser's answering
+/// Close before the socket is dropped: dropping at once (the process may
+/// exit right after a drain) can reset the connection before our last
+/// frames leave, and the browser would see 1006 instead of the reconnect
+/// notice.
+async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    if socket.send(close).await.is_ok() {
+        let answered =
+            async { while !matches!(socket.recv().await, None | Some(Ok(Message::Close(_))) | Some(Err(_))) {} };
+        let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
     }
 }

@@ -6,10 +6,18 @@
 //! it and it alone holds the room's Redis subscription. A call that finds
 //! its room-service unreachable marks it down for a while and goes to the
 //! next in the ranking; the marked one is tried again after the cool-down.
+//!
+//! Slow is not down: a room-service that answers RESOURCE_EXHAUSTED is busy
+//! and is asked again after the wait it names; one that misses a call's
+//! deadline but still answers its health check keeps its rooms, and the
+//! caller is told to try again. Each call carries its deadline
+//! (`grpc-timeout`), so the room-service drops work nobody waits for.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use chat_proto::RETRY_AFTER_HEADER;
 
 use chat_proto::v1::room_service_client::RoomServiceClient;
 use tonic::transport::{Channel, Endpoint};
@@ -55,6 +63,14 @@ impl RoomServiceEndpoint {
         }
     }
 
+    /// Whether it answers its health check within a second: a call that
+    /// timed out on a room-service that does is slow, not gone.
+    pub async fn answers_health(&self) -> bool {
+        let mut health = HealthClient::new(self.channel.clone());
+        let check = health.check(HealthCheckRequest { service: String::new() });
+        matches!(tokio::time::timeout(Duration::from_secs(1), check).await, Ok(Ok(_)))
+    }
+
     fn mark_up(&self) {
         if let Ok(mut down) = self.down_until.lock() {
             *down = None;
@@ -62,24 +78,31 @@ impl RoomServiceEndpoint {
     }
 }
 
-/// Calls one `RoomService` method for a room with failover:
-/// `rpc!(services, room, join, request)`. The request is cloned per try.
-#[macro_export]
-macro_rules! rpc {
-    ($services:expr, $room:expr, $method:ident, $request:expr) => {{
-        let request = $request;
-        $services.call($room, move |mut client| {
-            let request = request.clone();
-            async move { client.$method(request).await }
-        })
-    }};
-}
-
 /// Whether a failed call says the room-service itself is gone, rather than
 /// refusing the request.
 pub fn is_unreachable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded | Code::Unknown)
+    matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown)
 }
+
+/// Whether a failed call says the room-service is busy: try again later,
+/// on the same one.
+pub fn is_busy(status: &Status) -> bool {
+    matches!(status.code(), Code::ResourceExhausted | Code::DeadlineExceeded)
+}
+
+/// How long a busy room-service asked us to wait.
+pub fn retry_after(status: &Status) -> Duration {
+    status
+        .metadata()
+        .get(RETRY_AFTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map_or(BUSY_RETRY, Duration::from_millis)
+        .min(CALL_TIMEOUT)
+}
+
+/// What a busy room-service that named no wait is given.
+const BUSY_RETRY: Duration = Duration::from_millis(250);
 
 /// A stable 64-bit hash (FNV-1a): every gateway must rank alike, whatever
 /// its build, so the std hasher (free to change between releases) won't do.
@@ -126,28 +149,53 @@ impl RoomServices {
         ranked
     }
 
-    /// Runs a call for `room` on the best room-service, moving on to the
-    /// next while they are unreachable.
-    pub async fn call<T, F, Fut>(&self, room: &str, call: F) -> Result<T, Status>
+    /// Calls one `RoomService` method for `room` on the best room-service:
+    /// `services.call(room, request, |mut c, r| async move { c.join(r).await })`.
+    /// Moves on to the next room-service while they are unreachable; waits
+    /// and asks again (within [`CALL_TIMEOUT`]) while one is busy.
+    pub async fn call<Req, T, F, Fut>(&self, room: &str, request: Req, method: F) -> Result<T, Status>
     where
-        F: Fn(Client) -> Fut,
+        Req: Clone,
+        F: Fn(Client, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let mut last = Status::unavailable("no room-service configured");
         for endpoint in self.ranked(room) {
-            match tokio::time::timeout(CALL_TIMEOUT, call(endpoint.client())).await {
-                Ok(Ok(response)) => {
-                    endpoint.mark_up();
-                    return Ok(response.into_inner());
-                }
-                Ok(Err(status)) if is_unreachable(&status) => {
-                    endpoint.mark_down();
-                    last = status;
-                }
-                Ok(Err(status)) => return Err(status),
-                Err(_) => {
-                    endpoint.mark_down();
-                    last = Status::deadline_exceeded(format!("{} did not answer in {CALL_TIMEOUT:?}", endpoint.url));
+            let deadline = Instant::now() + CALL_TIMEOUT;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut attempt = tonic::Request::new(request.clone());
+                attempt.set_timeout(left);
+                match tokio::time::timeout(left, method(endpoint.client(), attempt)).await {
+                    Ok(Ok(response)) => {
+                        endpoint.mark_up();
+                        return Ok(response.into_inner());
+                    }
+                    Ok(Err(status)) if status.code() == Code::ResourceExhausted => {
+                        let wait = retry_after(&status);
+                        if Instant::now() + wait >= deadline {
+                            return Err(status);
+                        }
+                        tracing::debug!(room_service = endpoint.url, room, ?wait, "room-service busy; asking again");
+                        tokio::time::sleep(wait).await;
+                    }
+                    Ok(Err(status)) if is_unreachable(&status) => {
+                        endpoint.mark_down();
+                        last = status;
+                        break;
+                    }
+                    Ok(Err(status)) => return Err(status),
+                    Err(_) if endpoint.answers_health().await => {
+                        return Err(Status::deadline_exceeded(format!(
+                            "{} is busy: no answer in {CALL_TIMEOUT:?}",
+                            endpoint.url
+                        )));
+                    }
+                    Err(_) => {
+                        endpoint.mark_down();
+                        last = Status::unavailable(format!("{} does not answer", endpoint.url));
+                        break;
+                    }
                 }
             }
         }

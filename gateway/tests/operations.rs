@@ -145,8 +145,7 @@ async fn draining_tells_browsers_to_reconnect_and_ends_in_time() {
     };
     assert_eq!(close.map(|c| c.code), Some(CloseCode::Restart), "close code 1012");
 
-    let left = staying.next_of("member_left").await;
-    assert_eq!(left["member"]["username"], "ada");
+    let left = staying.next_leave_of("ada").await;
     assert_eq!(left["reason"], "disconnected", "the drain reports its browsers' departure, not their expiry");
     let mut grpc = topology.grpc(0).await;
     grpc.send(SendRequest { room: "general".into(), text: "after the drain".into(), ..Default::default() })

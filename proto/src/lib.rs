@@ -19,3 +19,6 @@ pub const EPOCH_HEADER: &str = "room-epoch";
 /// Subscribe response header: the room's last sequence number when the
 /// stream started; live events after it follow.
 pub const LAST_SEQ_HEADER: &str = "room-last-seq";
+/// Metadata on a RESOURCE_EXHAUSTED status: the room-service is busy (not
+/// gone) and the caller should try again after this many milliseconds.
+pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";

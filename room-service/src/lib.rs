@@ -7,13 +7,17 @@
 //! - [`broker`]: where rooms live — Redis (shared by every room-service) or
 //!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
 //! - [`service`]: the gRPC handlers: validate, build events, call the broker.
+//! - [`presence`]: joins and leaves of a room applied in batches.
 //! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //!
 //! ## How an event flows
-//! A gateway calls `Send`. The handler checks the input and the member, and
-//! the broker stores the message in one atomic step: next sequence number,
-//! append to the room's bounded history, publish on the room's channel. Every
+//! A gateway calls `Send`. The handler checks the input, and the broker
+//! stores the message in one atomic step: check the sender is a member and
+//! take its name, next sequence number, append to the room's bounded
+//! history, publish on the room's channel. Joins and leaves queue at the
+//! room's presence batcher, which applies all that are waiting in one step
+//! and publishes one presence event for them. Every
 //! room-service subscribed to that room receives it once, and its fanout
 //! hands the same event to each gateway stream open for the room; each
 //! gateway then writes it to its own browsers.
@@ -21,6 +25,7 @@
 pub mod broker;
 pub mod config;
 pub mod metrics;
+pub mod presence;
 pub mod service;
 pub mod stream;
 
@@ -46,6 +51,10 @@ const FANOUT_CAPACITY: usize = 1024;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 /// How often the broker is pinged for the health service.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
+/// Calls one gateway connection may have in flight; past it the room-service
+/// answers RESOURCE_EXHAUSTED at once (busy, not gone), so a storm is shed
+/// rather than queued without bound.
+const MAX_CALLS_PER_CONNECTION: usize = 16_384;
 
 /// Serves the room-service on `listener` (gRPC) and on `config.metrics_port`
 /// (metrics; 0 = none) until `shutdown` completes, then ends every open
@@ -149,6 +158,8 @@ async fn serve<B: Broker>(
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
     let stop = stopping.clone();
     tonic::transport::Server::builder()
+        .load_shed(true)
+        .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

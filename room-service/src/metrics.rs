@@ -32,6 +32,8 @@ pub struct RoomServiceMetrics {
     pub broker_errors: Counter,
     /// From accepting an event to receiving it back from the bus.
     pub publish_to_receive: Histogram,
+    /// Presence changes applied per broker step.
+    pub presence_batch: Histogram,
 }
 
 impl std::fmt::Debug for RoomServiceMetrics {
@@ -55,8 +57,15 @@ impl RoomServiceMetrics {
             broker_errors: counter(&recorder, "chat_room_service_broker_errors_total", &[]),
             publish_to_receive: recorder
                 .register_histogram(&Key::from_name("chat_room_service_publish_to_receive_seconds"), &metadata()),
+            presence_batch: recorder
+                .register_histogram(&Key::from_name("chat_room_service_presence_batch_changes"), &metadata()),
             recorder,
         }
+    }
+
+    /// A call refused because this room-service is busy, and why.
+    pub fn shed(&self, reason: &'static str) {
+        counter(&self.recorder, "chat_room_service_calls_shed_total", &[("reason", reason)]).increment(1);
     }
 
     /// An event of `kind` (message, joined, left, typing) was published.

@@ -1,5 +1,6 @@
 //! The `chat.v1.RoomService` gRPC handlers: validate, build the event, hand
-//! it to the broker, map what went wrong to a status that says why.
+//! it to the broker (joins and leaves through the room's presence batcher),
+//! map what went wrong to a status that says why.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,15 +10,16 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
     ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse, JoinRequest,
-    JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, Member, MemberJoined, MemberLeft,
-    MemberTyping, Room, RoomEvent, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping, MembersRequest,
+    MembersResponse, Room, RoomEvent, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::broker::{Broker, BrokerError, Change};
+use crate::broker::{Broker, BrokerError, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
+use crate::presence::Presence;
 use crate::stream;
 
 /// History returned when a request asks for 0 events.
@@ -26,6 +28,15 @@ const DEFAULT_HISTORY: usize = 50;
 const MAX_HISTORY: usize = 500;
 /// The most rooms ListRooms returns.
 const MAX_ROOMS_LISTED: usize = 1000;
+/// Members per Members page when the request asks for 0, and at most.
+const DEFAULT_MEMBERS_PAGE: usize = 100;
+const MAX_MEMBERS_PAGE: usize = 500;
+/// The most members GetRoom lists (it counts them all).
+const MAX_MEMBERS_LISTED: usize = 1000;
+/// The longest members cursor accepted: a name and a member id.
+const MAX_CURSOR_BYTES: usize = 4 * names::MAX_USERNAME_CHARS + 1 + names::MAX_MEMBER_ID_CHARS * 4;
+/// Expired members removed per room per housekeeping round.
+const REAP_BATCH: usize = 500;
 /// The most member ids one heartbeat may carry.
 const MAX_HEARTBEAT_MEMBERS: usize = 10_000;
 /// Events buffered per Subscribe stream before the stream waits for its
@@ -36,6 +47,7 @@ const STREAM_BUFFER: usize = 256;
 #[derive(Debug)]
 pub struct Rooms<B> {
     broker: Arc<B>,
+    presence: Arc<Presence<B>>,
     presence_ttl: Duration,
     /// Cancelled when the room-service shuts down, to end open streams.
     stopping: CancellationToken,
@@ -49,7 +61,8 @@ impl<B: Broker> Rooms<B> {
         stopping: CancellationToken,
         metrics: Arc<RoomServiceMetrics>,
     ) -> Self {
-        Self { broker, presence_ttl, stopping, metrics }
+        let presence = Presence::new(Arc::clone(&broker), Arc::clone(&metrics));
+        Self { broker, presence, presence_ttl, stopping, metrics }
     }
 
     fn expires_at(&self) -> i64 {
@@ -65,14 +78,17 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// Removes members whose presence ran out and tells the room they left.
-    pub async fn reap(&self, room: &str) -> Result<usize, BrokerError> {
+    pub async fn reap(&self, room: &str) -> Result<usize, Status> {
         let now = now_ms();
+        let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
+        // All queued at once, so they are applied as one batch.
+        let leaves = expired.into_iter().map(|member_id| {
+            let change = PresenceChange::Leave { member_id, reason: "expired".into(), only_if_expired_at: Some(now) };
+            self.presence.apply(room, change, 0)
+        });
         let mut reaped = 0;
-        for member in self.broker.expired(room, now).await? {
-            let change = Change::Leave { member_id: member.member_id.clone(), only_if_expired_at: Some(now) };
-            let event = new_event(room, Kind::Left(MemberLeft { member: Some(member), reason: "expired".into() }));
-            if self.broker.append(room, change, event).await?.is_some() {
-                self.metrics.published("left");
+        for outcome in futures_util::future::join_all(leaves).await {
+            if outcome?.0 {
                 reaped += 1;
             }
         }
@@ -123,25 +139,31 @@ impl<B: Broker> RoomService for Rooms<B> {
             .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
         names::check_member_id(&member.member_id).map_err(invalid)?;
         member.username = names::check_username(&member.username).map_err(invalid)?.to_owned();
-        if member.gateway.is_empty() || member.gateway.len() > names::MAX_MEMBER_ID_CHARS {
-            return Err(Status::invalid_argument("member.gateway must name the gateway (1 to 128 characters)"));
+        if names::check_member_id(&member.gateway).is_err() {
+            return Err(Status::invalid_argument(
+                "member.gateway must name the gateway (1 to 128 printable characters)",
+            ));
         }
         member.joined_at_ms = now_ms();
 
-        let change = Change::Join { member: member.clone(), expires_at_ms: self.expires_at() };
-        let event = new_event(&room, Kind::Joined(MemberJoined { member: Some(member.clone()) }));
-        let joined = self.broker.append(&room, change, event).await.map_err(|e| self.failed(e))?;
-        let (history, _) = self.broker.recent(&room, history_limit(limit)).await.map_err(|e| self.failed(e))?;
-        let members = self.broker.members(&room, now_ms()).await.map_err(|e| self.failed(e))?;
-        self.metrics.published("joined");
-        tracing::info!(
+        tracing::debug!(
             room,
             member = member.member_id,
             username = member.username,
             gateway = member.gateway,
-            "member joined"
+            "member joining"
         );
-        Ok(Response::new(JoinResponse { joined, history, members }))
+        let change = PresenceChange::Join { member, expires_at_ms: self.expires_at() };
+        let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
+        self.metrics.published("joined");
+        Ok(Response::new(JoinResponse {
+            history: snapshot.history.clone(),
+            members: snapshot.members.clone(),
+            epoch: snapshot.position.epoch.clone(),
+            last_seq: snapshot.position.last_seq,
+            member_count: snapshot.member_count,
+            members_next: snapshot.members_next.clone(),
+        }))
     }
 
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
@@ -157,17 +179,13 @@ impl<B: Broker> RoomService for Rooms<B> {
                 )));
             }
         };
-        let Some(member) = self.broker.member(&room, &member_id).await.map_err(|e| self.failed(e))? else {
-            return Ok(Response::new(LeaveResponse { left: None }));
-        };
-        let change = Change::Leave { member_id, only_if_expired_at: None };
-        let event = new_event(&room, Kind::Left(MemberLeft { member: Some(member), reason: reason.into() }));
-        let left = self.broker.append(&room, change, event).await.map_err(|e| self.failed(e))?;
-        if let Some(event) = &left {
+        let change = PresenceChange::Leave { member_id, reason: reason.into(), only_if_expired_at: None };
+        let (was_member, _) = self.presence.apply(&room, change, 0).await?;
+        if was_member {
             self.metrics.published("left");
-            tracing::info!(room, seq = event.seq, reason, "member left");
+            tracing::debug!(room, reason, "member left");
         }
-        Ok(Response::new(LeaveResponse { left }))
+        Ok(Response::new(LeaveResponse { was_member }))
     }
 
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
@@ -175,25 +193,16 @@ impl<B: Broker> RoomService for Rooms<B> {
         names::check_room(&room).map_err(invalid)?;
         names::check_text(&text).map_err(invalid)?;
         names::check_client_id(&client_id).map_err(invalid)?;
-        let username = if member_id.is_empty() {
-            "system".to_owned()
-        } else {
+        if !member_id.is_empty() {
             names::check_member_id(&member_id).map_err(invalid)?;
-            self.broker
-                .member(&room, &member_id)
-                .await
-                .map_err(|e| self.failed(e))?
-                .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?
-                .username
-        };
-        let message = ChatMessage { username, member_id: member_id.clone(), text, client_id: client_id.clone() };
+        }
+        // The sender's name is filled in by the broker, in the same step
+        // that checks it is a member.
+        let message =
+            ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
         let event = new_event(&room, Kind::Message(message));
-        let stored = self
-            .broker
-            .append(&room, Change::Message { member_id, client_id }, event)
-            .await
-            .map_err(|e| self.failed(e))?
-            .ok_or_else(|| Status::internal("the broker stored nothing for a message"))?;
+        let stored =
+            self.broker.append_message(&room, &member_id, &client_id, event).await.map_err(|e| self.failed(e))?;
         self.metrics.published("message");
         tracing::debug!(room, seq = stored.seq, "message stored");
         Ok(Response::new(SendResponse { event: Some(stored) }))
@@ -249,21 +258,38 @@ impl<B: Broker> RoomService for Rooms<B> {
         Ok(Response::new(HistoryResponse { events, epoch: position.epoch, last_seq: position.last_seq }))
     }
 
+    async fn members(&self, request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
+        let MembersRequest { room, after, limit } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        if after.len() > MAX_CURSOR_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "after is {} bytes: a cursor from a previous page is at most {MAX_CURSOR_BYTES}",
+                after.len()
+            )));
+        }
+        let limit = match limit {
+            0 => DEFAULT_MEMBERS_PAGE,
+            n => (n as usize).min(MAX_MEMBERS_PAGE),
+        };
+        let page = self.broker.members_page(&room, &after, limit).await.map_err(|e| self.failed(e))?;
+        Ok(Response::new(MembersResponse { members: page.members, member_count: page.member_count, next: page.next }))
+    }
+
     async fn list_rooms(&self, _: Request<ListRoomsRequest>) -> Result<Response<ListRoomsResponse>, Status> {
-        let rooms = self.broker.rooms(now_ms(), MAX_ROOMS_LISTED).await.map_err(|e| self.failed(e))?;
+        let rooms = self.broker.rooms(MAX_ROOMS_LISTED).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(ListRoomsResponse { rooms }))
     }
 
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
         let GetRoomRequest { room } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
-        self.reap(&room).await.map_err(|e| self.failed(e))?;
-        let members: Vec<Member> = self.broker.members(&room, now_ms()).await.map_err(|e| self.failed(e))?;
+        self.reap(&room).await?;
+        let page = self.broker.members_page(&room, "", MAX_MEMBERS_LISTED).await.map_err(|e| self.failed(e))?;
         let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(Room {
             name: room,
-            member_count: u32::try_from(members.len()).unwrap_or(u32::MAX),
-            members,
+            member_count: page.member_count,
+            members: page.members,
             last_seq: position.last_seq,
             epoch: position.epoch,
         }))

@@ -57,6 +57,11 @@ pub async fn messages(client: &mut Client, room: &str, n: usize) -> Vec<Value> {
     got
 }
 
+/// The member named `username` in a `joins` or `leaves` list.
+fn entry(list: &Value, username: &str) -> Option<Value> {
+    list.as_array()?.iter().find(|m| m["username"] == username).cloned()
+}
+
 /// A WebSocket client speaking the browser protocol.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -116,6 +121,20 @@ impl Client {
                 return frame;
             }
         }
+    }
+
+    /// Skips frames until a `presence` frame says `username` joined; returns
+    /// that member.
+    pub async fn next_join_of(&mut self, username: &str) -> Value {
+        let frame = self.next_where(|f| f["type"] == "presence" && entry(&f["joins"], username).is_some()).await;
+        entry(&frame["joins"], username).expect("matched above")
+    }
+
+    /// Skips frames until a `presence` frame says `username` left; returns
+    /// that leave (the member, with `reason`).
+    pub async fn next_leave_of(&mut self, username: &str) -> Value {
+        let frame = self.next_where(|f| f["type"] == "presence" && entry(&f["leaves"], username).is_some()).await;
+        entry(&frame["leaves"], username).expect("matched above")
     }
 
     /// Frames that arrive within `quiet`, all of them.

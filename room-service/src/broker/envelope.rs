@@ -1,37 +1,91 @@
-//! The bytes a stored event travels as on Redis: `<seq>:<epoch>:<protobuf>`.
+//! The bytes an event travels as on Redis, in the history stream and on the
+//! room's channel alike.
 //!
-//! The Lua step that assigns the sequence number cannot edit protobuf, so it
-//! prefixes the number and the room's epoch to the body the room-service
-//! encoded; readers (pub/sub and history alike) split them off again. Ephemeral
-//! events travel as `0::<protobuf>`.
+//! The Lua steps cannot edit protobuf, so they wrap what the room-service
+//! encoded with what only they know:
+//! - a stored message: `<seq>:<epoch>:<name length>:<name><protobuf>` — the
+//!   sequence number, the room's epoch and the sender's name, looked up in
+//!   the same step that checks the sender is a member;
+//! - a presence batch: `p:<member count>\n` then one line per change,
+//!   `+<member id>\0<record>` for a join, `-<member id>\0<record>\0<reason>`
+//!   for a leave (records are JSON, see [`super::record`]);
+//! - an ephemeral event (typing): `0::<protobuf>`.
+//!
+//! Readers split them off again and hand on a plain [`RoomEvent`].
 
-use chat_proto::v1::RoomEvent;
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::{MemberLeft, PresenceDiff, RoomEvent};
 use prost::Message;
 
-use super::{BrokerError, event_id};
+use super::{BrokerError, event_id, record};
 
 pub fn encode_ephemeral(event: &RoomEvent) -> Vec<u8> {
     let mut out = b"0::".to_vec();
-    event.encode(&mut out).expect("a Vec grows as needed");
+    out.extend_from_slice(&event.encode_to_vec());
     out
 }
 
-pub fn decode(payload: &[u8]) -> Result<RoomEvent, BrokerError> {
+/// Decodes an event of `room` from its Redis bytes.
+pub fn decode(room: &str, payload: &[u8]) -> Result<RoomEvent, BrokerError> {
+    if let Some(diff) = payload.strip_prefix(b"p:") {
+        return decode_presence(room, diff);
+    }
     let corrupt = |why: &str| BrokerError::Corrupt(format!("event envelope: {why}"));
     let (seq, rest) = split_once(payload).ok_or_else(|| corrupt("no sequence number"))?;
-    let (epoch, body) = split_once(rest).ok_or_else(|| corrupt("no epoch"))?;
-    let seq: u64 = std::str::from_utf8(seq)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("sequence number is not a number"))?;
+    let (epoch, rest) = split_once(rest).ok_or_else(|| corrupt("no epoch"))?;
+    let seq: u64 = number(seq).ok_or_else(|| corrupt("sequence number is not a number"))?;
     let epoch = std::str::from_utf8(epoch).map_err(|_| corrupt("epoch is not UTF-8"))?;
+    if seq == 0 {
+        return RoomEvent::decode(rest).map_err(|e| corrupt(&e.to_string()));
+    }
+    let (name_len, rest) = split_once(rest).ok_or_else(|| corrupt("no sender name"))?;
+    let name_len: usize = number(name_len).ok_or_else(|| corrupt("sender name length is not a number"))?;
+    if rest.len() < name_len {
+        return Err(corrupt("sender name is cut short"));
+    }
+    let (name, body) = rest.split_at(name_len);
     let mut event = RoomEvent::decode(body).map_err(|e| corrupt(&e.to_string()))?;
-    if seq > 0 {
-        event.seq = seq;
-        event.epoch = epoch.to_owned();
-        event.id = event_id(epoch, seq);
+    event.seq = seq;
+    event.epoch = epoch.to_owned();
+    event.id = event_id(epoch, seq);
+    if let Some(Kind::Message(message)) = &mut event.kind {
+        message.username = String::from_utf8(name.to_vec()).map_err(|_| corrupt("sender name is not UTF-8"))?;
     }
     Ok(event)
+}
+
+fn decode_presence(room: &str, diff: &[u8]) -> Result<RoomEvent, BrokerError> {
+    let corrupt = |why: &str| BrokerError::Corrupt(format!("presence envelope: {why}"));
+    let text = std::str::from_utf8(diff).map_err(|_| corrupt("not UTF-8"))?;
+    let mut lines = text.split('\n').filter(|line| !line.is_empty());
+    let member_count = lines.next().and_then(|count| count.parse().ok()).ok_or_else(|| corrupt("no member count"))?;
+    let mut presence = PresenceDiff { member_count, ..Default::default() };
+    for line in lines {
+        // Not a char boundary after the first byte: not a change line.
+        let rest = line.get(1..).ok_or_else(|| corrupt("a change that is neither + nor -"))?;
+        let mut fields = rest.split('\0');
+        let (Some(id), Some(stored)) = (fields.next(), fields.next()) else {
+            return Err(corrupt("a change without member id and record"));
+        };
+        let member = record::decode(id, stored.as_bytes())?;
+        match line.as_bytes()[0] {
+            b'+' => presence.joins.push(member),
+            b'-' => presence
+                .leaves
+                .push(MemberLeft { member: Some(member), reason: fields.next().unwrap_or("left").to_owned() }),
+            _ => return Err(corrupt("a change that is neither + nor -")),
+        }
+    }
+    Ok(RoomEvent {
+        room: room.to_owned(),
+        ts_ms: crate::service::now_ms(),
+        kind: Some(Kind::Presence(presence)),
+        ..Default::default()
+    })
+}
+
+fn number<T: std::str::FromStr>(bytes: &[u8]) -> Option<T> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 fn split_once(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -42,7 +96,7 @@ fn split_once(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_proto::v1::{ChatMessage, room_event::Kind};
+    use chat_proto::v1::{ChatMessage, Member};
 
     fn message(text: &str) -> RoomEvent {
         RoomEvent {
@@ -53,26 +107,50 @@ mod tests {
     }
 
     #[test]
-    fn stored_event_round_trips_with_its_sequence() {
+    fn stored_message_round_trips_with_its_sequence_and_sender() {
         let body = message("a:b:c").encode_to_vec();
-        let mut payload = b"42:ep0ch:".to_vec();
+        let mut payload = "42:ep0ch:7:ada:é!".as_bytes().to_vec();
         payload.extend_from_slice(&body);
-        let event = decode(&payload).expect("decodes");
-        assert_eq!((event.seq, event.epoch.as_str()), (42, "ep0ch"));
-        assert_eq!(event.id, "ep0ch:42");
-        assert_eq!(event, RoomEvent { seq: 42, epoch: "ep0ch".into(), id: "ep0ch:42".into(), ..message("a:b:c") });
+        let event = decode("general", &payload).expect("decodes");
+        assert_eq!((event.seq, event.epoch.as_str(), event.id.as_str()), (42, "ep0ch", "ep0ch:42"));
+        let Some(Kind::Message(m)) = &event.kind else { panic!("a message: {event:?}") };
+        assert_eq!((m.username.as_str(), m.text.as_str()), ("ada:é!", "a:b:c"));
     }
 
     #[test]
     fn ephemeral_event_has_no_sequence() {
-        let event = decode(&encode_ephemeral(&message("typing"))).expect("decodes");
+        let event = decode("general", &encode_ephemeral(&message("typing"))).expect("decodes");
         assert_eq!((event.seq, event.id.as_str()), (0, ""));
     }
 
     #[test]
+    fn presence_batch_decodes_joins_and_leaves() {
+        let ada = Member { member_id: "g/1".into(), username: "ada".into(), gateway: "g".into(), joined_at_ms: 5 };
+        let bob = Member { member_id: "g/2".into(), username: "bob".into(), ..ada.clone() };
+        let payload =
+            format!("p:1\n+g/1\0{}\n-g/2\0{}\0expired\n", record::encode(&ada), record::encode(&bob)).into_bytes();
+        let event = decode("general", &payload).expect("decodes");
+        let Some(Kind::Presence(diff)) = event.kind else { panic!("a presence diff") };
+        assert_eq!(diff.member_count, 1);
+        assert_eq!(diff.joins, vec![ada]);
+        assert_eq!(diff.leaves, vec![MemberLeft { member: Some(bob), reason: "expired".into() }]);
+        assert_eq!((event.seq, event.room.as_str()), (0, "general"));
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bad in [&b""[..], b"12", b"x:y:z", b"1:e:\xff\xff\xff"] {
-            assert!(decode(bad).is_err(), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"12",
+            b"x:y:z",
+            b"1:e:\xff\xff\xff",
+            b"1:e:9:ab",
+            b"p:",
+            b"p:1\n+",
+            b"p:1\n*a\0{}",
+            "p:1\né\0{}".as_bytes(),
+        ] {
+            assert!(decode("r", bad).is_err(), "{bad:?}");
         }
     }
 }

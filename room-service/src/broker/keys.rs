@@ -7,39 +7,51 @@
 //! | `chat:{r}:seq` | string | the last sequence number given out |
 //! | `chat:{r}:epoch` | string | the id of the room's current history |
 //! | `chat:{r}:log` | stream | stored events, entry id `<seq>-1`, capped with `MAXLEN ~` |
-//! | `chat:{r}:members` | hash | member id → `Member` (protobuf) |
+//! | `chat:{r}:members` | hash | member id → JSON record (see `record.rs`) |
+//! | `chat:{r}:roster` | sorted set, all scores 0 | `<name>\0<member id>`: members in name order, for paging |
 //! | `chat:{r}:presence` | sorted set | member id → presence expiry (ms) |
 //! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
-//! | `chat:{r}:events` | pub/sub channel | every event of the room |
+//! | `chat:{r}:events` | pub/sub channel | every event of the room: messages, presence batches, typing |
 //! | `chat:rooms` | set | every room name in use (expired rooms are dropped by `ListRooms`) |
 //!
 //! Every per-room key but the dedupe copies gets the room TTL again with each
-//! stored event, so a room nobody writes to is forgotten.
+//! message and each presence change, so a room nobody uses is forgotten.
 
 /// The set of every room name in use.
 pub const ROOMS_KEY: &str = "chat:rooms";
 
 /// The names of one room's keys.
 pub struct Keys {
+    /// `chat:{r}`, which every key of the room starts with.
+    prefix: String,
     pub seq: String,
     pub epoch: String,
     pub log: String,
     pub members: String,
+    pub roster: String,
     pub presence: String,
     pub channel: String,
 }
 
 impl Keys {
     pub fn of(room: &str) -> Self {
-        let key = |suffix: &str| format!("chat:{{{room}}}:{suffix}");
+        let prefix = format!("chat:{{{room}}}");
+        let key = |suffix: &str| format!("{prefix}:{suffix}");
         Self {
             seq: key("seq"),
             epoch: key("epoch"),
             log: key("log"),
             members: key("members"),
+            roster: key("roster"),
             presence: key("presence"),
             channel: key("events"),
+            prefix,
         }
+    }
+
+    /// Where a member's sent message is kept for dedupe of its `client_id`.
+    pub fn sent(&self, member_id: &str, client_id: &str) -> String {
+        format!("{}:sent:{member_id}:{client_id}", self.prefix)
     }
 }
 

@@ -2,18 +2,22 @@
 //! embedded single-instance mode (no `REDIS_URL`).
 //!
 //! It keeps the same promises as Redis — one sequence per room, bounded
-//! history, presence with expiry, dedupe of retried sends — so the
-//! room-service above it cannot tell the difference. Nothing survives a
-//! restart and nothing is shared with other processes.
+//! history, presence with expiry applied in batches, members paged in name
+//! order, dedupe of retried sends — so the room-service above it cannot tell
+//! the difference. Nothing survives a restart and nothing is shared with
+//! other processes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use chat_proto::v1::{Member, RoomEvent, RoomSummary};
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary};
 
 use super::{
-    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, event_id, new_epoch,
+    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Position, PresenceChange, PresenceOutcome, Retention,
+    Snapshot, SnapshotSize, Subscription, event_id, new_epoch, record,
 };
 
 /// How many recent send ids per room are remembered for dedupe.
@@ -31,10 +35,13 @@ struct RoomLog {
     epoch: String,
     last_seq: u64,
     history: VecDeque<RoomEvent>,
+    /// Member id → (member, presence expiry in ms).
     members: HashMap<String, (Member, i64)>,
+    /// Roster entries (`record::roster_entry`), in name order.
+    roster: BTreeSet<String>,
     sent: HashMap<(String, String), RoomEvent>,
     sent_order: VecDeque<(String, String)>,
-    last_stored: Instant,
+    last_used: Instant,
 }
 
 impl RoomLog {
@@ -44,15 +51,64 @@ impl RoomLog {
             last_seq: 0,
             history: VecDeque::new(),
             members: HashMap::new(),
+            roster: BTreeSet::new(),
             sent: HashMap::new(),
             sent_order: VecDeque::new(),
-            last_stored: Instant::now(),
+            last_used: Instant::now(),
         }
     }
 
     fn position(&self) -> Position {
         Position { epoch: self.epoch.clone(), last_seq: self.last_seq }
     }
+
+    fn page(&self, after: &str, limit: usize) -> MembersPage {
+        let start = if after.is_empty() { Bound::Unbounded } else { Bound::Excluded(after.to_owned()) };
+        let mut entries = self.roster.range((start, Bound::Unbounded)).take(limit + 1);
+        let page: Vec<&String> = entries.by_ref().take(limit).collect();
+        let next = match entries.next() {
+            Some(_) => page.last().map(|entry| (*entry).clone()).unwrap_or_default(),
+            None => String::new(),
+        };
+        MembersPage {
+            members: page
+                .iter()
+                .filter_map(|entry| self.members.get(record::member_id_of(entry)).map(|(m, _)| m.clone()))
+                .collect(),
+            member_count: u32::try_from(self.members.len()).unwrap_or(u32::MAX),
+            next,
+        }
+    }
+
+    /// Applies one change; what it changed, for the presence event.
+    fn apply(&mut self, change: &PresenceChange) -> Option<Change> {
+        match change {
+            PresenceChange::Join { member, expires_at_ms } => {
+                let entry = record::roster_entry(member);
+                let old = self.members.insert(member.member_id.clone(), (member.clone(), *expires_at_ms));
+                let same = old.as_ref().is_some_and(|(old, _)| record::roster_entry(old) == entry);
+                if let Some((old, _)) = old {
+                    self.roster.remove(&record::roster_entry(&old));
+                }
+                self.roster.insert(entry);
+                (!same).then(|| Change::Joined(member.clone()))
+            }
+            PresenceChange::Leave { member_id, reason, only_if_expired_at } => {
+                let (_, expires) = self.members.get(member_id)?;
+                if only_if_expired_at.is_some_and(|at| *expires > at) {
+                    return None;
+                }
+                let (member, _) = self.members.remove(member_id)?;
+                self.roster.remove(&record::roster_entry(&member));
+                Some(Change::Left(MemberLeft { member: Some(member), reason: reason.clone() }))
+            }
+        }
+    }
+}
+
+enum Change {
+    Joined(Member),
+    Left(MemberLeft),
 }
 
 impl MemoryBroker {
@@ -65,43 +121,33 @@ impl MemoryBroker {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomLog>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Applies the change and stores the event under the lock, so the
-    /// sequence order is the delivery order.
-    fn store(&self, room: &str, change: Change, mut event: RoomEvent) -> BrokerResult<Option<RoomEvent>> {
+impl Broker for MemoryBroker {
+    async fn append_message(
+        &self,
+        room: &str,
+        member_id: &str,
+        client_id: &str,
+        mut event: RoomEvent,
+    ) -> BrokerResult<RoomEvent> {
         let mut rooms = self.lock();
         let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
-        let mut dedupe_key = None;
-        match change {
-            Change::Message { member_id, client_id } => {
-                if !member_id.is_empty() && !log.members.contains_key(&member_id) {
-                    return Err(BrokerError::NotMember(member_id));
-                }
-                if !client_id.is_empty() {
-                    let key = (member_id, client_id);
-                    if let Some(first) = log.sent.get(&key) {
-                        return Ok(Some(first.clone()));
-                    }
-                    dedupe_key = Some(key);
-                }
+        let name = match member_id {
+            "" => "system".to_owned(),
+            id => {
+                log.members.get(id).map(|(m, _)| m.username.clone()).ok_or_else(|| BrokerError::NotMember(id.into()))?
             }
-            Change::Join { member, expires_at_ms } => {
-                log.members.insert(member.member_id.clone(), (member, expires_at_ms));
-            }
-            Change::Leave { member_id, only_if_expired_at } => {
-                let expired = match (log.members.get(&member_id), only_if_expired_at) {
-                    (None, _) => return Ok(None),
-                    (Some(_), None) => true,
-                    (Some((_, expires)), Some(at)) => *expires <= at,
-                };
-                if !expired {
-                    return Ok(None);
-                }
-                log.members.remove(&member_id);
-            }
+        };
+        let dedupe_key = (!client_id.is_empty()).then(|| (member_id.to_owned(), client_id.to_owned()));
+        if let Some(first) = dedupe_key.as_ref().and_then(|key| log.sent.get(key)) {
+            return Ok(first.clone());
+        }
+        if let Some(Kind::Message(message)) = &mut event.kind {
+            message.username = name;
         }
         log.last_seq += 1;
-        log.last_stored = Instant::now();
+        log.last_used = Instant::now();
         event.seq = log.last_seq;
         event.epoch = log.epoch.clone();
         event.id = event_id(&log.epoch, log.last_seq);
@@ -120,17 +166,49 @@ impl MemoryBroker {
         }
         // Delivered before the lock is released: readers see seq order.
         self.fanout.deliver(room, Arc::new(event.clone()));
-        Ok(Some(event))
-    }
-}
-
-impl Broker for MemoryBroker {
-    fn kind(&self) -> &'static str {
-        "in-process"
+        Ok(event)
     }
 
-    async fn append(&self, room: &str, change: Change, event: RoomEvent) -> BrokerResult<Option<RoomEvent>> {
-        self.store(room, change, event)
+    async fn apply_presence(
+        &self,
+        room: &str,
+        changes: &[PresenceChange],
+        size: SnapshotSize,
+    ) -> BrokerResult<PresenceOutcome> {
+        let mut rooms = self.lock();
+        let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
+        let mut diff = PresenceDiff::default();
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            let done = log.apply(change);
+            applied.push(done.is_some());
+            match done {
+                Some(Change::Joined(member)) => diff.joins.push(member),
+                Some(Change::Left(left)) => diff.leaves.push(left),
+                None => {}
+            }
+        }
+        let page = log.page("", size.members);
+        if !diff.joins.is_empty() || !diff.leaves.is_empty() {
+            log.last_used = Instant::now();
+            diff.member_count = page.member_count;
+            let event = RoomEvent {
+                room: room.to_owned(),
+                ts_ms: crate::service::now_ms(),
+                kind: Some(Kind::Presence(diff)),
+                ..Default::default()
+            };
+            self.fanout.deliver(room, Arc::new(event));
+        }
+        let skip = log.history.len().saturating_sub(size.history);
+        let snapshot = Snapshot {
+            history: log.history.iter().skip(skip).cloned().collect(),
+            position: log.position(),
+            members: page.members,
+            member_count: page.member_count,
+            members_next: page.next,
+        };
+        Ok(PresenceOutcome { applied, snapshot })
     }
 
     async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
@@ -171,21 +249,22 @@ impl Broker for MemoryBroker {
         Ok(self.lock().get(room).and_then(|log| log.members.get(member_id)).map(|(m, _)| m.clone()))
     }
 
-    async fn members(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
-        let rooms = self.lock();
-        let mut members: Vec<Member> = rooms
-            .get(room)
-            .map(|log| log.members.values().filter(|(_, expires)| *expires > now_ms).map(|(m, _)| m.clone()).collect())
-            .unwrap_or_default();
-        members.sort_by(|a, b| (a.joined_at_ms, &a.member_id).cmp(&(b.joined_at_ms, &b.member_id)));
-        Ok(members)
+    async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
+        Ok(self.lock().get(room).map(|log| log.page(after, limit)).unwrap_or_default())
     }
 
-    async fn expired(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
+    async fn expired(&self, room: &str, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
         Ok(self
             .lock()
             .get(room)
-            .map(|log| log.members.values().filter(|(_, expires)| *expires <= now_ms).map(|(m, _)| m.clone()).collect())
+            .map(|log| {
+                log.members
+                    .iter()
+                    .filter(|(_, (_, expires))| *expires <= now_ms)
+                    .map(|(id, _)| id.clone())
+                    .take(limit)
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -204,13 +283,13 @@ impl Broker for MemoryBroker {
         Ok(unknown)
     }
 
-    async fn rooms(&self, now_ms: i64, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
+    async fn rooms(&self, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
         let rooms = self.lock();
         let mut summaries: Vec<RoomSummary> = rooms
             .iter()
             .map(|(name, log)| RoomSummary {
                 name: name.clone(),
-                member_count: log.members.values().filter(|(_, e)| *e > now_ms).count() as u32,
+                member_count: u32::try_from(log.members.len()).unwrap_or(u32::MAX),
                 last_seq: log.last_seq,
             })
             .collect();
@@ -221,9 +300,9 @@ impl Broker for MemoryBroker {
 
     async fn drop_idle_subscriptions(&self) {
         self.fanout.remove_idle();
-        // Forget rooms with no stored event for the room TTL, as Redis would.
+        // Forget rooms unused for the room TTL, as Redis would.
         let ttl = self.retention.room_ttl;
-        self.lock().retain(|_, log| log.last_stored.elapsed() < ttl);
+        self.lock().retain(|_, log| log.last_used.elapsed() < ttl);
     }
 
     fn subscribed_rooms(&self) -> Vec<String> {

@@ -12,6 +12,7 @@ mod envelope;
 mod fanout;
 mod keys;
 mod memory;
+mod record;
 mod redis;
 
 use std::future::Future;
@@ -37,18 +38,52 @@ pub enum BrokerError {
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
 
-/// The change that goes with a stored event, applied in the same atomic step.
+/// One presence change, applied with others of its room in one atomic step.
 #[derive(Debug, Clone)]
-pub enum Change {
-    /// A message. `member_id` empty means a system message; otherwise the
-    /// member must be present. A repeated non-empty `client_id` from the same
-    /// member returns the first stored event instead of storing another.
-    Message { member_id: String, client_id: String },
+pub enum PresenceChange {
     /// A member enters (or re-enters) the room, present until `expires_at_ms`.
     Join { member: Member, expires_at_ms: i64 },
-    /// A member leaves. With `only_if_expired_at`, only if its presence ran
-    /// out by then (a heartbeat in between keeps it).
-    Leave { member_id: String, only_if_expired_at: Option<i64> },
+    /// A member leaves, for `reason`. With `only_if_expired_at`, only if its
+    /// presence ran out by then (a heartbeat in between keeps it).
+    Leave { member_id: String, reason: String, only_if_expired_at: Option<i64> },
+}
+
+/// How much of the room a presence batch reads back after applying itself.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSize {
+    pub history: usize,
+    pub members: usize,
+}
+
+/// The room as it stood right after a presence batch: what a joiner is shown.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Recent stored events, oldest first, ending at `position.last_seq`.
+    pub history: Vec<RoomEvent>,
+    pub position: Position,
+    /// The first members in name order.
+    pub members: Vec<Member>,
+    pub member_count: u32,
+    /// Cursor for [`Broker::members_page`] when `members` is not everyone.
+    pub members_next: String,
+}
+
+/// What a presence batch did.
+#[derive(Debug, Clone, Default)]
+pub struct PresenceOutcome {
+    /// Per change, in order: whether it changed anything (a leave of someone
+    /// absent, or still present, does not).
+    pub applied: Vec<bool>,
+    pub snapshot: Snapshot,
+}
+
+/// One page of a room's members in name order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembersPage {
+    pub members: Vec<Member>,
+    pub member_count: u32,
+    /// Where the next page starts; empty on the last page.
+    pub next: String,
 }
 
 /// How much of a room is kept, and for how long.
@@ -71,17 +106,28 @@ pub struct Position {
 
 /// Storage and bus for rooms. Methods take validated room names.
 pub trait Broker: Send + Sync + 'static {
-    /// "redis" or "in-process", for logs.
-    fn kind(&self) -> &'static str;
-
-    /// Stores `event` (its `seq`, `epoch` and `id` are filled in) together
-    /// with `change`, and publishes it. `None`: a `Leave` of someone absent.
-    fn append(
+    /// Stores a message in one atomic step: checks that `member_id` is in
+    /// the room (empty: a system message), fills in the sender's name, gives
+    /// it the room's next sequence number, appends it to the history and
+    /// publishes it. A repeated non-empty `client_id` from the same member
+    /// returns the first stored event instead of storing another.
+    fn append_message(
         &self,
         room: &str,
-        change: Change,
+        member_id: &str,
+        client_id: &str,
         event: RoomEvent,
-    ) -> impl Future<Output = BrokerResult<Option<RoomEvent>>> + Send;
+    ) -> impl Future<Output = BrokerResult<RoomEvent>> + Send;
+
+    /// Applies presence changes in one atomic step, publishes one
+    /// `PresenceDiff` event with what they changed (none if nothing did) and
+    /// reads the room back as it stands after them.
+    fn apply_presence(
+        &self,
+        room: &str,
+        changes: &[PresenceChange],
+        size: SnapshotSize,
+    ) -> impl Future<Output = BrokerResult<PresenceOutcome>> + Send;
 
     /// Publishes an event that is not stored and has no sequence number.
     fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> impl Future<Output = BrokerResult<()>> + Send;
@@ -108,11 +154,17 @@ pub trait Broker: Send + Sync + 'static {
     /// One member, if present (expired or not).
     fn member(&self, room: &str, member_id: &str) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
 
-    /// Members whose presence has not run out at `now_ms`, by join time.
-    fn members(&self, room: &str, now_ms: i64) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+    /// Up to `limit` members in name order after the cursor `after` (empty:
+    /// from the start), with the room's member count.
+    fn members_page(
+        &self,
+        room: &str,
+        after: &str,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<MembersPage>> + Send;
 
-    /// Members whose presence ran out by `now_ms` and who were not yet removed.
-    fn expired(&self, room: &str, now_ms: i64) -> impl Future<Output = BrokerResult<Vec<Member>>> + Send;
+    /// Up to `limit` ids of members whose presence ran out by `now_ms`.
+    fn expired(&self, room: &str, now_ms: i64, limit: usize) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
 
     /// Extends the presence of `member_ids` to `expires_at_ms`; returns the
     /// ids it does not know.
@@ -123,8 +175,8 @@ pub trait Broker: Send + Sync + 'static {
         expires_at_ms: i64,
     ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
 
-    /// Up to `limit` rooms with their live member counts.
-    fn rooms(&self, now_ms: i64, limit: usize) -> impl Future<Output = BrokerResult<Vec<RoomSummary>>> + Send;
+    /// Up to `limit` rooms with their member counts.
+    fn rooms(&self, limit: usize) -> impl Future<Output = BrokerResult<Vec<RoomSummary>>> + Send;
 
     /// Ends bus subscriptions nobody in this process reads any more.
     fn drop_idle_subscriptions(&self) -> impl Future<Output = ()> + Send;

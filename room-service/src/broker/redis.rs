@@ -1,8 +1,11 @@
 //! The Redis broker: rooms shared by every room-service through one Redis
 //! (the key layout is in [`super::keys`]).
 //!
-//! Writes go through `append.lua` (one atomic step per stored event) on a
-//! multiplexed connection. Events come in on a second, RESP3 connection
+//! Writes go through two Lua steps on a multiplexed connection:
+//! `message.lua` stores one message (membership check, sender name,
+//! sequence, history, publish: one round trip), `presence.lua` applies a
+//! batch of joins and leaves, publishes one presence event and reads the
+//! room back. Events come in on a second, RESP3 connection
 //! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
 //! to a room's channel only while some local reader wants the room, and the
 //! connection manager subscribes again by itself after a reconnect.
@@ -19,7 +22,8 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
-    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, envelope, new_epoch,
+    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Position, PresenceChange, PresenceOutcome, Retention,
+    Snapshot, SnapshotSize, Subscription, envelope, new_epoch, record,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -34,7 +38,8 @@ pub struct RedisBroker {
     /// fanout decided them.
     subscribing: AsyncMutex<()>,
     fanout: Arc<Fanout>,
-    append: Script,
+    message: Script,
+    presence: Script,
     heartbeat: Script,
     retention: Retention,
 }
@@ -70,7 +75,8 @@ impl RedisBroker {
             pubsub,
             subscribing: AsyncMutex::new(()),
             fanout,
-            append: Script::new(include_str!("append.lua")),
+            message: Script::new(include_str!("message.lua")),
+            presence: Script::new(include_str!("presence.lua")),
             heartbeat: Script::new(include_str!("heartbeat.lua")),
             retention,
         })
@@ -80,16 +86,68 @@ impl RedisBroker {
         self.commands.clone()
     }
 
-    async fn read_range(&self, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
+    async fn read_range(&self, room: &str, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
         let reply: StreamRangeReply = cmd.query_async(&mut self.conn()).await?;
         reply
             .ids
             .iter()
             .map(|entry| match entry.map.get("e") {
-                Some(Value::BulkString(payload)) => envelope::decode(payload),
+                Some(Value::BulkString(payload)) => envelope::decode(room, payload),
                 _ => Err(BrokerError::Corrupt(format!("history entry {} has no event", entry.id))),
             })
             .collect()
+    }
+
+    /// Runs `presence.lua`: the changes (maybe none), then the read-back.
+    async fn presence_step(
+        &self,
+        room: &str,
+        changes: &[PresenceChange],
+        size: SnapshotSize,
+        after: &str,
+    ) -> BrokerResult<(Vec<bool>, Snapshot)> {
+        let keys = Keys::of(room);
+        let mut call = self.presence.prepare_invoke();
+        call.key(&keys.members)
+            .key(&keys.roster)
+            .key(&keys.presence)
+            .key(&keys.seq)
+            .key(&keys.epoch)
+            .key(&keys.log)
+            .key(ROOMS_KEY)
+            .arg(&keys.channel)
+            .arg(new_epoch())
+            .arg(room)
+            .arg(self.retention.room_ttl.as_secs())
+            .arg(size.history)
+            .arg(size.members)
+            .arg(after)
+            .arg(changes.len());
+        for change in changes {
+            match change {
+                PresenceChange::Join { member, expires_at_ms } => {
+                    call.arg("join").arg(&member.member_id).arg(record::encode(member)).arg(expires_at_ms)
+                }
+                PresenceChange::Leave { member_id, reason, only_if_expired_at } => call
+                    .arg("leave")
+                    .arg(member_id)
+                    .arg(reason)
+                    .arg(only_if_expired_at.map(|at| at.to_string()).unwrap_or_default()),
+            };
+        }
+        type Reply = (Vec<i64>, String, u64, Vec<Vec<u8>>, Vec<String>, Vec<Option<Vec<u8>>>, u32, String);
+        let (applied, epoch, last_seq, history, ids, records, member_count, members_next): Reply =
+            call.invoke_async(&mut self.conn()).await?;
+        let history = history.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<_>>()?;
+        // A record missing beside its roster entry (never written so) is skipped.
+        let members = ids
+            .iter()
+            .zip(records)
+            .filter_map(|(id, stored)| stored.map(|stored| record::decode(id, &stored)))
+            .collect::<BrokerResult<_>>()?;
+        let snapshot =
+            Snapshot { history, position: Position { epoch, last_seq }, members, member_count, members_next };
+        Ok((applied.into_iter().map(|flag| flag != 0).collect(), snapshot))
     }
 }
 
@@ -104,7 +162,7 @@ fn route_push(fanout: &Fanout, push: PushInfo) {
             let Some(room) = room_of_channel(channel) else {
                 return;
             };
-            match envelope::decode(payload) {
+            match envelope::decode(room, payload) {
                 Ok(event) => {
                     let seq = event.seq;
                     let readers = fanout.deliver(room, Arc::new(event));
@@ -121,63 +179,52 @@ fn route_push(fanout: &Fanout, push: PushInfo) {
 }
 
 impl Broker for RedisBroker {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    async fn append(&self, room: &str, change: Change, event: RoomEvent) -> BrokerResult<Option<RoomEvent>> {
+    async fn append_message(
+        &self,
+        room: &str,
+        member_id: &str,
+        client_id: &str,
+        event: RoomEvent,
+    ) -> BrokerResult<RoomEvent> {
         let keys = Keys::of(room);
-        let body = event.encode_to_vec();
-        let mut call = self.append.prepare_invoke();
-        let (name, member_id, record, at, dedupe) = match &change {
-            Change::Message { member_id, client_id } => {
-                let dedupe = if client_id.is_empty() {
-                    String::new()
-                } else {
-                    format!("chat:{{{room}}}:sent:{member_id}:{client_id}")
-                };
-                ("message", member_id.as_str(), Vec::new(), String::new(), dedupe)
-            }
-            Change::Join { member, expires_at_ms } => {
-                ("join", member.member_id.as_str(), member.encode_to_vec(), expires_at_ms.to_string(), String::new())
-            }
-            Change::Leave { member_id, only_if_expired_at } => (
-                "leave",
-                member_id.as_str(),
-                Vec::new(),
-                only_if_expired_at.map(|at| at.to_string()).unwrap_or_default(),
-                String::new(),
-            ),
-        };
+        let dedupe = if client_id.is_empty() { String::new() } else { keys.sent(member_id, client_id) };
+        let mut call = self.message.prepare_invoke();
         call.key(&keys.seq)
             .key(&keys.log)
             .key(&keys.epoch)
             .key(&keys.members)
             .key(&keys.presence)
+            .key(&keys.roster)
             .key(ROOMS_KEY)
             .key(&dedupe)
-            .arg(name)
             .arg(&keys.channel)
-            .arg(body)
+            .arg(event.encode_to_vec())
             .arg(self.retention.history_len)
             .arg(new_epoch())
             .arg(room)
             .arg(member_id)
-            .arg(record)
-            .arg(at)
             .arg(DEDUPE_TTL_SECS)
             .arg(self.retention.room_ttl.as_secs());
         let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
         match reply.as_slice() {
             [status, payload] if status == b"ok" || status == b"dup" => {
-                let stored = envelope::decode(payload)?;
-                tracing::debug!(room, seq = stored.seq, change = name, "published to Redis");
-                Ok(Some(stored))
+                let stored = envelope::decode(room, payload)?;
+                tracing::debug!(room, seq = stored.seq, "published to Redis");
+                Ok(stored)
             }
             [status] if status == b"not_member" => Err(BrokerError::NotMember(member_id.to_owned())),
-            [status] if status == b"absent" => Ok(None),
-            other => Err(BrokerError::Corrupt(format!("append.lua answered {} values", other.len()))),
+            other => Err(BrokerError::Corrupt(format!("message.lua answered {} values", other.len()))),
         }
+    }
+
+    async fn apply_presence(
+        &self,
+        room: &str,
+        changes: &[PresenceChange],
+        size: SnapshotSize,
+    ) -> BrokerResult<PresenceOutcome> {
+        let (applied, snapshot) = self.presence_step(room, changes, size, "").await?;
+        Ok(PresenceOutcome { applied, snapshot })
     }
 
     async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
@@ -203,8 +250,9 @@ impl Broker for RedisBroker {
 
     async fn recent(&self, room: &str, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
         let keys = Keys::of(room);
-        let mut events =
-            self.read_range(redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit)).await?;
+        let mut events = self
+            .read_range(room, redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit))
+            .await?;
         events.reverse();
         let position = match events.last() {
             // The position must match the history read, not a later write.
@@ -217,6 +265,7 @@ impl Broker for RedisBroker {
     async fn after(&self, room: &str, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
         let keys = Keys::of(room);
         self.read_range(
+            room,
             redis::cmd("XRANGE").arg(&keys.log).arg(format!("({after_seq}-1")).arg("+").arg("COUNT").arg(limit),
         )
         .await
@@ -230,38 +279,28 @@ impl Broker for RedisBroker {
     }
 
     async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
-        let record: Option<Vec<u8>> =
+        let stored: Option<Vec<u8>> =
             redis::cmd("HGET").arg(Keys::of(room).members).arg(member_id).query_async(&mut self.conn()).await?;
-        record.map(|bytes| decode_member(&bytes)).transpose()
+        stored.map(|stored| record::decode(member_id, &stored)).transpose()
     }
 
-    async fn members(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
-        let keys = Keys::of(room);
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(&keys.presence)
-            .arg(format!("({now_ms}"))
-            .arg("+inf")
-            .arg("BYSCORE")
-            .query_async(&mut self.conn())
-            .await?;
-        let mut members = self.records(&keys, &ids).await?;
-        members.sort_by(|a, b| (a.joined_at_ms, &a.member_id).cmp(&(b.joined_at_ms, &b.member_id)));
-        Ok(members)
+    async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
+        let size = SnapshotSize { history: 0, members: limit };
+        let (_, snapshot) = self.presence_step(room, &[], size, after).await?;
+        Ok(MembersPage { members: snapshot.members, member_count: snapshot.member_count, next: snapshot.members_next })
     }
 
-    async fn expired(&self, room: &str, now_ms: i64) -> BrokerResult<Vec<Member>> {
-        let keys = Keys::of(room);
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(&keys.presence)
+    async fn expired(&self, room: &str, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
+        Ok(redis::cmd("ZRANGE")
+            .arg(Keys::of(room).presence)
             .arg("-inf")
             .arg(now_ms)
             .arg("BYSCORE")
             .arg("LIMIT")
             .arg(0)
-            .arg(100)
+            .arg(limit)
             .query_async(&mut self.conn())
-            .await?;
-        self.records(&keys, &ids).await
+            .await?)
     }
 
     async fn heartbeat(&self, room: &str, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
@@ -276,7 +315,7 @@ impl Broker for RedisBroker {
         Ok(call.invoke_async(&mut self.conn()).await?)
     }
 
-    async fn rooms(&self, now_ms: i64, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
+    async fn rooms(&self, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
         let mut names: Vec<String> = Vec::new();
         let mut cursor = 0u64;
         loop {
@@ -299,7 +338,7 @@ impl Broker for RedisBroker {
         let mut pipe = redis::pipe();
         for name in &names {
             let keys = Keys::of(name);
-            pipe.cmd("ZCOUNT").arg(&keys.presence).arg(format!("({now_ms}")).arg("+inf");
+            pipe.cmd("HLEN").arg(&keys.members);
             pipe.cmd("GET").arg(&keys.seq);
         }
         let counts: Vec<(u32, Option<u64>)> = if names.is_empty() {
@@ -349,19 +388,4 @@ impl Broker for RedisBroker {
         let _: String = redis::cmd("PING").query_async(&mut self.pubsub.clone()).await?;
         Ok(())
     }
-}
-
-impl RedisBroker {
-    async fn records(&self, keys: &Keys, ids: &[String]) -> BrokerResult<Vec<Member>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let records: Vec<Option<Vec<u8>>> =
-            redis::cmd("HMGET").arg(&keys.members).arg(ids).query_async(&mut self.conn()).await?;
-        records.into_iter().flatten().map(|r| decode_member(&r)).collect()
-    }
-}
-
-fn decode_member(bytes: &[u8]) -> BrokerResult<Member> {
-    Member::decode(bytes).map_err(|e| BrokerError::Corrupt(format!("member record: {e}")))
 }

@@ -1,0 +1,160 @@
+//! Presence changes applied in batches, one batch per room at a time.
+//!
+//! Every join and leave of a room goes through the room's batcher: a task
+//! with a bounded queue. While one batch is being applied, the changes that
+//! arrive wait; the next batch takes all of them (up to [`BATCH_MAX`]) in one
+//! broker step, which publishes one presence event and reads the room back
+//! once for every joiner in it. A lone join is applied at once; a thousand
+//! people joining together cost a handful of Redis calls and presence events
+//! instead of a thousand of each. A batcher whose room has been quiet for
+//! [`IDLE`] ends; the next change starts a new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use crate::broker::{Broker, PresenceChange, Snapshot, SnapshotSize};
+use crate::metrics::RoomServiceMetrics;
+
+/// Changes waiting in one room's queue at most; more are refused as busy.
+pub const QUEUE_PER_ROOM: usize = 8192;
+/// Changes applied in one broker step at most.
+pub const BATCH_MAX: usize = 500;
+/// Members read back with each batch: what `joined` shows.
+pub const MEMBERS_SHOWN: usize = 100;
+/// How long a room's batcher waits for a change before it ends.
+const IDLE: Duration = Duration::from_secs(10);
+/// What a refused caller is told to wait before trying again.
+pub const RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// The outcome of one change: whether it changed anything, and the room as
+/// it stood right after the batch it was applied in.
+pub type Applied = Result<(bool, Arc<Snapshot>), Status>;
+
+struct Pending {
+    change: PresenceChange,
+    /// History events the caller wants in the snapshot.
+    history: usize,
+    reply: oneshot::Sender<Applied>,
+}
+
+/// Every room's batcher in this process.
+pub struct Presence<B> {
+    broker: Arc<B>,
+    rooms: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
+    metrics: Arc<RoomServiceMetrics>,
+}
+
+impl<B> std::fmt::Debug for Presence<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence").finish_non_exhaustive()
+    }
+}
+
+impl<B: Broker> Presence<B> {
+    pub fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
+        Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics })
+    }
+
+    /// Queues one change for the room and waits for the batch that applies it.
+    pub async fn apply(self: &Arc<Self>, room: &str, change: PresenceChange, history: usize) -> Applied {
+        let (reply, outcome) = oneshot::channel();
+        self.enqueue(room, Pending { change, history, reply })?;
+        outcome.await.unwrap_or_else(|_| Err(Status::internal("the room's presence batcher stopped")))
+    }
+
+    fn enqueue(self: &Arc<Self>, room: &str, pending: Pending) -> Result<(), Status> {
+        // Sent under the lock, so a batcher that ends (also under the lock,
+        // and only with an empty queue) never leaves a change behind.
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = rooms.entry(room.to_owned()).or_insert_with(|| self.start(room));
+        let pending = match queue.try_send(pending) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.shed("presence_queue_full");
+                return Err(busy(room));
+            }
+            Err(mpsc::error::TrySendError::Closed(pending)) => pending,
+        };
+        // Its batcher died: start another.
+        let queue = self.start(room);
+        let _ = queue.try_send(pending);
+        rooms.insert(room.to_owned(), queue);
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, room: &str) -> mpsc::Sender<Pending> {
+        let (queue, changes) = mpsc::channel(QUEUE_PER_ROOM);
+        tokio::spawn(Arc::clone(self).run(room.to_owned(), queue.clone(), changes));
+        queue
+    }
+
+    async fn run(self: Arc<Self>, room: String, own: mpsc::Sender<Pending>, mut changes: mpsc::Receiver<Pending>) {
+        loop {
+            let Ok(Some(first)) = tokio::time::timeout(IDLE, changes.recv()).await else {
+                let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+                if changes.is_empty() {
+                    if rooms.get(&room).is_some_and(|queue| queue.same_channel(&own)) {
+                        rooms.remove(&room);
+                    }
+                    return;
+                }
+                continue;
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH_MAX {
+                match changes.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            self.apply_batch(&room, batch).await;
+        }
+    }
+
+    async fn apply_batch(&self, room: &str, batch: Vec<Pending>) {
+        let size = SnapshotSize { history: batch.iter().map(|p| p.history).max().unwrap_or(0), members: MEMBERS_SHOWN };
+        let (changes, replies): (Vec<PresenceChange>, Vec<(usize, oneshot::Sender<Applied>)>) =
+            batch.into_iter().map(|p| (p.change, (p.history, p.reply))).unzip();
+        self.metrics.presence_batch.record(changes.len() as f64);
+        match self.broker.apply_presence(room, &changes, size).await {
+            Ok(outcome) => {
+                let full = Arc::new(outcome.snapshot);
+                tracing::debug!(room, changes = changes.len(), members = full.member_count, "presence batch applied");
+                for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
+                    let snapshot = if history >= full.history.len() {
+                        Arc::clone(&full)
+                    } else {
+                        let skip = full.history.len() - history;
+                        Arc::new(Snapshot { history: full.history[skip..].to_vec(), ..Snapshot::clone(&full) })
+                    };
+                    let _ = reply.send(Ok((applied, snapshot)));
+                }
+            }
+            Err(error) => {
+                self.metrics.broker_errors.increment(1);
+                tracing::warn!(room, %error, changes = changes.len(), "presence batch failed");
+                let status = Status::from(error);
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(status.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The refusal for a room whose queue is full: busy, not gone, so the
+/// gateway waits and tries again rather than moving the room elsewhere.
+pub fn busy(room: &str) -> Status {
+    let mut status = Status::resource_exhausted(format!(
+        "room {room:?} has {QUEUE_PER_ROOM} presence changes waiting; try again in {} ms",
+        RETRY_AFTER.as_millis()
+    ));
+    status
+        .metadata_mut()
+        .insert(chat_proto::RETRY_AFTER_HEADER, RETRY_AFTER.as_millis().to_string().parse().expect("digits"));
+    status
+}
