@@ -65,6 +65,8 @@ pub struct JoinReport {
     pub failed_example: Option<String>,
     /// No answer within the join timeout.
     pub timed_out: usize,
+    /// Connections the kernel dropped meanwhile for a full accept queue.
+    pub listen_overflows: Option<u64>,
 }
 
 pub struct Conn {
@@ -132,6 +134,7 @@ impl Fleet {
         let run = std::process::id();
         let rooms: Vec<Arc<str>> = (0..rooms_n).map(|r| Arc::from(format!("b{run}r{r}"))).collect();
         let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        let overflows_before = procstat::listen_overflows();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pending = Vec::with_capacity(plan.len());
@@ -182,6 +185,8 @@ impl Fleet {
             }
         }
         joins.elapsed = started.elapsed();
+        joins.listen_overflows =
+            overflows_before.zip(procstat::listen_overflows()).map(|(before, after)| after.saturating_sub(before));
         joins.join_us = conns
             .iter()
             .filter(|c| c.joined)

@@ -41,6 +41,8 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Largest frame accepted from a browser (as the gateway's limit).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
 const SLOW_CONSUMER: u16 = 4008;
+/// Connections waiting to be accepted (the kernel caps it at somaxconn).
+const ACCEPT_BACKLOG: u32 = 4096;
 
 struct Member {
     id: u64,
@@ -105,7 +107,11 @@ fn now_ms() -> u64 {
 }
 
 pub async fn serve() -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // A storm of connects must not overflow the accept queue (tokio's
+    // `bind` listens with a backlog of 1024).
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(([127, 0, 0, 1], 0).into())?;
+    let listener = socket.listen(ACCEPT_BACKLOG)?;
     println!("listening on {}", listener.local_addr()?);
     let app = Router::new().route("/ws", get(upgrade)).with_state(Arc::new(Hub::default()));
     axum::serve(listener, app).await?;

@@ -24,10 +24,8 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         let deployment = topology::start(kind, args, n).await?;
         let label = deployment.label();
         let gateway = deployment.gateway_process(0).cloned();
-        let bench = crate::procstat::Watched::bench();
         tokio::time::sleep(SETTLE).await;
         let before = gateway.as_ref().and_then(|g| g.rss_kib());
-        let bench_before = bench.rss_kib();
 
         let mut plan = fleet::plan(n.div_ceil(ROOM_SIZE), ROOM_SIZE, 1, 1, true);
         plan.truncate(n);
@@ -52,9 +50,6 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
                 (a as f64 - b as f64) / joined
             ),
             _ => println!("[{label}] gateway RSS: not readable (not started by the bench)"),
-        }
-        if let (Some(b), Some(a)) = (bench_before, bench.rss_kib()) {
-            println!("[{label}] bench clients' own RSS: {:.1} KiB per connection", (a as f64 - b as f64) / joined);
         }
 
         let procs = deployment.watched();

@@ -102,3 +102,14 @@ impl std::fmt::Display for CpuShare {
         Ok(())
     }
 }
+
+/// `TcpExt: ListenOverflows` from `/proc/net/netstat`: connections the kernel
+/// dropped because a listener's accept queue was full (the client retries
+/// its SYN after a second). Machine-wide.
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_ascii_whitespace().position(|n| n == "ListenOverflows")?;
+    values.split_ascii_whitespace().nth(i)?.parse().ok()
+}

@@ -69,6 +69,9 @@ pub fn joins(label: &str, j: &JoinReport, total: usize) {
     if j.failed > 0 {
         println!("[{label}]   could not connect: {} (e.g. {})", j.failed, j.failed_example.as_deref().unwrap_or("?"));
     }
+    if let Some(n) = j.listen_overflows.filter(|n| *n > 0) {
+        println!("[{label}]   accept queue overflowed {n} times (SYNs dropped, those connects retried after 1 s)");
+    }
     if j.timed_out > 0 {
         println!("[{label}]   no answer within the join timeout: {}", j.timed_out);
     }
