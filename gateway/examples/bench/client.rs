@@ -160,7 +160,12 @@ struct ErrorFrame<'a> {
 /// `"<step> <sender> <n> <sent µs>"`.
 fn bench_text(text: &str) -> Option<(usize, u32, u64, u64)> {
     let mut parts = text.split_ascii_whitespace();
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    Some((
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    ))
 }
 
 /// The text of bench message `n` of `sender` in `step`, written now.

@@ -249,7 +249,8 @@ impl Fleet {
             let counter = Arc::clone(&written);
             let task = tokio::spawn(async move {
                 let mut writer = writer.lock().await;
-                let sending = send_paced(&mut writer, &room, &shared, step, index, per_sender_rate, per_sender, &counter);
+                let sending =
+                    send_paced(&mut writer, &room, &shared, step, index, per_sender_rate, per_sender, &counter);
                 let _ = tokio::time::timeout_at(give_up, sending).await;
             });
             tasks.push((sender.room, written, task));
@@ -270,7 +271,8 @@ impl Fleet {
         // Let any duplicate behind the last first arrival show up.
         tokio::time::sleep(Duration::from_millis(50)).await;
 
-        let mut result = StepResult { sent: sent_per_room.iter().sum(), expected, send_secs, cpu, ..Default::default() };
+        let mut result =
+            StepResult { sent: sent_per_room.iter().sum(), expected, send_secs, cpu, ..Default::default() };
         let mut last_at_us = start_us;
         let mut room_bits: Vec<Option<Vec<Vec<u64>>>> = vec![None; self.rooms.len()];
         for (conn, open) in self.conns.iter().zip(&open) {

@@ -19,7 +19,10 @@ const SETTLE: Duration = Duration::from_secs(1);
 const AFTER_RATE: f64 = 10.0;
 
 pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
-    println!("idle: {n} browsers in rooms of {ROOM_SIZE} on one gateway, then {} messages per room", args.after_messages);
+    println!(
+        "idle: {n} browsers in rooms of {ROOM_SIZE} on one gateway, then {} messages per room",
+        args.after_messages
+    );
     for kind in topology::sides(args) {
         let deployment = topology::start(kind, args, n).await?;
         let label = deployment.label();
@@ -30,13 +33,9 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         let mut plan = fleet::plan(n.div_ceil(ROOM_SIZE), ROOM_SIZE, 1, 1, true);
         plan.truncate(n);
         let concurrency = args.connect_concurrency.unwrap_or(200);
-        let mut fleet = Fleet::connect(
-            &deployment.urls[..1],
-            &plan,
-            concurrency,
-            Duration::from_secs_f64(args.join_timeout_secs),
-        )
-        .await;
+        let mut fleet =
+            Fleet::connect(&deployment.urls[..1], &plan, concurrency, Duration::from_secs_f64(args.join_timeout_secs))
+                .await;
         report::joins(label, &fleet.joins, n);
         tokio::time::sleep(SETTLE).await;
         let after = gateway.as_ref().and_then(|g| g.rss_kib());

@@ -26,13 +26,9 @@ pub async fn run(args: &Args, rooms: usize, members: usize) -> anyhow::Result<()
         let label = deployment.label();
         let plan = fleet::plan(rooms, members, 1, 1, true);
         let concurrency = args.connect_concurrency.unwrap_or(1000);
-        let mut fleet = Fleet::connect(
-            &deployment.urls[..1],
-            &plan,
-            concurrency,
-            Duration::from_secs_f64(args.join_timeout_secs),
-        )
-        .await;
+        let mut fleet =
+            Fleet::connect(&deployment.urls[..1], &plan, concurrency, Duration::from_secs_f64(args.join_timeout_secs))
+                .await;
         report::joins(label, &fleet.joins, n);
         tokio::time::sleep(SETTLE).await;
 
@@ -51,13 +47,12 @@ pub async fn run(args: &Args, rooms: usize, members: usize) -> anyhow::Result<()
         let breakdown: Vec<String> =
             by_type.iter().map(|(kind, n)| format!("{kind} {n} ({:.1}/member)", *n as f64 / members_n)).collect();
         println!("[{label}]   by type: {}", breakdown.join(", "));
-        let (closed_4008, closed_other) = fleet.conns.iter().fold((0, 0), |(a, b), c| {
-            match crate::client::lock(&c.seen).closed {
+        let (closed_4008, closed_other) =
+            fleet.conns.iter().fold((0, 0), |(a, b), c| match crate::client::lock(&c.seen).closed {
                 Some(4008) => (a + 1, b),
                 Some(_) => (a, b + 1),
                 None => (a, b),
-            }
-        });
+            });
         println!("[{label}]   closed so far: {closed_4008} with 4008 (slow consumer), {closed_other} otherwise");
 
         let procs = deployment.watched();
