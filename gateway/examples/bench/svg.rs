@@ -88,7 +88,7 @@ pub fn plot(rows: &[SweepRow], title: &str) -> String {
     let _ = writeln!(
         svg,
         r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>
-<text x="{:.1}" y="{:.1}" text-anchor="middle">delivered messages/s (deliveries to browsers)</text>
+<text x="{:.1}" y="{:.1}" text-anchor="middle">delivered deliveries/s (frames to browsers)</text>
 <text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">send→receive latency, ms (log)</text>"##,
         LEFT + pw / 2.0,
         HEIGHT - 10.0,
