@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::fleet::{self, Fleet};
 use crate::report::{self, SweepRow};
-use crate::topology::{self, Kind};
+use crate::topology;
 use crate::{Args, svg};
 
 /// Quiet time after joining and between steps, so presence traffic and the
@@ -27,7 +27,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for kind in topology::sides(args) {
         let deployment = topology::start(kind, args, rooms * members).await?;
-        let side = if kind == Kind::Floor { "floor" } else { "topology" };
+        let side = deployment.label();
         let plan = fleet::plan(rooms, members, 1, deployment.urls.len(), false);
         let concurrency = args.connect_concurrency.unwrap_or(200);
         let mut fleet =
