@@ -1,0 +1,171 @@
+//! The chat's benchmark: real WebSocket browsers against the standard
+//! topology (Redis, 2 room-services, 3 gateways as separate processes) and,
+//! side by side, against the floor (a minimal in-memory fan-out server with no
+//! gRPC and no Redis), with the CPU share of every process.
+//!
+//! ```sh
+//! cargo build --release -p gateway -p room-service --bins --example bench
+//! target/release/examples/bench                                  # sweep, 10 rooms x 100 browsers
+//! target/release/examples/bench --sweep 10000,30000 --step-secs 3 --svg sweep.svg
+//! target/release/examples/bench --idle 10000                     # memory and connect
+//! target/release/examples/bench --storm 10x1000                  # join storm
+//! target/release/examples/bench --busy-room                      # one busy room
+//! target/release/examples/bench --gateway ws://127.0.0.1:3000/ws # an existing deployment
+//! ```
+//!
+//! `docs/benchmarks.md` says what each number means and how it is taken.
+//!
+//! # Layout
+//! - [`topology`]: starting and stopping the processes under test (the
+//!   standard topology, or the floor re-executing this program).
+//! - [`floor`]: the floor server itself (`--serve-floor`, hidden).
+//! - [`procstat`]: CPU time and RSS of a process from `/proc`.
+//! - [`client`]: one browser: connect, join, read and classify every frame.
+//! - [`fleet`]: many browsers in rooms, and senders posting at a paced rate;
+//!   one measured step.
+//! - [`sweep`], [`idle`], [`storm`], [`busy`]: the four modes.
+//! - [`stats`], [`report`], [`svg`]: percentiles, tables, the plot.
+
+mod busy;
+mod client;
+mod fleet;
+mod floor;
+mod idle;
+mod procstat;
+mod report;
+mod stats;
+mod storm;
+mod svg;
+mod sweep;
+mod topology;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bench", about = "Chat fan-out benchmark: standard topology vs the in-process floor")]
+pub struct Args {
+    /// Load an existing deployment at these gateway WebSocket URLs instead of
+    /// starting the topology (repeatable). No floor, and CPU only for the bench.
+    #[arg(long)]
+    gateway: Vec<String>,
+
+    /// Offered load per step, in deliveries/s (messages/s × members).
+    #[arg(long, value_delimiter = ',', default_value = "10000,30000,60000,100000,200000")]
+    sweep: Vec<u64>,
+    /// Seconds of sending per step.
+    #[arg(long, default_value_t = 6.0)]
+    step_secs: f64,
+    /// Longest wait after a step's last send for its deliveries; what has not
+    /// arrived by then counts as lost.
+    #[arg(long, default_value_t = 5.0)]
+    drain_secs: f64,
+    /// Rooms in the sweep, each with one sender.
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Browsers per room in the sweep (the sender included).
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Write the latency-vs-throughput plot of the sweep here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+
+    /// Memory and connect mode: this many browsers join rooms of 10 on one gateway.
+    #[arg(long)]
+    idle: Option<usize>,
+    /// Join-storm mode: ROOMSxMEMBERS browsers join one gateway at once, e.g. 10x1000.
+    #[arg(long, value_parser = parse_storm)]
+    storm: Option<(usize, usize)>,
+    /// One-busy-room mode: 1 room, many members, many senders, rising send rate.
+    #[arg(long)]
+    busy_room: bool,
+    /// Members of the busy room.
+    #[arg(long, default_value_t = 1000)]
+    busy_members: usize,
+    /// Senders in the busy room (members too).
+    #[arg(long, default_value_t = 20)]
+    busy_senders: usize,
+    /// Messages/s the busy room is offered, step by step; stepping stops at
+    /// the first step the room does not carry.
+    #[arg(long, value_delimiter = ',', default_value = "100,200,500,1000,2000,5000,10000")]
+    busy_rates: Vec<u64>,
+    /// Messages each room's sender posts after all joined (idle and storm modes).
+    #[arg(long, default_value_t = 5)]
+    after_messages: usize,
+    /// Longest wait for every browser to be joined (idle and storm modes).
+    #[arg(long, default_value_t = 60.0)]
+    join_timeout_secs: f64,
+
+    /// Connects (and joins) in flight at once; default 200, or 1000 in a storm.
+    #[arg(long)]
+    connect_concurrency: Option<usize>,
+    /// Skip the floor (topology only).
+    #[arg(long)]
+    no_floor: bool,
+    /// Skip the topology (floor only).
+    #[arg(long, conflicts_with = "gateway")]
+    floor_only: bool,
+    /// Gateways and room-services of the started topology.
+    #[arg(long, default_value_t = 3)]
+    gateways: usize,
+    #[arg(long, default_value_t = 2)]
+    room_services: usize,
+
+    /// Run as the floor server (how the bench starts it; prints its address).
+    #[arg(long, hide = true)]
+    serve_floor: bool,
+}
+
+fn parse_storm(s: &str) -> Result<(usize, usize), String> {
+    let (rooms, members) = s.split_once(['x', 'X']).ok_or("expected ROOMSxMEMBERS, e.g. 10x1000")?;
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|n| *n > 0);
+    match (parse(rooms), parse(members)) {
+        (Some(r), Some(m)) => Ok((r, m)),
+        _ => Err(format!("expected ROOMSxMEMBERS with both above 0, e.g. 10x1000; got {s:?}")),
+    }
+}
+
+/// Lifts the soft open-files limit to the hard one, so ten thousand browsers
+/// (and the servers this process starts, which inherit it) fit.
+fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                eprintln!("could not raise the open-files limit from {soft} to {hard} ({e}); try `ulimit -n {hard}`");
+            }
+        }
+        _ => {}
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < 12_000
+    {
+        eprintln!(
+            "note: the open-files limit is {soft}; 10,000 browsers need one each in the bench and in the gateway \
+             (`ulimit -n 65536` as root before running)"
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if !args.serve_floor {
+        raise_open_files();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.serve_floor {
+        return runtime.block_on(floor::serve());
+    }
+    runtime.block_on(async {
+        if let Some(n) = args.idle {
+            idle::run(&args, n).await
+        } else if let Some((rooms, members)) = args.storm {
+            storm::run(&args, rooms, members).await
+        } else if args.busy_room {
+            busy::run(&args).await
+        } else {
+            sweep::run(&args).await
+        }
+    })
+}
