@@ -121,7 +121,8 @@ impl Config {
                 };
                 let host = host.trim();
                 // An IPv6 address needs brackets in a URL.
-                let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+                let host =
+                    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
                 Ok(RedisTarget::Single(format!("redis://{auth}{host}:{}", self.redis_port)))
             }
             None => Ok(RedisTarget::InProcess),

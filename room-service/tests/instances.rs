@@ -62,7 +62,10 @@ async fn start(grpc_port: u16) -> Child {
 
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("write");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
     let mut response = String::new();
     tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await.expect("answer in time").expect("read");
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");

@@ -146,7 +146,12 @@ async fn resubscribe(
                 if !fanout.is_live(&room) {
                     continue;
                 }
-                match pubsub.clone().subscribe(&Keys::of(&room).channel).await {
+                // A keyed command first: if this connection's slot map is
+                // stale, the old owner answers MOVED and the crate refreshes
+                // it, so the subscription goes to the new owner.
+                let keys = Keys::of(&room);
+                let fresh = redis::cmd("EXISTS").arg(&keys.seq).query_async::<i64>(&mut pubsub.clone()).await;
+                match fresh.and(pubsub.clone().subscribe(&keys.channel).await) {
                     Ok(()) => tracing::info!(room, "subscribed again after the slot moved"),
                     Err(error) => {
                         tracing::warn!(room, %error, "could not subscribe again yet; retrying");

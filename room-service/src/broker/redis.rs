@@ -22,8 +22,7 @@ use tokio_util::sync::DropGuard;
 use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
-    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, cluster, envelope,
-    new_epoch,
+    Broker, BrokerError, BrokerResult, Change, Fanout, Position, Retention, Subscription, cluster, envelope, new_epoch,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -64,8 +63,9 @@ impl RedisBroker {
         let probe = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)));
-        let _: String =
-            redis::cmd("PING").query_async(&mut client.get_multiplexed_async_connection_with_config(&probe).await?).await?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut client.get_multiplexed_async_connection_with_config(&probe).await?)
+            .await?;
         let commands = client.get_connection_manager_with_config(reconnect.clone()).await?;
 
         let router = Arc::clone(&fanout);
@@ -188,7 +188,7 @@ impl Broker for RedisBroker {
         let (name, member_id, record, at, dedupe) = match &change {
             Change::Message { member_id, client_id } => {
                 let dedupe = if client_id.is_empty() {
-                    // Unused, but a key in the room's slot (see append.lua).
+                    // Unused: a key in the room's slot stands for none (append.lua).
                     keys.seq.clone()
                 } else {
                     format!("chat:{{{room}}}:sent:{member_id}:{client_id}")
@@ -196,14 +196,14 @@ impl Broker for RedisBroker {
                 ("message", member_id.as_str(), Vec::new(), String::new(), dedupe)
             }
             Change::Join { member, expires_at_ms } => {
-                ("join", member.member_id.as_str(), member.encode_to_vec(), expires_at_ms.to_string(), String::new())
+                ("join", member.member_id.as_str(), member.encode_to_vec(), expires_at_ms.to_string(), keys.seq.clone())
             }
             Change::Leave { member_id, only_if_expired_at } => (
                 "leave",
                 member_id.as_str(),
                 Vec::new(),
                 only_if_expired_at.map(|at| at.to_string()).unwrap_or_default(),
-                String::new(),
+                keys.seq.clone(),
             ),
         };
         call.key(&keys.seq)
