@@ -11,6 +11,7 @@
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails.
+//! - [`rendezvous`]: the hash that ranks room-services for a room.
 //!
 //! ## How a message flows
 //! A browser sends `{"type":"send"}`. Its session validates it and calls
@@ -25,6 +26,7 @@ pub mod feed;
 pub mod frame;
 pub mod hub;
 pub mod metrics;
+pub mod rendezvous;
 pub mod session;
 pub mod upstream;
 
