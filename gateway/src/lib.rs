@@ -13,6 +13,7 @@
 //! - [`presence`]: a room's joins and leaves gathered into at most one
 //!   `presence` frame per window.
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails.
+//! - [`rendezvous`]: the hash that ranks room-services for a room.
 //!
 //! ## How a message flows
 //! A browser sends `{"type":"send"}`. Its session validates it and calls
@@ -28,6 +29,7 @@ pub mod frame;
 pub mod hub;
 pub mod metrics;
 pub mod presence;
+pub mod rendezvous;
 pub mod session;
 pub mod upstream;
 

@@ -104,19 +104,6 @@ pub fn retry_after(status: &Status) -> Duration {
 /// What a busy room-service that named no wait is given.
 const BUSY_RETRY: Duration = Duration::from_millis(250);
 
-/// A stable 64-bit hash (FNV-1a): every gateway must rank alike, whatever
-/// its build, so the std hasher (free to change between releases) won't do.
-fn fnv1a(parts: &[&str]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    hash
-}
-
 impl RoomServices {
     /// Channels connect lazily, so a room-service that is not up yet is no
     /// reason to refuse to start.
@@ -143,7 +130,7 @@ impl RoomServices {
     /// those marked down moved to the end (still tried if all are down).
     pub fn ranked(&self, room: &str) -> Vec<&RoomServiceEndpoint> {
         let mut ranked: Vec<&RoomServiceEndpoint> = self.endpoints.iter().collect();
-        ranked.sort_by_key(|e| std::cmp::Reverse(fnv1a(&[room, &e.url])));
+        ranked.sort_by_key(|e| std::cmp::Reverse(crate::rendezvous::score(room, &e.url)));
         let now = Instant::now();
         ranked.sort_by_key(|e| e.is_down(now));
         ranked

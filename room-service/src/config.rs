@@ -13,18 +13,43 @@ pub struct Config {
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]
     pub host: String,
 
-    /// gRPC port (chat.v1.RoomService, grpc.health.v1, reflection).
+    /// gRPC port (chat.v1.RoomService, grpc.health.v1, reflection). The same
+    /// port also answers plain HTTP GET /metrics (Prometheus) and /healthz,
+    /// so instances on one host need nothing but distinct gRPC ports.
     #[arg(long, env = "GRPC_PORT", default_value_t = 50051)]
     pub grpc_port: u16,
 
-    /// HTTP port for Prometheus metrics at /metrics; 0 turns it off.
-    #[arg(long, env = "METRICS_PORT", default_value_t = 9091)]
+    /// An extra HTTP port for /metrics and /healthz, besides the gRPC port;
+    /// 0 (the default): none.
+    #[arg(long, env = "METRICS_PORT", default_value_t = 0)]
     pub metrics_port: u16,
 
     /// Redis to share rooms through, e.g. redis://:password@host:6379/0.
-    /// Unset: an in-process broker, for a single room-service.
+    /// Wins over REDIS_HOST/REDIS_PORT/REDIS_PASSWORD. Unset (and no
+    /// REDIS_HOST or REDIS_CLUSTER_URLS): an in-process broker, for a single
+    /// room-service.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Redis host, as the Node chat configured it; used when REDIS_URL is unset.
+    #[arg(long, env = "REDIS_HOST")]
+    pub redis_host: Option<String>,
+
+    /// Redis port, with REDIS_HOST.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+
+    /// Redis password, with REDIS_HOST or REDIS_CLUSTER_URLS (a password in
+    /// a URL wins).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Redis Cluster seed nodes, comma-separated, e.g.
+    /// redis://127.0.0.1:7000,redis://127.0.0.1:7001: rooms are spread over
+    /// the cluster's masters (sharded pub/sub). Used instead of REDIS_URL;
+    /// setting both is refused.
+    #[arg(long, env = "REDIS_CLUSTER_URLS", value_delimiter = ',')]
+    pub redis_cluster_urls: Vec<String>,
 
     /// This instance's name in logs and metrics (default: <hostname>-<grpc port>).
     #[arg(long, env = "INSTANCE_ID")]
@@ -62,6 +87,82 @@ impl Config {
         config.redis_url = redis_url;
         config
     }
+
+    /// The config a bare run gets, on the Redis Cluster with these seed nodes.
+    pub fn with_redis_cluster(seeds: Vec<String>) -> Self {
+        let mut config = Self::with_redis(None);
+        config.redis_cluster_urls = seeds;
+        config
+    }
+
+    /// Which Redis to use, from REDIS_URL, REDIS_HOST/PORT/PASSWORD or
+    /// REDIS_CLUSTER_URLS.
+    pub fn redis(&self) -> Result<RedisTarget, ConfigError> {
+        let seeds: Vec<String> =
+            self.redis_cluster_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        if !seeds.is_empty() {
+            if self.redis_url.is_some() || self.redis_host.is_some() {
+                return Err(ConfigError::TwoRedises);
+            }
+            return Ok(RedisTarget::Cluster { seeds, password: self.redis_password.clone() });
+        }
+        if let Some(url) = &self.redis_url {
+            if self.redis_host.is_some() {
+                tracing::info!("REDIS_URL and REDIS_HOST are both set: using REDIS_URL");
+            }
+            return Ok(RedisTarget::Single(url.clone()));
+        }
+        match &self.redis_host {
+            Some(host) if host.trim().is_empty() => Err(ConfigError::EmptyHost),
+            Some(host) => {
+                let auth = match &self.redis_password {
+                    Some(password) if !password.is_empty() => format!(":{}@", percent_encode(password)),
+                    _ => String::new(),
+                };
+                let host = host.trim();
+                // An IPv6 address needs brackets in a URL.
+                let host =
+                    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() };
+                Ok(RedisTarget::Single(format!("redis://{auth}{host}:{}", self.redis_port)))
+            }
+            None => Ok(RedisTarget::InProcess),
+        }
+    }
+}
+
+/// Where rooms live, as the configuration says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// No Redis configured: the in-process broker.
+    InProcess,
+    /// One Redis, by URL.
+    Single(String),
+    /// A Redis Cluster, by its seed nodes; `password` applies to seeds
+    /// whose URL has none.
+    Cluster { seeds: Vec<String>, password: Option<String> },
+}
+
+/// A configuration that cannot work, said so at startup.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("REDIS_CLUSTER_URLS is set together with REDIS_URL or REDIS_HOST: set only one of them")]
+    TwoRedises,
+    #[error("REDIS_HOST is empty: set it to the Redis host name, or unset it")]
+    EmptyHost,
+}
+
+/// Percent-encodes everything but unreserved characters, so any password
+/// fits in a URL's user-info part.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// The URL with any password replaced, for logs.
@@ -78,6 +179,39 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(env: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("room-service").chain(env.iter().copied())).expect("valid flags")
+    }
+
+    #[test]
+    fn redis_comes_from_the_url_the_host_or_the_cluster_seeds() {
+        let cases: [(&[&str], Result<RedisTarget, ConfigError>); 8] = [
+            (&[], Ok(RedisTarget::InProcess)),
+            (&["--redis-url", "redis://r:1"], Ok(RedisTarget::Single("redis://r:1".into()))),
+            (&["--redis-host", "cache"], Ok(RedisTarget::Single("redis://cache:6379".into()))),
+            (
+                &["--redis-host", "cache", "--redis-port", "6380", "--redis-password", "p@ss:w/rd %"],
+                Ok(RedisTarget::Single("redis://:p%40ss%3Aw%2Frd%20%25@cache:6380".into())),
+            ),
+            (&["--redis-host", "::1"], Ok(RedisTarget::Single("redis://[::1]:6379".into()))),
+            (
+                &["--redis-url", "redis://url:1", "--redis-host", "host"],
+                Ok(RedisTarget::Single("redis://url:1".into())),
+            ),
+            (
+                &["--redis-cluster-urls", "redis://a:7000, redis://b:7001", "--redis-password", "pw"],
+                Ok(RedisTarget::Cluster {
+                    seeds: vec!["redis://a:7000".into(), "redis://b:7001".into()],
+                    password: Some("pw".into()),
+                }),
+            ),
+            (&["--redis-cluster-urls", "redis://a:7000", "--redis-url", "redis://b"], Err(ConfigError::TwoRedises)),
+        ];
+        for (flags, expected) in cases {
+            assert_eq!(parse(flags).redis(), expected, "flags {flags:?}");
+        }
+    }
 
     #[test]
     fn passwords_stay_out_of_logs() {

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 
 use crate::broker::{Broker, Fanout, MemoryBroker, RedisBroker};
-pub use crate::config::Config;
+pub use crate::config::{Config, RedisTarget};
 use crate::metrics::RoomServiceMetrics;
 use crate::service::Rooms;
 
@@ -56,9 +56,10 @@ const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// rather than queued without bound.
 const MAX_CALLS_PER_CONNECTION: usize = 16_384;
 
-/// Serves the room-service on `listener` (gRPC) and on `config.metrics_port`
-/// (metrics; 0 = none) until `shutdown` completes, then ends every open
-/// stream (so gateways move on at once) and returns.
+/// Serves the room-service on `listener` (gRPC, and HTTP GET `/metrics`)
+/// and on `config.metrics_port` (metrics only; 0 = none) until `shutdown`
+/// completes, then ends every open stream (so gateways move on at once) and
+/// returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -67,7 +68,10 @@ pub async fn run(
     let metrics_listener = match config.metrics_port {
         0 => None,
         port => Some(TcpListener::bind((config.host.as_str(), port)).await.with_context(|| {
-            format!("cannot listen for metrics on {}:{port} (set --metrics-port, 0 = off)", config.host)
+            format!(
+                "cannot listen for metrics on {}:{port} (set METRICS_PORT to a free port, or 0: /metrics is on the gRPC port too)",
+                config.host
+            )
         })?),
     };
     run_with_metrics(config, listener, metrics_listener, shutdown).await
@@ -87,24 +91,40 @@ pub async fn run_with_metrics(
     let metrics = Arc::new(RoomServiceMetrics::new(&instance));
     let fanout = Fanout::new(FANOUT_CAPACITY, Arc::clone(&metrics));
     let parts = Parts { config, listener, metrics_listener, metrics };
-    match parts.config.redis_url.clone() {
-        Some(url) => {
-            let broker = RedisBroker::connect(&url, parts.config.retention(), fanout)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot connect to Redis at {} (check REDIS_URL, or unset it to run alone on the in-process broker)",
-                        config::redact(&url)
-                    )
-                })?;
+    match parts.config.redis()? {
+        RedisTarget::Single(url) => {
+            let broker = RedisBroker::connect(&url, parts.config.retention(), fanout).await.with_context(|| {
+                format!(
+                    "cannot connect to Redis at {} (check REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD, or unset them to run alone on the in-process broker)",
+                    config::redact(&url)
+                )
+            })?;
             tracing::info!(
                 redis = config::redact(&url),
                 "broker: Redis; rooms are shared with every room-service on it"
             );
             serve(parts, Arc::new(broker), shutdown).await
         }
-        None => {
-            tracing::info!("broker: in-process (REDIS_URL is not set); rooms live in this process only");
+        RedisTarget::Cluster { seeds, password } => {
+            let shown = seeds.iter().map(|s| config::redact(s)).collect::<Vec<_>>().join(",");
+            let broker =
+                RedisBroker::connect_cluster(&seeds, password.as_deref(), parts.config.retention(), fanout)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot connect to the Redis Cluster at {shown} (check REDIS_CLUSTER_URLS and REDIS_PASSWORD; the nodes must run with cluster-enabled yes)"
+                        )
+                    })?;
+            tracing::info!(
+                seeds = shown,
+                "broker: Redis Cluster; rooms are spread over its masters, events on sharded pub/sub"
+            );
+            serve(parts, Arc::new(broker), shutdown).await
+        }
+        RedisTarget::InProcess => {
+            tracing::info!(
+                "broker: in-process (no REDIS_URL, REDIS_HOST or REDIS_CLUSTER_URLS); rooms live in this process only"
+            );
             let broker = MemoryBroker::new(parts.config.retention(), fanout);
             serve(parts, Arc::new(broker), shutdown).await
         }
@@ -128,9 +148,11 @@ async fn serve<B: Broker>(
     let stopping = CancellationToken::new();
     let rooms =
         Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics)));
+    tokio::spawn(metrics::upkeep(metrics.handle(), stopping.clone()));
     if let Some(metrics_listener) = metrics_listener {
         tokio::spawn(metrics::serve(metrics_listener, metrics.handle(), stopping.clone()));
     }
+    let http = tonic::service::Routes::from(metrics::routes(metrics.handle()));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
@@ -160,6 +182,10 @@ async fn serve<B: Broker>(
     tonic::transport::Server::builder()
         .load_shed(true)
         .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+        // Plain HTTP/1.1 on the gRPC port too, for GET /metrics: instances on
+        // one host then need nothing but distinct gRPC ports.
+        .accept_http1(true)
+        .add_routes(http)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

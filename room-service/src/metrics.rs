@@ -1,5 +1,6 @@
 //! What the room-service counts, served as Prometheus text at `/metrics`
-//! on its own small HTTP port.
+//! on the gRPC port (plain HTTP/1.1 next to gRPC) and, when `METRICS_PORT`
+//! is set, on a small HTTP port of its own.
 //!
 //! Each room-service keeps its own registry (no process-wide recorder), so
 //! several in one process — as in the tests — count apart.
@@ -92,23 +93,26 @@ fn counter(recorder: &PrometheusRecorder, name: &'static str, labels: &[(&'stati
     recorder.register_counter(&Key::from_parts(name, labels), &metadata())
 }
 
-/// Serves `/metrics` on `listener` until `stopping` is cancelled.
+/// `/metrics` (Prometheus text) and `/healthz`, served on the gRPC port and
+/// on the separate `METRICS_PORT` when one is set.
+pub fn routes(handle: PrometheusHandle) -> Router {
+    Router::new().route("/metrics", get(render)).route("/healthz", get(|| async { "ok\n" })).with_state(handle)
+}
+
+/// Folds recorded histogram samples in every few seconds until `stopping`.
+pub async fn upkeep(handle: PrometheusHandle, stopping: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    while stopping.run_until_cancelled(tick.tick()).await.is_some() {
+        handle.run_upkeep();
+    }
+}
+
+/// Serves [`routes`] on a listener of their own until `stopping` is cancelled.
 pub async fn serve(listener: TcpListener, handle: PrometheusHandle, stopping: CancellationToken) {
-    let upkeep = handle.clone();
-    let stop_upkeep = stopping.clone();
-    tokio::spawn(async move {
-        // Histograms are kept as raw samples until upkeep folds them in.
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        while stop_upkeep.run_until_cancelled(tick.tick()).await.is_some() {
-            upkeep.run_upkeep();
-        }
-    });
-    let app =
-        Router::new().route("/metrics", get(render)).route("/healthz", get(|| async { "ok\n" })).with_state(handle);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics at /metrics");
     }
-    let result = axum::serve(listener, app).with_graceful_shutdown(stopping.cancelled_owned()).await;
+    let result = axum::serve(listener, routes(handle)).with_graceful_shutdown(stopping.cancelled_owned()).await;
     if let Err(error) = result {
         tracing::warn!(%error, "metrics server failed");
     }

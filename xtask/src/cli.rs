@@ -54,6 +54,13 @@ pub struct UpArgs {
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
 
+    /// Start a local Redis Cluster instead of one Redis: 3 masters and 3
+    /// replicas on --redis-port (default 7000) and the next five (cluster bus
+    /// +10000), joined with `redis-cli --cluster create`; room-services get
+    /// REDIS_CLUSTER_URLS.
+    #[arg(long, conflicts_with = "redis_url")]
+    pub redis_cluster: bool,
+
     /// Address every process listens on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -83,6 +90,7 @@ mod tests {
         assert_eq!(args.first_metrics_port, 9091);
         assert_eq!(args.redis_port, None);
         assert_eq!(args.redis_url, None);
+        assert!(!args.redis_cluster);
         assert!(!args.debug);
     }
 

@@ -11,6 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+/// Nodes of the local Redis Cluster: 3 masters, each with a replica.
+pub const CLUSTER_NODES: u16 = 6;
+/// The first cluster node's port unless --redis-port says otherwise.
+pub const DEFAULT_CLUSTER_PORT: u16 = 7000;
+
 /// The most room-services a plan runs without Redis: the in-process broker
 /// lives inside one process, so a second room-service would not see its rooms.
 const IN_PROCESS_ROOM_SERVICES: u16 = 1;
@@ -33,6 +38,9 @@ pub struct Layout {
 pub enum Broker {
     /// Start `server` on 127.0.0.1:`port`, keeping nothing on disk, in `dir`.
     StartRedis { server: PathBuf, port: u16, dir: PathBuf },
+    /// Start a Redis Cluster of `CLUSTER_NODES` `server`s on 127.0.0.1 from
+    /// `first_port` (3 masters, 3 replicas), joined by `cli`, in `dir`.
+    StartCluster { server: PathBuf, cli: PathBuf, first_port: u16, dir: PathBuf },
     /// A Redis someone else runs.
     Existing { url: String },
     /// No Redis: one room-service on its in-process broker.
@@ -68,6 +76,9 @@ pub struct Tier {
     /// What the tier is, for messages: "redis", "room-services", "gateways".
     pub role: &'static str,
     pub processes: Vec<Process>,
+    /// A command run to completion once the tier listens, before the next
+    /// tier starts (joining cluster nodes into a cluster); it must exit 0.
+    pub setup: Option<Process>,
 }
 
 /// A whole topology, in start order.
@@ -117,6 +128,9 @@ impl Plan {
                             "grpc:    grpcurl -plaintext {host}:{port} list{metrics}"
                         ));
                     }
+                    _ if flag_value(process, "--cluster-enabled").is_some() => {
+                        lines.push(format!("redis:   redis-cli -c -p {port}"));
+                    }
                     _ => lines.push(format!("redis:   redis-cli -p {port}")),
                 }
             }
@@ -137,10 +151,29 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
 
     let redis_url = match broker {
         Broker::StartRedis { server, port, dir } => {
-            tiers.push(Tier { role: REDIS, processes: vec![redis_process(server, *port, dir)] });
-            Some(format!("redis://127.0.0.1:{port}"))
+            tiers.push(Tier { role: REDIS, processes: vec![redis_process(server, *port, dir)], setup: None });
+            Some(RedisEnv::Url(format!("redis://127.0.0.1:{port}")))
         }
-        Broker::Existing { url } => Some(url.clone()),
+        Broker::StartCluster { server, cli, first_port, dir } => {
+            let ports = port_range("--redis-port", *first_port, CLUSTER_NODES)?;
+            let processes = ports.iter().map(|&port| cluster_node_process(server, port, dir)).collect();
+            let mut create = strings(["--cluster", "create"]);
+            create.extend(ports.iter().map(|port| format!("127.0.0.1:{port}")));
+            create.extend(strings(["--cluster-replicas", "1", "--cluster-yes"]));
+            let setup = Process {
+                name: "redis-cli".to_owned(),
+                program: cli.clone(),
+                args: create,
+                env: BTreeMap::new(),
+                env_remove: Vec::new(),
+                ready_port: 0,
+            };
+            tiers.push(Tier { role: REDIS, processes, setup: Some(setup) });
+            Some(RedisEnv::Cluster(
+                ports.iter().map(|port| format!("redis://127.0.0.1:{port}")).collect::<Vec<_>>().join(","),
+            ))
+        }
+        Broker::Existing { url } => Some(RedisEnv::Url(url.clone())),
         Broker::InProcess => None,
     };
 
@@ -166,17 +199,17 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
         .iter()
         .zip(&metrics_ports)
         .map(|(&grpc_port, &metrics_port)| {
-            room_service_process(&binaries.room_service, &layout.host, grpc_port, metrics_port, redis_url.as_deref())
+            room_service_process(&binaries.room_service, &layout.host, grpc_port, metrics_port, redis_url.as_ref())
         })
         .collect();
-    tiers.push(Tier { role: ROOM_SERVICES, processes: room_services });
+    tiers.push(Tier { role: ROOM_SERVICES, processes: room_services, setup: None });
 
     let upstreams = grpc_ports.iter().map(|port| format!("http://{connect_host}:{port}")).collect::<Vec<_>>().join(",");
     let gateways = port_range("--first-port", layout.first_port, layout.gateways)?
         .into_iter()
         .map(|port| gateway_process(&binaries.gateway, &layout.host, port, &upstreams))
         .collect();
-    tiers.push(Tier { role: GATEWAYS, processes: gateways });
+    tiers.push(Tier { role: GATEWAYS, processes: gateways, setup: None });
 
     let plan = Plan { tiers, connect_host, notes };
     refuse_shared_ports(&plan)?;
@@ -206,23 +239,53 @@ fn redis_process(server: &std::path::Path, port: u16, dir: &std::path::Path) -> 
     }
 }
 
+/// How room-services find Redis.
+#[derive(Debug, Clone)]
+enum RedisEnv {
+    Url(String),
+    /// Comma-separated seed nodes.
+    Cluster(String),
+}
+
+/// A redis-server that is one node of a local Redis Cluster; its cluster
+/// bus listens on `port` + 10000.
+fn cluster_node_process(server: &std::path::Path, port: u16, dir: &std::path::Path) -> Process {
+    let mut node = redis_process(server, port, dir);
+    node.name = format!("redis-{port}");
+    node.args.extend(strings([
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        &format!("nodes-{port}.conf"),
+        "--cluster-node-timeout",
+        "2000",
+    ]));
+    node
+}
+
 fn room_service_process(
     program: &std::path::Path,
     host: &str,
     grpc_port: u16,
     metrics_port: u16,
-    redis_url: Option<&str>,
+    redis: Option<&RedisEnv>,
 ) -> Process {
     let name = format!("room-service-{grpc_port}");
     let mut env = BTreeMap::new();
     let mut env_remove = Vec::new();
     // REDIS_URL goes through the environment, not argv, because a URL may
-    // carry a password and argv is visible to every user in `ps`.
-    match redis_url {
-        Some(url) => {
-            env.insert("REDIS_URL".to_owned(), url.to_owned());
+    // carry a password and argv is visible to every user in `ps`. The other
+    // way to name a Redis is removed, so a stray one in the shell is no clash.
+    match redis {
+        Some(RedisEnv::Url(url)) => {
+            env.insert("REDIS_URL".to_owned(), url.clone());
+            env_remove.push("REDIS_CLUSTER_URLS".to_owned());
         }
-        None => env_remove.push("REDIS_URL".to_owned()),
+        Some(RedisEnv::Cluster(seeds)) => {
+            env.insert("REDIS_CLUSTER_URLS".to_owned(), seeds.clone());
+            env_remove.extend(["REDIS_URL".to_owned(), "REDIS_HOST".to_owned()]);
+        }
+        None => env_remove.extend(["REDIS_URL".to_owned(), "REDIS_CLUSTER_URLS".to_owned()]),
     }
     Process {
         args: strings([
@@ -394,7 +457,7 @@ mod tests {
                 "{name}"
             );
             assert_eq!(rs.env.get("REDIS_URL").map(String::as_str), Some("redis://127.0.0.1:6380"), "{name}");
-            assert!(rs.env_remove.is_empty(), "{name}");
+            assert_eq!(rs.env_remove, ["REDIS_CLUSTER_URLS"], "{name}");
         }
     }
 
@@ -444,7 +507,7 @@ mod tests {
         assert_eq!(names(&plan), ["room-service-50051", "gateway-3000", "gateway-3001", "gateway-3002"]);
         let rs = process(&plan, "room-service-50051");
         assert!(!rs.env.contains_key("REDIS_URL"));
-        assert_eq!(rs.env_remove, ["REDIS_URL"]);
+        assert_eq!(rs.env_remove, ["REDIS_URL", "REDIS_CLUSTER_URLS"]);
         assert!(process(&plan, "gateway-3001").args.contains(&"http://127.0.0.1:50051".to_owned()));
         assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
         assert!(plan.notes[0].contains("starting 1, not 2"), "{:?}", plan.notes);
@@ -493,6 +556,32 @@ mod tests {
         assert_eq!(flag_value(gw, "--host"), Some("0.0.0.0"));
         assert_eq!(flag_value(gw, "--room-services"), Some("http://127.0.0.1:50051,http://127.0.0.1:50052"));
         assert_eq!(plan.connect_host, "127.0.0.1");
+    }
+
+    #[test]
+    fn a_redis_cluster_is_six_nodes_joined_before_the_room_services_start() {
+        let broker = Broker::StartCluster {
+            server: PathBuf::from("/usr/bin/redis-server"),
+            cli: PathBuf::from("/usr/bin/redis-cli"),
+            first_port: 7000,
+            dir: PathBuf::from("/tmp/chat-up-1"),
+        };
+        let plan = plan(&layout(), &broker, &binaries()).expect("plan");
+
+        let redis = &plan.tiers[0];
+        let ports: Vec<u16> = redis.processes.iter().map(|p| p.ready_port).collect();
+        assert_eq!(ports, [7000, 7001, 7002, 7003, 7004, 7005]);
+        assert!(redis.processes.iter().all(|p| flag_value(p, "--cluster-enabled") == Some("yes")));
+        let setup = redis.setup.as_ref().expect("the cluster is created once its nodes listen");
+        assert_eq!(setup.program, PathBuf::from("/usr/bin/redis-cli"));
+        assert_eq!(flag_value(setup, "--cluster-replicas"), Some("1"));
+        assert!(setup.args.contains(&"127.0.0.1:7005".to_owned()) && setup.args.contains(&"--cluster-yes".to_owned()));
+        let seeds = (7000..=7005).map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        for name in ["room-service-50051", "room-service-50052"] {
+            let rs = process(&plan, name);
+            assert_eq!(rs.env.get("REDIS_CLUSTER_URLS"), Some(&seeds), "{name}");
+            assert!(!rs.env.contains_key("REDIS_URL") && rs.env_remove.contains(&"REDIS_URL".to_owned()), "{name}");
+        }
     }
 
     #[test]

@@ -146,6 +146,9 @@ impl Supervisor {
             if let Some(stop) = self.wait_listening(&plan.connect_host, &tier.processes, interrupts).await {
                 return Ok(stop);
             }
+            if let Some(setup) = &tier.setup {
+                self.run_setup(setup).await?;
+            }
             self.say(&format!("{} up", tier.role));
         }
 
@@ -212,6 +215,27 @@ impl Supervisor {
         });
 
         self.children.push(Child { name: process.name.clone(), tier, pid, kill: Some(kill_tx), ended: None });
+        Ok(())
+    }
+
+    /// Runs a tier's one-shot setup command to its end, its output shown
+    /// under its name; fails unless it exits 0.
+    async fn run_setup(&self, setup: &Process) -> anyhow::Result<()> {
+        self.say(&format!("running {} {}", setup.program.display(), setup.args.join(" ")));
+        let mut command = Command::new(&setup.program);
+        command.args(&setup.args).envs(&setup.env).stdin(Stdio::null()).kill_on_drop(true);
+        for name in &setup.env_remove {
+            command.env_remove(name);
+        }
+        let output = command.output().await.with_context(|| format!("could not start {}", setup.program.display()))?;
+        for line in
+            String::from_utf8_lossy(&output.stdout).lines().chain(String::from_utf8_lossy(&output.stderr).lines())
+        {
+            self.say(&format!("{}: {line}", setup.name));
+        }
+        if !output.status.success() {
+            anyhow::bail!("{} failed ({})", setup.name, describe(output.status));
+        }
         Ok(())
     }
 

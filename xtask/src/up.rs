@@ -45,6 +45,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Broker::StartRedis { server, port, .. } => {
             supervisor.say(&format!("starting {} on port {port} (nothing kept on disk)", server.display()))
         }
+        Broker::StartCluster { first_port, .. } => supervisor.say(&format!(
+            "starting a Redis Cluster (3 masters, 3 replicas) on ports {first_port}-{} (nothing kept on disk)",
+            first_port + plan::CLUSTER_NODES - 1
+        )),
         Broker::Existing { .. } => supervisor.say("using the Redis given by --redis-url"),
         Broker::InProcess => supervisor.say(NO_REDIS),
     }
@@ -86,6 +90,14 @@ fn choose_broker(
 ) -> anyhow::Result<(Broker, Option<PathBuf>)> {
     if let Some(url) = &args.redis_url {
         return Ok((Broker::Existing { url: url.clone() }, None));
+    }
+    if args.redis_cluster {
+        let (Some(server), Some(cli)) = (find_on_path("redis-server"), find_on_path("redis-cli")) else {
+            bail!("--redis-cluster needs redis-server and redis-cli on PATH: apt-get install redis-server");
+        };
+        let dir = std::env::temp_dir().join(format!("chat-xtask-redis-cluster-{}", std::process::id()));
+        let first_port = args.redis_port.unwrap_or(plan::DEFAULT_CLUSTER_PORT);
+        return Ok((Broker::StartCluster { server, cli, first_port, dir: dir.clone() }, Some(dir)));
     }
     let Some(server) = find_on_path("redis-server") else {
         return Ok((Broker::InProcess, None));

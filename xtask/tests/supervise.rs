@@ -53,7 +53,7 @@ while :; do sleep 0.05; done"#;
 
 fn plan(tiers: Vec<(&'static str, Vec<Process>)>) -> Plan {
     Plan {
-        tiers: tiers.into_iter().map(|(role, processes)| Tier { role, processes }).collect(),
+        tiers: tiers.into_iter().map(|(role, processes)| Tier { role, processes, setup: None }).collect(),
         connect_host: "127.0.0.1".to_owned(),
         notes: Vec::new(),
     }

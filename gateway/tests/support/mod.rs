@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 mod client;
+mod redis_cluster;
 mod redis_server;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use tonic::transport::Channel;
 
 #[allow(unused_imports)] // each test file uses a different part
 pub use client::{Client, http_get, messages, metric, texts};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 
 /// How long a test waits for something that should happen.
@@ -115,6 +117,8 @@ impl Drop for Node {
 
 pub struct Topology {
     pub redis: Option<RedisServer>,
+    /// Set by [`Topology::on_cluster`] instead of `redis`.
+    pub redis_cluster: Option<RedisCluster>,
     room_services: Vec<Option<Node>>,
     room_service_config: room_service::Config,
     gateways: Vec<Option<Node>>,
@@ -140,6 +144,16 @@ impl Topology {
         Self::build(Some(redis), config, room_services, gateways).await
     }
 
+    /// Room-services on a real Redis Cluster of `masters` masters with
+    /// `replicas` replicas each (REDIS_CLUSTER_URLS), and gateways.
+    pub async fn on_cluster(masters: usize, replicas: usize, room_services: usize, gateways: usize) -> Self {
+        let cluster = RedisCluster::start(masters, replicas).await;
+        let config = room_service::Config::with_redis_cluster(cluster.urls());
+        let mut topology = Self::build(None, config, room_services, gateways).await;
+        topology.redis_cluster = Some(cluster);
+        topology
+    }
+
     /// The embedded mode: one room-service on its in-process broker.
     pub async fn embedded(gateways: usize) -> Self {
         Self::build(None, room_service::Config::with_redis(None), 1, gateways).await
@@ -155,6 +169,7 @@ impl Topology {
         rs_config.presence_ttl_secs = 3;
         let mut topology = Self {
             redis,
+            redis_cluster: None,
             room_services: Vec::new(),
             room_service_config: rs_config,
             gateways: Vec::new(),

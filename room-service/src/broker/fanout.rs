@@ -114,6 +114,11 @@ impl Fanout {
         idle
     }
 
+    /// Whether the room has a live tap (a bus subscription readers rely on).
+    pub fn is_live(&self, room: &str) -> bool {
+        self.lock().get(room).is_some_and(|tap| tap.live)
+    }
+
     /// Rooms with a live tap.
     pub fn live_rooms(&self) -> Vec<String> {
         self.lock().iter().filter(|(_, tap)| tap.live).map(|(room, _)| room.clone()).collect()

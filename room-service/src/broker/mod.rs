@@ -3,11 +3,14 @@
 //!
 //! [`Broker`] is the seam. [`RedisBroker`] is the real, multi-instance one:
 //! one atomic Lua step per stored event (sequence, history, publish) and one
-//! pub/sub channel per room. [`MemoryBroker`] does the same inside one
+//! pub/sub channel per room, on one Redis or spread over a Redis Cluster's
+//! shards (`cluster`). [`MemoryBroker`] does the same inside one
 //! process, for the embedded single-instance mode. Both hand events to local
 //! listeners through a [`Fanout`], which keeps one tap per room whatever the
 //! number of gateway streams reading it.
 
+mod cluster;
+mod connection;
 mod envelope;
 mod fanout;
 mod keys;

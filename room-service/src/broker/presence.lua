@@ -5,11 +5,13 @@
 --
 -- KEYS: 1 members hash (id -> JSON record), 2 roster zset (score 0,
 --       "<name>\0<id>", in name order), 3 presence zset (id -> expiry ms),
---       4 seq, 5 epoch, 6 history stream, 7 rooms set
--- ARGV: 1 channel, 2 epoch to use if the room has none, 3 room name,
---       4 room ttl seconds, 5 history events to read back, 6 members to
---       read back, 7 roster cursor to start after ("" = from the start),
---       8 number of changes, then 4 per change:
+--       4 seq, 5 epoch, 6 history stream, 7 rooms set (on a cluster, the
+--       one in the room's slot)
+-- ARGV: 1 channel, 2 the publish command (PUBLISH; SPUBLISH on a Redis
+--       Cluster), 3 epoch to use if the room has none, 4 room name,
+--       5 room ttl seconds, 6 history events to read back, 7 members to
+--       read back, 8 roster cursor to start after ("" = from the start),
+--       9 number of changes, then 4 per change:
 --       join:  "join", id, record, expires-at ms
 --       leave: "leave", id, reason, only-if-expired-at ms ("" = always)
 -- Returns {applied flags, epoch, last seq, history payloads, member ids,
@@ -19,8 +21,8 @@ local function entry(record, id)
 end
 
 local applied, lines = {}, {}
-for i = 0, tonumber(ARGV[8]) - 1 do
-  local op, id, data, at = ARGV[9 + i * 4], ARGV[10 + i * 4], ARGV[11 + i * 4], ARGV[12 + i * 4]
+for i = 0, tonumber(ARGV[9]) - 1 do
+  local op, id, data, at = ARGV[10 + i * 4], ARGV[11 + i * 4], ARGV[12 + i * 4], ARGV[13 + i * 4]
   local old = redis.call('HGET', KEYS[1], id)
   local changed = 0
   if op == 'join' then
@@ -50,30 +52,30 @@ end
 local count = redis.call('HLEN', KEYS[1])
 local epoch = redis.call('GET', KEYS[5])
 if not epoch then
-  epoch = ARGV[2]
+  epoch = ARGV[3]
   redis.call('SET', KEYS[5], epoch)
 end
 if #lines > 0 then
-  redis.call('SADD', KEYS[7], ARGV[3])
-  redis.call('PUBLISH', ARGV[1], 'p:' .. count .. '\n' .. table.concat(lines, '\n'))
+  redis.call('SADD', KEYS[7], ARGV[4])
+  redis.call(ARGV[2], ARGV[1], 'p:' .. count .. '\n' .. table.concat(lines, '\n'))
   for i = 1, 6 do
-    redis.call('EXPIRE', KEYS[i], ARGV[4])
+    redis.call('EXPIRE', KEYS[i], ARGV[5])
   end
 end
 
 local history = {}
-if tonumber(ARGV[5]) > 0 then
-  local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', ARGV[5])
+if tonumber(ARGV[6]) > 0 then
+  local entries = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', ARGV[6])
   for i = #entries, 1, -1 do
     history[#history + 1] = entries[i][2][2]
   end
 end
 
 local ids, records, next = {}, {}, ''
-local want = tonumber(ARGV[6])
+local want = tonumber(ARGV[7])
 if want > 0 then
   local from = '-'
-  if ARGV[7] ~= '' then from = '(' .. ARGV[7] end
+  if ARGV[8] ~= '' then from = '(' .. ARGV[8] end
   local entries = redis.call('ZRANGEBYLEX', KEYS[2], from, '+', 'LIMIT', 0, want + 1)
   for i = 1, math.min(#entries, want) do
     local at = string.find(entries[i], '\0', 1, true)

@@ -1,5 +1,6 @@
 //! The Redis broker: rooms shared by every room-service through one Redis
-//! (the key layout is in [`super::keys`]).
+//! or a Redis Cluster (the key layout is in [`super::keys`], what differs on
+//! a cluster in [`super::cluster`]).
 //!
 //! Writes go through two Lua steps on a multiplexed connection:
 //! `message.lua` stores one message (membership check, sender name,
@@ -8,22 +9,24 @@
 //! room back. Events come in on a second, RESP3 connection
 //! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
 //! to a room's channel only while some local reader wants the room, and the
-//! connection manager subscribes again by itself after a reconnect.
+//! connection subscribes again by itself after a reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
 use prost::Message;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::streams::StreamRangeReply;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use tokio::sync::Mutex as AsyncMutex;
+use tokio_util::sync::DropGuard;
 
+use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Position, PresenceChange, PresenceOutcome, Retention,
-    Snapshot, SnapshotSize, Subscription, envelope, new_epoch, record,
+    Snapshot, SnapshotSize, Subscription, cluster, envelope, new_epoch, record,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -32,11 +35,13 @@ const DEDUPE_TTL_SECS: u64 = 120;
 
 #[derive(Debug)]
 pub struct RedisBroker {
-    commands: ConnectionManager,
-    pubsub: ConnectionManager,
+    commands: Connection,
+    pubsub: Connection,
     /// Serialises SUBSCRIBE/UNSUBSCRIBE so they reach Redis in the order the
     /// fanout decided them.
-    subscribing: AsyncMutex<()>,
+    subscribing: Arc<AsyncMutex<()>>,
+    /// On a cluster: stops the task that subscribes rooms again whose slot moved.
+    _resubscriber: Option<DropGuard>,
     fanout: Arc<Fanout>,
     message: Script,
     presence: Script,
@@ -58,32 +63,82 @@ impl RedisBroker {
             // stays dead until its next command, and the pub/sub one may have
             // none to send — its rooms would go silent for good.
             .set_number_of_retries(usize::MAX);
+        // The managers below retry for ever; a Redis that is not there at
+        // startup is a configuration mistake, said at once.
+        let probe = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let _: String = redis::cmd("PING")
+            .query_async(&mut client.get_multiplexed_async_connection_with_config(&probe).await?)
+            .await?;
         let commands = client.get_connection_manager_with_config(reconnect.clone()).await?;
 
         let router = Arc::clone(&fanout);
         let pubsub = client
             .get_connection_manager_with_config(reconnect.set_automatic_resubscription().set_push_sender(
                 move |push: PushInfo| {
-                    route_push(&router, push);
+                    route_push(&router, push, &PushKind::Message);
                     Ok::<(), std::convert::Infallible>(())
                 },
             ))
             .await?;
 
-        Ok(Self {
+        Ok(Self::with_connections(
+            Connection::Single(commands),
+            Connection::Single(pubsub),
+            Arc::new(AsyncMutex::new(())),
+            None,
+            fanout,
+            retention,
+        ))
+    }
+
+    /// Connects to the Redis Cluster at `seeds` (any of its nodes; the rest
+    /// are discovered). `password` applies when the URLs carry none.
+    pub async fn connect_cluster(
+        seeds: &[String],
+        password: Option<&str>,
+        retention: Retention,
+        fanout: Arc<Fanout>,
+    ) -> BrokerResult<Self> {
+        let subscribing = Arc::new(AsyncMutex::new(()));
+        let (commands, pubsub, resubscriber) =
+            cluster::connect(seeds, password, &fanout, &subscribing, |fanout, push| {
+                route_push(fanout, push, &PushKind::SMessage);
+            })
+            .await?;
+        Ok(Self::with_connections(commands, pubsub, subscribing, Some(resubscriber), fanout, retention))
+    }
+
+    fn with_connections(
+        commands: Connection,
+        pubsub: Connection,
+        subscribing: Arc<AsyncMutex<()>>,
+        resubscriber: Option<DropGuard>,
+        fanout: Arc<Fanout>,
+        retention: Retention,
+    ) -> Self {
+        Self {
             commands,
             pubsub,
-            subscribing: AsyncMutex::new(()),
+            subscribing,
+            _resubscriber: resubscriber,
             fanout,
             message: Script::new(include_str!("message.lua")),
             presence: Script::new(include_str!("presence.lua")),
             heartbeat: Script::new(include_str!("heartbeat.lua")),
             retention,
-        })
+        }
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Connection {
         self.commands.clone()
+    }
+
+    /// The set that lists `room`: one for all rooms on one Redis; on a
+    /// cluster, one per slot, in the room's own slot.
+    fn registry_key(&self, room: &str) -> String {
+        if self.commands.is_cluster() { cluster::registry_key(room) } else { ROOMS_KEY.to_owned() }
     }
 
     async fn read_range(&self, room: &str, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
@@ -114,8 +169,9 @@ impl RedisBroker {
             .key(&keys.seq)
             .key(&keys.epoch)
             .key(&keys.log)
-            .key(ROOMS_KEY)
+            .key(self.registry_key(room))
             .arg(&keys.channel)
+            .arg(self.commands.publish_command())
             .arg(new_epoch())
             .arg(room)
             .arg(self.retention.room_ttl.as_secs())
@@ -152,9 +208,10 @@ impl RedisBroker {
 }
 
 /// Runs on the pub/sub connection for every push: decode once, fan out.
-fn route_push(fanout: &Fanout, push: PushInfo) {
+/// `message` is the kind events come as (sharded on a cluster).
+fn route_push(fanout: &Fanout, push: PushInfo, message: &PushKind) {
     match push.kind {
-        PushKind::Message => {
+        ref kind if kind == message => {
             let [Value::BulkString(channel), Value::BulkString(payload)] = push.data.as_slice() else {
                 tracing::warn!(?push.data, "unexpected pub/sub message shape");
                 return;
@@ -187,7 +244,9 @@ impl Broker for RedisBroker {
         event: RoomEvent,
     ) -> BrokerResult<RoomEvent> {
         let keys = Keys::of(room);
-        let dedupe = if client_id.is_empty() { String::new() } else { keys.sent(member_id, client_id) };
+        // On a cluster every key a script names must be in the room's slot,
+        // even an unused one: an unused dedupe key comes as the seq key.
+        let dedupe = if client_id.is_empty() { keys.seq.clone() } else { keys.sent(member_id, client_id) };
         let mut call = self.message.prepare_invoke();
         call.key(&keys.seq)
             .key(&keys.log)
@@ -195,7 +254,7 @@ impl Broker for RedisBroker {
             .key(&keys.members)
             .key(&keys.presence)
             .key(&keys.roster)
-            .key(ROOMS_KEY)
+            .key(self.registry_key(room))
             .key(&dedupe)
             .arg(&keys.channel)
             .arg(event.encode_to_vec())
@@ -204,7 +263,8 @@ impl Broker for RedisBroker {
             .arg(room)
             .arg(member_id)
             .arg(DEDUPE_TTL_SECS)
-            .arg(self.retention.room_ttl.as_secs());
+            .arg(self.retention.room_ttl.as_secs())
+            .arg(self.commands.publish_command());
         let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
         match reply.as_slice() {
             [status, payload] if status == b"ok" || status == b"dup" => {
@@ -229,7 +289,7 @@ impl Broker for RedisBroker {
 
     async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
         let channel = Keys::of(room).channel;
-        let _: i64 = redis::cmd("PUBLISH")
+        let _: i64 = redis::cmd(self.commands.publish_command())
             .arg(channel)
             .arg(envelope::encode_ephemeral(&event))
             .query_async(&mut self.conn())
@@ -241,7 +301,7 @@ impl Broker for RedisBroker {
         let _order = self.subscribing.lock().await;
         let (subscription, needs_bus) = self.fanout.tap(room);
         if needs_bus {
-            self.pubsub.clone().subscribe(Keys::of(room).channel).await?;
+            self.pubsub.clone().subscribe(&Keys::of(room).channel).await?;
             self.fanout.mark_live(room);
             tracing::debug!(room, "subscribed to the room's Redis channel");
         }
@@ -316,43 +376,14 @@ impl Broker for RedisBroker {
     }
 
     async fn rooms(&self, limit: usize) -> BrokerResult<Vec<RoomSummary>> {
-        let mut names: Vec<String> = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SSCAN")
-                .arg(ROOMS_KEY)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut self.conn())
-                .await?;
-            names.extend(batch);
-            cursor = next;
-            if cursor == 0 || names.len() >= limit {
-                break;
-            }
-        }
+        let mut names = match &self.commands {
+            Connection::Cluster(conn) => cluster::room_names(conn, limit).await?,
+            Connection::Single(_) => self.registered(limit).await?,
+        };
         names.sort();
         names.dedup();
         names.truncate(limit);
-        let mut pipe = redis::pipe();
-        for name in &names {
-            let keys = Keys::of(name);
-            pipe.cmd("HLEN").arg(&keys.members);
-            pipe.cmd("GET").arg(&keys.seq);
-        }
-        let counts: Vec<(u32, Option<u64>)> = if names.is_empty() {
-            Vec::new()
-        } else {
-            let flat: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
-            flat.chunks(2)
-                .map(|pair| {
-                    let count = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
-                    let seq = pair.get(1).and_then(|v| redis::from_redis_value_ref(v).ok()).flatten();
-                    (count, seq)
-                })
-                .collect()
-        };
+        let counts = self.counts(&names).await?;
         let (mut live, mut forgotten) = (Vec::new(), Vec::new());
         for (name, (member_count, last_seq)) in names.into_iter().zip(counts) {
             match last_seq {
@@ -362,7 +393,12 @@ impl Broker for RedisBroker {
                 None => live.push(RoomSummary { name, member_count, last_seq: 0 }),
             }
         }
-        if !forgotten.is_empty() {
+        if self.commands.is_cluster() {
+            for name in &forgotten {
+                let _: i64 =
+                    redis::cmd("SREM").arg(self.registry_key(name)).arg(name).query_async(&mut self.conn()).await?;
+            }
+        } else if !forgotten.is_empty() {
             let _: i64 = redis::cmd("SREM").arg(ROOMS_KEY).arg(&forgotten).query_async(&mut self.conn()).await?;
         }
         Ok(live)
@@ -371,7 +407,7 @@ impl Broker for RedisBroker {
     async fn drop_idle_subscriptions(&self) {
         let _order = self.subscribing.lock().await;
         for room in self.fanout.remove_idle() {
-            match self.pubsub.clone().unsubscribe(Keys::of(&room).channel).await {
+            match self.pubsub.clone().unsubscribe(&Keys::of(&room).channel).await {
                 Ok(()) => tracing::debug!(room, "unsubscribed from the room's Redis channel"),
                 Err(error) => tracing::warn!(room, %error, "could not unsubscribe"),
             }
@@ -387,5 +423,62 @@ impl Broker for RedisBroker {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         let _: String = redis::cmd("PING").query_async(&mut self.pubsub.clone()).await?;
         Ok(())
+    }
+}
+
+impl RedisBroker {
+    /// Up to about `limit` names from the one Redis's room registry.
+    async fn registered(&self, limit: usize) -> BrokerResult<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(ROOMS_KEY)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut self.conn())
+                .await?;
+            names.extend(batch);
+            cursor = next;
+            if cursor == 0 || names.len() >= limit {
+                return Ok(names);
+            }
+        }
+    }
+
+    /// Each room's member count and last sequence number.
+    async fn counts(&self, names: &[String]) -> BrokerResult<Vec<(u32, Option<u64>)>> {
+        let count = |pipe: &mut redis::Pipeline, name: &str| {
+            let keys = Keys::of(name);
+            pipe.cmd("HLEN").arg(&keys.members);
+            pipe.cmd("GET").arg(&keys.seq);
+        };
+        let flat: Vec<Value> = if names.is_empty() {
+            Vec::new()
+        } else if self.commands.is_cluster() {
+            // A cluster pipeline must stay in one slot: one per room, all in flight.
+            let calls = names.iter().map(|name| {
+                let mut pipe = redis::pipe();
+                count(&mut pipe, name);
+                let mut conn = self.conn();
+                async move { pipe.query_async::<Vec<Value>>(&mut conn).await }
+            });
+            futures_util::future::try_join_all(calls).await?.into_iter().flatten().collect()
+        } else {
+            let mut pipe = redis::pipe();
+            for name in names {
+                count(&mut pipe, name);
+            }
+            pipe.query_async(&mut self.conn()).await?
+        };
+        Ok(flat
+            .chunks(2)
+            .map(|pair| {
+                let count = redis::from_redis_value_ref(&pair[0]).unwrap_or(0);
+                let seq = pair.get(1).and_then(|v| redis::from_redis_value_ref(v).ok()).flatten();
+                (count, seq)
+            })
+            .collect())
     }
 }
