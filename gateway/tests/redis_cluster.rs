@@ -30,7 +30,8 @@ async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in
         while !waiting.is_empty() {
             let frame = client
                 .next_where(|f| {
-                    f["type"] == "presence" && f["joins"].as_array().is_some_and(|j| j.iter().any(|m| m["username"] == "cy"))
+                    f["type"] == "presence"
+                        && f["joins"].as_array().is_some_and(|j| j.iter().any(|m| m["username"] == "cy"))
                 })
                 .await;
             waiting.remove(frame["room"].as_str().unwrap_or_default());
