@@ -51,6 +51,26 @@ use crate::metrics::GatewayMetrics;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
 
+/// Connections waiting to be accepted: a crowd arriving at once (a lecture
+/// starting) must not overflow the queue, or the kernel drops their SYNs and
+/// each retries a second later. The kernel caps it at `net.core.somaxconn`.
+pub const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (`host:port`) with room for [`ACCEPT_BACKLOG`] connections
+/// waiting to be accepted (tokio's own `bind` allows 1024).
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the address resolves to nothing");
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(ACCEPT_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes; then drains:
 /// stops accepting, tells every browser to reconnect elsewhere, sends their
 /// leave notices, and returns within `drain_secs`.

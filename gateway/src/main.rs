@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use gateway::Config;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -17,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = TcpListener::bind(&addr)
+    let listener = gateway::listen(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is another gateway on that port? set --port)"))?;
     gateway::run(config, listener, shutdown_signal()).await

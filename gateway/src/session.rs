@@ -142,10 +142,13 @@ impl Session {
             return End::Gone;
         }
         let (too_slow, draining) = (Arc::clone(&self.too_slow), self.shared.draining.clone());
+        // Made once, not per turn of the loop: each turn would register and
+        // unregister a waiter for both, per delivery batch.
+        let (mut drained, mut slow) = (std::pin::pin!(draining.cancelled()), std::pin::pin!(too_slow.notified()));
         loop {
             let step = tokio::select! {
-                () = draining.cancelled() => Step::Drain,
-                () = too_slow.notified() => Step::TooSlow,
+                () = &mut drained => Step::Drain,
+                () = &mut slow => Step::TooSlow,
                 answer = answered(&mut self.call) => Step::Answer(answer),
                 frame = socket.recv(), if self.call.is_none() => Step::Frame(frame),
                 Some(delivery) = deliveries.recv() => Step::Deliver(delivery),
