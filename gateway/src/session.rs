@@ -9,7 +9,10 @@
 //! a slow call never holds up deliveries: while a `join` waits on a
 //! room-service, events keep being written. Events of a room whose join is
 //! in flight are held and written right after its `joined`, without those
-//! its snapshot already showed.
+//! its snapshot already showed. A browser that sends faster than one round
+//! trip per message has its `send` frames gathered — those already read from
+//! the socket, up to [`SEND_BATCH`], to the same room — into one call that
+//! stores them in order.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,9 +23,10 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chat_proto::names;
 use chat_proto::v1::{
-    JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendRequest, TypingRequest,
+    BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
+    TypingRequest,
 };
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -54,6 +58,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 64;
 /// History sent with `joined`.
 const JOIN_HISTORY: u32 = 50;
+/// `send` frames stored in one call at most (the room-service's bound).
+pub const SEND_BATCH: usize = 64;
 
 /// What every session shares.
 #[derive(Debug)]
@@ -95,12 +101,22 @@ enum Room {
     },
 }
 
+/// `send` frames read from the browser, to one room, not yet handed on.
+struct Batch {
+    room: Arc<str>,
+    username: Arc<str>,
+    messages: Vec<BatchedMessage>,
+}
+
+/// A frame as the socket gave it.
+type Incoming = Option<Result<Message, axum::Error>>;
+
 /// One thing the loop woke up for.
 enum Step {
     Drain,
     TooSlow,
     Answer(Answer),
-    Frame(Option<Result<Message, axum::Error>>),
+    Frame(Incoming),
     Deliver(Arc<Delivery>),
 }
 
@@ -121,14 +137,28 @@ pub struct Session {
     /// Notified by a feed that found `queue` full.
     too_slow: Arc<Notify>,
     call: Option<Call>,
+    /// Sends being gathered into one call.
+    batch: Option<Batch>,
+    /// A frame read while gathering that was not a send to the batch's room:
+    /// acted on next, before the socket is read again.
+    stashed: Option<Incoming>,
 }
 
 /// Runs a connection until the browser leaves, is too slow, or the gateway drains.
 pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64) {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
     let member_id = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
-    let mut session =
-        Session { shared, conn, member_id, rooms: HashMap::new(), queue, too_slow: Arc::default(), call: None };
+    let mut session = Session {
+        shared,
+        conn,
+        member_id,
+        rooms: HashMap::new(),
+        queue,
+        too_slow: Arc::default(),
+        call: None,
+        batch: None,
+        stashed: None,
+    };
     let end = session.run(&mut socket, &mut deliveries).await;
     session.leave_all();
     if let End::Close(code, reason) = end {
@@ -146,12 +176,16 @@ impl Session {
         // unregister a waiter for both, per delivery batch.
         let (mut drained, mut slow) = (std::pin::pin!(draining.cancelled()), std::pin::pin!(too_slow.notified()));
         loop {
-            let step = tokio::select! {
-                () = &mut drained => Step::Drain,
-                () = &mut slow => Step::TooSlow,
-                answer = answered(&mut self.call) => Step::Answer(answer),
-                frame = socket.recv(), if self.call.is_none() => Step::Frame(frame),
-                Some(delivery) = deliveries.recv() => Step::Deliver(delivery),
+            let stashed = if self.call.is_none() { self.stashed.take() } else { None };
+            let step = match stashed {
+                Some(frame) => Step::Frame(frame),
+                None => tokio::select! {
+                    () = &mut drained => Step::Drain,
+                    () = &mut slow => Step::TooSlow,
+                    answer = answered(&mut self.call) => Step::Answer(answer),
+                    frame = socket.recv(), if self.call.is_none() => Step::Frame(frame),
+                    Some(delivery) = deliveries.recv() => Step::Deliver(delivery),
+                },
             };
             let written = match step {
                 Step::Drain => return self.drain(socket).await,
@@ -161,7 +195,10 @@ impl Session {
                     self.write(socket, frames).await
                 }
                 Step::Frame(frame) => match self.on_frame(frame) {
-                    Ok(frames) => self.write(socket, frames).await,
+                    Ok(frames) => {
+                        self.gather(socket);
+                        self.write(socket, frames).await
+                    }
                     Err(end) => return end,
                 },
                 Step::Deliver(first) => match self.write_batch(socket, first, deliveries).await {
@@ -195,7 +232,7 @@ impl Session {
     /// Acts on one frame from the browser: the frames to send back at once,
     /// or how the connection ends. A frame that needs a room-service starts
     /// the call and sends nothing yet.
-    fn on_frame(&mut self, frame: Option<Result<Message, axum::Error>>) -> Result<Vec<Utf8Bytes>, End> {
+    fn on_frame(&mut self, frame: Incoming) -> Result<Vec<Utf8Bytes>, End> {
         let text = match frame {
             None | Some(Ok(Message::Close(_))) => return Err(End::Gone),
             Some(Err(error)) => return Err(read_failed(self.conn, &error)),
@@ -230,12 +267,12 @@ impl Session {
         })
     }
 
-    /// Checks a request and starts its call.
+    /// Checks a request and starts its call (a send starts a batch instead).
     fn start(&mut self, request: ClientFrame) -> Result<(), Refusal> {
         let call: Call = match request {
             ClientFrame::Join { room, username } => self.join(room, &username)?,
             ClientFrame::Leave { room } => self.leave(&room)?,
-            ClientFrame::Send { room, text, client_id } => self.send(&room, text, client_id)?,
+            ClientFrame::Send { room, text, client_id } => return self.send(&room, text, client_id),
             ClientFrame::Typing { room } => match self.typing(&room)? {
                 Some(call) => call,
                 None => return Ok(()),
@@ -327,27 +364,69 @@ impl Session {
         }))
     }
 
-    fn send(&mut self, room: &str, text: String, client_id: String) -> Result<Call, Refusal> {
+    /// Checks a send and starts a batch with it.
+    fn send(&mut self, room: &str, text: String, client_id: String) -> Result<(), Refusal> {
         let (room, state) = self.joined(room)?;
         let username = match state {
             Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
         };
-        names::check_text(&text).map_err(|e| Refusal::from(e).in_room(&room))?;
-        names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(&room))?;
-        // Every send gets an id, so a retry on another room-service is stored once.
-        let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
-        tracing::debug!(conn = self.conn, %room, client_id, bytes = text.len(), "message from client");
-        let request = SendRequest { room: room.to_string(), member_id: self.member_id.to_string(), text, client_id };
+        let message = checked_message(&room, text, client_id)?;
+        tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
+        self.batch = Some(Batch { room, username, messages: vec![message] });
+        Ok(())
+    }
+
+    /// Adds to the batch the `send` frames to its room that the socket has
+    /// already read, then starts the call that stores them. Any other frame
+    /// met on the way is kept for next.
+    fn gather(&mut self, socket: &mut WebSocket) {
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        while batch.messages.len() < SEND_BATCH {
+            let Some(frame) = socket.recv().now_or_never() else {
+                break; // nothing more has arrived
+            };
+            let same_room = match &frame {
+                Some(Ok(Message::Text(text))) => match frame::parse(text) {
+                    Ok(ClientFrame::Send { room, text, client_id }) if *room == *batch.room => {
+                        checked_message(&batch.room, text, client_id).ok()
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match same_room {
+                Some(message) => {
+                    self.shared.metrics.frame_in("send");
+                    batch.messages.push(message);
+                }
+                None => {
+                    self.stashed = Some(frame);
+                    break;
+                }
+            }
+        }
+        self.call = Some(self.store(batch));
+    }
+
+    /// The call that stores a batch of sends.
+    fn store(&self, batch: Batch) -> Call {
+        let Batch { room, username, messages } = batch;
+        let request = SendBatchRequest { room: room.to_string(), member_id: self.member_id.to_string(), messages };
         let rejoin = JoinRequest { room: room.to_string(), member: Some(self.member(&username)), history_limit: 1 };
         let shared = Arc::clone(&self.shared);
-        Ok(Box::pin(async move {
+        Box::pin(async move {
             let services = shared.hub.services();
-            let send = |request: SendRequest| services.call(&room, request, |mut c, r| async move { c.send(r).await });
+            let send = |request: SendBatchRequest| {
+                services.call(&room, request, |mut c, r| async move { c.send_batch(r).await })
+            };
             let reply = match send(request.clone()).await {
                 Err(status) if status.code() == Code::FailedPrecondition => {
                     // This connection is in the room but the room-service no
                     // longer lists it (Redis restarted empty, or its presence
-                    // ran out while unreachable): join again, send once more.
+                    // ran out while unreachable): join again, send once more
+                    // (the client ids make a repeat store nothing twice).
                     tracing::info!(%room, "presence was lost; joining again before sending");
                     match services.call(&room, rejoin, |mut c, r| async move { c.join(r).await }).await {
                         Ok(_) => send(request).await,
@@ -357,7 +436,7 @@ impl Session {
                 reply => reply,
             };
             Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
-        }))
+        })
     }
 
     /// A typing call, or none when this one comes too soon after the last.
@@ -510,6 +589,15 @@ impl Session {
             });
         }
     }
+}
+
+/// A send's text and client id, checked; every send gets a client id, so a
+/// retry on another room-service is stored once.
+fn checked_message(room: &str, text: String, client_id: String) -> Result<BatchedMessage, Refusal> {
+    names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
+    names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
+    let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
+    Ok(BatchedMessage { text, client_id })
 }
 
 /// Resolves when the call in flight is answered (and clears it); never while

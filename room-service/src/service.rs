@@ -9,15 +9,16 @@ use chat_proto::names;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse, JoinRequest,
-    JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping, MembersRequest,
-    MembersResponse, Room, RoomEvent, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    BatchedMessage, ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
+    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping,
+    MembersRequest, MembersResponse, Room, RoomEvent, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
+    SubscribeRequest, TypingRequest, TypingResponse,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::broker::{Broker, BrokerError, PresenceChange};
+use crate::broker::{Broker, BrokerError, Outgoing, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence::Presence;
 use crate::stream;
@@ -26,6 +27,8 @@ use crate::stream;
 const DEFAULT_HISTORY: usize = 50;
 /// The most events one History or Join returns.
 const MAX_HISTORY: usize = 500;
+/// The most messages one SendBatch carries.
+const MAX_BATCH: usize = 64;
 /// The most rooms ListRooms returns.
 const MAX_ROOMS_LISTED: usize = 1000;
 /// Members per Members page when the request asks for 0, and at most.
@@ -201,11 +204,42 @@ impl<B: Broker> RoomService for Rooms<B> {
         let message =
             ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
         let event = new_event(&room, Kind::Message(message));
-        let stored =
-            self.broker.append_message(&room, &member_id, &client_id, event).await.map_err(|e| self.failed(e))?;
+        let outgoing = vec![Outgoing { client_id, event }];
+        let stored = self.broker.append_messages(&room, &member_id, outgoing).await.map_err(|e| self.failed(e))?;
+        let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         self.metrics.published("message");
         tracing::debug!(room, seq = stored.seq, "message stored");
         Ok(Response::new(SendResponse { event: Some(stored) }))
+    }
+
+    async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
+        let SendBatchRequest { room, member_id, messages } = request.into_inner();
+        names::check_room(&room).map_err(invalid)?;
+        names::check_member_id(&member_id).map_err(invalid)?;
+        if messages.is_empty() || messages.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "a batch of {} messages: send 1 to {MAX_BATCH}",
+                messages.len()
+            )));
+        }
+        let mut outgoing = Vec::with_capacity(messages.len());
+        for BatchedMessage { text, client_id } in messages {
+            names::check_text(&text).map_err(invalid)?;
+            names::check_client_id(&client_id).map_err(invalid)?;
+            let message = ChatMessage {
+                username: String::new(),
+                member_id: member_id.clone(),
+                text,
+                client_id: client_id.clone(),
+            };
+            outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
+        }
+        let events = self.broker.append_messages(&room, &member_id, outgoing).await.map_err(|e| self.failed(e))?;
+        for _ in &events {
+            self.metrics.published("message");
+        }
+        tracing::debug!(room, messages = events.len(), "messages stored");
+        Ok(Response::new(SendBatchResponse { events }))
     }
 
     async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {

@@ -16,8 +16,8 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary};
 
 use super::{
-    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Position, PresenceChange, PresenceOutcome, Retention,
-    Snapshot, SnapshotSize, Subscription, event_id, new_epoch, record,
+    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
+    Retention, Snapshot, SnapshotSize, Subscription, event_id, new_epoch, record,
 };
 
 /// How many recent send ids per room are remembered for dedupe.
@@ -124,13 +124,12 @@ impl MemoryBroker {
 }
 
 impl Broker for MemoryBroker {
-    async fn append_message(
+    async fn append_messages(
         &self,
         room: &str,
         member_id: &str,
-        client_id: &str,
-        mut event: RoomEvent,
-    ) -> BrokerResult<RoomEvent> {
+        messages: Vec<Outgoing>,
+    ) -> BrokerResult<Vec<RoomEvent>> {
         let mut rooms = self.lock();
         let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
         let name = match member_id {
@@ -139,34 +138,39 @@ impl Broker for MemoryBroker {
                 log.members.get(id).map(|(m, _)| m.username.clone()).ok_or_else(|| BrokerError::NotMember(id.into()))?
             }
         };
-        let dedupe_key = (!client_id.is_empty()).then(|| (member_id.to_owned(), client_id.to_owned()));
-        if let Some(first) = dedupe_key.as_ref().and_then(|key| log.sent.get(key)) {
-            return Ok(first.clone());
-        }
-        if let Some(Kind::Message(message)) = &mut event.kind {
-            message.username = name;
-        }
-        log.last_seq += 1;
-        log.last_used = Instant::now();
-        event.seq = log.last_seq;
-        event.epoch = log.epoch.clone();
-        event.id = event_id(&log.epoch, log.last_seq);
-        log.history.push_back(event.clone());
-        while log.history.len() > self.retention.history_len {
-            log.history.pop_front();
-        }
-        if let Some(key) = dedupe_key {
-            log.sent.insert(key.clone(), event.clone());
-            log.sent_order.push_back(key);
-            while log.sent_order.len() > DEDUPE_PER_ROOM {
-                if let Some(old) = log.sent_order.pop_front() {
-                    log.sent.remove(&old);
+        let mut stored = Vec::with_capacity(messages.len());
+        for Outgoing { client_id, mut event } in messages {
+            let dedupe_key = (!client_id.is_empty()).then(|| (member_id.to_owned(), client_id));
+            if let Some(first) = dedupe_key.as_ref().and_then(|key| log.sent.get(key)) {
+                stored.push(first.clone());
+                continue;
+            }
+            if let Some(Kind::Message(message)) = &mut event.kind {
+                message.username.clone_from(&name);
+            }
+            log.last_seq += 1;
+            log.last_used = Instant::now();
+            event.seq = log.last_seq;
+            event.epoch = log.epoch.clone();
+            event.id = event_id(&log.epoch, log.last_seq);
+            log.history.push_back(event.clone());
+            while log.history.len() > self.retention.history_len {
+                log.history.pop_front();
+            }
+            if let Some(key) = dedupe_key {
+                log.sent.insert(key.clone(), event.clone());
+                log.sent_order.push_back(key);
+                while log.sent_order.len() > DEDUPE_PER_ROOM {
+                    if let Some(old) = log.sent_order.pop_front() {
+                        log.sent.remove(&old);
+                    }
                 }
             }
+            // Delivered before the lock is released: readers see seq order.
+            self.fanout.deliver(room, Arc::new(event.clone()));
+            stored.push(event);
         }
-        // Delivered before the lock is released: readers see seq order.
-        self.fanout.deliver(room, Arc::new(event.clone()));
-        Ok(event)
+        Ok(stored)
     }
 
     async fn apply_presence(

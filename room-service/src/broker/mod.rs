@@ -41,6 +41,14 @@ pub enum BrokerError {
 
 pub type BrokerResult<T> = Result<T, BrokerError>;
 
+/// A message to store: its sender's id for it (may be empty) and the event,
+/// sender name and sequence left for the broker to fill in.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub client_id: String,
+    pub event: RoomEvent,
+}
+
 /// One presence change, applied with others of its room in one atomic step.
 #[derive(Debug, Clone)]
 pub enum PresenceChange {
@@ -109,18 +117,18 @@ pub struct Position {
 
 /// Storage and bus for rooms. Methods take validated room names.
 pub trait Broker: Send + Sync + 'static {
-    /// Stores a message in one atomic step: checks that `member_id` is in
-    /// the room (empty: a system message), fills in the sender's name, gives
-    /// it the room's next sequence number, appends it to the history and
-    /// publishes it. A repeated non-empty `client_id` from the same member
-    /// returns the first stored event instead of storing another.
-    fn append_message(
+    /// Stores messages of one sender in one atomic step: checks that
+    /// `member_id` is in the room (empty: system messages), fills in the
+    /// sender's name, and in the order given gives each the room's next
+    /// sequence number, appends it to the history and publishes it. A
+    /// message whose non-empty `client_id` this member sent before comes back
+    /// as first stored instead of being stored again.
+    fn append_messages(
         &self,
         room: &str,
         member_id: &str,
-        client_id: &str,
-        event: RoomEvent,
-    ) -> impl Future<Output = BrokerResult<RoomEvent>> + Send;
+        messages: Vec<Outgoing>,
+    ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
 
     /// Applies presence changes in one atomic step, publishes one
     /// `PresenceDiff` event with what they changed (none if nothing did) and

@@ -25,8 +25,8 @@ use tokio_util::sync::DropGuard;
 use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
-    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Position, PresenceChange, PresenceOutcome, Retention,
-    Snapshot, SnapshotSize, Subscription, cluster, envelope, new_epoch, record,
+    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
+    Retention, Snapshot, SnapshotSize, Subscription, cluster, envelope, new_epoch, record,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -236,17 +236,13 @@ fn route_push(fanout: &Fanout, push: PushInfo, message: &PushKind) {
 }
 
 impl Broker for RedisBroker {
-    async fn append_message(
+    async fn append_messages(
         &self,
         room: &str,
         member_id: &str,
-        client_id: &str,
-        event: RoomEvent,
-    ) -> BrokerResult<RoomEvent> {
+        messages: Vec<Outgoing>,
+    ) -> BrokerResult<Vec<RoomEvent>> {
         let keys = Keys::of(room);
-        // On a cluster every key a script names must be in the room's slot,
-        // even an unused one: an unused dedupe key comes as the seq key.
-        let dedupe = if client_id.is_empty() { keys.seq.clone() } else { keys.sent(member_id, client_id) };
         let mut call = self.message.prepare_invoke();
         call.key(&keys.seq)
             .key(&keys.log)
@@ -254,10 +250,17 @@ impl Broker for RedisBroker {
             .key(&keys.members)
             .key(&keys.presence)
             .key(&keys.roster)
-            .key(self.registry_key(room))
-            .key(&dedupe)
-            .arg(&keys.channel)
-            .arg(event.encode_to_vec())
+            .key(self.registry_key(room));
+        for message in &messages {
+            // On a cluster every key a script names must be in the room's
+            // slot, even an unused one: an unused dedupe key comes as the seq key.
+            let dedupe = match message.client_id.as_str() {
+                "" => keys.seq.clone(),
+                client_id => keys.sent(member_id, client_id),
+            };
+            call.key(dedupe);
+        }
+        call.arg(&keys.channel)
             .arg(self.retention.history_len)
             .arg(new_epoch())
             .arg(room)
@@ -265,16 +268,25 @@ impl Broker for RedisBroker {
             .arg(DEDUPE_TTL_SECS)
             .arg(self.retention.room_ttl.as_secs())
             .arg(self.commands.publish_command());
-        let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
-        match reply.as_slice() {
-            [status, payload] if status == b"ok" || status == b"dup" => {
-                let stored = envelope::decode(room, payload)?;
-                tracing::debug!(room, seq = stored.seq, "published to Redis");
-                Ok(stored)
-            }
-            [status] if status == b"not_member" => Err(BrokerError::NotMember(member_id.to_owned())),
-            other => Err(BrokerError::Corrupt(format!("message.lua answered {} values", other.len()))),
+        for message in &messages {
+            call.arg(message.event.encode_to_vec());
         }
+        let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
+        if let [status] = reply.as_slice()
+            && status == b"not_member"
+        {
+            return Err(BrokerError::NotMember(member_id.to_owned()));
+        }
+        if reply.len() != messages.len() {
+            return Err(BrokerError::Corrupt(format!(
+                "message.lua stored {} of {} messages",
+                reply.len(),
+                messages.len()
+            )));
+        }
+        let stored = reply.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<Vec<_>>>()?;
+        tracing::debug!(room, messages = stored.len(), seq = stored.last().map(|e| e.seq), "published to Redis");
+        Ok(stored)
     }
 
     async fn apply_presence(
