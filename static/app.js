@@ -2,7 +2,8 @@
 // Protocol: docs/protocol.md. Modules: js/connection.js (WebSocket with
 // reconnect), js/room.js (one room's state and message list), js/screen.js
 // (draws state into the page's fixed elements), js/view.js (DOM builders,
-// text only), js/format.js (pure helpers), js/storage.js (what survives a reload).
+// text only), js/format.js (pure helpers), js/members.js (presence merge and
+// notice wording, pure), js/storage.js (what survives a reload).
 //
 // Hooks for tests and people reading the DOM (stable; change them with the tests):
 //   #join-form  #name  #room  #join-btn  #join-hint   join a room under a name
@@ -13,10 +14,13 @@
 //        .msg[data-id][data-seq][data-member-id]  (.own = this tab's, .cont = same author)
 //           .author  .time  .text
 //        .msg.pending[data-cid]                       sent, not echoed yet (no data-id)
-//        .notice[data-id].join / .leave               member joined / left
+//        .notice.join / .notice.leave (both: a frame with joins and leaves)
+//                                                     join/leave notices, one per presence frame; no data-id
 //        .notice.error / .notice.info                 local notes, no data-id
 //        .day                                         date separator
-//   #members li.member[data-member-id][data-username] (.own)   #member-count
+//   #members li.member[data-member-id][data-username] (.own)   at most MAX_SHOWN (js/members.js)
+//   #member-count (the room's true size)   #members-panel[data-stale=true|false]
+//   #members-more ("and N more")   #members-more-btn ("Show more": fetches the next page)
 //   #typing (text "bob is typing…", empty when nobody; class .active)
 //   #conn-state[data-state=connecting|connected|reconnecting|disconnected][data-gateway]
 //        [data-connects=N] (welcomes so far: grows by one per (re)connection)
@@ -37,6 +41,10 @@ import { roomItemEl } from "./js/view.js";
 const { ui } = screen;
 
 const TYPING_EVERY_MS = 2_000;
+/** A stale member list is fetched again at most this often per room. */
+const MEMBERS_REFETCH_MS = 2_000;
+/** Waits before joining again after a refusal that named no `retry_after_ms`. */
+const JOIN_RETRY_MS = 2_000;
 const NEAR_BOTTOM_PX = 80;
 
 const tab = store.tabId();
@@ -81,10 +89,15 @@ function onFrame(frame) {
       else onJoined(room, frame);
       break;
     case "message":
-    case "member_joined":
-    case "member_left":
       if (room?.status === "joined") onEvent(room, frame);
       else if (room?.status === "joining") room.holdEarly(frame);
+      break;
+    case "presence":
+      if (room?.status === "joined") onPresence(room, frame);
+      else if (room?.status === "joining") room.holdEarly(frame);
+      break;
+    case "members":
+      if (room?.status === "joined") onMembers(room, frame);
       break;
     case "typing":
       if (room) {
@@ -104,6 +117,7 @@ function onFrame(frame) {
 
 function onJoined(room, frame) {
   const firstTime = !room.joinedOnce;
+  room.joinRefusals = 0;
   const fresh = withScroll(room, () => room.applyJoined(frame) + room.releaseEarly());
   // The first history of a page load is context, not news; after a
   // reconnect, messages missed meanwhile count as unread.
@@ -113,17 +127,62 @@ function onJoined(room, frame) {
   }
   renderRoomItem(room);
   if (room === active) renderActive();
+  refetchMembersIfStale(room);
 }
 
 function onEvent(room, frame) {
-  const r = withScroll(room, () => room.addEvent(frame, { live: true }));
+  const r = withScroll(room, () => room.addEvent(frame));
   if (r.message && !r.own && !isSeen(room)) room.unread += 1;
   renderRoomItem(room);
+  if (room === active) renderTyping();
+}
+
+function onPresence(room, frame) {
+  withScroll(room, () => room.applyPresence(frame));
   if (room === active) {
     screen.renderMembers(active);
     renderTyping();
     screen.renderHeader(active);
   }
+  refetchMembersIfStale(room);
+}
+
+function onMembers(room, frame) {
+  room.applyMembers(frame);
+  if (room === active) {
+    screen.renderMembers(active);
+    screen.renderHeader(active);
+  }
+  refetchMembersIfStale(room); // presence may have made it stale again meanwhile
+}
+
+/**
+ * A partial presence frame left the held member list possibly stale: fetch
+ * the first page again, if the list is on screen, at most every
+ * MEMBERS_REFETCH_MS per room (a join storm sends partial frames 5 times a
+ * second). A stale room not on screen is fetched when it is shown.
+ */
+function refetchMembersIfStale(room) {
+  if (!room.membersStale || room !== active || !screen.membersVisible()) return;
+  const wait = room.lastMembersFetch + MEMBERS_REFETCH_MS - Date.now();
+  if (wait > 0 || !room.canAskMembers()) {
+    if (!room.membersTimer) {
+      room.membersTimer = setTimeout(() => {
+        room.membersTimer = null;
+        if (rooms.get(room.name) === room) refetchMembersIfStale(room);
+      }, Math.max(wait, 250));
+    }
+    return;
+  }
+  if (conn.send(room.askMembers("first"))) screen.renderMembers(active);
+  else room.membersRefused(); // not connected: the rejoin sends a fresh first page anyway
+}
+
+function showMoreMembers() {
+  const room = active;
+  if (!room?.membersNext || !room.canAskMembers()) return;
+  if (conn.send(room.askMembers("more"))) screen.renderMembers(room);
+  else room.membersRefused();
 }
 
 const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "unavailable", "internal"]);
@@ -141,8 +200,17 @@ function onError(frame, room) {
   if (room.status === "joining") {
     if (frame.code === "unavailable" || frame.code === "internal") {
       room.status = "offline";
-      room.note(`Couldn't join #${room.name}: ${text}`, "error", detail);
-      setTimeout(() => room.status === "offline" && rooms.get(room.name) === room && sendJoin(room), 2000 + Math.random() * 2000);
+      // A busy room-service says when to come back (retry_after_ms); wait
+      // that long plus up to half again, so refused tabs don't return at once.
+      const after = Number.isFinite(frame.retry_after_ms) ? frame.retry_after_ms : JOIN_RETRY_MS;
+      // One note per run of refusals: a join storm may refuse a tab a few times.
+      if (!room.joinRefusals) room.note(`Couldn't join #${room.name}: ${text}`, "error", detail);
+      room.joinRefusals += 1;
+      setTimeout(() => room.status === "offline" && rooms.get(room.name) === room && sendJoin(room), after * (1 + Math.random() / 2));
+      if (room.joinRefusals > 1) {
+        renderRoomItem(room);
+        return;
+      }
     } else if (frame.code === "already_joined") {
       conn.send({ type: "leave", room: room.name }); // the gateway remembers a join this page lost: start over
       sendJoin(room);
@@ -152,6 +220,13 @@ function onError(frame, room) {
       screen.showBanner(`Couldn't join #${room.name}: ${text}`, detail);
       return;
     }
+  } else if (frame.code !== "not_joined" && room.pending.size === 0 && room.membersRefused()) {
+    // With no message waiting, the refusal was of the `members` request; the
+    // stale mark it restored brings a retry. Nothing the reader must act on.
+    console.debug("members request refused", frame);
+    if (room === active) screen.renderMembers(room);
+    refetchMembersIfStale(room);
+    return;
   } else if (frame.code === "not_joined") {
     room.goOffline();
     room.note(text, "error", detail);
@@ -223,6 +298,7 @@ function setActive(room) {
   ui.messages.replaceChildren(active.list);
   ui.messages.scrollTop = active.scrollTop ?? ui.messages.scrollHeight;
   ui.jumpBtn.hidden = true;
+  refetchMembersIfStale(active);
   ui.composer.value = active.draft;
   ui.composer.placeholder = `Message #${active.name}`;
   autosize();
@@ -363,7 +439,11 @@ ui.messages.addEventListener("scroll", () => {
   if (box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX) ui.jumpBtn.hidden = true;
 });
 ui.sidebarToggle.addEventListener("click", () => document.body.classList.toggle("sidebar-open"));
-ui.membersToggle.addEventListener("click", () => document.body.classList.toggle("members-open"));
+ui.membersToggle.addEventListener("click", () => {
+  document.body.classList.toggle("members-open");
+  if (active) refetchMembersIfStale(active);
+});
+ui.membersMoreBtn.addEventListener("click", showMoreMembers);
 ui.scrim.addEventListener("click", () => document.body.classList.remove("sidebar-open", "members-open"));
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape") document.body.classList.remove("sidebar-open", "members-open");

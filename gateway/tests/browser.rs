@@ -5,7 +5,10 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
 //! (`apt-get install -y chromium chromium-driver`); without them the test
-//! fails and says so, it never skips. `UPDATE_SCREENSHOT=1` also writes
+//! fails and says so, it never skips. A crowd of protocol clients fills a
+//! room past one page of members, so the page's member count, "Show more"
+//! and its recovery from partial presence frames are checked too.
+//! `UPDATE_SCREENSHOT=1` also writes
 //! `docs/screenshot.png`: two tabs on two gateway ports, side by side.
 //!
 //! Every wait polls the page for a condition up to [`DEADLINE`]; no sleep is
@@ -31,6 +34,8 @@ const INSTALL: &str = "install with: apt-get install -y chromium chromium-driver
 /// How long any condition in a tab may take to become true.
 const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(100);
+/// Join/leave notices: local lines made from presence frames, with no event id.
+const NOTICES: &str = "#messages .notice.join .notice-text, #messages .notice.leave .notice-text";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tabs_on_three_gateways_chat_in_a_real_browser() {
@@ -47,13 +52,20 @@ async fn tabs_on_three_gateways_chat_in_a_real_browser() {
     let dee = Tab::open(&mut driver, "dee@gw2", topology.gateway_addr(2)).await;
     dee.join("dee", "dev").await;
 
-    // Join notices and the member list reach the tabs on other gateways.
+    // Join notices (from presence frames), the member list and the member
+    // count reach the tabs on other gateways.
     for tab in [&ada, &bob] {
         tab.until_members(&["ada", "bob", "cy"]).await;
+        tab.until_member_count("3").await;
     }
     ada.until_notice("cy joined").await;
     bob.until_notice("cy joined").await;
     ada.until_notice("bob joined").await;
+    // A tab's own join reads as its own, once, never by name.
+    ada.until_notice("You joined").await;
+    let own = ada.notices().await;
+    assert_eq!(count(&own, "You joined"), 1, "ada's tab says 'You joined' once: {own:?}");
+    assert_eq!(count(&own, "ada joined"), 0, "ada's own join is 'You joined' in her tab: {own:?}");
 
     // Typing: shown in another tab on another gateway, gone about 5 s after
     // the last typing frame… (first, before cy sent anything, so the gateway's
@@ -110,6 +122,7 @@ async fn tabs_on_three_gateways_chat_in_a_real_browser() {
     ada.until_notice("cy left").await;
     bob.until_members(&["ada", "bob"]).await;
     ada.until_members(&["ada", "bob"]).await;
+    ada.until_member_count("2").await;
 
     // The gateway under ada's tab restarts: the tab reconnects by itself,
     // rejoins and chats again, without showing anything twice.
@@ -132,7 +145,11 @@ async fn tabs_on_three_gateways_chat_in_a_real_browser() {
     ada.until_message(reply).await;
     let texts = ada.messages().await;
     assert_eq!(count(&texts, first), 1, "history after the rejoin is not shown twice: {texts:?}");
+    ada.until_notice("You rejoined").await;
     bob.until_members(&["ada", "bob"]).await;
+    ada.until_member_count("2").await;
+
+    a_room_larger_than_one_page(&topology, &dee).await;
 
     two_tabs_side_by_side(&topology, &dee, &cy).await;
 
@@ -140,6 +157,70 @@ async fn tabs_on_three_gateways_chat_in_a_real_browser() {
         tab.close().await;
     }
     driver.stop().await;
+}
+
+/// Members in a room.
+const CROWD: usize = 150;
+
+/// `CROWD` protocol clients on gateways 1 and 2 fill `crowd`; the tab on
+/// gateway 2 joins it: the count is the room's true size, the list holds
+/// the first page (100) and "Show more" fetches the rest. Then the crowd
+/// goes at once: the presence frames list at most 32 leaves each, so the
+/// list the tab holds is stale until it fetches the first page again.
+async fn a_room_larger_than_one_page(topology: &Topology, tab: &Tab) {
+    let crowd = futures_util::future::join_all((0..CROWD).map(|i| async move {
+        let mut client = topology.client(1 + i % 2).await;
+        client.join("crowd", &format!("guest-{i:03}")).await;
+        client
+    }))
+    .await;
+    let total = (CROWD + 1).to_string();
+    // "dee" sorts before "guest-…", so the first page holds the tab itself.
+    tab.join("dee", "crowd").await;
+    tab.until_member_count(&total).await;
+    let shown = tab.js("return document.querySelectorAll('#members li.member').length").await;
+    assert!(
+        shown.as_u64().is_some_and(|n| (100..=CROWD as u64 + 1).contains(&n)),
+        "the first page (100) and what presence added since, at most the room: {shown}"
+    );
+    // The window is wide, so the members panel is on screen: "Show more"
+    // until the list holds the whole room (two pages, or fewer clicks when
+    // presence listed some).
+    for _ in 0..CROWD / 100 + 2 {
+        let seen = tab
+            .until(
+                "a 'Show more' button, or every member listed",
+                "const b = document.querySelector('#members-more-btn'); \
+                 const n = document.querySelectorAll('#members li.member').length; \
+                 return {ok: (!b.hidden && !b.disabled) || n === arguments[0], seen: n}",
+                vec![json!(CROWD + 1)],
+            )
+            .await;
+        if seen["seen"] == json!(CROWD + 1) {
+            break;
+        }
+        tab.click("#members-more-btn").await;
+    }
+    tab.until(
+        "every member listed, and nothing more to fetch",
+        "const b = document.querySelector('#members-more-btn'); \
+         const more = document.querySelector('#members-more').textContent; \
+         return {ok: b.hidden && more === '', seen: [b.hidden, more]}",
+        vec![],
+    )
+    .await;
+
+    for client in crowd {
+        client.close().await;
+    }
+    tab.until_members(&["dee"]).await;
+    tab.until_member_count("1").await;
+    let leaves = tab.notices().await.into_iter().filter(|n| n.contains("disconnected")).collect::<Vec<_>>();
+    assert!(
+        !leaves.is_empty() && leaves.len() < CROWD,
+        "{CROWD} leaves are told in fewer notice lines, by count: {leaves:?}"
+    );
+    tab.click("#leave-btn").await;
 }
 
 /// Two gateway ports in one window (two iframes), chatting in `lobby`,
@@ -455,12 +536,30 @@ impl Tab {
         .await;
     }
 
+    /// Texts of the join/leave notices on screen, in order.
+    async fn notices(&self) -> Vec<String> {
+        let v = self.js(&format!("return [...document.querySelectorAll('{NOTICES}')].map(e => e.textContent)")).await;
+        serde_json::from_value(v).expect("a list of texts")
+    }
+
     async fn until_notice(&self, text: &str) {
         self.until(
             &format!("notice `{text}`"),
-            "const t = [...document.querySelectorAll('#messages .notice[data-id] .notice-text')].map(e => e.textContent); \
-             return {ok: t.includes(arguments[0]), seen: t.slice(-5)}",
+            &format!(
+                "const t = [...document.querySelectorAll('{NOTICES}')].map(e => e.textContent); \
+                 return {{ok: t.includes(arguments[0]), seen: t.slice(-5)}}"
+            ),
             vec![json!(text)],
+        )
+        .await;
+    }
+
+    /// The members header shows the room's size.
+    async fn until_member_count(&self, n: &str) {
+        self.until(
+            &format!("member count {n}"),
+            "const t = document.querySelector('#member-count').textContent; return {ok: t === arguments[0], seen: t}",
+            vec![json!(n)],
         )
         .await;
     }
@@ -469,7 +568,7 @@ impl Tab {
     async fn until_members(&self, names: &[&str]) {
         self.until(
             &format!("member list {names:?}"),
-            "const m = [...document.querySelectorAll('#members li')].map(e => e.dataset.username).sort(); \
+            "const m = [...document.querySelectorAll('#members li.member')].map(e => e.dataset.username).sort(); \
              return {ok: JSON.stringify(m) === JSON.stringify(arguments[0]), seen: m}",
             vec![json!(names)],
         )

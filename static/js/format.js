@@ -87,5 +87,8 @@ export function describeError(frame, limits) {
     unavailable: "The chat service can't be reached right now. Trying again shortly.",
     internal: "The chat service had a problem with that request.",
   };
+  if (frame.code === "unavailable" && Number.isFinite(frame.retry_after_ms)) {
+    words.unavailable = "The chat service is busy right now. Trying again in a moment.";
+  }
   return { text: words[frame.code] ?? (frame.message || `Error: ${frame.code}`), detail: frame.message ?? "" };
 }

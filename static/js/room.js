@@ -2,10 +2,16 @@
 // (a detached element swapped into #messages when the room is shown), typing
 // people and messages waiting to be echoed.
 //
-// Events are deduplicated by their `id`, because every (re)join sends the
-// room's recent history again.
+// Messages are deduplicated by their `id`, because every (re)join sends the
+// room's recent history again. Join/leave notices come from `presence`
+// frames, which have no id and are never sent twice: they are local lines.
+//
+// Members: the tab holds the first page `joined` sent, the pages "Show more"
+// fetched, and what presence frames changed since; `memberCount` is the
+// room's true size, which may be more than it holds.
 
 import { dayKey } from "./format.js";
+import { mergePresence, presenceNotice, shownMembers } from "./members.js";
 import { dayEl, el, memberEl, messageEl, noticeEl, pendingEl } from "./view.js";
 
 /** Messages from one person closer together than this share one author line. */
@@ -17,11 +23,8 @@ const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
 const MAX_SEEN = 5_000;
 
-const LEFT_WORDS = {
-  left: "left",
-  disconnected: "disconnected",
-  expired: "timed out",
-};
+/** A `members` request not answered in this long is given up (its reply or error got lost). */
+const MEMBERS_ASK_MS = 10_000;
 
 export class Room {
   constructor(name, username, isOwnClientId) {
@@ -34,12 +37,24 @@ export class Room {
     /** Every member id this tab has had in the room, so old own messages stay "own". */
     this.ownIds = new Set();
     this.members = new Map();
+    /** The room's size from the last `joined` / `members` / `presence`. */
+    this.memberCount = 0;
+    /** Cursor of the next page of members, null when the tab has the last page. */
+    this.membersNext = null;
+    /** A partial presence frame came: the held list may miss joins or hold some who left. */
+    this.membersStale = false;
+    /** The `members` request in flight, {kind: "first"|"more", at}; one at a time. */
+    this.membersAsk = null;
+    this.lastMembersFetch = 0;
+    this.membersTimer = null;
     this.seen = new Set();
     this.typing = new Map();
     this.pending = new Map();
     this.early = [];
     this.unread = 0;
     this.joinedOnce = false;
+    /** Joins refused in a row (busy or unreachable room-service); 0 once joined. */
+    this.joinRefusals = 0;
     this.lastTypingSent = 0;
     this.draft = "";
     this.scrollTop = null;
@@ -49,20 +64,85 @@ export class Room {
     this.list.dataset.room = name;
   }
 
-  /** Apply `joined`. Returns how many others' messages in its history were new to this tab. */
+  /**
+   * Apply `joined`: its history, then "You joined" (or "You rejoined" after
+   * a reconnect). Returns how many others' messages in its history were new
+   * to this tab.
+   */
   applyJoined(frame) {
     this.status = "joined";
     this.memberId = frame.member_id;
     this.ownIds.add(frame.member_id);
     this.members = new Map((frame.members ?? []).map((m) => [m.member_id, m]));
+    this.memberCount = frame.member_count ?? this.members.size;
+    this.membersNext = frame.members_next ?? null;
+    this.membersStale = false;
+    this.membersAsk = null;
     this.typing.clear();
     let fresh = 0;
     for (const ev of frame.history ?? []) {
-      const r = this.addEvent(ev, { live: false });
+      const r = this.addEvent(ev);
       if (r.message && !r.own) fresh += 1;
     }
+    this.append(noticeEl(this.joinedOnce ? "You rejoined" : "You joined", { ts: Date.now(), kind: "join" }), Date.now());
+    this.last = null;
     this.joinedOnce = true;
     return fresh;
+  }
+
+  /**
+   * Apply a `presence` frame: the member map and count, and one notice line.
+   * Returns {added, partial}; partial means the held list may be stale.
+   */
+  applyPresence(frame) {
+    const partial = mergePresence(this.members, frame);
+    for (const m of frame.leaves ?? []) this.typing.delete(m.member_id);
+    if (Number.isFinite(frame.member_count)) this.memberCount = frame.member_count;
+    if (partial) this.membersStale = true;
+    const notice = presenceNotice(frame, this.ownIds);
+    if (!notice) return { added: false, partial };
+    const now = Date.now();
+    this.append(noticeEl(notice.text, { ts: now, kind: notice.kind }), now);
+    this.last = null;
+    return { added: true, partial };
+  }
+
+  /** Whether a `members` request may be sent now (none is in flight). */
+  canAskMembers(now = Date.now()) {
+    return this.status === "joined" && (this.membersAsk == null || now - this.membersAsk.at > MEMBERS_ASK_MS);
+  }
+
+  /**
+   * The frame asking for members: the first page again ("first", which
+   * replaces the held list and clears the stale mark) or the page after
+   * the held ones ("more").
+   */
+  askMembers(kind, now = Date.now()) {
+    this.membersAsk = { kind, at: now };
+    if (kind === "first") {
+      this.membersStale = false;
+      this.lastMembersFetch = now;
+      return { type: "members", room: this.name, after: "" };
+    }
+    return { type: "members", room: this.name, after: this.membersNext ?? "" };
+  }
+
+  /** Apply a `members` reply to the request in flight. */
+  applyMembers(frame) {
+    const kind = this.membersAsk?.kind ?? "more";
+    this.membersAsk = null;
+    if (kind === "first") this.members = new Map();
+    for (const m of frame.members ?? []) this.members.set(m.member_id, m);
+    if (Number.isFinite(frame.member_count)) this.memberCount = frame.member_count;
+    this.membersNext = frame.next ?? null;
+  }
+
+  /** A refused `members` request: a refetch is still due. Returns whether one was in flight. */
+  membersRefused() {
+    if (!this.membersAsk) return false;
+    if (this.membersAsk.kind === "first") this.membersStale = true;
+    this.membersAsk = null;
+    return true;
   }
 
   /** The connection went away: membership is gone until the next `joined`. */
@@ -71,12 +151,14 @@ export class Room {
     this.memberId = null;
     this.typing.clear();
     this.early = [];
+    this.membersAsk = null;
   }
 
   /**
-   * A live event that came before our `joined` (the gateway may already be
-   * streaming the room): kept until `joined`, then applied after its
-   * history, where the id check drops what the history already had.
+   * A live frame (message or presence) that came before our `joined` (the
+   * gateway may already be streaming the room): kept until `joined`, then
+   * applied after its history, where the id check drops messages the
+   * history already had.
    */
   holdEarly(ev) {
     if (this.early.length < MAX_EARLY) this.early.push(ev);
@@ -86,7 +168,11 @@ export class Room {
   releaseEarly() {
     let fresh = 0;
     for (const ev of this.early.splice(0)) {
-      const r = this.addEvent(ev, { live: true });
+      if (ev.type === "presence") {
+        this.applyPresence(ev);
+        continue;
+      }
+      const r = this.addEvent(ev);
       if (r.message && !r.own) fresh += 1;
     }
     return fresh;
@@ -103,32 +189,13 @@ export class Room {
   }
 
   /**
-   * Add a stored event (message / member_joined / member_left) unless it was
-   * shown already. `live` events also update the member list; history does
-   * not, since `joined.members` is the current truth.
-   * Returns {added, message, own}.
+   * Add a stored event (a message, from history or live) unless it was
+   * shown already. Returns {added, message, own}.
    */
-  addEvent(ev, { live }) {
-    if (!ev.id || this.seen.has(ev.id)) return { added: false };
+  addEvent(ev) {
+    if (ev.type !== "message" || !ev.id || this.seen.has(ev.id)) return { added: false };
     this.remember(ev.id);
-    if (ev.type === "message") return this.addMessage(ev);
-    const m = ev.member ?? {};
-    const mine = this.ownIds.has(m.member_id);
-    const who = mine ? "You" : m.username ?? "someone";
-    if (ev.type === "member_joined") {
-      if (live) this.members.set(m.member_id, m);
-      const how = mine && this.joinedOnce ? "rejoined" : "joined";
-      this.append(noticeEl(`${who} ${how}`, { id: ev.id, ts: ev.ts, kind: "join" }), ev.ts);
-    } else if (ev.type === "member_left") {
-      if (live) this.members.delete(m.member_id);
-      this.typing.delete(m.member_id);
-      const how = LEFT_WORDS[ev.reason] ?? "left";
-      this.append(noticeEl(`${who} ${how}`, { id: ev.id, ts: ev.ts, kind: "leave" }), ev.ts);
-    } else {
-      return { added: false };
-    }
-    this.last = null;
-    return { added: true };
+    return this.addMessage(ev);
   }
 
   addMessage(ev) {
@@ -211,9 +278,9 @@ export class Room {
     return names;
   }
 
+  /** The member list items to draw (a bounded slice) and how many members that leaves out. */
   memberEls() {
-    return [...this.members.values()]
-      .sort((a, b) => a.username.localeCompare(b.username) || a.member_id.localeCompare(b.member_id))
-      .map((m) => memberEl(m, m.member_id === this.memberId));
+    const { shown, more } = shownMembers(this.members, this.memberCount);
+    return { els: shown.map((m) => memberEl(m, m.member_id === this.memberId)), more };
   }
 }

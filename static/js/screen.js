@@ -3,6 +3,7 @@
 // All text goes in as text.
 
 import { typingText } from "./format.js";
+import { MAX_SHOWN } from "./members.js";
 import { bannerEl } from "./view.js";
 
 const MAX_BANNERS = 3;
@@ -12,7 +13,7 @@ export const ui = Object.fromEntries(
   [
     "join-form", "name", "room", "join-btn", "join-hint", "join-slot-welcome", "join-slot-side",
     "room-list", "room-title", "room-sub", "leave-btn", "messages", "jump-btn", "members",
-    "member-count", "typing", "conn-state", "conn-text", "retry-btn", "composer-form", "composer",
+    "member-count", "members-panel", "members-more", "members-more-btn", "typing", "conn-state", "conn-text", "retry-btn", "composer-form", "composer",
     "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
     "total-unread", "scrim",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
@@ -57,22 +58,42 @@ export function renderTitle(rooms, active) {
 
 export function renderHeader(active) {
   ui.roomTitle.textContent = active ? `#${active.name}` : "Chat";
-  const n = active?.members.size ?? 0;
+  // The room's true size, which may be more than the list holds.
+  const n = active?.memberCount ?? 0;
   ui.roomSub.textContent = !active
     ? ""
     : {
-        joined: `${n} ${n === 1 ? "member" : "members"}`,
+        joined: `${n.toLocaleString()} ${n === 1 ? "member" : "members"}`,
         joining: "joining…",
         offline: "offline, rejoins when connected",
       }[active.status];
   ui.roomSub.dataset.status = active?.status ?? "";
-  ui.memberCount.textContent = active ? String(n) : "";
+  ui.memberCount.textContent = active ? n.toLocaleString() : "";
   ui.sendBtn.disabled = !active;
 }
 
+/**
+ * The member list: a bounded slice of what the tab holds, "and N more"
+ * for the rest of the room, "Show more" while a next page can be fetched
+ * and drawn, and a stale mark while presence changes are not all listed.
+ */
 export function renderMembers(active) {
-  ui.members.replaceChildren(...(active?.memberEls() ?? []));
+  const { els, more } = active?.memberEls() ?? { els: [], more: 0 };
+  ui.members.replaceChildren(...els);
+  const stale = Boolean(active?.membersStale);
+  ui.membersPanel.dataset.stale = String(stale);
+  ui.membersMore.textContent = [more > 0 ? `and ${more.toLocaleString()} more` : "", stale ? "(updating…)" : ""]
+    .filter(Boolean)
+    .join(" ");
+  const asking = active?.membersAsk?.kind === "more";
+  ui.membersMoreBtn.hidden = !active?.membersNext || els.length >= MAX_SHOWN || active.status !== "joined";
+  ui.membersMoreBtn.disabled = asking;
+  ui.membersMoreBtn.textContent = asking ? "Loading…" : "Show more";
 }
+
+/** Whether the member list is on screen: always on a wide screen, else when slid in. */
+export const membersVisible = () =>
+  document.body.classList.contains("members-open") || matchMedia("(min-width: 1101px)").matches;
 
 export function renderTyping(active) {
   const text = active ? typingText(active.typingNames()) : "";

@@ -64,10 +64,10 @@ export function pendingEl(cid, username, text) {
   return li;
 }
 
-/** A system line: join/leave notices (with an event id) and local notes. */
+/** A system line: join/leave notices and local notes. `kind` is one or more classes ("join leave"). */
 export function noticeEl(text, { id, ts, kind } = {}) {
   const line = el("div", "notice");
-  if (kind) line.classList.add(kind);
+  if (kind) line.classList.add(...kind.split(" "));
   if (id) line.dataset.id = id;
   line.append(el("span", "notice-text", text));
   if (ts) line.append(timeEl(ts));
