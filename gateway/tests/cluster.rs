@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chat_proto::v1::{GetRoomRequest, HistoryRequest, SendRequest};
+use chat_proto::v1::{BatchedMessage, GetRoomRequest, HistoryRequest, SendBatchRequest, SendRequest};
 use support::{PATIENCE, Topology, messages, texts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,5 +257,35 @@ async fn a_fast_sender_that_reads_everything_is_not_taken_for_a_slow_consumer() 
         ada.say("general", &format!("burst {i}")).await;
     }
     let got = messages(&mut ada, "general", BURST).await;
-    assert_eq!(texts(&got).last().map(String::as_str), Some("burst 1099"));
+    let expected: Vec<String> = (0..BURST).map(|i| format!("burst {i}")).collect();
+    assert_eq!(texts(&got), expected, "every message of the burst, once, in the order sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_sends_is_stored_in_order_and_a_repeated_client_id_once() {
+    let topology = Topology::start(1, 1).await;
+    let mut ada = topology.client(0).await;
+    let joined = ada.join("general", "ada").await;
+    let member_id = joined["member_id"].as_str().expect("member id").to_owned();
+    let batch = |ids: &[&str]| SendBatchRequest {
+        room: "general".into(),
+        member_id: member_id.clone(),
+        messages: ids.iter().map(|id| BatchedMessage { text: format!("text {id}"), client_id: (*id).into() }).collect(),
+    };
+    let mut grpc = topology.grpc(0).await;
+    let first = grpc.send_batch(batch(&["a", "b", "a", "c"])).await.expect("SendBatch").into_inner().events;
+    let seqs: Vec<u64> = first.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 1, 3], "in order; the repeated \"a\" is the first one again");
+    let again = grpc.send_batch(batch(&["c", "d"])).await.expect("SendBatch").into_inner().events;
+    assert_eq!(again.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4], "a retried batch stores only what is new");
+    let got = messages(&mut ada, "general", 4).await;
+    assert_eq!(texts(&got), ["text a", "text b", "text c", "text d"]);
+    assert!(got.iter().all(|m| m["username"] == "ada"), "the sender's name comes from its membership: {got:?}");
+
+    let too_many = grpc.send_batch(batch(&["x"; 65])).await.expect_err("65 messages");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(too_many.message().contains("1 to 64"), "{}", too_many.message());
+    let stranger = SendBatchRequest { member_id: "gw-x/none-1".into(), ..batch(&["z"]) };
+    let refused = grpc.send_batch(stranger).await.expect_err("not a member");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 }
