@@ -289,3 +289,51 @@ async fn a_batch_of_sends_is_stored_in_order_and_a_repeated_client_id_once() {
     let refused = grpc.send_batch(stranger).await.expect_err("not a member");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_costs_one_redis_call_whatever_the_room_size_or_gateway_count() {
+    use futures_util::StreamExt;
+    let topology = Topology::start(1, 3).await;
+    let url = topology.redis.as_ref().expect("a redis").url();
+    // A room of two on one gateway, and a room of 30 over three.
+    let mut small = topology.client(0).await;
+    small.join("small", "ada").await;
+    let mut other = topology.client(0).await;
+    other.join("small", "bob").await;
+    let mut big = Vec::new();
+    for i in 0..30 {
+        let mut client = topology.client(i % 3).await;
+        client.join("big", &format!("u{i}")).await;
+        big.push(client);
+    }
+    const SENDS: usize = 10;
+    for (room, sender) in [("small", &mut small), ("big", &mut big[0])] {
+        // MONITOR shows every command a client sends, and marks those a
+        // script runs as `[0 lua]`.
+        let monitor = redis::Client::open(url.as_str()).expect("url").get_async_monitor().await.expect("MONITOR");
+        let mut commands = monitor.into_on_message::<String>();
+        for i in 0..SENDS {
+            // One at a time: each waits for its own echo, so none are batched.
+            sender.say(room, &format!("{room} {i}")).await;
+            sender.next_where(|f| f["type"] == "message" && f["text"] == format!("{room} {i}")).await;
+        }
+        let mut seen = Vec::new();
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(300), commands.next()).await {
+            seen.push(line);
+        }
+        let tag = format!("chat:{{{room}}}:");
+        let from_clients: Vec<&String> =
+            seen.iter().filter(|line| line.contains(&tag) && !line.contains(" lua]")).collect();
+        let stores = from_clients.iter().filter(|line| line.contains(&format!("{tag}seq"))).count();
+        // The first call of a script a fresh Redis does not know yet is sent
+        // again after SCRIPT LOAD.
+        assert!((SENDS..=SENDS + 1).contains(&stores), "{room}: one script call per send: {from_clients:#?}");
+        // Heartbeats (a script on the presence key, every 10 s) may fall in
+        // the window; nothing else of the room's may.
+        let others: Vec<_> = from_clients
+            .iter()
+            .filter(|line| !line.contains(&format!("{tag}seq")) && !line.contains(&format!("{tag}presence")))
+            .collect();
+        assert!(others.is_empty(), "{room}: a send issued more than its script call: {others:#?}");
+    }
+}
