@@ -54,11 +54,19 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub room: Option<String>,
+    /// issue 10: for `rate_limited`, how long to wait before trying again.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), room: None }
+        Self { code, message: message.into(), room: None, retry_after_ms: None }
+    }
+
+    /// issue 10: says when to try again (`rate_limited`).
+    pub fn retry_after(mut self, ms: u64) -> Self {
+        self.retry_after_ms = Some(ms);
+        self
     }
 
     pub fn in_room(mut self, room: &str) -> Self {
@@ -209,6 +217,9 @@ pub enum ServerFrame<'a> {
         message: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<&'a str>,
+        // issue 10: for `rate_limited`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Reconnect {
         reason: &'a str,
@@ -231,7 +242,12 @@ pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
 }
 
 pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
-    encode(&ServerFrame::Error { code: refusal.code, message: &refusal.message, room: refusal.room.as_deref() })
+    encode(&ServerFrame::Error {
+        code: refusal.code,
+        message: &refusal.message,
+        room: refusal.room.as_deref(),
+        retry_after_ms: refusal.retry_after_ms,
+    })
 }
 
 /// WebSocket close codes the protocol doc lists.

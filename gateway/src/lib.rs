@@ -10,7 +10,12 @@
 //! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
-//! - [`upstream`]: which room-service serves a room, and moving on when it fails.
+//! - [`upstream`]: which room-service serves a room, and moving on when it fails;
+//!   [`bearer`] adds `GRPC_TOKEN` to each call.
+//! - Security (README "Security"): [`origin`] (which pages may connect),
+//!   [`auth`] (tokens), [`rate`] (per-connection limits), [`caller`] (who
+//!   a connection is and what it may do, asked before each frame), and
+//!   [`closing`] (close codes for broken frames).
 //!
 //! ## How a message flows
 //! A browser sends `{"type":"send"}`. Its session validates it and calls
@@ -20,11 +25,17 @@
 //! bytes for each local browser, whose session writes them out.
 
 pub mod app;
+pub mod auth;
+pub mod bearer;
+pub mod caller;
+pub mod closing;
 pub mod config;
 pub mod feed;
 pub mod frame;
 pub mod hub;
 pub mod metrics;
+pub mod origin;
+pub mod rate;
 pub mod session;
 pub mod upstream;
 
@@ -42,7 +53,10 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::config::Config;
 use crate::hub::Hub;
+use crate::auth::TokenKeys;
 use crate::metrics::GatewayMetrics;
+use crate::origin::OriginPolicy;
+use crate::rate::Rates;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
 
@@ -56,7 +70,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
-    let services = Arc::new(RoomServices::new(&config.room_services)?);
+    let services = Arc::new(RoomServices::new(&config.room_services)?.with_token(config.grpc_token.as_deref())?);
     let metrics = Arc::new(GatewayMetrics::new(&gateway));
     let shared = Arc::new(Shared {
         hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
@@ -73,7 +87,20 @@ pub async fn run(
         shared: Arc::clone(&shared),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         next_conn: Arc::new(AtomicU64::new(1)),
+        gate: Arc::new(app::Gate {
+            origins: OriginPolicy::from_list(&config.allowed_origins),
+            tokens: TokenKeys::from_config(config.jwt_secret.as_deref(), config.jwt_public_key.as_deref())?,
+            rates: Rates::new(config.send_rate, config.send_burst),
+        }),
     };
+    tracing::info!(
+        origins = ?state.gate.origins,
+        tokens = state.gate.tokens.is_some(),
+        send_rate = config.send_rate,
+        send_burst = config.send_burst,
+        grpc_token = config.grpc_token.is_some(),
+        "security settings"
+    );
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }

@@ -71,6 +71,8 @@ struct Session<'a> {
     rooms: HashMap<Arc<str>, JoinedRoom>,
     queue: mpsc::Sender<Delivery>,
     too_slow: Arc<Notify>,
+    /// issue 10: the token's identity and this connection's rate limits.
+    caller: crate::caller::Caller,
 }
 
 /// How the session ended, for the close frame.
@@ -81,17 +83,17 @@ enum End {
 }
 
 /// Runs a connection until the browser leaves, is too slow, or the gateway drains.
-pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64) {
+pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: crate::caller::Caller) {
     let (sink, stream) = socket.split();
-    serve(sink, stream, &shared, conn).await;
+    serve(sink, stream, &shared, conn, caller).await;
 }
 
 /// The session over any message sink and stream, so it can be driven in tests.
-pub async fn serve<W, R, E>(mut sink: W, mut stream: R, shared: &Shared, conn: u64)
+pub async fn serve<W, R, E>(mut sink: W, mut stream: R, shared: &Shared, conn: u64, caller: crate::caller::Caller)
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
     let mut session = Session {
@@ -101,6 +103,7 @@ where
         rooms: HashMap::new(),
         queue,
         too_slow: Arc::new(Notify::new()),
+        caller,
     };
     let welcome = frame::encode(&ServerFrame::Welcome {
         gateway: &shared.gateway,
@@ -127,12 +130,12 @@ where
                 incoming = stream.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break End::Gone,
                     Some(Err(error)) => {
-                        let text = error.to_string();
-                        tracing::debug!(conn, %text, "socket read failed");
-                        if text.contains("too long") || text.contains("capacity") || text.contains("Space limit") {
-                            break End::Close(close::TOO_BIG, "frame over 64 KiB");
+                        tracing::debug!(conn, %error, "socket read failed");
+                        // issue 10: 1007 / 1002 / 1009 by the error's kind.
+                        match crate::closing::close_for_read_error(&error) {
+                            Some((code, reason)) => break End::Close(code, reason),
+                            None => break End::Gone,
                         }
-                        break End::Gone;
                     }
                     Some(Ok(message)) => {
                         let replies = match session.on_message(message).await {
@@ -164,9 +167,8 @@ where
             // dropped: dropping at once (the process may exit right after a
             // drain) can reset the connection before our last frames leave,
             // and the browser would see 1006 instead of the reconnect notice.
-            let answered =
-                async { while !matches!(stream.next().await, None | Some(Ok(Message::Close(_))) | Some(Err(_))) {} };
-            let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+            // issue 10: also when the stream can no longer be read.
+            crate::closing::await_close(&mut stream, CLOSE_WAIT, |m| matches!(m, Message::Close(_))).await;
         }
     }
 }
@@ -243,7 +245,8 @@ impl Session<'_> {
     async fn join(&mut self, room: &str, username: &str) -> Result<Vec<Utf8Bytes>, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
         names::check_room(room).map_err(Refusal::from)?;
-        let username = names::check_username(username).map_err(|e| Refusal::from(e).in_room(room))?;
+        // issue 10: join rate limit, token rooms, token name or name rules.
+        let username = &self.caller.join(room, username)?;
         if self.rooms.contains_key(room) {
             return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(room));
         }
@@ -308,6 +311,7 @@ impl Session<'_> {
 
     async fn send(&mut self, room: &str, text: String, client_id: String) -> Result<Vec<Utf8Bytes>, Refusal> {
         self.joined(room)?;
+        self.caller.send(room)?; // issue 10: rate limit
         names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
         names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
         // Every send gets an id, so a retry on another room-service is stored once.
