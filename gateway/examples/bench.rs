@@ -98,7 +98,8 @@ async fn start_topology(args: &Args) -> anyhow::Result<Topology> {
     for _ in 0..args.gateways {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         urls.push(format!("ws://{}/ws", listener.local_addr()?));
-        let config = gateway::Config::with_room_services(rs_urls.clone());
+        let mut config = gateway::Config::with_room_services(rs_urls.clone());
+        config.send_rate = 0; // issue 10: measure the chat, not the per-connection limit
         tokio::spawn(gateway::run(config, listener, std::future::pending()));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
