@@ -70,7 +70,8 @@ impl TokenKeys {
     /// set (the chat is open to anyone, as without this module).
     pub fn from_config(secret: Option<&str>, public_key: Option<&Path>) -> anyhow::Result<Option<Self>> {
         let mut keys = Vec::new();
-        if let Some(secret) = secret {
+        // Empty counts as unset (compose passes `JWT_SECRET=` when .env has none).
+        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
             anyhow::ensure!(
                 secret.len() >= 16,
                 "JWT_SECRET is {} bytes: use at least 16 random bytes (e.g. `openssl rand -hex 32`)",
@@ -211,6 +212,7 @@ mod tests {
     #[test]
     fn no_key_means_no_tokens_and_a_short_secret_is_refused() {
         assert!(TokenKeys::from_config(None, None).expect("fine").is_none());
+        assert!(TokenKeys::from_config(Some(""), None).expect("fine").is_none());
         let err = TokenKeys::from_config(Some("short"), None).expect_err("too short").to_string();
         assert!(err.contains("JWT_SECRET"), "{err}");
     }
