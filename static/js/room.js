@@ -144,7 +144,7 @@ export class Room {
       this.last.memberId === ev.member_id &&
       ev.ts - this.last.ts < GROUP_MS &&
       dayKey(ev.ts) === this.lastDay;
-    this.append(messageEl(ev, { own, cont }), ev.ts);
+    this.append(messageEl(ev, { own, cont, tag: this.tagFor(ev.member_id, ev.username) }), ev.ts);
     this.last = { memberId: ev.member_id, ts: ev.ts };
     return { added: true, message: true, own };
   }
@@ -214,6 +214,32 @@ export class Room {
   memberEls() {
     return [...this.members.values()]
       .sort((a, b) => a.username.localeCompare(b.username) || a.member_id.localeCompare(b.member_id))
-      .map((m) => memberEl(m, m.member_id === this.memberId));
+      .map((m) => memberEl(m, m.member_id === this.memberId, this.tagFor(m.member_id, m.username)));
   }
+
+  /**
+   * A short mark from the member id when another present member's name
+   * reads the same (case and compatibility forms folded), so nobody can
+   * pass for someone else unnoticed; "" when the name is unique here.
+   */
+  tagFor(memberId, username) {
+    if (!memberId) return "";
+    const key = foldName(username ?? "");
+    for (const m of this.members.values()) {
+      if (m.member_id !== memberId && foldName(m.username) === key) return `#${shortId(memberId)}`;
+    }
+    return "";
+  }
+}
+
+/** A name as it reads: compatibility forms folded, case ignored. */
+export function foldName(name) {
+  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+/** Four characters that tell two member ids apart (a hash of the whole id). */
+export function shortId(memberId) {
+  let h = 2166136261;
+  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
+  return h.toString(36).slice(-4).padStart(4, "0");
 }
