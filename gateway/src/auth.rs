@@ -80,8 +80,9 @@ impl TokenKeys {
             keys.push((Algorithm::HS256, DecodingKey::from_secret(secret.as_bytes())));
         }
         if let Some(path) = public_key {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("cannot read JWT_PUBLIC_KEY {}: give the path of a PEM file", path.display()))?;
+            let pem = std::fs::read(path).with_context(|| {
+                format!("cannot read JWT_PUBLIC_KEY {}: give the path of a PEM file", path.display())
+            })?;
             if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
                 keys.push((Algorithm::RS256, key));
             } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
@@ -103,7 +104,11 @@ impl TokenKeys {
         let header = jsonwebtoken::decode_header(token).map_err(|e| Rejected::Invalid(e.to_string()))?;
         let (algorithm, key) = self.keys.iter().find(|(a, _)| *a == header.alg).ok_or_else(|| {
             let accepted: Vec<String> = self.keys.iter().map(|(a, _)| format!("{a:?}")).collect();
-            Rejected::Invalid(format!("it is signed with {:?}; this gateway accepts {}", header.alg, accepted.join(", ")))
+            Rejected::Invalid(format!(
+                "it is signed with {:?}; this gateway accepts {}",
+                header.alg,
+                accepted.join(", ")
+            ))
         })?;
         let mut validation = Validation::new(*algorithm);
         validation.leeway = LEEWAY_SECS;
@@ -125,7 +130,11 @@ impl TokenKeys {
 
 /// The `token` parameter of a query string, percent-decoded.
 pub fn token_param(query: Option<&str>) -> Option<String> {
-    query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == "token").map(|(_, v)| percent_decode(v))
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| percent_decode(v))
 }
 
 fn percent_decode(value: &str) -> String {

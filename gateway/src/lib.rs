@@ -51,9 +51,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::TokenKeys;
 pub use crate::config::Config;
 use crate::hub::Hub;
-use crate::auth::TokenKeys;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
 use crate::rate::Rates;

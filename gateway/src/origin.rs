@@ -24,8 +24,11 @@ pub enum OriginPolicy {
 impl OriginPolicy {
     /// The policy `ALLOWED_ORIGINS` (already split at commas) asks for.
     pub fn from_list(list: &[String]) -> Self {
-        let list: Vec<String> =
-            list.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).filter(|o| !o.is_empty()).collect();
+        let list: Vec<String> = list
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect();
         if list.is_empty() {
             OriginPolicy::SameOrigin
         } else if list.iter().any(|o| o == "*") {

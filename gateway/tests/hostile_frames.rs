@@ -10,11 +10,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use support::{Client, Topology};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 /// Error codes a frame from a client that never joined can get.
-const EXPECTED_CODES: [&str; 6] = ["bad_json", "unknown_type", "binary_frame", "bad_room", "not_joined", "bad_username"];
+const EXPECTED_CODES: [&str; 6] =
+    ["bad_json", "unknown_type", "binary_frame", "bad_room", "not_joined", "bad_username"];
 
 fn random_string(rng: &mut StdRng, max: usize) -> String {
     let len = rng.random_range(0..=max);
@@ -68,7 +69,10 @@ fn random_frame(rng: &mut StdRng) -> Message {
             Message::Text(Value::Object(frame).to_string().into())
         }
         5 => Message::Text(json!({"type": "join", "room": "", "username": random_string(rng, 40)}).to_string().into()),
-        _ => Message::Text(format!(r#"{{"type":"send","room":"general","text":"{}"}}"#, "x".repeat(rng.random_range(0..60_000))).into()),
+        _ => Message::Text(
+            format!(r#"{{"type":"send","room":"general","text":"{}"}}"#, "x".repeat(rng.random_range(0..60_000)))
+                .into(),
+        ),
     }
 }
 

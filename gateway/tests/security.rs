@@ -48,9 +48,14 @@ async fn pages_from_other_origins_get_403_unless_allowed() {
         }
     }
 
-    let listed = Topology::start_configured(1, 1, |_| {}, |gw| {
-        gw.allowed_origins = vec!["https://chat.example".into()];
-    })
+    let listed = Topology::start_configured(
+        1,
+        1,
+        |_| {},
+        |gw| {
+            gw.allowed_origins = vec!["https://chat.example".into()];
+        },
+    )
     .await;
     let addr = listed.gateway_addr(0);
     assert!(Client::try_connect(addr, "", Some("https://chat.example")).await.is_ok());
@@ -75,7 +80,8 @@ async fn tokens_are_checked_before_the_upgrade_and_name_the_member() {
         ("expired", format!("?token={expired}"), "expired"),
         ("no sub", format!("?token={no_sub}"), "sub"),
     ] {
-        let (status, body) = Client::try_connect(addr, &query, None).await.err().unwrap_or_else(|| panic!("{case}: let in"));
+        let (status, body) =
+            Client::try_connect(addr, &query, None).await.err().unwrap_or_else(|| panic!("{case}: let in"));
         assert_eq!(status, 401, "{case}");
         assert!(body.contains(words), "{case}: {body:?} should mention {words:?}");
     }
@@ -109,10 +115,15 @@ async fn tokens_are_checked_before_the_upgrade_and_name_the_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_the_send_limit_is_refused_and_the_connection_stays() {
-    let topology = Topology::start_configured(1, 1, |_| {}, |gw| {
-        gw.send_rate = 1;
-        gw.send_burst = 3;
-    })
+    let topology = Topology::start_configured(
+        1,
+        1,
+        |_| {},
+        |gw| {
+            gw.send_rate = 1;
+            gw.send_burst = 3;
+        },
+    )
     .await;
     let mut client = topology.client(0).await;
     client.join("general", "ada").await;
@@ -141,7 +152,7 @@ async fn a_burst_over_the_send_limit_is_refused_and_the_connection_stays() {
     }
     // Nothing refused was stored.
     let mut grpc = topology.grpc(0).await;
-    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 100, ..Default::default() }).await;
+    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 100 }).await;
     let stored: Vec<String> = history
         .expect("history")
         .into_inner()
@@ -232,8 +243,11 @@ async fn the_room_service_api_needs_the_grpc_token_but_health_and_reflection_do_
             String::new(),
         )),
     };
-    let mut answers =
-        reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection is open").into_inner();
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection is open")
+        .into_inner();
     let answer = answers.message().await.expect("an answer").expect("one message");
     assert!(format!("{answer:?}").contains("chat.v1.RoomService"), "{answer:?}");
 

@@ -49,7 +49,8 @@ mod tests {
 
     #[test]
     fn the_token_carries_the_claims_a_gateway_reads() {
-        let args = TokenArgs { sub: "ada".into(), name: Some("Ada".into()), rooms: vec!["general".into()], ttl_secs: 60 };
+        let args =
+            TokenArgs { sub: "ada".into(), name: Some("Ada".into()), rooms: vec!["general".into()], ttl_secs: 60 };
         let token = mint(&args, "secret-of-sixteen-bytes", 1_000).expect("mints");
         let payload = token.split('.').nth(1).expect("three parts");
         let mut validation = jsonwebtoken::Validation::default();
