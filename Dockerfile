@@ -24,7 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --package room-service --package gateway \
     && mkdir -p /out \
-    && cp target/release/room-service target/release/gateway /out/
+    && cp target/release/room-service target/release/health-probe target/release/gateway /out/
 
 FROM debian:bookworm-slim AS runtime
 # ca-certificates: for a REDIS_URL or room-service address over TLS.
@@ -33,7 +33,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 chat \
     && useradd --system --uid 10001 --gid chat --no-create-home --shell /usr/sbin/nologin chat
-COPY --from=builder /out/room-service /out/gateway /usr/local/bin/
+COPY --from=builder /out/room-service /out/health-probe /out/gateway /usr/local/bin/
 # The health check of docker-compose.yml (bash + /dev/tcp: no curl needed).
 COPY deploy/http-ok /usr/local/bin/http-ok
 COPY static /app/static

@@ -58,10 +58,14 @@ const roomItems = new Map();
 let active = null;
 let limits = { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32 };
 
+// Query ?token=<JWT> is passed on to /ws, for gateways run with JWT_SECRET.
 function wsUrl() {
-  const override = new URLSearchParams(location.search).get("ws");
-  if (override) return override;
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  const query = token ? `?token=${encodeURIComponent(token)}` : "";
+  const override = params.get("ws");
+  if (override) return override + query;
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`;
 }
 
 const conn = new Connection(wsUrl(), { onWelcome, onFrame, onDown, onStatus: screen.renderConn });

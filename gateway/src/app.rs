@@ -5,12 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::Semaphore;
 use tower_http::services::ServeDir;
 
+use crate::auth::{TokenKeys, token_param};
+use crate::caller::Caller;
+use crate::origin::OriginPolicy;
+use crate::rate::Rates;
 use crate::session::{self, MAX_FRAME_BYTES, READ_BUFFER_BYTES, Shared, WRITE_BUFFER_BYTES};
 
 #[derive(Debug, Clone)]
@@ -18,6 +22,33 @@ pub struct AppState {
     pub shared: Arc<Shared>,
     pub connections: Arc<Semaphore>,
     pub next_conn: Arc<AtomicU64>,
+    pub gate: Arc<Gate>,
+}
+
+/// What an upgrade must get past before it becomes a session.
+#[derive(Debug)]
+pub struct Gate {
+    pub origins: OriginPolicy,
+    /// `None`: no tokens, the chat is open.
+    pub tokens: Option<TokenKeys>,
+    pub rates: Rates,
+}
+
+impl Gate {
+    /// Who may connect: 403 for a foreign page, 401 for a missing or bad
+    /// token; otherwise the caller the session will ask before each frame.
+    #[allow(clippy::result_large_err)]
+    fn admit(&self, headers: &HeaderMap, uri: &Uri) -> Result<Caller, Response> {
+        self.origins.check(headers).map_err(|why| (StatusCode::FORBIDDEN, format!("{why}\n")).into_response())?;
+        let identity = match &self.tokens {
+            None => None,
+            Some(keys) => Some(
+                keys.verify(token_param(uri.query()).as_deref())
+                    .map_err(|why| (StatusCode::UNAUTHORIZED, format!("{why}\n")).into_response())?,
+            ),
+        };
+        Ok(Caller { identity, limits: self.rates.for_connection() })
+    }
 }
 
 pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
@@ -30,7 +61,11 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .with_state(state)
 }
 
-async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+    let caller = match state.gate.admit(&headers, &uri) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     if state.shared.draining.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down; connect to another one\n").into_response();
     }
@@ -55,7 +90,7 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         tasks.track_future(async move {
             tracing::debug!(conn, "browser connected");
             state.shared.metrics.connections.increment(1);
-            session::run(socket, Arc::clone(&state.shared), conn).await;
+            session::run(socket, Arc::clone(&state.shared), conn, caller).await;
             state.shared.metrics.connections.decrement(1);
             tracing::debug!(conn, "browser disconnected");
             drop(permit);

@@ -42,6 +42,36 @@ pub struct Config {
     /// Seconds to wait for browsers to go and leave notices to be sent on shutdown.
     #[arg(long, env = "DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
+
+    // --- Security (README "Security") ---------------------------------------
+    /// Origins whose pages may open /ws, comma-separated (e.g.
+    /// https://chat.example); `*` = any. Unset: only this gateway's own pages
+    /// (Origin matching the Host header). Requests without an Origin (not
+    /// browsers) are accepted. Refused upgrades get HTTP 403.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Shared secret for HS256 tokens. Set (or JWT_PUBLIC_KEY set): /ws needs
+    /// ?token=<JWT>, and members are named by their token. Unset: open chat.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file with an RSA (RS256) or EC P-256 (ES256) public key that tokens
+    /// may be signed for, instead of or besides JWT_SECRET.
+    #[arg(long, env = "JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Messages per second one connection may send after its burst; 0 = no limit.
+    #[arg(long, env = "SEND_RATE", default_value_t = 10)]
+    pub send_rate: u32,
+
+    /// Messages one connection may send at once; 0 = no limit.
+    #[arg(long, env = "SEND_BURST", default_value_t = 20)]
+    pub send_burst: u32,
+
+    /// Bearer token sent with every call to the room-services (their GRPC_TOKEN).
+    #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
+    pub grpc_token: Option<String>,
 }
 
 impl Config {

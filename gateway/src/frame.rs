@@ -62,13 +62,20 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub room: Option<String>,
-    /// For `unavailable`: when trying again makes sense.
+    /// For `unavailable` (a busy room-service) and `rate_limited`: when
+    /// trying again makes sense.
     pub retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), room: None, retry_after_ms: None }
+    }
+
+    /// Says when to try again.
+    pub fn retry_after(mut self, ms: u64) -> Self {
+        self.retry_after_ms = Some(ms);
+        self
     }
 
     pub fn in_room(mut self, room: &str) -> Self {

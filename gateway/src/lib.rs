@@ -12,8 +12,13 @@
 //!   browsers in it, each event encoded once.
 //! - [`presence`]: a room's joins and leaves gathered into at most one
 //!   `presence` frame per window.
-//! - [`upstream`]: which room-service serves a room, and moving on when it fails.
+//! - [`upstream`]: which room-service serves a room, and moving on when it fails;
+//!   [`bearer`] adds `GRPC_TOKEN` to each call.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
+//! - Security (README "Security"): [`origin`] (which pages may connect),
+//!   [`auth`] (tokens), [`rate`] (per-connection limits), [`caller`] (who
+//!   a connection is and what it may do, asked before each frame), and
+//!   [`closing`] (close codes for broken frames).
 //!
 //! ## How a message flows
 //! A browser sends `{"type":"send"}`. Its session validates it and calls
@@ -23,12 +28,18 @@
 //! bytes for each local browser, whose session writes them out.
 
 pub mod app;
+pub mod auth;
+pub mod bearer;
+pub mod caller;
+pub mod closing;
 pub mod config;
 pub mod feed;
 pub mod frame;
 pub mod hub;
 pub mod metrics;
+pub mod origin;
 pub mod presence;
+pub mod rate;
 pub mod rendezvous;
 pub mod session;
 pub mod upstream;
@@ -45,9 +56,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::TokenKeys;
 pub use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
+use crate::origin::OriginPolicy;
+use crate::rate::Rates;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
 
@@ -81,7 +95,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
-    let services = Arc::new(RoomServices::new(&config.room_services)?);
+    let services = Arc::new(RoomServices::new(&config.room_services)?.with_token(config.grpc_token.as_deref())?);
     let metrics = Arc::new(GatewayMetrics::new(&gateway));
     let shared = Arc::new(Shared {
         hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
@@ -98,7 +112,20 @@ pub async fn run(
         shared: Arc::clone(&shared),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         next_conn: Arc::new(AtomicU64::new(1)),
+        gate: Arc::new(app::Gate {
+            origins: OriginPolicy::from_list(&config.allowed_origins),
+            tokens: TokenKeys::from_config(config.jwt_secret.as_deref(), config.jwt_public_key.as_deref())?,
+            rates: Rates::new(config.send_rate, config.send_burst),
+        }),
     };
+    tracing::info!(
+        origins = ?state.gate.origins,
+        tokens = state.gate.tokens.is_some(),
+        send_rate = config.send_rate,
+        send_burst = config.send_burst,
+        grpc_token = config.grpc_token.is_some(),
+        "security settings"
+    );
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::Code;
 
+use crate::caller::Caller;
 use crate::feed::{Delivery, Listener};
 use crate::frame::{
     self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame, close, refusal_of, unavailable,
@@ -142,10 +143,12 @@ pub struct Session {
     /// A frame read while gathering that was not a send to the batch's room:
     /// acted on next, before the socket is read again.
     stashed: Option<Incoming>,
+    /// Who this connection is (from its token, if any) and its rate limits.
+    caller: Caller,
 }
 
 /// Runs a connection until the browser leaves, is too slow, or the gateway drains.
-pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64) {
+pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller) {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
     let member_id = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
     let mut session = Session {
@@ -158,6 +161,7 @@ pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64) {
         call: None,
         batch: None,
         stashed: None,
+        caller,
     };
     let end = session.run(&mut socket, &mut deliveries).await;
     session.leave_all();
@@ -314,7 +318,9 @@ impl Session {
     fn join(&mut self, room: String, username: &str) -> Result<Call, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
         names::check_room(&room).map_err(Refusal::from)?;
-        let username: Arc<str> = names::check_username(username).map_err(|e| Refusal::from(e).in_room(&room))?.into();
+        // The join rate limit, the token's rooms, and the name: the token's,
+        // or the requested one checked.
+        let username: Arc<str> = self.caller.join(&room, username)?.into();
         if self.rooms.contains_key(room.as_str()) {
             return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(&room));
         }
@@ -370,6 +376,7 @@ impl Session {
         let username = match state {
             Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
         };
+        self.caller.send(&room)?;
         let message = checked_message(&room, text, client_id)?;
         tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
         self.batch = Some(Batch { room, username, messages: vec![message] });
@@ -389,7 +396,11 @@ impl Session {
             };
             let same_room = match &frame {
                 Some(Ok(Message::Text(text))) => match frame::parse(text) {
-                    Ok(ClientFrame::Send { room, text, client_id }) if *room == *batch.room => {
+                    // Over the rate limit: acted on as a frame of its own,
+                    // which refuses it.
+                    Ok(ClientFrame::Send { room, text, client_id })
+                        if *room == *batch.room && self.caller.send(&room).is_ok() =>
+                    {
                         checked_message(&batch.room, text, client_id).ok()
                     }
                     _ => None,
@@ -611,17 +622,13 @@ async fn answered(call: &mut Option<Call>) -> Answer {
     answer
 }
 
-/// How a failed socket read ends the session.
+/// How a failed socket read ends the session: a close code for a broken
+/// frame (1007, 1002, 1009), nothing when the browser is simply gone.
 fn read_failed(conn: u64, error: &axum::Error) -> End {
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    use tokio_tungstenite::tungstenite::error::CapacityError;
     tracing::debug!(conn, %error, "socket read failed");
-    let source = std::error::Error::source(error).and_then(|e| e.downcast_ref::<WsError>());
-    match source {
-        Some(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-            End::Close(close::TOO_BIG, "frame over 64 KiB")
-        }
-        _ => End::Gone,
+    match crate::closing::close_for_read_error(error) {
+        Some((code, reason)) => End::Close(code, reason),
+        None => End::Gone,
     }
 }
 
@@ -633,8 +640,6 @@ fn read_failed(conn: u64, error: &axum::Error) -> End {
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
     if socket.send(close).await.is_ok() {
-        let answered =
-            async { while !matches!(socket.recv().await, None | Some(Ok(Message::Close(_))) | Some(Err(_))) {} };
-        let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+        crate::closing::await_close(&mut socket, CLOSE_WAIT, |m| matches!(m, Message::Close(_))).await;
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use chat_proto::RETRY_AFTER_HEADER;
 
 use chat_proto::v1::room_service_client::RoomServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
@@ -31,7 +32,8 @@ const COOL_DOWN: Duration = Duration::from_secs(3);
 /// Unary calls that take longer than this fail (and may move to the next).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub type Client = RoomServiceClient<Channel>;
+// issue 10: every call carries GRPC_TOKEN (crate::bearer).
+pub type Client = RoomServiceClient<InterceptedService<Channel, crate::bearer::Bearer>>;
 
 #[derive(Debug)]
 pub struct RoomServices {
@@ -43,11 +45,12 @@ pub struct RoomServiceEndpoint {
     pub url: String,
     channel: Channel,
     down_until: Mutex<Option<Instant>>,
+    bearer: crate::bearer::Bearer, // issue 10
 }
 
 impl RoomServiceEndpoint {
     pub fn client(&self) -> Client {
-        RoomServiceClient::new(self.channel.clone())
+        RoomServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 
     fn is_down(&self, now: Instant) -> bool {
@@ -120,10 +123,24 @@ impl RoomServices {
                     .keep_alive_timeout(Duration::from_secs(5))
                     .keep_alive_while_idle(true)
                     .connect_lazy();
-                Ok(RoomServiceEndpoint { url: url.clone(), channel, down_until: Mutex::new(None) })
+                Ok(RoomServiceEndpoint {
+                    url: url.clone(),
+                    channel,
+                    down_until: Mutex::new(None),
+                    bearer: crate::bearer::Bearer::none(),
+                })
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self { endpoints })
+    }
+
+    /// issue 10: sends `authorization: Bearer <token>` with every call.
+    pub fn with_token(mut self, token: Option<&str>) -> anyhow::Result<Self> {
+        let bearer = crate::bearer::Bearer::new(token)?;
+        for endpoint in &mut self.endpoints {
+            endpoint.bearer = bearer.clone();
+        }
+        Ok(self)
     }
 
     /// The room-services for `room`, best first: the rendezvous order, with

@@ -313,6 +313,68 @@ async fn two_tabs_side_by_side(topology: &Topology, host: &Tab, other: &Tab) {
     }
 }
 
+/// Issue 10 in the page: a token from the page's URL names the member;
+/// two present members with the same name are told apart by a mark from
+/// their member ids; operator messages carry a badge no name can fake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_same_names_and_operator_messages_in_a_real_browser() {
+    const SECRET: &str = "browser-test-secret-0123456789";
+    let topology = Topology::start_configured(1, 1, |_| {}, |gw| gw.jwt_secret = Some(SECRET.into())).await;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 600;
+    let token = |sub: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"sub": sub, "name": "Ada", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("token")
+    };
+    let mut driver = Driver::start().await;
+    let gateway = topology.gateway_addr(0);
+    let one = Tab::open_path(&mut driver, "ada-1", gateway, &format!("/?token={}", token("u1"))).await;
+    let two = Tab::open_path(&mut driver, "ada-2", gateway, &format!("/?token={}", token("u2"))).await;
+    // The form's name is ignored: the token names both "Ada".
+    one.join("Mallory", "general").await;
+    two.join("Eve", "general").await;
+    one.until_members(&["Ada", "Ada"]).await;
+    let tags = one
+        .until(
+            "a mark on each of the two Adas",
+            "const t = [...document.querySelectorAll('#members li .name-tag')].map(e => e.textContent); \
+             return {ok: t.length === 2 && t[0] !== t[1] && t.every(x => /^#\\w{4}$/.test(x)), seen: t}",
+            vec![],
+        )
+        .await;
+    assert_eq!(tags["seen"].as_array().map(Vec::len), Some(2));
+    two.say("it is me").await;
+    one.until(
+        "the other Ada's message with her mark",
+        "const m = [...document.querySelectorAll('#messages .msg[data-id]')].find(m => m.querySelector('.text').textContent === 'it is me'); \
+         return {ok: !!m?.querySelector('.author .name-tag'), seen: m?.querySelector('.author')?.textContent}",
+        vec![],
+    )
+    .await;
+
+    let mut grpc = topology.grpc(0).await;
+    grpc.send(chat_proto::v1::SendRequest {
+        room: "general".into(),
+        text: "Maintenance at noon".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("an operator message");
+    one.until(
+        "the operator message with its badge",
+        "const m = [...document.querySelectorAll('#messages .msg.system')].find(m => m.querySelector('.text').textContent === 'Maintenance at noon'); \
+         return {ok: m?.querySelector('.operator-badge')?.textContent === 'operator message', seen: m?.outerHTML ?? 'none'}",
+        vec![],
+    )
+    .await;
+    one.close().await;
+    two.close().await;
+    driver.stop().await;
+}
+
 fn count(texts: &[String], t: &str) -> usize {
     texts.iter().filter(|x| *x == t).count()
 }
@@ -411,8 +473,13 @@ struct Tab {
 
 impl Tab {
     async fn open(driver: &mut Driver, label: &str, gateway: SocketAddr) -> Tab {
+        Self::open_path(driver, label, gateway, "/").await
+    }
+
+    /// The page at `path` (e.g. `/?token=…`) on `gateway`.
+    async fn open_path(driver: &mut Driver, label: &str, gateway: SocketAddr, path: &str) -> Tab {
         let client = driver.browser().await;
-        client.goto(&format!("http://{gateway}/")).await.expect("open the page");
+        client.goto(&format!("http://{gateway}{path}")).await.expect("open the page");
         let tab = Tab { label: label.to_owned(), client };
         tab.until(
             "a connection to the gateway",

@@ -67,6 +67,13 @@ pub struct Config {
     /// Seconds a member stays present without a heartbeat from its gateway.
     #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub presence_ttl_secs: u64,
+
+    /// Token every chat.v1.RoomService call must carry as `authorization:
+    /// Bearer <token>` (gateways send theirs); others get UNAUTHENTICATED.
+    /// Health and reflection stay open. Unset: the API is open to anyone who
+    /// can reach the port.
+    #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
+    pub grpc_token: Option<String>,
 }
 
 impl Config {

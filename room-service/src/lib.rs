@@ -4,6 +4,7 @@
 //!
 //! ## Layout
 //! - [`config`]: flags and environment.
+//! - [`auth`]: the `GRPC_TOKEN` check on every `chat.v1.RoomService` call.
 //! - [`broker`]: where rooms live — Redis (shared by every room-service) or
 //!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
 //! - [`service`]: the gRPC handlers: validate, build events, call the broker.
@@ -22,6 +23,7 @@
 //! hands the same event to each gateway stream open for the room; each
 //! gateway then writes it to its own browsers.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod metrics;
@@ -37,7 +39,9 @@ use anyhow::Context;
 use chat_proto::v1::room_service_server::RoomServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
 
 use crate::broker::{Broker, Fanout, MemoryBroker, RedisBroker};
 pub use crate::config::{Config, RedisTarget};
@@ -189,7 +193,11 @@ async fn serve<B: Broker>(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(RoomServiceServer::from_arc(rooms))
+        // issue 10: RoomService calls need GRPC_TOKEN; health and reflection do not.
+        .add_service(InterceptedService::new(
+            RoomServiceServer::from_arc(rooms),
+            auth::RequireToken::new(config.grpc_token.as_deref()),
+        ))
         // Events are small and latency-bound: no Nagle delay on gateway streams.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
             shutdown.await;
@@ -233,7 +241,11 @@ async fn housekeeping<B: Broker>(
     }
 }
 
-/// Reports SERVING only while the broker answers.
+/// The health service name generic probes check: the server as a whole.
+const OVERALL: &str = "";
+
+/// Reports SERVING only while the broker answers, for `chat.v1.RoomService`
+/// and for the server as a whole (`""`).
 async fn watch_health<B: Broker>(
     broker: Arc<B>,
     health: tonic_health::server::HealthReporter,
@@ -245,6 +257,7 @@ async fn watch_health<B: Broker>(
         tokio::select! {
             () = stopping.cancelled() => {
                 health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
+                health.set_service_status(OVERALL, ServingStatus::NotServing).await;
                 return;
             }
             _ = tick.tick() => {}
@@ -262,8 +275,10 @@ async fn watch_health<B: Broker>(
             if ok {
                 tracing::info!("broker answers again: serving");
                 health.set_serving::<RoomServiceServer<Rooms<B>>>().await;
+                health.set_service_status(OVERALL, ServingStatus::Serving).await;
             } else {
                 health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
+                health.set_service_status(OVERALL, ServingStatus::NotServing).await;
             }
         }
     }

@@ -211,7 +211,7 @@ export class Room {
       this.last.memberId === ev.member_id &&
       ev.ts - this.last.ts < GROUP_MS &&
       dayKey(ev.ts) === this.lastDay;
-    this.append(messageEl(ev, { own, cont }), ev.ts);
+    this.append(messageEl(ev, { own, cont, tag: this.tagFor(ev.member_id, ev.username) }), ev.ts);
     this.last = { memberId: ev.member_id, ts: ev.ts };
     return { added: true, message: true, own };
   }
@@ -281,6 +281,39 @@ export class Room {
   /** The member list items to draw (a bounded slice) and how many members that leaves out. */
   memberEls() {
     const { shown, more } = shownMembers(this.members, this.memberCount);
-    return { els: shown.map((m) => memberEl(m, m.member_id === this.memberId)), more };
+    // Names that read alike get a mark each; counted once, not per item.
+    const alike = new Map();
+    for (const m of this.members.values()) {
+      const key = foldName(m.username ?? "");
+      alike.set(key, (alike.get(key) ?? 0) + 1);
+    }
+    const tag = (m) => (alike.get(foldName(m.username ?? "")) > 1 ? `#${shortId(m.member_id)}` : "");
+    return { els: shown.map((m) => memberEl(m, m.member_id === this.memberId, tag(m))), more };
   }
+
+  /**
+   * A short mark from the member id when another present member's name
+   * reads the same (case and compatibility forms folded), so nobody can
+   * pass for someone else unnoticed; "" when the name is unique here.
+   */
+  tagFor(memberId, username) {
+    if (!memberId) return "";
+    const key = foldName(username ?? "");
+    for (const m of this.members.values()) {
+      if (m.member_id !== memberId && foldName(m.username) === key) return `#${shortId(memberId)}`;
+    }
+    return "";
+  }
+}
+
+/** A name as it reads: compatibility forms folded, case ignored. */
+export function foldName(name) {
+  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+/** Four characters that tell two member ids apart (a hash of the whole id). */
+export function shortId(memberId) {
+  let h = 2166136261;
+  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
+  return h.toString(36).slice(-4).padStart(4, "0");
 }

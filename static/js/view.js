@@ -29,7 +29,7 @@ function timeEl(ts) {
  * A chat message. `cont` hides the author line when the same person wrote
  * the message right before; `own` sets it apart as the reader's.
  */
-export function messageEl(ev, { own, cont }) {
+export function messageEl(ev, { own, cont, tag }) {
   const li = el("div", "msg");
   if (own) li.classList.add("own");
   if (cont) li.classList.add("cont");
@@ -42,7 +42,12 @@ export function messageEl(ev, { own, cont }) {
   li.append(avatar(ev.username ?? "?"));
   const body = el("div", "body");
   const meta = el("div", "meta");
-  meta.append(el("span", "author", own ? `${ev.username} (you)` : ev.username), timeEl(ev.ts));
+  const author = el("span", "author", own ? `${ev.username} (you)` : ev.username);
+  if (tag) author.append(el("span", "name-tag", tag));
+  meta.append(author);
+  // Operator messages (no member id) carry a badge no member name can fake.
+  if (!ev.member_id) meta.append(el("span", "operator-badge", "operator message"));
+  meta.append(timeEl(ev.ts));
   const text = el("div", "text", ev.text);
   const stamp = timeEl(ev.ts);
   stamp.classList.add("stamp");
@@ -80,13 +85,14 @@ export function dayEl(ts) {
   return d;
 }
 
-export function memberEl(member, own) {
+export function memberEl(member, own, tag) {
   const li = el("li", own ? "member own" : "member");
   li.dataset.memberId = member.member_id;
   li.dataset.username = member.username;
   li.append(avatar(member.username));
   const who = el("span", "who");
   who.append(el("span", "member-name", member.username));
+  if (tag) who.append(el("span", "name-tag", tag));
   if (own) who.append(el("span", "you-tag", "you"));
   li.append(who);
   if (member.gateway) li.append(el("span", "gw", member.gateway));

@@ -21,6 +21,29 @@ pub enum Command {
     /// a temporary directory); without it, runs ONE room-service on the
     /// in-process broker and says so.
     Up(UpArgs),
+
+    /// Print a token (JWT, HS256) for gateways run with JWT_SECRET, which must
+    /// be set to the same secret here: `cargo xtask token --sub ada --name "Ada"`.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user's stable id (the `sub` claim).
+    #[arg(long)]
+    pub sub: String,
+
+    /// The name shown in rooms (default: the sub).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Rooms the token may join, comma-separated (default: any).
+    #[arg(long, value_delimiter = ',')]
+    pub rooms: Vec<String>,
+
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -82,7 +105,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_topology() {
-        let Command::Up(args) = Cli::parse_from(["cargo xtask", "up"]).command;
+        let Command::Up(args) = Cli::parse_from(["cargo xtask", "up"]).command else { panic!("up parses as Up") };
         assert_eq!(args.gateways, 3);
         assert_eq!(args.room_services, 2);
         assert_eq!(args.first_port, 3000);

@@ -8,6 +8,10 @@
 //! child's output is shown line by line behind its name; Ctrl+C (or SIGTERM)
 //! stops them all, gateways first, and returns.
 //!
+//! # `cargo xtask token --sub ada --name "Ada"`
+//! Prints a development token for gateways run with `JWT_SECRET` (the same
+//! secret must be in the environment); see [`token`].
+//!
 //! # Layout
 //! - [`cli`]: the flags.
 //! - [`plan`]: which processes to start, with which arguments and environment,
@@ -24,4 +28,5 @@ pub mod plan;
 pub mod ports;
 pub mod prefix;
 pub mod supervise;
+pub mod token;
 pub mod up;

@@ -46,6 +46,16 @@ const CONFIG_VARS: &[&str] = &[
     "HISTORY_LEN",
     "ROOM_TTL_SECS",
     "PRESENCE_TTL_SECS",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "REDIS_CLUSTER_URLS",
+    "GRPC_TOKEN",
+    "ALLOWED_ORIGINS",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY",
+    "SEND_RATE",
+    "SEND_BURST",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +248,8 @@ pub async fn start_topology(
             .env("PORT", port.to_string())
             .env("ROOM_SERVICES", rs_urls.join(","))
             .env("MAX_CONNECTIONS", max_connections.to_string())
+            // The senders post far past a person's rate on purpose.
+            .env("SEND_RATE", "0")
             .env("DRAIN_SECS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

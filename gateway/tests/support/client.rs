@@ -77,6 +77,47 @@ impl Client {
         client
     }
 
+    /// Opens `/ws` + `query` (e.g. `?token=…`) with an `Origin` header when
+    /// given: the client after the welcome, or the HTTP status and body the
+    /// upgrade was refused with.
+    pub async fn try_connect(addr: SocketAddr, query: &str, origin: Option<&str>) -> Result<Self, (u16, String)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/ws{query}").into_client_request().expect("a valid request");
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("a valid header"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => {
+                let mut client = Self { ws, gateway: String::new() };
+                let welcome = client.next_of("welcome").await;
+                client.gateway = welcome["gateway"].as_str().unwrap_or_default().to_owned();
+                Ok(client)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
+                Err((response.status().as_u16(), body.unwrap_or_default()))
+            }
+            Err(error) => panic!("websocket connect failed without an HTTP answer: {error}"),
+        }
+    }
+
+    /// The next Close frame's code, skipping other frames; `None` when the
+    /// connection ends without one.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("a close within PATIENCE") {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code.into()),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The raw socket, for tests that break the protocol.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.ws.send(Message::Text(frame.to_string().into())).await.expect("send frame");
     }

@@ -154,6 +154,21 @@ impl Topology {
         topology
     }
 
+    /// [`Self::start`] with both tiers' configs adjusted: the room-services'
+    /// by `tweak_rs`, the gateways' by `tweak_gw` (after the harness's own
+    /// settings, so it can turn the send limit back on).
+    pub async fn start_configured(
+        room_services: usize,
+        gateways: usize,
+        tweak_rs: impl FnOnce(&mut room_service::Config),
+        tweak_gw: impl FnOnce(&mut gateway::Config),
+    ) -> Self {
+        let redis = RedisServer::start().await;
+        let mut config = room_service::Config::with_redis(Some(redis.url()));
+        tweak_rs(&mut config);
+        Self::build_with(Some(redis), config, room_services, gateways, tweak_gw).await
+    }
+
     /// The embedded mode: one room-service on its in-process broker.
     pub async fn embedded(gateways: usize) -> Self {
         Self::build(None, room_service::Config::with_redis(None), 1, gateways).await
@@ -161,9 +176,19 @@ impl Topology {
 
     async fn build(
         redis: Option<RedisServer>,
+        rs_config: room_service::Config,
+        room_services: usize,
+        gateways: usize,
+    ) -> Self {
+        Self::build_with(redis, rs_config, room_services, gateways, |_| {}).await
+    }
+
+    async fn build_with(
+        redis: Option<RedisServer>,
         mut rs_config: room_service::Config,
         room_services: usize,
         gateways: usize,
+        tweak_gw: impl FnOnce(&mut gateway::Config),
     ) -> Self {
         init_logs();
         rs_config.presence_ttl_secs = 3;
@@ -183,6 +208,11 @@ impl Topology {
             gateway::Config::with_room_services((0..room_services).map(|i| topology.room_service_url(i)).collect());
         gw_config.heartbeat_secs = 1;
         gw_config.drain_secs = 3;
+        // Tests of other things send faster than a person types;
+        // tests/security.rs turns the limit back on.
+        gw_config.send_rate = 0;
+        gw_config.grpc_token = topology.room_service_config.grpc_token.clone();
+        tweak_gw(&mut gw_config);
         topology.gateway_config = gw_config;
         for _ in 0..gateways {
             let node = topology.spawn_gateway(0).await;
@@ -232,6 +262,16 @@ impl Topology {
     /// A gRPC client on room-service `i`.
     pub async fn grpc(&self, i: usize) -> RoomServiceClient<Channel> {
         RoomServiceClient::connect(self.room_service_url(i)).await.expect("connect to room-service")
+    }
+
+    /// A gRPC client on room-service `i` that sends `token` as its bearer token.
+    pub async fn grpc_with_token(
+        &self,
+        i: usize,
+        token: Option<&str>,
+    ) -> RoomServiceClient<tonic::service::interceptor::InterceptedService<Channel, gateway::bearer::Bearer>> {
+        let channel = Channel::from_shared(self.room_service_url(i)).expect("url").connect().await.expect("connect");
+        RoomServiceClient::with_interceptor(channel, gateway::bearer::Bearer::new(token).expect("ascii token"))
     }
 
     /// A browser-like WebSocket client on gateway `i`.

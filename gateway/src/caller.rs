@@ -1,0 +1,84 @@
+//! Who is on one connection and what they may do: the identity its token
+//! gave (if tokens are in force) and its rate-limit buckets. Built at the
+//! upgrade, handed to the session, asked before each `join` and `send`.
+
+use chat_proto::names;
+
+use crate::auth::Identity;
+use crate::frame::Refusal;
+use crate::rate::Limits;
+
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `Some` when the gateway checks tokens.
+    pub identity: Option<Identity>,
+    pub limits: Limits,
+}
+
+impl Caller {
+    /// Anyone, unlimited: for sessions driven by tests of other things.
+    pub fn anonymous() -> Self {
+        Self { identity: None, limits: Limits::none() }
+    }
+
+    /// May this connection join `room` under `requested`? The name to join
+    /// under: the token's when there is one (what the frame asks for is
+    /// ignored), else the requested one, checked and in NFC.
+    pub fn join(&self, room: &str, requested: &str) -> Result<String, Refusal> {
+        self.limits.join(room)?;
+        let Some(identity) = &self.identity else {
+            return names::check_username(requested).map_err(|e| Refusal::from(e).in_room(room));
+        };
+        if let Some(rooms) = &identity.rooms
+            && !rooms.iter().any(|r| r == room)
+        {
+            return Err(Refusal::new(
+                "forbidden",
+                format!(
+                    "your token does not let you into room {room:?}; it allows: {}",
+                    if rooms.is_empty() { "no room".to_owned() } else { rooms.join(", ") }
+                ),
+            )
+            .in_room(room));
+        }
+        names::check_username(&identity.name).map_err(|e| {
+            Refusal::new("bad_username", format!("the name in your token is not allowed: {}", e.message)).in_room(room)
+        })
+    }
+
+    /// May this connection send a message to `room` now?
+    pub fn send(&self, room: &str) -> Result<(), Refusal> {
+        self.limits.send(room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_token(name: &str, rooms: Option<&[&str]>) -> Caller {
+        Caller {
+            identity: Some(Identity {
+                user: "u1".into(),
+                name: name.into(),
+                rooms: rooms.map(|r| r.iter().map(|s| (*s).to_owned()).collect()),
+            }),
+            limits: Limits::none(),
+        }
+    }
+
+    #[test]
+    fn the_token_names_the_member_and_picks_the_rooms() {
+        let caller = with_token("Ada", Some(&["general"]));
+        assert_eq!(caller.join("general", "mallory"), Ok("Ada".to_owned()));
+        assert_eq!(caller.join("dev", "Ada").map_err(|r| r.code), Err("forbidden"));
+        assert_eq!(with_token("Ada", None).join("anything", "x"), Ok("Ada".to_owned()));
+    }
+
+    #[test]
+    fn without_a_token_the_frame_names_the_member_under_the_rules() {
+        let caller = Caller::anonymous();
+        assert_eq!(caller.join("general", " bob "), Ok("bob".to_owned()));
+        assert_eq!(caller.join("general", "System").map_err(|r| r.code), Err("bad_username"));
+    }
+}

@@ -1,0 +1,91 @@
+//! How a connection whose socket read failed is closed, and how a close is
+//! made to reach the browser.
+//!
+//! A read fails on a frame the WebSocket protocol forbids, and the code says
+//! which (RFC 6455 §7.4.1): text that is not UTF-8 → 1007; a frame over the
+//! size limit → 1009; any other breach of the protocol (reserved bits or
+//! opcodes, a continuation with nothing to continue, an unmasked client
+//! frame, a fragmented or oversized control frame) → 1002. A connection that
+//! simply went away gets nothing.
+//!
+//! After such an error the socket cannot be read any more (its frames are
+//! out of step), yet the browser may still be sending. Closing the TCP
+//! connection with unread bytes in it sends a reset, which can destroy our
+//! Close frame before the browser reads it; so the session waits a moment
+//! before dropping the socket, and the browser reads the close code every
+//! time.
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+
+use crate::frame::close;
+
+/// Close codes for frames that break the WebSocket protocol.
+pub const PROTOCOL_ERROR: u16 = 1002;
+pub const INVALID_UTF8: u16 = 1007;
+
+/// The close code and reason for a failed socket read; `None` when the
+/// browser is simply gone (nothing to say, nobody to say it to).
+pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    let ws = std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<WsError>())?;
+    match ws {
+        WsError::Utf8(_) => Some((INVALID_UTF8, "text frame is not valid UTF-8")),
+        WsError::Capacity(_) => Some((close::TOO_BIG, "frame over 64 KiB")),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) | WsError::AttackAttempt => {
+            Some((PROTOCOL_ERROR, "WebSocket protocol violation: send JSON text frames"))
+        }
+        _ => None,
+    }
+}
+
+/// After our Close is sent: waits up to `wait` for the browser's Close.
+/// When the stream can no longer be read (it failed, or ended without a
+/// Close), the rest of `wait` is spent holding the socket open, so our
+/// Close frame is read before the connection is dropped.
+pub async fn await_close<R, M, E>(stream: &mut R, wait: Duration, is_close: impl Fn(&M) -> bool)
+where
+    R: Stream<Item = Result<M, E>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let answered = async {
+        loop {
+            match stream.next().await {
+                Some(Ok(message)) if is_close(&message) => return,
+                Some(Ok(_)) => {}
+                None | Some(Err(_)) => break,
+            }
+        }
+        tokio::time::sleep_until(deadline).await;
+    };
+    let _ = tokio::time::timeout_at(deadline, answered).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+
+    #[test]
+    fn each_read_error_gets_its_code() {
+        let cases: Vec<(WsError, Option<u16>)> = vec![
+            (WsError::Utf8("invalid".into()), Some(1007)),
+            (WsError::Capacity(CapacityError::MessageTooLong { size: 200_000, max_size: 131_072 }), Some(1009)),
+            (WsError::Protocol(ProtocolError::NonZeroReservedBits), Some(1002)),
+            (WsError::Protocol(ProtocolError::UnknownDataFrameType(3)), Some(1002)),
+            (WsError::Protocol(ProtocolError::UnexpectedContinueFrame), Some(1002)),
+            (WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake), None),
+            (WsError::ConnectionClosed, None),
+            (WsError::Io(std::io::ErrorKind::ConnectionReset.into()), None),
+        ];
+        for (error, code) in cases {
+            let text = error.to_string();
+            // As the session sees it: wrapped in axum's error.
+            let wrapped = axum::Error::new(error);
+            assert_eq!(close_for_read_error(&wrapped).map(|(c, _)| c), code, "{text}");
+        }
+    }
+}

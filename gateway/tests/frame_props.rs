@@ -1,0 +1,65 @@
+//! Property tests of the browser frame parser: whatever text comes in, it
+//! answers with a frame or a refusal from the protocol's table, never a
+//! panic; and every well-formed frame reads back as what was sent.
+
+use gateway::frame::{ClientFrame, parse};
+use proptest::prelude::*;
+use serde_json::json;
+
+const CODES: [&str; 2] = ["bad_json", "unknown_type"];
+
+fn frame() -> impl Strategy<Value = ClientFrame> {
+    let text = "\\PC{0,50}";
+    prop_oneof![
+        (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username }),
+        text.prop_map(|room| ClientFrame::Leave { room }),
+        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id }),
+        text.prop_map(|room| ClientFrame::Typing { room }),
+        (text, text).prop_map(|(room, after)| ClientFrame::Members { room, after }),
+    ]
+}
+
+fn to_json(frame: &ClientFrame) -> String {
+    match frame {
+        ClientFrame::Join { room, username } => json!({"type": "join", "room": room, "username": username}),
+        ClientFrame::Leave { room } => json!({"type": "leave", "room": room}),
+        ClientFrame::Send { room, text, client_id } => {
+            json!({"type": "send", "room": room, "text": text, "client_id": client_id})
+        }
+        ClientFrame::Typing { room } => json!({"type": "typing", "room": room}),
+        ClientFrame::Members { room, after } => json!({"type": "members", "room": room, "after": after}),
+    }
+    .to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn any_text_gets_a_frame_or_a_refusal_with_a_known_code(input in "\\PC{0,200}|\\{[\"a-z:,{}\\[\\]0-9 ]{0,80}") {
+        if let Err(refusal) = parse(&input) {
+            prop_assert!(CODES.contains(&refusal.code), "code {} for {:?}", refusal.code, input);
+            prop_assert!(!refusal.message.is_empty());
+            prop_assert!(refusal.message.len() < 1000, "a refusal does not echo a huge frame");
+        }
+    }
+
+    #[test]
+    fn every_well_formed_frame_reads_back_as_sent(frame in frame()) {
+        prop_assert_eq!(parse(&to_json(&frame)), Ok(frame));
+    }
+
+    #[test]
+    fn a_frame_with_a_field_of_the_wrong_type_is_bad_json(frame in frame(), number in any::<i64>()) {
+        let mut value: serde_json::Value = serde_json::from_str(&to_json(&frame)).expect("json");
+        value["room"] = json!(number);
+        let refusal = parse(&value.to_string()).expect_err("a number is not a room");
+        prop_assert_eq!(refusal.code, "bad_json");
+    }
+
+    #[test]
+    fn nesting_however_deep_is_refused_without_a_crash(depth in 1usize..5000) {
+        let input = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        prop_assert!(parse(&input).is_err());
+    }
+}
