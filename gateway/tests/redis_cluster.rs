@@ -1,6 +1,6 @@
 //! The chat on a real Redis Cluster (REDIS_CLUSTER_URLS): rooms spread over
 //! every master, events on sharded pub/sub, and a master failover that must
-//! lose no acknowledged message (run with `--ignored`: it does not pass yet).
+//! lose no acknowledged message.
 
 mod support;
 
@@ -134,7 +134,6 @@ async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: after CLUSTER FAILOVER the room-service resubscribes, yet live events stop reaching the gateway (issue 11, open)"]
 async fn a_master_failover_loses_no_acknowledged_message() {
     let topology = Topology::on_cluster(3, 1, 1, 2).await;
     let cluster = topology.redis_cluster.as_ref().expect("a cluster");
@@ -175,7 +174,6 @@ async fn a_master_failover_loses_no_acknowledged_message() {
     }
     let (old, new) = failover.expect("failed over");
     assert_ne!(cluster.master_of("chat:{general}:seq").await, old, "the room moved from {old} to {new}");
-
     // Bob, reading live through the room-service's resubscribed channel,
     // gets every acknowledged message once and in order.
     let got = messages(&mut bob, "general", acknowledged.len()).await;
@@ -186,6 +184,44 @@ async fn a_master_failover_loses_no_acknowledged_message() {
     assert_eq!(received, acknowledged, "live delivery across the failover");
     let extra = bob.drain(Duration::from_millis(300)).await;
     assert!(texts(&extra).is_empty(), "duplicates arrived late: {extra:?}");
+
+    // The room's sharded channel now lives on the new master only (a
+    // subscription left on the demoted master would get no events), and a
+    // message sent now arrives live.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut holders = Vec::new();
+        for url in cluster.urls() {
+            let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+            let channels: Vec<String> = redis::cmd("PUBSUB")
+                .arg("SHARDCHANNELS")
+                .query_async(&mut cluster.node(port).await)
+                .await
+                .expect("PUBSUB SHARDCHANNELS");
+            if channels.iter().any(|c| c == "chat:{general}:events") {
+                holders.push(port);
+            }
+        }
+        if holders == [new] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room's channel is on {holders:?}, not on the new master {new}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = SendRequest {
+        room: "general".into(),
+        member_id: String::new(),
+        text: "after".into(),
+        client_id: "after".into(),
+    };
+    let event =
+        grpc.send(request).await.expect("Send after the failover").into_inner().event.expect("the stored event");
+    acknowledged.push((event.seq, "after".to_owned()));
+    let live = messages(&mut bob, "general", 1).await;
+    assert_eq!(live[0]["text"], "after", "live delivery after the failover: {live:?}");
 
     // And the new master's history holds them all.
     let history =

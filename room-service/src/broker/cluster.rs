@@ -19,12 +19,16 @@
 //!   tracks. When a slot moves (failover, resharding) the node that lost it
 //!   sends `SUNSUBSCRIBE` for its channels and the crate forgets them; the
 //!   push handler here notices that for a room this process still reads,
-//!   and a task subscribes it again, on the slot's new owner.
+//!   and a task subscribes it again on the slot's new master — checked with
+//!   `ROLE`, because right after a failover the crate's slot map may still
+//!   name the demoted master, which as a replica accepts `SSUBSCRIBE`
+//!   silently and then delivers nothing ([`subscribe_on_owner`]).
 //!
 //! Events published between losing a subscription and taking it again are
-//! not lost: they are in the room's history, and streams fill the gap when
-//! the next event shows a jump in sequence numbers (as after a reconnect to
-//! one Redis).
+//! not lost: they are in the room's history. Once subscribed again, the
+//! room's last stored event is handed to its readers, so streams see the
+//! jump in sequence numbers and fill the gap from history at once, even
+//! when no later event comes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -32,14 +36,15 @@ use std::time::Duration;
 
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::streams::StreamRangeReply;
 use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{Mutex as AsyncMutex, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::connection::Connection;
 use super::keys::{Keys, room_of_channel};
-use super::{BrokerResult, Fanout};
+use super::{BrokerResult, Fanout, envelope};
 
 /// The number of hash slots of a Redis Cluster.
 const SLOTS: u16 = 16384;
@@ -47,6 +52,10 @@ const SLOTS: u16 = 16384;
 const REGISTRY_BATCH: usize = 1024;
 /// How long a failed resubscription waits before the next try.
 const RESUBSCRIBE_RETRY: Duration = Duration::from_millis(500);
+/// How often, and how far apart, a resubscription checks that the slot map
+/// names a master before giving up until the next retry.
+const OWNER_CHECKS: usize = 20;
+const OWNER_CHECK_PAUSE: Duration = Duration::from_millis(50);
 
 /// Connects the command and the pub/sub connections to the cluster at
 /// `seeds`; `deliver` receives every event push. The returned guard stops
@@ -146,13 +155,8 @@ async fn resubscribe(
                 if !fanout.is_live(&room) {
                     continue;
                 }
-                // A keyed command first: if this connection's slot map is
-                // stale, the old owner answers MOVED and the crate refreshes
-                // it, so the subscription goes to the new owner.
-                let keys = Keys::of(&room);
-                let fresh = redis::cmd("EXISTS").arg(&keys.seq).query_async::<i64>(&mut pubsub.clone()).await;
-                match fresh.and(pubsub.clone().subscribe(&keys.channel).await) {
-                    Ok(()) => tracing::info!(room, "subscribed again after the slot moved"),
+                match subscribe_on_owner(&pubsub, &fanout, &room).await {
+                    Ok(()) => tracing::info!(room, "subscribed again on the slot's master"),
                     Err(error) => {
                         tracing::warn!(room, %error, "could not subscribe again yet; retrying");
                         lost.rooms.lock().unwrap_or_else(PoisonError::into_inner).insert(room);
@@ -168,6 +172,78 @@ async fn resubscribe(
             lost.wake.notify_one();
         }
     }
+}
+
+/// Subscribes `room` again on the master that owns its slot now, then hands
+/// the room's last stored event to its readers.
+///
+/// The crate routes `SSUBSCRIBE` by its slot map, and right after a failover
+/// that map may still name the old master: the refresh a `MOVED` triggers
+/// asks whichever node it reaches first, which may not have heard of the
+/// failover yet. A replica accepts `SSUBSCRIBE` for its master's slots
+/// without a `MOVED`, so the subscription would sit on the demoted master and
+/// no event would come. Hence: before and after subscribing, the node the
+/// map names as the slot's master must say it is one (`ROLE`); while it does
+/// not, a keyed command sent to it gets `MOVED` and the crate refreshes its
+/// map again.
+///
+/// Events published while the room had no subscription are in its history:
+/// the last stored event, delivered here, shows readers the jump in sequence
+/// numbers at once, so they refill from history even when no later event
+/// comes (readers drop it if they already have it).
+async fn subscribe_on_owner(pubsub: &Connection, fanout: &Fanout, room: &str) -> BrokerResult<()> {
+    let keys = Keys::of(room);
+    let Connection::Cluster(conn) = pubsub else {
+        return Ok(());
+    };
+    let master = SingleNodeRoutingInfo::SpecificNode(Route::new(slot(room.as_bytes()), SlotAddr::Master));
+    let mut settled = false;
+    for _ in 0..OWNER_CHECKS {
+        if owner_is_master(conn, &master).await? {
+            settled = true;
+            break;
+        }
+        // The demoted master answers MOVED: the crate refreshes its slot map.
+        let mut probe = redis::cmd("EXISTS");
+        probe.arg(&keys.seq);
+        let _ = conn.clone().route_command(probe, RoutingInfo::SingleNode(master.clone())).await?;
+        tokio::time::sleep(OWNER_CHECK_PAUSE).await;
+    }
+    if !settled {
+        return Err(stale_map(room));
+    }
+    pubsub.clone().subscribe(&keys.channel).await?;
+    if !owner_is_master(conn, &master).await? {
+        return Err(stale_map(room));
+    }
+    let last: StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(&keys.log)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn.clone())
+        .await?;
+    if let Some(Value::BulkString(payload)) = last.ids.first().and_then(|entry| entry.map.get("e")) {
+        fanout.deliver(room, Arc::new(envelope::decode(room, payload)?));
+    }
+    Ok(())
+}
+
+/// Whether the node `route` reaches says it is a master.
+async fn owner_is_master(conn: &ClusterConnection, route: &SingleNodeRoutingInfo) -> BrokerResult<bool> {
+    let role = conn.clone().route_command(redis::cmd("ROLE"), RoutingInfo::SingleNode(route.clone())).await?;
+    Ok(
+        matches!(role, Value::Array(parts) if matches!(parts.first(), Some(Value::BulkString(kind)) if kind == b"master")),
+    )
+}
+
+fn stale_map(room: &str) -> super::BrokerError {
+    super::BrokerError::Redis(redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "the cluster has not settled on the room's new master yet",
+        room.to_owned(),
+    )))
 }
 
 /// The registry set in the same slot as `room`'s keys.
