@@ -111,6 +111,11 @@ pub struct Args {
     gateways: usize,
     #[arg(long, default_value_t = 2)]
     room_services: usize,
+    /// Run the started topology on a local Redis Cluster of this many
+    /// masters (no replicas; nodes on ports 21100 and up, bus ports +10000)
+    /// instead of one Redis; 0: one Redis.
+    #[arg(long, default_value_t = 0)]
+    redis_cluster: usize,
 
     /// Run as the floor server (how the bench starts it; prints its address).
     #[arg(long, hide = true)]

@@ -187,6 +187,7 @@ fn pid_of(child: &Child) -> Option<u32> {
 pub async fn start_topology(
     gateways: usize,
     room_services: usize,
+    redis_cluster: usize,
     max_connections: usize,
 ) -> anyhow::Result<Deployment> {
     let (room_service_bin, gateway_bin) = binaries()?;
@@ -196,26 +197,29 @@ pub async fn start_topology(
         Deployment { kind: Kind::Topology, urls: Vec::new(), procs: Vec::new(), children: Vec::new(), dir: Some(dir) };
     let dir = deployment.dir.clone().unwrap_or_default();
 
-    let socket = dir.join("redis.sock");
-    let mut redis = Command::new("redis-server")
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&socket)
-        .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
-        .arg(&dir)
-        .stdout(log_file(&dir, "redis")?)
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start redis-server from PATH; apt-get install -y redis-server, or use --gateway URL")?;
-    wait_ready(&mut redis, "redis", &dir, || {
-        let socket = socket.clone();
-        async move { tokio::net::UnixStream::connect(socket).await.is_ok() }
-    })
-    .await?;
-    deployment.procs.push(Watched { name: "redis".into(), pid: pid_of(&redis) });
-    deployment.children.push(redis);
-    let redis_url = format!("redis+unix://{}", socket.display());
-
+    let redis_env = if redis_cluster > 0 {
+        ("REDIS_CLUSTER_URLS", start_cluster(&mut deployment, &dir, redis_cluster).await?)
+    } else {
+        let socket = dir.join("redis.sock");
+        let mut redis = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(log_file(&dir, "redis")?)
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start redis-server from PATH; apt-get install -y redis-server, or use --gateway URL")?;
+        wait_ready(&mut redis, "redis", &dir, || {
+            let socket = socket.clone();
+            async move { tokio::net::UnixStream::connect(socket).await.is_ok() }
+        })
+        .await?;
+        deployment.procs.push(Watched { name: "redis".into(), pid: pid_of(&redis) });
+        deployment.children.push(redis);
+        ("REDIS_URL", format!("redis+unix://{}", socket.display()))
+    };
     let mut rs_urls = Vec::new();
     for i in 1..=room_services {
         let port = free_port()?;
@@ -225,7 +229,7 @@ pub async fn start_topology(
             .env("HOST", "127.0.0.1")
             .env("GRPC_PORT", port.to_string())
             .env("METRICS_PORT", "0")
-            .env("REDIS_URL", &redis_url)
+            .env(redis_env.0, &redis_env.1)
             .env("INSTANCE_ID", format!("room-service-{port}"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -263,6 +267,55 @@ pub async fn start_topology(
         deployment.urls.push(format!("ws://127.0.0.1:{port}/ws"));
     }
     Ok(deployment)
+}
+
+/// First port of a bench Redis Cluster's nodes: below the ephemeral range,
+/// and so is each node's bus port (+10000).
+const CLUSTER_FIRST_PORT: u16 = 21100;
+
+/// Starts `masters` cluster-enabled redis-servers, joins them with
+/// `redis-cli --cluster create` and waits for `cluster_state:ok`; returns
+/// the seed URLs for `REDIS_CLUSTER_URLS`.
+async fn start_cluster(deployment: &mut Deployment, dir: &std::path::Path, masters: usize) -> anyhow::Result<String> {
+    let ports: Vec<u16> = (0..masters as u16).map(|i| CLUSTER_FIRST_PORT + i).collect();
+    for (i, port) in ports.iter().enumerate() {
+        let name = format!("redis{}", i + 1);
+        let mut node = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf"), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(log_file(dir, &name)?)
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start redis-server from PATH; apt-get install -y redis-server")?;
+        let port = *port;
+        wait_ready(&mut node, &name, dir, || tcp_ready(port)).await?;
+        deployment.procs.push(Watched { name, pid: pid_of(&node) });
+        deployment.children.push(node);
+    }
+    let mut create = Command::new("redis-cli");
+    create.args(["--cluster", "create"]);
+    for port in &ports {
+        create.arg(format!("127.0.0.1:{port}"));
+    }
+    let made = create.args(["--cluster-replicas", "0", "--cluster-yes"]).stdin(Stdio::null()).output().await?;
+    anyhow::ensure!(
+        made.status.success(),
+        "redis-cli --cluster create failed (ports {}–{} busy?): {}",
+        ports[0],
+        ports[ports.len() - 1],
+        String::from_utf8_lossy(&made.stdout)
+    );
+    for _ in 0..100 {
+        let info = Command::new("redis-cli").args(["-p", &ports[0].to_string(), "cluster", "info"]).output().await?;
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+            return Ok(ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(","));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the bench's Redis Cluster did not reach cluster_state:ok")
 }
 
 /// Starts the floor: this program with `--serve-floor`.
@@ -324,7 +377,9 @@ pub fn sides(args: &crate::Args) -> Vec<Kind> {
 /// Starts one side; gateways accept at least `connections` browsers.
 pub async fn start(kind: Kind, args: &crate::Args, connections: usize) -> anyhow::Result<Deployment> {
     let deployment = match kind {
-        Kind::Topology => start_topology(args.gateways, args.room_services, connections.max(10_000) + 100).await?,
+        Kind::Topology => {
+            start_topology(args.gateways, args.room_services, args.redis_cluster, connections.max(10_000) + 100).await?
+        }
         Kind::Floor => start_floor().await?,
         Kind::Existing => Deployment::existing(args.gateway.clone()),
     };
