@@ -66,15 +66,41 @@ fn entry(list: &Value, username: &str) -> Option<Value> {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub gateway: String,
+    /// The `welcome` frame the connection opened with.
+    pub welcome: Value,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("websocket connects");
-        let mut client = Self { ws, gateway: String::new() };
+        Self::connect_to(addr, "").await
+    }
+
+    /// Opens `/ws` + `query` and reads the welcome, failing the test if the
+    /// gateway refuses.
+    pub async fn connect_to(addr: SocketAddr, query: &str) -> Self {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}")).await.expect("websocket connects");
+        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
         let welcome = client.next_of("welcome").await;
         client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
+        client.welcome = welcome;
         client
+    }
+
+    /// Reconnects as the session `session` (`/ws?session=`), on gateway `addr`.
+    pub async fn resume(addr: SocketAddr, session: &str) -> Self {
+        Self::connect_to(addr, &format!("?session={session}")).await
+    }
+
+    /// The session token the welcome gave this connection.
+    pub fn session(&self) -> String {
+        self.welcome["session"].as_str().expect("welcome carries a session token").to_owned()
+    }
+
+    /// Ends the connection the way a lost network or a killed tab does: the
+    /// TCP connection goes, with no Close frame first.
+    pub fn vanish(self) {
+        drop(self.ws);
     }
 
     /// Opens `/ws` + `query` (e.g. `?token=…`) with an `Origin` header when
@@ -88,9 +114,10 @@ impl Client {
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => {
-                let mut client = Self { ws, gateway: String::new() };
+                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
                 let welcome = client.next_of("welcome").await;
                 client.gateway = welcome["gateway"].as_str().unwrap_or_default().to_owned();
+                client.welcome = welcome;
                 Ok(client)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -189,11 +216,40 @@ impl Client {
         frames
     }
 
+    /// Every JSON frame that arrives in the next `period` (reading, so pings
+    /// are answered); fails if the connection ends.
+    pub async fn frames_for(&mut self, period: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + period;
+        let mut frames = Vec::new();
+        while let Ok(frame) = tokio::time::timeout_at(deadline, self.next()).await {
+            frames.push(frame);
+        }
+        frames
+    }
+
     /// Joins a room and returns the `joined` frame.
     pub async fn join(&mut self, room: &str, username: &str) -> Value {
         self.send(json!({"type": "join", "room": room, "username": username})).await;
         let frame = self.next_where(|f| f["type"] == "joined" || f["type"] == "error").await;
         assert_eq!(frame["type"], "joined", "join {room} as {username}: {frame}");
+        frame
+    }
+
+    /// Joins a room resuming from `after_seq` of `epoch`; returns the
+    /// `joined` frame.
+    pub async fn join_after(&mut self, room: &str, username: &str, after_seq: u64, epoch: &str) -> Value {
+        self.send(json!({"type": "join", "room": room, "username": username, "after_seq": after_seq, "epoch": epoch}))
+            .await;
+        let frame = self.next_where(|f| f["type"] == "joined" || f["type"] == "error").await;
+        assert_eq!(frame["type"], "joined", "join {room} as {username} after {after_seq}: {frame}");
+        frame
+    }
+
+    /// The first page of a joined room's members (the `members` reply).
+    pub async fn members(&mut self, room: &str) -> Value {
+        self.send(json!({"type": "members", "room": room})).await;
+        let frame = self.next_where(|f| f["type"] == "members" || f["type"] == "error").await;
+        assert_eq!(frame["type"], "members", "members of {room}: {frame}");
         frame
     }
 
