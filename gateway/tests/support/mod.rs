@@ -7,6 +7,7 @@
 mod client;
 mod redis_cluster;
 mod redis_server;
+pub mod tab;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -163,7 +164,18 @@ impl Topology {
         tweak_rs: impl FnOnce(&mut room_service::Config),
         tweak_gw: impl FnOnce(&mut gateway::Config),
     ) -> Self {
-        let redis = RedisServer::start().await;
+        Self::start_on(RedisServer::start().await, room_services, gateways, tweak_rs, tweak_gw).await
+    }
+
+    /// [`Self::start_configured`] on a Redis the test started, e.g.
+    /// [`RedisServer::start_persistent`].
+    pub async fn start_on(
+        redis: RedisServer,
+        room_services: usize,
+        gateways: usize,
+        tweak_rs: impl FnOnce(&mut room_service::Config),
+        tweak_gw: impl FnOnce(&mut gateway::Config),
+    ) -> Self {
         let mut config = room_service::Config::with_redis(Some(redis.url()));
         tweak_rs(&mut config);
         Self::build_with(Some(redis), config, room_services, gateways, tweak_gw).await
@@ -245,6 +257,11 @@ impl Topology {
 
     pub fn gateway_addr(&self, i: usize) -> SocketAddr {
         self.gateways[i].as_ref().expect("gateway is running").addr
+    }
+
+    /// The addresses of the gateways still running.
+    pub fn live_gateways(&self) -> Vec<SocketAddr> {
+        self.gateways.iter().flatten().map(|node| node.addr).collect()
     }
 
     pub fn room_service_addr(&self, i: usize) -> SocketAddr {
