@@ -221,7 +221,7 @@ fn print_totals(ledgers: &[Ledger], references: &BTreeMap<String, Ledger>) {
     }
     println!(
         "stored {} messages in {} rooms; {} tabs: {} deliveries, {} sent, {} echoed, {} re-sent, {} repeated echoes, \
-         {} reconnects, {} resumes; close codes {close_codes:?}",
+         {} reconnects, {} resumes, {} upgrades answered 503; close codes {close_codes:?}",
         references.values().map(|r| r.seen.len()).sum::<usize>(),
         references.len(),
         ledgers.len(),
@@ -232,5 +232,6 @@ fn print_totals(ledgers: &[Ledger], references: &BTreeMap<String, Ledger>) {
         sum(|l| l.repeated_echoes),
         sum(|l| l.reconnects),
         sum(|l| l.resumes),
+        sum(|l| l.unavailable_upgrades),
     );
 }

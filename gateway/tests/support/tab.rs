@@ -71,6 +71,8 @@ pub struct Ledger {
     pub repeated_echoes: u64,
     /// Connections closed by the gateway, by close code.
     pub close_codes: BTreeMap<u16, u64>,
+    /// Upgrades answered 503 (draining or full: the page tries again).
+    pub unavailable_upgrades: u64,
     /// Client ids never echoed.
     pub unacked: Vec<String>,
     /// Everything that broke the protocol's promises.
@@ -223,6 +225,10 @@ impl Tab {
         let url = format!("ws://{addr}/ws{query}");
         let mut ws = match tokio::time::timeout(CONNECT_WITHIN, tokio_tungstenite::connect_async(url)).await {
             Ok(Ok((ws, _))) => ws,
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) if response.status() == 503 => {
+                self.ledger.unavailable_upgrades += 1;
+                return None;
+            }
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
                 self.fault(format!("the upgrade on {addr} was refused: HTTP {}", response.status()));
                 return None;
