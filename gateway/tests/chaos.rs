@@ -18,7 +18,7 @@ use chat_proto::v1::GetRoomRequest;
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
-use support::tab::{self, Ledger, Order, TabConfig, TabHandle};
+use support::tab::{self, Ledger, Order, Seen, TabConfig, TabHandle};
 use support::{Client, RedisServer, Topology, messages};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -163,19 +163,24 @@ async fn nothing_is_lost_or_repeated_through_drops_and_crashes() {
                 .push(format!("{}: the reference lost its connection {} times", reference.name, reference.reconnects));
         }
         let expected: Vec<u64> = (reference.first_after + 1..=last_seqs[room]).collect();
-        let seqs: Vec<u64> = reference.seen.iter().map(|(s, _)| *s).collect();
+        let seqs: Vec<u64> = reference.seen.iter().map(|s| s.seq).collect();
         if seqs != expected {
             faults.push(format!("{}: did not see every seq of {room} once, in order", reference.name));
+        }
+        // A send, however often it was sent, is stored once.
+        let mut stored_as = BTreeMap::new();
+        for seen in reference.seen.iter().filter(|s| !s.client_id.is_empty()) {
+            if let Some(first) = stored_as.insert(seen.client_id.clone(), seen.seq) {
+                faults.push(format!(
+                    "{room}: client id {} stored twice, as seq {first} and {}",
+                    seen.client_id, seen.seq
+                ));
+            }
         }
         // What the room holds, from its history, is what the reference saw.
         let mut auditor = Client::connect(topology.gateway_addr(0)).await;
         let joined = auditor.join_after(room, "auditor", reference.first_after, &reference.epoch).await;
-        let history: Vec<(u64, String)> = joined["history"]
-            .as_array()
-            .expect("history")
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap_or_default(), m["id"].as_str().unwrap_or_default().to_owned()))
-            .collect();
+        let history: Vec<Seen> = joined["history"].as_array().expect("history").iter().map(Seen::of).collect();
         if joined["recovered"] != true || history != reference.seen {
             faults.push(format!(
                 "{room}: its history ({} messages, recovered {}) is not what the reference saw ({})",
@@ -195,7 +200,7 @@ async fn nothing_is_lost_or_repeated_through_drops_and_crashes() {
             ));
         }
         let reference = &reference_ledgers[&ledger.room];
-        let expected: Vec<&(u64, String)> = reference.seen.iter().filter(|(s, _)| *s > ledger.first_after).collect();
+        let expected: Vec<&Seen> = reference.seen.iter().filter(|s| s.seq > ledger.first_after).collect();
         if ledger.seen.iter().collect::<Vec<_>>() != expected {
             faults.push(format!(
                 "{}: saw {} messages, the room stored {} after seq {}",
@@ -220,13 +225,14 @@ fn print_totals(ledgers: &[Ledger], references: &BTreeMap<String, Ledger>) {
         }
     }
     println!(
-        "stored {} messages in {} rooms; {} tabs: {} deliveries, {} sent, {} echoed, {} re-sent, {} repeated echoes, \
+        "stored {} messages in {} rooms; {} tabs: {} deliveries, {} sent ({} while offline), {} echoed, {} re-sent, {} repeated echoes, \
          {} reconnects, {} resumes, {} upgrades answered 503; close codes {close_codes:?}",
         references.values().map(|r| r.seen.len()).sum::<usize>(),
         references.len(),
         ledgers.len(),
         sum(|l| l.seen.len() as u64),
         sum(|l| l.sent),
+        sum(|l| l.written_offline),
         sum(|l| l.acked),
         sum(|l| l.resent),
         sum(|l| l.repeated_echoes),

@@ -2,7 +2,9 @@
 //! session token and its room's epoch and last seq; when its connection
 //! drops (or the test tells it to drop) it reconnects to a live gateway with
 //! `?session=`, joins with `after_seq`/`epoch`, and sends again, under the
-//! same `client_id`, whatever it sent that did not come back. Everything it
+//! same `client_id`, whatever it sent that did not come back. A drop comes
+//! just as it sends (so the send may or may not have reached the room), and
+//! while away it writes a message that goes out after the resume. Everything it
 //! sees goes in its [`Ledger`], for the test to check that nothing was lost
 //! or seen twice.
 //!
@@ -55,13 +57,15 @@ pub struct Ledger {
     /// The room's last seq when the tab first joined: it answers for
     /// every message after it.
     pub first_after: u64,
-    /// Every message seen since the first join, `(seq, id)`, in order of arrival.
-    pub seen: Vec<(u64, String)>,
+    /// Every message seen since the first join, in order of arrival.
+    pub seen: Vec<Seen>,
     pub sent: u64,
     /// Sends whose echo arrived.
     pub acked: u64,
     /// Sends made again under the same client id.
     pub resent: u64,
+    /// Messages written while the connection was down, sent after the resume.
+    pub written_offline: u64,
     /// Connections after the first, by whatever cause.
     pub reconnects: u64,
     /// Joins with `after_seq` answered `recovered: true`.
@@ -77,6 +81,21 @@ pub struct Ledger {
     pub unacked: Vec<String>,
     /// Everything that broke the protocol's promises.
     pub faults: Vec<String>,
+}
+
+/// A message as a tab saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub seq: u64,
+    pub id: String,
+    pub client_id: String,
+}
+
+impl Seen {
+    pub fn of(message: &Value) -> Self {
+        let text = |key: &str| message[key].as_str().unwrap_or_default().to_owned();
+        Self { seq: message["seq"].as_u64().unwrap_or_default(), id: text("id"), client_id: text("client_id") }
+    }
 }
 
 /// A running tab.
@@ -131,7 +150,8 @@ pub struct TabConfig {
 /// A send not yet echoed.
 struct Pending {
     text: String,
-    last_attempt: Instant,
+    /// `None`: written while offline, not sent yet.
+    last_attempt: Option<Instant>,
 }
 
 /// Why one connection ended.
@@ -201,7 +221,11 @@ impl Tab {
                 }
                 Ended::Dropped(away) => {
                     drop(ws);
-                    tokio::time::sleep(away).await;
+                    tokio::time::sleep(away / 2).await;
+                    if !self.finishing && self.config.send_every.is_some() {
+                        self.write_offline();
+                    }
+                    tokio::time::sleep(away - away / 2).await;
                 }
                 Ended::Lost => {
                     drop(ws);
@@ -296,6 +320,11 @@ impl Tab {
                 order = orders.recv(), if orders_open => match order {
                     Some(Order::Drop(away)) => {
                         self.settled.store(false, Ordering::Relaxed);
+                        // The network goes just as the user hits send: the
+                        // send may or may not reach the room.
+                        if joined && !self.finishing {
+                            let _ = self.send_new(ws).await;
+                        }
                         return Ended::Dropped(away);
                     }
                     Some(Order::Finish) => self.finishing = true,
@@ -433,14 +462,13 @@ impl Tab {
     }
 
     fn on_message(&mut self, message: &Value) {
-        let seq = message["seq"].as_u64().unwrap_or_default();
-        let id = message["id"].as_str().unwrap_or_default().to_owned();
-        let client_id = message["client_id"].as_str().unwrap_or_default();
+        let seen = Seen::of(message);
+        let seq = seen.seq;
         let last = self.last_seq.unwrap_or_default();
         if seq <= last {
-            let mine = client_id.starts_with(&format!("{}-", self.config.name));
-            let earlier = self.ledger.seen.binary_search_by_key(&seq, |(s, _)| *s).ok().map(|i| &self.ledger.seen[i].1);
-            if mine && earlier == Some(&id) {
+            let mine = seen.client_id.starts_with(&format!("{}-", self.config.name));
+            let earlier = self.ledger.seen.binary_search_by_key(&seq, |s| s.seq).ok().map(|i| &self.ledger.seen[i]);
+            if mine && earlier == Some(&seen) {
                 self.ledger.repeated_echoes += 1;
             } else {
                 self.fault(format!("seq {seq} again (last seen {last}): {message}"));
@@ -450,11 +478,11 @@ impl Tab {
         if seq > last + 1 {
             self.fault(format!("seqs {}..={} never arrived (next was {seq})", last + 1, seq - 1));
         }
-        self.ledger.seen.push((seq, id));
         self.last_seq = Some(seq);
-        if self.pending.remove(client_id).is_some() {
+        if self.pending.remove(&seen.client_id).is_some() {
             self.ledger.acked += 1;
         }
+        self.ledger.seen.push(seen);
     }
 
     async fn send_new(&mut self, ws: &mut Socket) -> bool {
@@ -463,8 +491,19 @@ impl Tab {
         self.next_message += 1;
         self.ledger.sent += 1;
         let frame = json!({"type": "send", "room": self.config.room, "text": text, "client_id": client_id});
-        self.pending.insert(client_id, Pending { text, last_attempt: Instant::now() });
+        self.pending.insert(client_id, Pending { text, last_attempt: Some(Instant::now()) });
         ws.send(Message::Text(frame.to_string().into())).await.is_ok()
+    }
+
+    /// A message written while the connection is down: it waits, pending,
+    /// and goes out once the room is joined again.
+    fn write_offline(&mut self) {
+        let client_id = format!("{}-{}", self.config.name, self.next_message);
+        let text = format!("{} says {} (offline)", self.config.name, self.next_message);
+        self.next_message += 1;
+        self.ledger.sent += 1;
+        self.ledger.written_offline += 1;
+        self.pending.insert(client_id, Pending { text, last_attempt: None });
     }
 
     /// Sends again, under the same client ids, the sends last tried at
@@ -472,15 +511,17 @@ impl Tab {
     async fn resend(&mut self, ws: &mut Socket, older_than: Duration) -> bool {
         let now = Instant::now();
         let mut frames = Vec::new();
+        let mut again = 0;
         for (client_id, pending) in &mut self.pending {
-            if now.duration_since(pending.last_attempt) >= older_than {
-                pending.last_attempt = now;
+            if pending.last_attempt.is_none_or(|last| now.duration_since(last) >= older_than) {
+                again += u64::from(pending.last_attempt.is_some());
+                pending.last_attempt = Some(now);
                 frames.push(
                     json!({"type": "send", "room": self.config.room, "text": pending.text, "client_id": client_id}),
                 );
             }
         }
-        self.ledger.resent += frames.len() as u64;
+        self.ledger.resent += again;
         for frame in frames {
             if ws.feed(Message::Text(frame.to_string().into())).await.is_err() {
                 return false;
