@@ -110,6 +110,45 @@ async fn resuming_on_another_gateway_recovers_every_missed_message() {
     assert!(noticed.is_empty(), "the room saw a resumed member leave or join: {noticed:?}");
 }
 
+/// A send whose echo did not arrive before the connection dropped, sent
+/// again after the resume under the same `client_id`, is stored once and
+/// its echo comes again ("Sends are exactly once").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_repeated_after_a_resume_is_stored_once_and_echoed_again() {
+    let topology = Topology::start(1, 2).await;
+    let mut bob = topology.client(1).await;
+    bob.join(ROOM, "bob").await;
+    let mut ada = topology.client(0).await;
+    let session = ada.session();
+    let joined = ada.join(ROOM, "ada").await;
+    let (after_seq, epoch) =
+        (joined["last_seq"].as_u64().expect("last_seq"), joined["epoch"].as_str().expect("an epoch").to_owned());
+    let hello = json!({"type": "send", "room": ROOM, "text": "hello?", "client_id": "ada-1"});
+
+    ada.send(hello.clone()).await;
+    let original = bob.next_where(|f| f["type"] == "message" && f["client_id"] == "ada-1").await;
+    ada.vanish(); // before reading the echo
+    let mut ada = Client::resume(topology.gateway_addr(1), &session).await;
+    ada.join_after(ROOM, "ada", after_seq, &epoch).await;
+    ada.send(hello).await;
+    ada.send(json!({"type": "send", "room": ROOM, "text": "and you?", "client_id": "ada-2"})).await;
+
+    let next = messages(&mut bob, ROOM, 1).await;
+    assert_eq!(next[0]["client_id"], "ada-2", "bob saw the repeated send a second time: {}", next[0]);
+    assert_eq!(seq(&next[0]), seq(&original) + 1, "the repeated send was stored once");
+    let mut echoes = Vec::new();
+    loop {
+        let frame = ada.next_of("message").await;
+        if frame["client_id"] == "ada-2" {
+            break;
+        }
+        echoes.push(frame);
+    }
+    // An echo written after the next send's is still an echo.
+    echoes.extend(ada.drain(Duration::from_millis(500)).await.into_iter().filter(|f| f["type"] == "message"));
+    assert_eq!(stored(&echoes), stored(&[original]), "the echo of the repeated send comes again, as stored");
+}
+
 /// A browser that missed more than the room keeps (HISTORY_LEN 60, 300
 /// messages missed) is told `recovered: false` and gets the last 50, as on
 /// a first join; live messages follow them.
