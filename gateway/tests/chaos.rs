@@ -226,7 +226,7 @@ fn print_totals(ledgers: &[Ledger], references: &BTreeMap<String, Ledger>) {
     }
     println!(
         "stored {} messages in {} rooms; {} tabs: {} deliveries, {} sent ({} while offline), {} echoed, {} re-sent, {} repeated echoes, \
-         {} reconnects, {} resumes, {} upgrades answered 503; close codes {close_codes:?}",
+         {} reconnects ({} drops by reset), {} resumes, {} upgrades answered 503; close codes {close_codes:?}",
         references.values().map(|r| r.seen.len()).sum::<usize>(),
         references.len(),
         ledgers.len(),
@@ -237,6 +237,7 @@ fn print_totals(ledgers: &[Ledger], references: &BTreeMap<String, Ledger>) {
         sum(|l| l.resent),
         sum(|l| l.repeated_echoes),
         sum(|l| l.reconnects),
+        sum(|l| l.resets),
         sum(|l| l.resumes),
         sum(|l| l.unavailable_upgrades),
     );

@@ -3,10 +3,10 @@
 //! drops (or the test tells it to drop) it reconnects to a live gateway with
 //! `?session=`, joins with `after_seq`/`epoch`, and sends again, under the
 //! same `client_id`, whatever it sent that did not come back. A drop comes
-//! just as it sends (so the send may or may not have reached the room), and
-//! while away it writes a message that goes out after the resume. Everything it
-//! sees goes in its [`Ledger`], for the test to check that nothing was lost
-//! or seen twice.
+//! just as it sends, and half the drops reset the connection, so that send
+//! may or may not have reached the room; while away it writes a message that
+//! goes out after the resume. Everything it sees goes in its [`Ledger`], for
+//! the test to check that nothing was lost or seen twice.
 //!
 //! A tab runs as a task of its own; the test steers it with [`Order`]s and,
 //! at the end, tells it the seq to reach before it hands back its ledger.
@@ -66,6 +66,8 @@ pub struct Ledger {
     pub resent: u64,
     /// Messages written while the connection was down, sent after the resume.
     pub written_offline: u64,
+    /// Drops that reset the connection (RST) rather than closing it (FIN).
+    pub resets: u64,
     /// Connections after the first, by whatever cause.
     pub reconnects: u64,
     /// Joins with `after_seq` answered `recovered: true`.
@@ -220,6 +222,14 @@ impl Tab {
                     break;
                 }
                 Ended::Dropped(away) => {
+                    // Half the drops reset the connection: a send written
+                    // just before may then never be read by the gateway.
+                    if self.rng.random_bool(0.5)
+                        && let MaybeTlsStream::Plain(tcp) = ws.get_ref()
+                    {
+                        let _ = tcp.set_zero_linger();
+                        self.ledger.resets += 1;
+                    }
                     drop(ws);
                     tokio::time::sleep(away / 2).await;
                     if !self.finishing && self.config.send_every.is_some() {
