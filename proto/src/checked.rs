@@ -37,6 +37,14 @@ macro_rules! reads_as_str {
             }
         }
 
+        /// Quoted like the text it holds, so `{room:?}` in a message
+        /// reads `"general"`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -59,7 +67,7 @@ macro_rules! reads_as_str {
 }
 
 /// A room name: 1–64 characters of `[A-Za-z0-9_.-]` ([`names::check_room`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomName(String);
 
 impl TryFrom<String> for RoomName {
@@ -74,7 +82,7 @@ reads_as_str!(RoomName);
 
 /// A display name as it is shown: trimmed, NFC, 1–32 characters, passing
 /// the impersonation rules of [`names::check_username`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Username(String);
 
 impl TryFrom<String> for Username {
@@ -88,7 +96,7 @@ reads_as_str!(Username);
 
 /// A member id chosen by a gateway: 1–128 printable characters
 /// ([`names::check_member_id`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MemberId(String);
 
 impl TryFrom<String> for MemberId {
@@ -119,6 +127,7 @@ mod tests {
     fn a_checked_name_reads_as_its_text() {
         let room = RoomName::try_from("dev").expect("valid");
         assert_eq!((&*room, room.as_str(), room.to_string()), ("dev", "dev", "dev".to_owned()));
+        assert_eq!(format!("{room:?}"), r#""dev""#, "debug-printed as its quoted text");
         let rooms: std::collections::HashSet<RoomName> = [room].into();
         assert!(rooms.contains("dev"), "looked up by &str");
     }
