@@ -130,9 +130,10 @@ function onJoined(room, frame) {
   // The first history of a page load is context, not news; after a
   // reconnect, messages missed meanwhile count as unread.
   if (!firstTime && !isSeen(room)) room.unread += fresh;
-  for (const [cid, p] of room.pending) {
-    conn.send({ type: "send", room: room.name, text: p.text, client_id: cid });
-  }
+  // Sends not echoed yet (typed offline, or lost with the old connection) go
+  // again with the same client_id, which the room-service stores once; those
+  // whose echo was in the history were settled by it above.
+  for (const f of room.pending.frames(room.name)) conn.send(f);
   renderRoomItem(room);
   if (room === active) renderActive();
   refetchMembersIfStale(room);
@@ -240,7 +241,7 @@ function onError(frame, room) {
     room.note(text, "error", detail);
     sendJoin(room);
   } else {
-    const back = SEND_ERRORS.has(frame.code) ? room.dropOldestPending() : null;
+    const back = SEND_ERRORS.has(frame.code) ? room.pending.dropOldest() : null;
     let note = back != null ? `Message not sent: ${text}` : text;
     if (back != null && room === active && !ui.composer.value) {
       ui.composer.value = back;
@@ -258,7 +259,7 @@ function onError(frame, room) {
 // ---- rooms ------------------------------------------------------------------
 
 function sendJoin(room) {
-  if (conn.send({ type: "join", room: room.name, username: room.username })) room.status = "joining";
+  if (conn.send({ type: "join", room: room.name, username: room.username, ...room.resumeFrom() })) room.status = "joining";
   renderRoomItem(room);
 }
 
@@ -392,9 +393,13 @@ function send() {
     ui.composerHint.textContent = `That is ${bytes.toLocaleString()} bytes; the limit is ${limits.max_text_bytes.toLocaleString()}. Shorten it or split it up.`;
     return;
   }
+  const room = active;
+  if (room.pending.full) {
+    ui.composerHint.textContent = `${room.pending.size} messages are still waiting to be sent; this one waits in the box until they are.`;
+    return;
+  }
   ui.composerHint.textContent = "";
   const cid = newClientId();
-  const room = active;
   withScroll(room, () => {
     room.addPending(cid, text);
     return { own: true };
