@@ -52,10 +52,15 @@ export class Connection {
     this.connect();
   }
 
-  /** The network came back: connect now, unless the session is open elsewhere. */
+  /**
+   * The network came back: connect now, unless the session is open
+   * elsewhere. Failures while it was gone say nothing about now, so the
+   * backoff starts over.
+   */
   wake() {
-    if (this.status.state === "elsewhere") return;
-    this.retry();
+    if (this.status.state === "elsewhere" || this.ws) return;
+    this.attempt = 0;
+    this.connect();
   }
 
   /** Send a frame if the connection is up; false if it is not. */
