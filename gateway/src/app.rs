@@ -11,11 +11,12 @@ use axum::routing::get;
 use tokio::sync::Semaphore;
 use tower_http::services::ServeDir;
 
-use crate::auth::{TokenKeys, token_param};
+use crate::auth::{TokenKeys, query_param, token_param};
 use crate::caller::Caller;
 use crate::origin::OriginPolicy;
 use crate::rate::Rates;
 use crate::session::{self, MAX_FRAME_BYTES, READ_BUFFER_BYTES, Shared, WRITE_BUFFER_BYTES};
+use crate::session_token::SessionToken;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -66,6 +67,13 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
+    // A browser coming back as the member it was (`docs/protocol.md`,
+    // "Sessions and resuming").
+    let resume = match query_param(uri.query(), "session").map(|token| SessionToken::parse(&token)) {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(why)) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    };
     if state.shared.draining.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down; connect to another one\n").into_response();
     }
@@ -90,7 +98,7 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
         tasks.track_future(async move {
             tracing::debug!(conn, "browser connected");
             state.shared.metrics.connections.increment(1);
-            session::run(socket, Arc::clone(&state.shared), conn, caller).await;
+            session::run(socket, Arc::clone(&state.shared), conn, caller, resume).await;
             state.shared.metrics.connections.decrement(1);
             tracing::debug!(conn, "browser disconnected");
             drop(permit);

@@ -130,11 +130,12 @@ impl TokenKeys {
 
 /// The `token` parameter of a query string, percent-decoded.
 pub fn token_param(query: Option<&str>) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| percent_decode(v))
+    query_param(query, "token")
+}
+
+/// The value of `key` in a query string, percent-decoded.
+pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| percent_decode(v))
 }
 
 fn percent_decode(value: &str) -> String {

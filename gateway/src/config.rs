@@ -39,6 +39,18 @@ pub struct Config {
     #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_secs: u64,
 
+    /// Seconds between WebSocket pings to each browser. A browser that sends
+    /// nothing (no frame, no pong) for twice this is closed (4010) and leaves
+    /// its rooms with reason `timeout`.
+    #[arg(long, env = "PING_SECS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_secs: u64,
+
+    /// Seconds a browser whose connection vanished (or whose gateway
+    /// restarted) stays in its rooms for its session to resume on any
+    /// gateway; then it leaves with reason `disconnected`. 0: leave at once.
+    #[arg(long, env = "RESUME_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub resume_grace_secs: u64,
+
     /// Seconds to wait for browsers to go and leave notices to be sent on shutdown.
     #[arg(long, env = "DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
@@ -84,5 +96,13 @@ impl Config {
 
     pub fn heartbeat_every(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs)
+    }
+
+    pub fn ping_every(&self) -> Duration {
+        Duration::from_secs(self.ping_secs)
+    }
+
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.resume_grace_secs)
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{HeartbeatRequest, JoinRequest, Member, RoomEvent, SubscribeRequest};
+use chat_proto::v1::{HeartbeatRequest, JoinRequest, Member, RoomEvent, SessionMoved, SubscribeRequest};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,9 +46,13 @@ pub struct Delivery {
 pub struct Listener {
     pub member_id: Arc<str>,
     pub username: Arc<str>,
+    /// The connection, as room-services know it (`Member::connection`).
+    pub connection: Arc<str>,
     pub queue: mpsc::Sender<Arc<Delivery>>,
     /// Notified when the listener was dropped for being too slow.
     pub too_slow: Arc<Notify>,
+    /// Notified when its session was resumed on another connection.
+    pub moved: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -115,6 +119,19 @@ impl Feed {
         self.listeners().values().any(|l| &*l.member_id == member_id)
     }
 
+    /// Drops the listeners whose sessions moved to another connection and
+    /// tells their sessions to close.
+    fn moved(&self, moved: &[SessionMoved]) {
+        self.listeners().retain(|conn, listener| {
+            let gone = moved.iter().any(|m| *m.member_id == *listener.member_id && *m.connection == *listener.connection);
+            if gone {
+                tracing::info!(room = %self.room, conn, member = %listener.member_id, "session resumed on another connection; closing this one");
+                listener.moved.notify_one();
+            }
+            !gone
+        });
+    }
+
     /// Queues one event for every local listener; returns how many got it.
     fn deliver(&self, event: &RoomEvent, metrics: &GatewayMetrics) -> usize {
         let Some(view) = EventView::of(event) else {
@@ -168,8 +185,12 @@ impl Feed {
         delivered
     }
 
-    fn members(&self) -> Vec<(Arc<str>, Arc<str>)> {
-        self.listeners().values().map(|l| (Arc::clone(&l.member_id), Arc::clone(&l.username))).collect()
+    fn members(&self) -> Vec<Listener> {
+        self.listeners().values().cloned().collect()
+    }
+
+    fn epoch(&self) -> Arc<str> {
+        Arc::clone(&self.position.lock().unwrap_or_else(PoisonError::into_inner).0)
     }
 }
 
@@ -216,7 +237,16 @@ pub async fn run(
                     tracing::debug!(room, delivered, "presence delivered to local clients");
                 }
                 message = stream.message() => match message {
-                    Ok(Some(event)) => presence.on_event(&feed, event, &metrics),
+                    Ok(Some(event)) => {
+                        // A new history (Redis restarted empty): its presence
+                        // went too, so put this gateway's members back now.
+                        let epoch = feed.epoch();
+                        if event.seq > 0 && !epoch.is_empty() && *epoch != *event.epoch {
+                            tracing::warn!(room, "the room's history started over; restoring its members");
+                            send_heartbeats(&feed, &services, &gateway);
+                        }
+                        presence.on_event(&feed, event, &metrics);
+                    }
                     Ok(None) => {
                         tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
                         break;
@@ -247,6 +277,9 @@ impl Presence {
     /// a quiet spell), anything else straight to the listeners.
     fn on_event(&mut self, feed: &Feed, event: RoomEvent, metrics: &GatewayMetrics) {
         if let Some(Kind::Presence(diff)) = event.kind {
+            if !diff.moved.is_empty() {
+                feed.moved(&diff.moved);
+            }
             self.window.add(diff);
             let now = Instant::now();
             let earliest = self.last_sent.map_or(now, |at| at + PRESENCE_EVERY);
@@ -338,7 +371,7 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
         let request = HeartbeatRequest {
             room: room.clone(),
             gateway: gateway.to_string(),
-            member_ids: chunk.iter().map(|(id, _)| id.to_string()).collect(),
+            member_ids: chunk.iter().map(|l| l.member_id.to_string()).collect(),
         };
         let heartbeat = services.call(&room, request, |mut c, r| async move { c.heartbeat(r).await });
         let unknown = match heartbeat.await {
@@ -348,20 +381,27 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
                 return;
             }
         };
-        for (member_id, username) in chunk.iter().filter(|(id, _)| unknown.iter().any(|u| **u == **id)) {
+        for listener in chunk.iter().filter(|l| unknown.iter().any(|u| **u == *l.member_id)) {
+            let member_id = &listener.member_id;
             // Left or disconnected since the list was taken: not a lost member.
             if !feed.has_member(member_id) {
                 continue;
             }
+            // Put back silently: the member never left, so nobody is told
+            // it joined (Redis restarted empty, or it was unreachable for
+            // longer than the presence TTL).
             let join = JoinRequest {
                 room: room.clone(),
                 member: Some(Member {
                     member_id: member_id.to_string(),
-                    username: username.to_string(),
+                    username: listener.username.to_string(),
                     gateway: gateway.to_string(),
                     joined_at_ms: 0,
+                    connection: listener.connection.to_string(),
                 }),
                 history_limit: 1,
+                restore: true,
+                ..JoinRequest::default()
             };
             match services.call(&room, join, |mut c, r| async move { c.join(r).await }).await {
                 Ok(_) => tracing::info!(room, %member_id, "joined again a member whose presence had run out"),

@@ -18,6 +18,11 @@ pub enum ClientFrame {
     Join {
         room: String,
         username: String,
+        /// Resume: the last `seq` seen in the room, and its epoch (both or neither).
+        #[serde(default)]
+        after_seq: Option<u64>,
+        #[serde(default)]
+        epoch: Option<String>,
     },
     Leave {
         room: String,
@@ -195,12 +200,21 @@ pub enum ServerFrame<'a> {
     Welcome {
         gateway: &'a str,
         limits: Limits,
+        /// The session's token: reconnect with `/ws?session=<it>` to stay
+        /// the same member.
+        session: &'a str,
+        /// Whether this connection resumed an earlier session.
+        resumed: bool,
+        ping_ms: u64,
+        resume_grace_ms: u64,
     },
     Joined {
         room: &'a str,
         member_id: &'a str,
         epoch: &'a str,
         last_seq: u64,
+        /// The join resumed, and `history` is everything after its `after_seq`.
+        recovered: bool,
         history: Vec<EventView<'a>>,
         /// The first members in name order, at most 100.
         members: Vec<MemberView<'a>>,
@@ -272,6 +286,10 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     pub const RESTART: u16 = 1012;
     pub const SLOW_CONSUMER: u16 = 4008;
+    /// The session was resumed on another connection; this one is done.
+    pub const SESSION_MOVED: u16 = 4009;
+    /// Nothing heard from the browser (no frame, no pong) for 2 × `PING_SECS`.
+    pub const TIMEOUT: u16 = 4010;
 }
 
 /// The refusal for a room-service that could not be reached.

@@ -6,7 +6,10 @@
 //! ## Layout
 //! - [`config`]: flags and environment.
 //! - [`app`]: HTTP routes — the page, `/ws`, health.
-//! - [`session`]: one browser connection: frames in, calls out, events back.
+//! - [`session`]: one browser connection: frames in, calls out, events back;
+//!   [`session_token`] makes a reconnecting browser the same member,
+//!   [`liveness`] pings it and notices when it went silent.
+//! - [`serve`]: the HTTP server loop, with a deadline for the first request.
 //! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
@@ -36,12 +39,15 @@ pub mod config;
 pub mod feed;
 pub mod frame;
 pub mod hub;
+pub mod liveness;
 pub mod metrics;
 pub mod origin;
 pub mod presence;
 pub mod rate;
 pub mod rendezvous;
+pub mod serve;
 pub mod session;
+pub mod session_token;
 pub mod upstream;
 
 use std::future::Future;
@@ -49,8 +55,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -107,6 +111,8 @@ pub async fn run(
         },
         draining: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        ping_every: config.ping_every(),
+        resume_grace: config.resume_grace(),
     });
     let state = app::AppState {
         shared: Arc::clone(&shared),
@@ -142,14 +148,7 @@ pub async fn run(
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
 
     let draining = shared.draining.clone();
-    // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and
-    // delayed ACKs hold them back for tens of milliseconds.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let server = serve::serve(listener, router, async move {
         shutdown.await;
         tracing::info!("draining: telling browsers to reconnect elsewhere");
         draining.cancel();
@@ -157,7 +156,7 @@ pub async fn run(
     let drain_for = Duration::from_secs(config.drain_secs);
     let stopped = shared.draining.clone();
     tokio::select! {
-        result = server => result.context("HTTP server failed")?,
+        () = server => {}
         () = async { stopped.cancelled().await; tokio::time::sleep(drain_for).await } => {
             tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
         }

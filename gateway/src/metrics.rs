@@ -49,6 +49,12 @@ impl GatewayMetrics {
         };
         describe("chat_gateway_frames_in_total", Unit::Count, "Frames received from browsers, by type");
         describe("chat_gateway_errors_total", Unit::Count, "Error frames sent to browsers, by code");
+        describe(
+            "chat_gateway_resumes_total",
+            Unit::Count,
+            "Joins that resumed from after_seq/epoch, by whether the history covered what was missed",
+        );
+        describe("chat_gateway_sessions_ended_total", Unit::Count, "Browser connections ended, by how");
         Self {
             connections: gauge(&recorder, "chat_gateway_connections"),
             rooms: gauge(&recorder, "chat_gateway_rooms"),
@@ -65,6 +71,17 @@ impl GatewayMetrics {
     /// A frame of `kind` came in from a browser.
     pub fn frame_in(&self, kind: &'static str) {
         counter(&self.recorder, "chat_gateway_frames_in_total", &[("type", kind)]).increment(1);
+    }
+
+    /// A resuming join was answered; `recovered`: with everything missed.
+    pub fn resumed(&self, recovered: bool) {
+        let recovered = if recovered { "true" } else { "false" };
+        counter(&self.recorder, "chat_gateway_resumes_total", &[("recovered", recovered)]).increment(1);
+    }
+
+    /// A browser connection ended, `how` (closed, gone, slow_consumer, ...).
+    pub fn session_ended(&self, how: &'static str) {
+        counter(&self.recorder, "chat_gateway_sessions_ended_total", &[("how", how)]).increment(1);
     }
 
     /// An error frame with `code` went out.

@@ -43,7 +43,13 @@ impl PresenceWindow {
     /// Adds one batch. A member named twice in a window is listed by what
     /// happened last (joined, then left: listed as left), so a browser that
     /// applies the lists ends with the room as it stands.
+    /// Members restored silently (the room's presence was lost and put
+    /// back) only move the count: a frame with nothing listed. A diff with
+    /// only takeovers in it is nothing browsers see.
     pub fn add(&mut self, diff: PresenceDiff) {
+        if diff.joins.is_empty() && diff.leaves.is_empty() && diff.restored == 0 {
+            return;
+        }
         for member in diff.joins {
             self.joined += 1;
             self.leaves.retain(|(left, _)| left.member_id != member.member_id);
@@ -93,7 +99,26 @@ mod tests {
     use chat_proto::v1::MemberLeft;
 
     fn member(n: usize) -> Member {
-        Member { member_id: format!("g/{n}"), username: format!("u{n}"), gateway: "g".into(), joined_at_ms: 1 }
+        Member {
+            member_id: format!("g/{n}"),
+            username: format!("u{n}"),
+            gateway: "g".into(),
+            joined_at_ms: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn restored_members_only_move_the_count_and_takeovers_show_nothing() {
+        let mut window = PresenceWindow::default();
+        let moved = chat_proto::v1::SessionMoved { member_id: "s1".into(), connection: "g/r-1".into() };
+        window.add(PresenceDiff { moved: vec![moved], member_count: 3, ..Default::default() });
+        assert!(!window.is_pending(), "a takeover alone is nothing to show");
+        window.add(PresenceDiff { restored: 2, member_count: 3, ..Default::default() });
+        let frame = frame(&mut window);
+        assert_eq!((frame["joined"].as_u64(), frame["left"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(frame["member_count"], 3);
+        assert_eq!(frame["joins"].as_array().map(Vec::len), Some(0));
     }
 
     fn frame(window: &mut PresenceWindow) -> serde_json::Value {
@@ -109,8 +134,8 @@ mod tests {
     #[test]
     fn batches_merge_into_one_frame_with_the_last_count() {
         let mut window = PresenceWindow::default();
-        window.add(PresenceDiff { joins: vec![member(1)], leaves: vec![], member_count: 1 });
-        window.add(PresenceDiff { joins: vec![member(2)], leaves: vec![], member_count: 2 });
+        window.add(PresenceDiff { joins: vec![member(1)], leaves: vec![], member_count: 1, ..Default::default() });
+        window.add(PresenceDiff { joins: vec![member(2)], leaves: vec![], member_count: 2, ..Default::default() });
         let frame = frame(&mut window);
         assert_eq!(frame["type"], "presence");
         assert_eq!(frame["member_count"], 2);
@@ -121,9 +146,9 @@ mod tests {
     #[test]
     fn the_last_change_of_a_member_wins() {
         let mut window = PresenceWindow::default();
-        window.add(PresenceDiff { joins: vec![member(1)], leaves: vec![], member_count: 1 });
+        window.add(PresenceDiff { joins: vec![member(1)], leaves: vec![], member_count: 1, ..Default::default() });
         let left = MemberLeft { member: Some(member(1)), reason: "disconnected".into() };
-        window.add(PresenceDiff { joins: vec![], leaves: vec![left], member_count: 0 });
+        window.add(PresenceDiff { joins: vec![], leaves: vec![left], member_count: 0, ..Default::default() });
         let frame = frame(&mut window);
         assert_eq!(frame["joins"], serde_json::json!([]));
         assert_eq!(frame["leaves"][0]["member_id"], "g/1");
@@ -134,7 +159,7 @@ mod tests {
     fn a_storm_lists_a_bounded_number_and_counts_the_rest() {
         let mut window = PresenceWindow::default();
         let joins: Vec<Member> = (0..1000).map(member).collect();
-        window.add(PresenceDiff { joins, leaves: vec![], member_count: 1000 });
+        window.add(PresenceDiff { joins, leaves: vec![], member_count: 1000, ..Default::default() });
         let frame = frame(&mut window);
         assert_eq!(frame["joined"], 1000);
         assert_eq!(frame["joins"].as_array().map(Vec::len), Some(LISTED_MAX));

@@ -13,6 +13,16 @@
 //! trip per message has its `send` frames gathered — those already read from
 //! the socket, up to [`SEND_BATCH`], to the same room — into one call that
 //! stores them in order.
+//!
+//! The connection is a browser session (`session_token`): its member id comes
+//! from the session token, so a browser that reconnects with the token —
+//! to any gateway — is the same member, and a join with `after_seq`/`epoch`
+//! gets exactly what it missed. How the session ends decides how it leaves
+//! its rooms ([`Departure`]): at once when the browser closed or went
+//! silent, after the resume grace when it vanished, not at all when the
+//! session moved to another connection. A ping goes out every `PING_SECS`
+//! ([`Liveness`]); a write that makes no progress for [`WRITE_STALL`] ends
+//! the connection instead of holding it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,7 +48,9 @@ use crate::frame::{
     self, ClientFrame, EventView, Limits, MemberView, Refusal, ServerFrame, close, refusal_of, unavailable,
 };
 use crate::hub::Hub;
+use crate::liveness::{Due, Liveness};
 use crate::metrics::GatewayMetrics;
+use crate::session_token::SessionToken;
 
 /// Rooms one connection may be in at once.
 pub const MAX_ROOMS: usize = 32;
@@ -61,6 +73,10 @@ const WRITE_BATCH: usize = 64;
 const JOIN_HISTORY: u32 = 50;
 /// `send` frames stored in one call at most (the room-service's bound).
 pub const SEND_BATCH: usize = 64;
+/// How long a write may make no progress before the connection is dropped:
+/// the browser is not reading (its buffers are full), and holding the
+/// socket would hold its memory too.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// What every session shares.
 #[derive(Debug)]
@@ -75,6 +91,10 @@ pub struct Shared {
     pub draining: CancellationToken,
     /// Work that must finish before the gateway exits (leave notices).
     pub tasks: TaskTracker,
+    /// How often browsers are pinged (`PING_SECS`).
+    pub ping_every: Duration,
+    /// How long a vanished session stays in its rooms (`RESUME_GRACE_SECS`).
+    pub resume_grace: Duration,
 }
 
 /// A room-service call in flight, and what it comes back as. It is `Send`
@@ -92,7 +112,7 @@ enum Answer {
 /// A room this connection is in, or is joining.
 enum Room {
     /// The join is in flight; events that arrive meanwhile wait here.
-    Joining { username: Arc<str>, held: Vec<Arc<Delivery>> },
+    Joining { username: Arc<str>, held: Vec<Arc<Delivery>>, resuming: bool },
     Joined {
         username: Arc<str>,
         epoch: Arc<str>,
@@ -116,27 +136,77 @@ type Incoming = Option<Result<Message, axum::Error>>;
 enum Step {
     Drain,
     TooSlow,
+    Moved,
+    Live(Due),
     Answer(Answer),
     Frame(Incoming),
     Deliver(Arc<Delivery>),
 }
 
-/// How the session ended, for the close frame.
+/// How the session ended: the close frame to send, and how it leaves its rooms.
 enum End {
-    /// The browser closed or vanished: nothing to send.
+    /// The browser closed the socket itself: nothing to send; it leaves.
+    Closed,
+    /// The browser vanished (the socket failed) or stopped reading: nothing
+    /// can be sent; it may come back.
     Gone,
     Close(u16, &'static str),
+}
+
+/// How a session that ended leaves its rooms.
+enum Departure {
+    /// At once, for this reason.
+    Now(&'static str),
+    /// After the resume grace, unless its session resumes on another connection.
+    Grace,
+    /// Not at all: another connection holds its session now.
+    Stay,
+}
+
+impl End {
+    /// For the `chat_gateway_sessions_ended_total` metric.
+    fn how(&self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Gone => "gone",
+            End::Close(close::SLOW_CONSUMER, _) => "slow_consumer",
+            End::Close(close::RESTART, _) => "drained",
+            End::Close(close::SESSION_MOVED, _) => "session_moved",
+            End::Close(close::TIMEOUT, _) => "timeout",
+            End::Close(..) => "protocol_error",
+        }
+    }
+
+    fn departure(&self) -> Departure {
+        match self {
+            End::Closed => Departure::Now("disconnected"),
+            End::Gone => Departure::Grace,
+            End::Close(close::SLOW_CONSUMER | close::RESTART, _) => Departure::Grace,
+            End::Close(close::SESSION_MOVED, _) => Departure::Stay,
+            End::Close(close::TIMEOUT, _) => Departure::Now("timeout"),
+            End::Close(..) => Departure::Now("disconnected"),
+        }
+    }
 }
 
 pub struct Session {
     shared: Arc<Shared>,
     conn: u64,
+    /// The browser session's token, and whether this connection resumed it.
+    token: SessionToken,
+    resumed: bool,
+    /// The member this session is in every room: from the token.
     member_id: Arc<str>,
+    /// This connection, as room-services know it: unique per connection.
+    connection: Arc<str>,
     rooms: HashMap<Arc<str>, Room>,
     /// Where feeds queue this connection's events.
     queue: mpsc::Sender<Arc<Delivery>>,
     /// Notified by a feed that found `queue` full.
     too_slow: Arc<Notify>,
+    /// Notified by a feed when the session was resumed on another connection.
+    moved: Arc<Notify>,
+    liveness: Liveness,
     call: Option<Call>,
     /// Sends being gathered into one call.
     batch: Option<Batch>,
@@ -147,24 +217,35 @@ pub struct Session {
     caller: Caller,
 }
 
-/// Runs a connection until the browser leaves, is too slow, or the gateway drains.
-pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller) {
+/// Runs a connection until the browser leaves, is too slow, goes silent, or
+/// the gateway drains. `resume`: the session token the browser came back with.
+pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller, resume: Option<SessionToken>) {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
-    let member_id = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
+    let resumed = resume.is_some();
+    let token = resume.unwrap_or_default();
+    let member_id = Arc::from(token.member_id(caller.identity.as_ref().map(|identity| identity.user.as_str())));
+    let connection = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
+    let liveness = Liveness::new(shared.ping_every);
     let mut session = Session {
         shared,
         conn,
+        token,
+        resumed,
         member_id,
+        connection,
         rooms: HashMap::new(),
         queue,
         too_slow: Arc::default(),
+        moved: Arc::default(),
+        liveness,
         call: None,
         batch: None,
         stashed: None,
         caller,
     };
     let end = session.run(&mut socket, &mut deliveries).await;
-    session.leave_all();
+    session.shared.metrics.session_ended(end.how());
+    session.leave_all(end.departure());
     if let End::Close(code, reason) = end {
         close(socket, code, reason).await;
     }
@@ -172,13 +253,16 @@ pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: 
 
 impl Session {
     async fn run(&mut self, socket: &mut WebSocket, deliveries: &mut mpsc::Receiver<Arc<Delivery>>) -> End {
-        if socket.send(Message::Text(self.welcome())).await.is_err() {
-            return End::Gone;
+        let welcome = self.welcome();
+        if let Err(end) = self.write(socket, vec![welcome]).await {
+            return end;
         }
-        let (too_slow, draining) = (Arc::clone(&self.too_slow), self.shared.draining.clone());
+        let (too_slow, moved) = (Arc::clone(&self.too_slow), Arc::clone(&self.moved));
+        let draining = self.shared.draining.clone();
         // Made once, not per turn of the loop: each turn would register and
-        // unregister a waiter for both, per delivery batch.
-        let (mut drained, mut slow) = (std::pin::pin!(draining.cancelled()), std::pin::pin!(too_slow.notified()));
+        // unregister a waiter for each, per delivery batch.
+        let mut drained = std::pin::pin!(draining.cancelled());
+        let (mut slow, mut elsewhere) = (std::pin::pin!(too_slow.notified()), std::pin::pin!(moved.notified()));
         loop {
             let stashed = if self.call.is_none() { self.stashed.take() } else { None };
             let step = match stashed {
@@ -186,6 +270,9 @@ impl Session {
                 None => tokio::select! {
                     () = &mut drained => Step::Drain,
                     () = &mut slow => Step::TooSlow,
+                    () = &mut elsewhere => Step::Moved,
+                    // Not while a call is in flight: the socket is not read then.
+                    due = self.liveness.due(), if self.call.is_none() => Step::Live(due),
                     answer = answered(&mut self.call) => Step::Answer(answer),
                     frame = socket.recv(), if self.call.is_none() => Step::Frame(frame),
                     Some(delivery) = deliveries.recv() => Step::Deliver(delivery),
@@ -194,24 +281,30 @@ impl Session {
             let written = match step {
                 Step::Drain => return self.drain(socket).await,
                 Step::TooSlow => return End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"),
+                Step::Moved => return End::Close(close::SESSION_MOVED, "session resumed on another connection"),
+                Step::Live(Due::Silent) => {
+                    tracing::info!(conn = self.conn, "browser silent for 2 × PING_SECS; closing");
+                    return End::Close(close::TIMEOUT, "timeout: nothing heard for 2 × PING_SECS");
+                }
+                Step::Live(Due::Ping) => self.ping(socket).await,
                 Step::Answer(answer) => {
                     let frames = self.on_answer(answer);
                     self.write(socket, frames).await
                 }
-                Step::Frame(frame) => match self.on_frame(frame) {
-                    Ok(frames) => {
-                        self.gather(socket);
-                        self.write(socket, frames).await
+                Step::Frame(frame) => {
+                    self.liveness.heard();
+                    match self.on_frame(frame) {
+                        Ok(frames) => {
+                            self.gather(socket);
+                            self.write(socket, frames).await
+                        }
+                        Err(end) => return end,
                     }
-                    Err(end) => return end,
-                },
-                Step::Deliver(first) => match self.write_batch(socket, first, deliveries).await {
-                    Ok(written) => written,
-                    Err(end) => return end,
-                },
+                }
+                Step::Deliver(first) => self.write_batch(socket, first, deliveries).await,
             };
-            if written.is_err() {
-                return End::Gone;
+            if let Err(end) = written {
+                return end;
             }
         }
     }
@@ -224,13 +317,27 @@ impl Session {
                 max_username_chars: names::MAX_USERNAME_CHARS,
                 max_rooms: MAX_ROOMS,
             },
+            session: self.token.as_str(),
+            resumed: self.resumed,
+            ping_ms: millis(self.shared.ping_every),
+            resume_grace_ms: millis(self.shared.resume_grace),
         })
     }
 
     async fn drain(&mut self, socket: &mut WebSocket) -> End {
         let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
-        let _ = socket.send(Message::Text(notice)).await;
-        End::Close(close::RESTART, "gateway restarting: reconnect")
+        match self.write(socket, vec![notice]).await {
+            Ok(()) => End::Close(close::RESTART, "gateway restarting: reconnect"),
+            Err(end) => end,
+        }
+    }
+
+    async fn ping(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+        match tokio::time::timeout(WRITE_STALL, socket.send(Message::Ping(Default::default()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(stalled(self.conn)),
+        }
     }
 
     /// Acts on one frame from the browser: the frames to send back at once,
@@ -238,7 +345,8 @@ impl Session {
     /// the call and sends nothing yet.
     fn on_frame(&mut self, frame: Incoming) -> Result<Vec<Utf8Bytes>, End> {
         let text = match frame {
-            None | Some(Ok(Message::Close(_))) => return Err(End::Gone),
+            None => return Err(End::Gone),
+            Some(Ok(Message::Close(_))) => return Err(End::Closed),
             Some(Err(error)) => return Err(read_failed(self.conn, &error)),
             Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
                 return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
@@ -274,7 +382,7 @@ impl Session {
     /// Checks a request and starts its call (a send starts a batch instead).
     fn start(&mut self, request: ClientFrame) -> Result<(), Refusal> {
         let call: Call = match request {
-            ClientFrame::Join { room, username } => self.join(room, &username)?,
+            ClientFrame::Join { room, username, after_seq, epoch } => self.join(room, &username, after_seq, epoch)?,
             ClientFrame::Leave { room } => self.leave(&room)?,
             ClientFrame::Send { room, text, client_id } => return self.send(&room, text, client_id),
             ClientFrame::Typing { room } => match self.typing(&room)? {
@@ -294,6 +402,7 @@ impl Session {
             username: username.to_owned(),
             gateway: self.shared.gateway.to_string(),
             joined_at_ms: 0,
+            connection: self.connection.to_string(),
         }
     }
 
@@ -315,9 +424,26 @@ impl Session {
         Ok((name, state))
     }
 
-    fn join(&mut self, room: String, username: &str) -> Result<Call, Refusal> {
+    fn join(
+        &mut self,
+        room: String,
+        username: &str,
+        after_seq: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<Call, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
         names::check_room(&room).map_err(Refusal::from)?;
+        let resume = match (after_seq, epoch) {
+            (None, None) => None,
+            (Some(after_seq), Some(epoch)) if epoch.len() <= MAX_EPOCH_BYTES => Some((after_seq, epoch)),
+            _ => {
+                return Err(Refusal::new(
+                    "bad_json",
+                    format!("give both after_seq and epoch (an epoch of at most {MAX_EPOCH_BYTES} bytes) to resume, or neither"),
+                )
+                .in_room(&room));
+            }
+        };
         // The join rate limit, the token's rooms, and the name: the token's,
         // or the requested one checked.
         let username: Arc<str> = self.caller.join(&room, username)?.into();
@@ -335,12 +461,22 @@ impl Session {
         let listener = Listener {
             member_id: Arc::clone(&self.member_id),
             username: Arc::clone(&username),
+            connection: Arc::clone(&self.connection),
             queue: self.queue.clone(),
             too_slow: Arc::clone(&self.too_slow),
+            moved: Arc::clone(&self.moved),
         };
-        let request =
-            JoinRequest { room: room.to_string(), member: Some(self.member(&username)), history_limit: JOIN_HISTORY };
-        self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new() });
+        let resuming = resume.is_some();
+        let (after_seq, epoch) = resume.unwrap_or_default();
+        let request = JoinRequest {
+            room: room.to_string(),
+            member: Some(self.member(&username)),
+            history_limit: JOIN_HISTORY,
+            after_seq,
+            epoch,
+            restore: false,
+        };
+        self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });
         let (shared, conn) = (Arc::clone(&self.shared), self.conn);
         Ok(Box::pin(async move {
             let hub = &shared.hub;
@@ -360,8 +496,13 @@ impl Session {
         let (room, _) = self.joined(room)?;
         self.rooms.remove(&room);
         self.shared.hub.detach(&room, self.conn);
-        let request =
-            LeaveRequest { room: room.to_string(), member_id: self.member_id.to_string(), reason: "left".into() };
+        let request = LeaveRequest {
+            room: room.to_string(),
+            member_id: self.member_id.to_string(),
+            reason: "left".into(),
+            connection: self.connection.to_string(),
+            grace_ms: 0,
+        };
         let shared = Arc::clone(&self.shared);
         Ok(Box::pin(async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await }).await;
@@ -394,6 +535,7 @@ impl Session {
             let Some(frame) = socket.recv().now_or_never() else {
                 break; // nothing more has arrived
             };
+            self.liveness.heard();
             let same_room = match &frame {
                 Some(Ok(Message::Text(text))) => match frame::parse(text) {
                     // Over the rate limit: acted on as a frame of its own,
@@ -425,7 +567,13 @@ impl Session {
     fn store(&self, batch: Batch) -> Call {
         let Batch { room, username, messages } = batch;
         let request = SendBatchRequest { room: room.to_string(), member_id: self.member_id.to_string(), messages };
-        let rejoin = JoinRequest { room: room.to_string(), member: Some(self.member(&username)), history_limit: 1 };
+        let rejoin = JoinRequest {
+            room: room.to_string(),
+            member: Some(self.member(&username)),
+            history_limit: 1,
+            restore: true,
+            ..JoinRequest::default()
+        };
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let services = shared.hub.services();
@@ -436,8 +584,8 @@ impl Session {
                 Err(status) if status.code() == Code::FailedPrecondition => {
                     // This connection is in the room but the room-service no
                     // longer lists it (Redis restarted empty, or its presence
-                    // ran out while unreachable): join again, send once more
-                    // (the client ids make a repeat store nothing twice).
+                    // ran out while unreachable): put it back silently, send
+                    // once more (the client ids make a repeat store nothing twice).
                     tracing::info!(%room, "presence was lost; joining again before sending");
                     match services.call(&room, rejoin, |mut c, r| async move { c.join(r).await }).await {
                         Ok(_) => send(request).await,
@@ -504,16 +652,20 @@ impl Session {
 
     /// `joined`, then the room's events that came while it was in flight.
     fn on_joined(&mut self, room: Arc<str>, reply: &JoinResponse) -> Vec<Utf8Bytes> {
-        let Some(Room::Joining { username, held }) = self.rooms.remove(&room) else {
+        let Some(Room::Joining { username, held, resuming }) = self.rooms.remove(&room) else {
             return Vec::new();
         };
         let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([reply.last_seq]).max().unwrap_or(0);
+        if resuming {
+            self.shared.metrics.resumed(reply.recovered);
+        }
         tracing::debug!(conn = self.conn, %room, %username, seq = snapshot_seq, "joined");
         let mut frames = vec![frame::encode(&ServerFrame::Joined {
             room: &room,
             member_id: &self.member_id,
             epoch: &reply.epoch,
             last_seq: snapshot_seq,
+            recovered: reply.recovered,
             history: reply.history.iter().filter_map(EventView::of).collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
             member_count: reply.member_count,
@@ -530,20 +682,44 @@ impl Session {
         frame::refusal(refusal)
     }
 
-    async fn write(&mut self, socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+    /// Writes frames and flushes; a write that fails or stalls ends the session.
+    async fn write(&mut self, socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), End> {
         if frames.is_empty() {
             return Ok(());
         }
         self.shared.metrics.frames_out.increment(frames.len() as u64);
-        for frame in frames {
-            socket.feed(Message::Text(frame)).await?;
+        let written = async {
+            for frame in frames {
+                socket.feed(Message::Text(frame)).await?;
+            }
+            socket.flush().await
+        };
+        match tokio::time::timeout(WRITE_STALL, written).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(stalled(self.conn)),
         }
-        socket.flush().await
+    }
+
+    /// Writes queued events (as [`Self::feed_batch`]) within [`WRITE_STALL`].
+    async fn write_batch(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Arc<Delivery>,
+        deliveries: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Result<(), End> {
+        let conn = self.conn;
+        match tokio::time::timeout(WRITE_STALL, self.feed_batch(socket, first, deliveries)).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(_))) => Err(End::Gone),
+            Ok(Err(end)) => Err(end),
+            Err(_) => Err(stalled(conn)),
+        }
     }
 
     /// Writes queued events (holding those of a room still joining, skipping
     /// what a `joined` snapshot already showed) and flushes once.
-    async fn write_batch(
+    async fn feed_batch(
         &mut self,
         socket: &mut WebSocket,
         first: Arc<Delivery>,
@@ -581,16 +757,26 @@ impl Session {
         !(delivery.epoch == *epoch && delivery.seq <= *snapshot_seq)
     }
 
-    /// Detaches from every room and tells the room-services, without making
-    /// the closing connection wait for them.
-    fn leave_all(&mut self) {
+    /// Detaches from every room and tells the room-services how the session
+    /// leaves them, without making the closing connection wait for them.
+    fn leave_all(&mut self, departure: Departure) {
+        let leaving = match departure {
+            Departure::Now(reason) => Some((reason, 0)),
+            Departure::Grace => Some(("disconnected", millis(self.shared.resume_grace))),
+            Departure::Stay => None, // another connection holds the session now
+        };
         for (room, _) in self.rooms.drain() {
             self.shared.hub.detach(&room, self.conn);
+            let Some((reason, grace_ms)) = leaving else {
+                continue;
+            };
             let shared = Arc::clone(&self.shared);
             let request = LeaveRequest {
                 room: room.to_string(),
                 member_id: self.member_id.to_string(),
-                reason: "disconnected".into(),
+                reason: reason.into(),
+                connection: self.connection.to_string(),
+                grace_ms,
             };
             self.shared.tasks.spawn(async move {
                 let left = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await });
@@ -600,6 +786,20 @@ impl Session {
             });
         }
     }
+}
+
+/// The longest epoch a resuming join may name (room epochs are 12 characters).
+const MAX_EPOCH_BYTES: usize = 64;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A write that made no progress for [`WRITE_STALL`]: the browser is not
+/// reading. Nothing more can be sent to it; it may come back and resume.
+fn stalled(conn: u64) -> End {
+    tracing::info!(conn, "write stalled for {WRITE_STALL:?}; dropping the connection");
+    End::Gone
 }
 
 /// A send's text and client id, checked; every send gets a client id, so a

@@ -40,6 +40,11 @@ pub struct RoomServices {
     endpoints: Vec<RoomServiceEndpoint>,
 }
 
+/// The largest reply taken from a room-service: a resuming join brings
+/// up to `HISTORY_LEN` messages of up to 4 KiB each (tonic's default, 4 MiB,
+/// is a thousand of them).
+pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct RoomServiceEndpoint {
     pub url: String,
@@ -51,6 +56,7 @@ pub struct RoomServiceEndpoint {
 impl RoomServiceEndpoint {
     pub fn client(&self) -> Client {
         RoomServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+            .max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     fn is_down(&self, now: Instant) -> bool {

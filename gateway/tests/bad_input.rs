@@ -3,7 +3,7 @@
 
 mod support;
 
-use chat_proto::v1::{GetRoomRequest, JoinRequest, Member, SendRequest, SubscribeRequest};
+use chat_proto::v1::{GetRoomRequest, JoinRequest, LeaveRequest, Member, SendRequest, SubscribeRequest};
 use serde_json::json;
 use support::Topology;
 use tokio_tungstenite::tungstenite::Message;
@@ -135,22 +135,50 @@ async fn room_service_answers_bad_grpc_input_with_invalid_argument() {
     let topology = Topology::start(1, 0).await;
     let mut grpc = topology.grpc(0).await;
     let member = |id: &str, name: &str| {
-        Some(Member { member_id: id.into(), username: name.into(), gateway: "gw-test".into(), joined_at_ms: 0 })
+        Some(Member { member_id: id.into(), username: name.into(), gateway: "gw-test".into(), ..Default::default() })
     };
 
     let cases: Vec<(&str, Result<(), tonic::Status>, &str)> = vec![
         ("bad room", grpc.get_room(GetRoomRequest { room: "no spaces please".into() }).await.map(drop), "room name"),
         (
             "no member",
-            grpc.join(JoinRequest { room: "general".into(), member: None, history_limit: 0 }).await.map(drop),
+            grpc.join(JoinRequest { room: "general".into(), member: None, ..Default::default() }).await.map(drop),
             "member",
         ),
         (
             "long username",
-            grpc.join(JoinRequest { room: "general".into(), member: member("m1", &"x".repeat(40)), history_limit: 0 })
-                .await
-                .map(drop),
+            grpc.join(JoinRequest {
+                room: "general".into(),
+                member: member("m1", &"x".repeat(40)),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
             "username",
+        ),
+        (
+            "bad leave reason",
+            grpc.leave(LeaveRequest {
+                room: "general".into(),
+                member_id: "m1".into(),
+                reason: "bored".into(),
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+            "timeout",
+        ),
+        (
+            "grace over an hour",
+            grpc.leave(LeaveRequest {
+                room: "general".into(),
+                member_id: "m1".into(),
+                grace_ms: 3_600_001,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+            "an hour",
         ),
         (
             "empty text",

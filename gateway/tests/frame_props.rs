@@ -11,7 +11,7 @@ const CODES: [&str; 2] = ["bad_json", "unknown_type"];
 fn frame() -> impl Strategy<Value = ClientFrame> {
     let text = "\\PC{0,50}";
     prop_oneof![
-        (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username }),
+        (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username, after_seq: None, epoch: None }),
         text.prop_map(|room| ClientFrame::Leave { room }),
         (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id }),
         text.prop_map(|room| ClientFrame::Typing { room }),
@@ -21,7 +21,7 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
 
 fn to_json(frame: &ClientFrame) -> String {
     match frame {
-        ClientFrame::Join { room, username } => json!({"type": "join", "room": room, "username": username}),
+        ClientFrame::Join { room, username, .. } => json!({"type": "join", "room": room, "username": username}),
         ClientFrame::Leave { room } => json!({"type": "leave", "room": room}),
         ClientFrame::Send { room, text, client_id } => {
             json!({"type": "send", "room": room, "text": text, "client_id": client_id})

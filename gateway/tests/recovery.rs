@@ -156,3 +156,51 @@ async fn chat_resumes_after_a_redis_outage_longer_than_its_reconnect_backoff() {
 
     until_delivered(&mut ada, &mut bob, "after the outage", PATIENCE * 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_come_back_silently_after_redis_restarts_empty() {
+    let mut topology = Topology::start(1, 2).await;
+    let names = ["ada", "bob", "cy", "dee", "eve"];
+    let mut clients = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut client = topology.client(i % 2).await;
+        client.join("general", name).await;
+        clients.push(client);
+    }
+    for client in &mut clients {
+        client.drain(Duration::from_millis(500)).await;
+    }
+
+    topology.redis.as_mut().expect("redis").restart().await;
+
+    // Redis lost every member; the gateways put theirs back.
+    let (first, rest) = clients.split_at_mut(1);
+    until_delivered(&mut first[0], &mut rest[0], "after restart", PATIENCE * 2).await;
+    let mut grpc = topology.grpc(0).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let room = grpc.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+        if room.member_count == 5 {
+            let mut listed: Vec<_> = room.members.iter().map(|m| m.username.as_str()).collect();
+            listed.sort_unstable();
+            assert_eq!(listed, names, "everyone is listed again");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "members not restored: {room:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Nobody left or joined, so nobody is told so: at most frames that
+    // only set the count right.
+    for (client, name) in clients.iter_mut().zip(names) {
+        for frame in client.drain(Duration::from_millis(1500)).await {
+            if frame["type"] == "presence" {
+                assert_eq!(
+                    (frame["joined"].as_u64(), frame["left"].as_u64()),
+                    (Some(0), Some(0)),
+                    "{name} got {frame}"
+                );
+            }
+        }
+    }
+}

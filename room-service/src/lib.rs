@@ -220,7 +220,9 @@ async fn housekeeping<B: Broker>(
     metrics: Arc<RoomServiceMetrics>,
 ) {
     let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
-    let reap_every = (presence_ttl.as_secs() / 3).max(1);
+    // Often enough that a member whose session did not resume leaves soon
+    // after its grace (the gateway's RESUME_GRACE_SECS) runs out.
+    let reap_every = (presence_ttl.as_secs() / 3).clamp(1, 2);
     let mut ticks = 0u64;
     loop {
         tokio::select! {

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::broker::{Broker, BrokerError, Outgoing, PresenceChange};
+use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence::Presence;
 use crate::stream;
@@ -42,6 +42,11 @@ const MAX_CURSOR_BYTES: usize = 4 * names::MAX_USERNAME_CHARS + 1 + names::MAX_M
 const REAP_BATCH: usize = 500;
 /// The most member ids one heartbeat may carry.
 const MAX_HEARTBEAT_MEMBERS: usize = 10_000;
+/// The most events a resuming join is given; a member that missed more
+/// gets `recovered: false` (the history holds `HISTORY_LEN` anyway).
+const MAX_RESUMED: u64 = 10_000;
+/// The longest a leave may keep a member for its session to resume.
+const MAX_GRACE_MS: u64 = 3_600_000;
 /// Events buffered per Subscribe stream before the stream waits for its
 /// gateway (and, past the fanout's bound, refills from history).
 const STREAM_BUFFER: usize = 256;
@@ -80,13 +85,35 @@ impl<B: Broker> Rooms<B> {
         error.into()
     }
 
+    /// Every stored event after `after_seq` up to `position`, if `epoch` is
+    /// the room's and its history still holds them all; else `None`.
+    async fn missed(
+        &self,
+        room: &str,
+        position: &Position,
+        epoch: &str,
+        after_seq: u64,
+    ) -> Result<Option<Vec<RoomEvent>>, Status> {
+        let last = position.last_seq;
+        if epoch != position.epoch || after_seq > last || last - after_seq > MAX_RESUMED {
+            return Ok(None);
+        }
+        let want = usize::try_from(last - after_seq).unwrap_or(usize::MAX);
+        let mut events = self.broker.after(room, after_seq, want).await.map_err(|e| self.failed(e))?;
+        events.retain(|e| e.seq <= last);
+        let whole = events.len() == want && events.first().is_none_or(|e| e.seq == after_seq + 1);
+        Ok(whole.then_some(events))
+    }
+
     /// Removes members whose presence ran out and tells the room they left.
     pub async fn reap(&self, room: &str) -> Result<usize, Status> {
         let now = now_ms();
         let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
         // All queued at once, so they are applied as one batch.
         let leaves = expired.into_iter().map(|member_id| {
-            let change = PresenceChange::Leave { member_id, reason: "expired".into(), only_if_expired_at: Some(now) };
+            let leave =
+                Leave { member_id, reason: "expired".into(), only_if_expired_at: Some(now), ..Leave::default() };
+            let change = PresenceChange::Leave(leave);
             self.presence.apply(room, change, 0)
         });
         let mut reaped = 0;
@@ -136,7 +163,7 @@ impl From<BrokerError> for Status {
 #[tonic::async_trait]
 impl<B: Broker> RoomService for Rooms<B> {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
-        let JoinRequest { room, member, history_limit: limit } = request.into_inner();
+        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
         let mut member = member
             .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
@@ -145,6 +172,11 @@ impl<B: Broker> RoomService for Rooms<B> {
         if names::check_member_id(&member.gateway).is_err() {
             return Err(Status::invalid_argument(
                 "member.gateway must name the gateway (1 to 128 printable characters)",
+            ));
+        }
+        if !member.connection.is_empty() && names::check_member_id(&member.connection).is_err() {
+            return Err(Status::invalid_argument(
+                "member.connection must name the connection (1 to 128 printable characters) or be empty",
             ));
         }
         member.joined_at_ms = now_ms();
@@ -156,11 +188,19 @@ impl<B: Broker> RoomService for Rooms<B> {
             gateway = member.gateway,
             "member joining"
         );
-        let change = PresenceChange::Join { member, expires_at_ms: self.expires_at() };
+        let change = PresenceChange::Join { member, expires_at_ms: self.expires_at(), restore };
         let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
         self.metrics.published("joined");
+        let missed = match epoch.as_str() {
+            "" => None,
+            epoch => self.missed(&room, &snapshot.position, epoch, after_seq).await?,
+        };
+        if !epoch.is_empty() {
+            tracing::debug!(room, after_seq, recovered = missed.is_some(), "member resuming");
+        }
         Ok(Response::new(JoinResponse {
-            history: snapshot.history.clone(),
+            recovered: missed.is_some(),
+            history: missed.unwrap_or_else(|| snapshot.history.clone()),
             members: snapshot.members.clone(),
             epoch: snapshot.position.epoch.clone(),
             last_seq: snapshot.position.last_seq,
@@ -170,19 +210,33 @@ impl<B: Broker> RoomService for Rooms<B> {
     }
 
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
-        let LeaveRequest { room, member_id, reason } = request.into_inner();
+        let LeaveRequest { room, member_id, reason, connection, grace_ms } = request.into_inner();
         names::check_room(&room).map_err(invalid)?;
         names::check_member_id(&member_id).map_err(invalid)?;
         let reason = match reason.as_str() {
             "" | "left" => "left",
             "disconnected" => "disconnected",
+            "timeout" => "timeout",
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "reason {other:?} is not one of \"left\", \"disconnected\""
+                    "reason {other:?} is not one of \"left\", \"disconnected\", \"timeout\""
                 )));
             }
         };
-        let change = PresenceChange::Leave { member_id, reason: reason.into(), only_if_expired_at: None };
+        if !connection.is_empty() {
+            names::check_member_id(&connection).map_err(invalid)?;
+        }
+        if grace_ms > MAX_GRACE_MS {
+            return Err(Status::invalid_argument(format!("grace_ms {grace_ms} is over {MAX_GRACE_MS} (an hour)")));
+        }
+        let leave = Leave {
+            member_id,
+            reason: reason.into(),
+            connection: Some(connection).filter(|c| !c.is_empty()),
+            only_if_expired_at: None,
+            detach_until: (grace_ms > 0).then(|| now_ms() + i64::try_from(grace_ms).unwrap_or(0)),
+        };
+        let change = PresenceChange::Leave(leave);
         let (was_member, _) = self.presence.apply(&room, change, 0).await?;
         if was_member {
             self.metrics.published("left");

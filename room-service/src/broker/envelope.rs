@@ -8,13 +8,15 @@
 //!   the same step that checks the sender is a member;
 //! - a presence batch: `p:<member count>\n` then one line per change,
 //!   `+<member id>\0<record>` for a join, `-<member id>\0<record>\0<reason>`
-//!   for a leave (records are JSON, see [`super::record`]);
+//!   for a leave (records are JSON, see [`super::record`]),
+//!   `~<member id>\0<connection>` for a member taken over from that
+//!   connection and `=<member id>\0<record>` for one restored silently;
 //! - an ephemeral event (typing): `0::<protobuf>`.
 //!
 //! Readers split them off again and hand on a plain [`RoomEvent`].
 
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{MemberLeft, PresenceDiff, RoomEvent};
+use chat_proto::v1::{MemberLeft, PresenceDiff, RoomEvent, SessionMoved};
 use prost::Message;
 
 use super::{BrokerError, event_id, record};
@@ -61,19 +63,22 @@ fn decode_presence(room: &str, diff: &[u8]) -> Result<RoomEvent, BrokerError> {
     let member_count = lines.next().and_then(|count| count.parse().ok()).ok_or_else(|| corrupt("no member count"))?;
     let mut presence = PresenceDiff { member_count, ..Default::default() };
     for line in lines {
+        let neither = || corrupt("a change that is none of + - ~ =");
         // Not a char boundary after the first byte: not a change line.
-        let rest = line.get(1..).ok_or_else(|| corrupt("a change that is neither + nor -"))?;
+        let rest = line.get(1..).ok_or_else(neither)?;
         let mut fields = rest.split('\0');
-        let (Some(id), Some(stored)) = (fields.next(), fields.next()) else {
+        let (Some(id), Some(second)) = (fields.next(), fields.next()) else {
             return Err(corrupt("a change without member id and record"));
         };
-        let member = record::decode(id, stored.as_bytes())?;
         match line.as_bytes()[0] {
-            b'+' => presence.joins.push(member),
-            b'-' => presence
-                .leaves
-                .push(MemberLeft { member: Some(member), reason: fields.next().unwrap_or("left").to_owned() }),
-            _ => return Err(corrupt("a change that is neither + nor -")),
+            b'+' => presence.joins.push(record::decode(id, second.as_bytes())?),
+            b'-' => presence.leaves.push(MemberLeft {
+                member: Some(record::decode(id, second.as_bytes())?),
+                reason: fields.next().unwrap_or("left").to_owned(),
+            }),
+            b'~' => presence.moved.push(SessionMoved { member_id: id.to_owned(), connection: second.to_owned() }),
+            b'=' => presence.restored += 1,
+            _ => return Err(neither()),
         }
     }
     Ok(RoomEvent {
@@ -125,7 +130,13 @@ mod tests {
 
     #[test]
     fn presence_batch_decodes_joins_and_leaves() {
-        let ada = Member { member_id: "g/1".into(), username: "ada".into(), gateway: "g".into(), joined_at_ms: 5 };
+        let ada = Member {
+            member_id: "g/1".into(),
+            username: "ada".into(),
+            gateway: "g".into(),
+            joined_at_ms: 5,
+            connection: "g/r-1".into(),
+        };
         let bob = Member { member_id: "g/2".into(), username: "bob".into(), ..ada.clone() };
         let payload =
             format!("p:1\n+g/1\0{}\n-g/2\0{}\0expired\n", record::encode(&ada), record::encode(&bob)).into_bytes();
@@ -135,6 +146,17 @@ mod tests {
         assert_eq!(diff.joins, vec![ada]);
         assert_eq!(diff.leaves, vec![MemberLeft { member: Some(bob), reason: "expired".into() }]);
         assert_eq!((event.seq, event.room.as_str()), (0, "general"));
+    }
+
+    #[test]
+    fn presence_batch_decodes_takeovers_and_restores() {
+        let ada = Member { member_id: "s1".into(), username: "ada".into(), ..Default::default() };
+        let payload = format!("p:3\n~s1\0gw/r-4\n=s2\0{}\n=s3\0{}", record::encode(&ada), record::encode(&ada));
+        let event = decode("general", payload.as_bytes()).expect("decodes");
+        let Some(Kind::Presence(diff)) = event.kind else { panic!("a presence diff") };
+        assert_eq!(diff.moved, vec![SessionMoved { member_id: "s1".into(), connection: "gw/r-4".into() }]);
+        assert_eq!((diff.restored, diff.member_count), (2, 3));
+        assert!(diff.joins.is_empty() && diff.leaves.is_empty(), "{diff:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary};
+use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, SessionMoved};
 
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
@@ -35,8 +35,8 @@ struct RoomLog {
     epoch: String,
     last_seq: u64,
     history: VecDeque<RoomEvent>,
-    /// Member id → (member, presence expiry in ms).
-    members: HashMap<String, (Member, i64)>,
+    /// Member id → the member, its presence expiry and whether it is detached.
+    members: HashMap<String, Held>,
     /// Roster entries (`record::roster_entry`), in name order.
     roster: BTreeSet<String>,
     sent: HashMap<(String, String), RoomEvent>,
@@ -73,42 +73,97 @@ impl RoomLog {
         MembersPage {
             members: page
                 .iter()
-                .filter_map(|entry| self.members.get(record::member_id_of(entry)).map(|(m, _)| m.clone()))
+                .filter_map(|entry| self.members.get(record::member_id_of(entry)).map(|held| held.member.clone()))
                 .collect(),
             member_count: u32::try_from(self.members.len()).unwrap_or(u32::MAX),
             next,
         }
     }
 
-    /// Applies one change; what it changed, for the presence event.
-    fn apply(&mut self, change: &PresenceChange) -> Option<Change> {
+    /// Applies one change; what it changed, for the presence event (as
+    /// `presence.lua` does).
+    fn apply(&mut self, change: &PresenceChange) -> Vec<Change> {
         match change {
-            PresenceChange::Join { member, expires_at_ms } => {
+            PresenceChange::Join { member, expires_at_ms, restore } => {
                 let entry = record::roster_entry(member);
-                let old = self.members.insert(member.member_id.clone(), (member.clone(), *expires_at_ms));
-                let same = old.as_ref().is_some_and(|(old, _)| record::roster_entry(old) == entry);
-                if let Some((old, _)) = old {
-                    self.roster.remove(&record::roster_entry(&old));
+                let held = Held { member: member.clone(), expires: *expires_at_ms, detached: None };
+                let old = self.members.insert(member.member_id.clone(), held);
+                self.roster.insert(entry.clone());
+                let Some(old) = old else {
+                    return vec![if *restore { Change::Restored } else { Change::Joined(member.clone()) }];
+                };
+                let mut changes = Vec::new();
+                if old.detached.is_none() && old.member.connection != member.connection {
+                    let connection = old.member.connection.clone();
+                    changes.push(Change::Moved(SessionMoved { member_id: member.member_id.clone(), connection }));
                 }
-                self.roster.insert(entry);
-                (!same).then(|| Change::Joined(member.clone()))
+                let old_entry = record::roster_entry(&old.member);
+                if old_entry != entry {
+                    self.roster.remove(&old_entry);
+                    changes.push(Change::Joined(member.clone()));
+                }
+                changes
             }
-            PresenceChange::Leave { member_id, reason, only_if_expired_at } => {
-                let (_, expires) = self.members.get(member_id)?;
-                if only_if_expired_at.is_some_and(|at| *expires > at) {
-                    return None;
+            PresenceChange::Leave(leave) => {
+                let Some(held) = self.members.get_mut(&leave.member_id) else {
+                    return Vec::new();
+                };
+                if leave.connection.as_ref().is_some_and(|c| *c != held.member.connection)
+                    || leave.only_if_expired_at.is_some_and(|at| held.expires > at)
+                {
+                    return Vec::new();
                 }
-                let (member, _) = self.members.remove(member_id)?;
-                self.roster.remove(&record::roster_entry(&member));
-                Some(Change::Left(MemberLeft { member: Some(member), reason: reason.clone() }))
+                if let Some(until) = leave.detach_until {
+                    held.detached = Some(leave.reason.clone());
+                    held.expires = until;
+                    return Vec::new();
+                }
+                self.remove(&leave.member_id, &leave.reason, leave.only_if_expired_at.is_some()).into_iter().collect()
             }
         }
     }
+
+    /// Removes a member; `ran_out`: its presence ran out, and a detached
+    /// member leaves for the reason it was detached for.
+    fn remove(&mut self, member_id: &str, reason: &str, ran_out: bool) -> Option<Change> {
+        let held = self.members.remove(member_id)?;
+        self.roster.remove(&record::roster_entry(&held.member));
+        let reason = match held.detached {
+            Some(detached) if ran_out => detached,
+            _ => reason.to_owned(),
+        };
+        Some(Change::Left(MemberLeft { member: Some(held.member), reason }))
+    }
+
+    /// Members whose presence ran out by `now_ms` leave (up to 100, as in
+    /// `presence.lua`).
+    fn reap(&mut self, now_ms: i64) -> Vec<Change> {
+        let gone: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, held)| held.expires <= now_ms)
+            .map(|(id, _)| id.clone())
+            .take(100)
+            .collect();
+        gone.iter().filter_map(|id| self.remove(id, "expired", true)).collect()
+    }
+}
+
+/// A member in a room.
+#[derive(Debug)]
+struct Held {
+    member: Member,
+    /// When its presence runs out, ms since the Unix epoch.
+    expires: i64,
+    /// Set while no connection holds it: the reason it will leave for.
+    detached: Option<String>,
 }
 
 enum Change {
     Joined(Member),
     Left(MemberLeft),
+    Moved(SessionMoved),
+    Restored,
 }
 
 impl MemoryBroker {
@@ -134,9 +189,11 @@ impl Broker for MemoryBroker {
         let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
         let name = match member_id {
             "" => "system".to_owned(),
-            id => {
-                log.members.get(id).map(|(m, _)| m.username.clone()).ok_or_else(|| BrokerError::NotMember(id.into()))?
-            }
+            id => log
+                .members
+                .get(id)
+                .map(|held| held.member.username.clone())
+                .ok_or_else(|| BrokerError::NotMember(id.into()))?,
         };
         let mut stored = Vec::with_capacity(messages.len());
         for Outgoing { client_id, mut event } in messages {
@@ -183,17 +240,22 @@ impl Broker for MemoryBroker {
         let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
         let mut diff = PresenceDiff::default();
         let mut applied = Vec::with_capacity(changes.len());
+        let mut all = log.reap(crate::service::now_ms());
         for change in changes {
             let done = log.apply(change);
-            applied.push(done.is_some());
-            match done {
-                Some(Change::Joined(member)) => diff.joins.push(member),
-                Some(Change::Left(left)) => diff.leaves.push(left),
-                None => {}
+            applied.push(done.iter().any(|c| matches!(c, Change::Joined(_) | Change::Left(_) | Change::Restored)));
+            all.extend(done);
+        }
+        for change in all {
+            match change {
+                Change::Joined(member) => diff.joins.push(member),
+                Change::Left(left) => diff.leaves.push(left),
+                Change::Moved(moved) => diff.moved.push(moved),
+                Change::Restored => diff.restored += 1,
             }
         }
         let page = log.page("", size.members);
-        if !diff.joins.is_empty() || !diff.leaves.is_empty() {
+        if !diff.joins.is_empty() || !diff.leaves.is_empty() || !diff.moved.is_empty() || diff.restored > 0 {
             log.last_used = Instant::now();
             diff.member_count = page.member_count;
             let event = RoomEvent {
@@ -250,7 +312,7 @@ impl Broker for MemoryBroker {
     }
 
     async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
-        Ok(self.lock().get(room).and_then(|log| log.members.get(member_id)).map(|(m, _)| m.clone()))
+        Ok(self.lock().get(room).and_then(|log| log.members.get(member_id)).map(|held| held.member.clone()))
     }
 
     async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
@@ -264,7 +326,7 @@ impl Broker for MemoryBroker {
             .map(|log| {
                 log.members
                     .iter()
-                    .filter(|(_, (_, expires))| *expires <= now_ms)
+                    .filter(|(_, held)| held.expires <= now_ms)
                     .map(|(id, _)| id.clone())
                     .take(limit)
                     .collect()
@@ -280,7 +342,7 @@ impl Broker for MemoryBroker {
         let mut unknown = Vec::new();
         for id in member_ids {
             match log.members.get_mut(id) {
-                Some((_, expires)) => *expires = expires_at_ms,
+                Some(held) => held.expires = expires_at_ms,
                 None => unknown.push(id.clone()),
             }
         }

@@ -52,11 +52,30 @@ pub struct Outgoing {
 /// One presence change, applied with others of its room in one atomic step.
 #[derive(Debug, Clone)]
 pub enum PresenceChange {
-    /// A member enters (or re-enters) the room, present until `expires_at_ms`.
-    Join { member: Member, expires_at_ms: i64 },
-    /// A member leaves, for `reason`. With `only_if_expired_at`, only if its
-    /// presence ran out by then (a heartbeat in between keeps it).
-    Leave { member_id: String, reason: String, only_if_expired_at: Option<i64> },
+    /// A member enters (or re-enters) the room through `member.connection`,
+    /// present until `expires_at_ms`. Taking a member over from another
+    /// connection changes nothing anyone sees but tells the old connection
+    /// to close. With `restore`, a member the room had lost is put back
+    /// silently.
+    Join { member: Member, expires_at_ms: i64, restore: bool },
+    /// A member leaves, for `reason`.
+    Leave(Leave),
+}
+
+/// A leave, and what it is conditional on.
+#[derive(Debug, Clone, Default)]
+pub struct Leave {
+    pub member_id: String,
+    pub reason: String,
+    /// Only if this connection still holds the member.
+    pub connection: Option<String>,
+    /// Only if its presence ran out by then (a heartbeat in between keeps
+    /// it). A member that was detached leaves with the reason it was
+    /// detached for.
+    pub only_if_expired_at: Option<i64>,
+    /// Detach instead: the member stays, held by no connection, until this
+    /// time, for its session to resume; then it leaves with `reason`.
+    pub detach_until: Option<i64>,
 }
 
 /// How much of the room a presence batch reads back after applying itself.

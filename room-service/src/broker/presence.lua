@@ -11,9 +11,19 @@
 --       Cluster), 3 epoch to use if the room has none, 4 room name,
 --       5 room ttl seconds, 6 history events to read back, 7 members to
 --       read back, 8 roster cursor to start after ("" = from the start),
---       9 number of changes, then 4 per change:
---       join:  "join", id, record, expires-at ms
---       leave: "leave", id, reason, only-if-expired-at ms ("" = always)
+--       9 now in ms: members whose presence ran out by then leave first
+--       ("" = none do), 10 number of changes, then 6 per change:
+--       join:  "join", id, record, expires-at ms, "1" to restore silently
+--              (else ""), ""
+--       leave: "leave", id, reason, only-if-expired-at ms ("" = always),
+--              only-if-held-by connection ("" = any), detach-until ms
+--              ("" = leave now)
+-- A record is JSON: u name, g gateway, t joined at, c the connection that
+-- holds the member, d (only while no connection holds it) the reason it
+-- will leave for.
+-- Publishes `p:<count>` and one line per change: `+id\0record` joined,
+-- `-id\0record\0reason` left, `~id\0connection` taken over from that
+-- connection, `=id\0record` restored.
 -- Returns {applied flags, epoch, last seq, history payloads, member ids,
 --          member records, member count, next cursor ("" = no more)}.
 local function entry(record, id)
@@ -21,32 +31,77 @@ local function entry(record, id)
 end
 
 local applied, lines = {}, {}
-for i = 0, tonumber(ARGV[9]) - 1 do
-  local op, id, data, at = ARGV[10 + i * 4], ARGV[11 + i * 4], ARGV[12 + i * 4], ARGV[13 + i * 4]
+
+-- `ran_out`: the member leaves because its presence ran out; if it was
+-- detached, for the reason it was detached for.
+local function remove(id, old, reason, ran_out)
+  local held = cjson.decode(old)
+  if ran_out and held.d then reason = held.d end
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], held.u .. '\0' .. id)
+  redis.call('ZREM', KEYS[3], id)
+  lines[#lines + 1] = '-' .. id .. '\0' .. old .. '\0' .. reason
+end
+
+local function join(id, data, at, restore)
   local old = redis.call('HGET', KEYS[1], id)
-  local changed = 0
-  if op == 'join' then
-    if old then redis.call('ZREM', KEYS[2], entry(old, id)) end
-    redis.call('HSET', KEYS[1], id, data)
-    redis.call('ZADD', KEYS[2], 0, entry(data, id))
-    redis.call('ZADD', KEYS[3], at, id)
-    -- Joining again under the same name (a heartbeat finding a member
-    -- forgotten) changes nothing anyone sees.
-    if not old or entry(old, id) ~= entry(data, id) then
-      lines[#lines + 1] = '+' .. id .. '\0' .. data
-      changed = 1
-    end
-  elseif old then
-    local expires = redis.call('ZSCORE', KEYS[3], id)
-    if at == '' or not expires or tonumber(expires) <= tonumber(at) then
-      redis.call('HDEL', KEYS[1], id)
-      redis.call('ZREM', KEYS[2], entry(old, id))
-      redis.call('ZREM', KEYS[3], id)
-      lines[#lines + 1] = '-' .. id .. '\0' .. old .. '\0' .. data
-      changed = 1
-    end
+  if old then redis.call('ZREM', KEYS[2], entry(old, id)) end
+  redis.call('HSET', KEYS[1], id, data)
+  redis.call('ZADD', KEYS[2], 0, entry(data, id))
+  redis.call('ZADD', KEYS[3], at, id)
+  if not old then
+    lines[#lines + 1] = (restore == '1' and '=' or '+') .. id .. '\0' .. data
+    return 1
   end
-  applied[#applied + 1] = changed
+  local before, now = cjson.decode(old), cjson.decode(data)
+  if before.c and before.c ~= now.c and not before.d then
+    lines[#lines + 1] = '~' .. id .. '\0' .. before.c
+  end
+  -- Joining again under the same name (a heartbeat finding a member
+  -- forgotten, a session resuming) changes nothing anyone sees.
+  if before.u ~= now.u then
+    lines[#lines + 1] = '+' .. id .. '\0' .. data
+    return 1
+  end
+  return 0
+end
+
+local function leave(id, reason, at, connection, detach)
+  local old = redis.call('HGET', KEYS[1], id)
+  if not old then return 0 end
+  local holder = cjson.decode(old).c
+  if connection ~= '' and holder and holder ~= connection then return 0 end
+  if at ~= '' then
+    local expires = redis.call('ZSCORE', KEYS[3], id)
+    if expires and tonumber(expires) > tonumber(at) then return 0 end
+  end
+  if detach ~= '' then
+    local held = cjson.decode(old)
+    held.d = reason
+    redis.call('HSET', KEYS[1], id, cjson.encode(held))
+    redis.call('ZADD', KEYS[3], detach, id)
+    return 0
+  end
+  remove(id, old, reason, at ~= '')
+  return 1
+end
+
+if ARGV[9] ~= '' then
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[9], 'LIMIT', 0, 100)
+  for _, id in ipairs(gone) do
+    local old = redis.call('HGET', KEYS[1], id)
+    if old then remove(id, old, 'expired', true) else redis.call('ZREM', KEYS[3], id) end
+  end
+end
+
+for i = 0, tonumber(ARGV[10]) - 1 do
+  local base = 11 + i * 6
+  local op, id, a, b, c, d = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+  if op == 'join' then
+    applied[#applied + 1] = join(id, a, b, c)
+  else
+    applied[#applied + 1] = leave(id, a, b, c, d)
+  end
 end
 
 local count = redis.call('HLEN', KEYS[1])

@@ -25,12 +25,24 @@ struct Record<'a> {
     g: Cow<'a, str>,
     /// When it joined, ms since the Unix epoch.
     t: i64,
+    /// The connection that holds it (see `Member::connection`).
+    #[serde(borrow, default)]
+    c: Cow<'a, str>,
+    /// Set while no connection holds it: the reason it will leave for if
+    /// its session does not resume in time. Written by `presence.lua` only.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    d: Option<Cow<'a, str>>,
 }
 
 /// The record to store for `member`.
 pub fn encode(member: &Member) -> String {
-    let record =
-        Record { u: Cow::Borrowed(&member.username), g: Cow::Borrowed(&member.gateway), t: member.joined_at_ms };
+    let record = Record {
+        u: Cow::Borrowed(&member.username),
+        g: Cow::Borrowed(&member.gateway),
+        t: member.joined_at_ms,
+        c: Cow::Borrowed(&member.connection),
+        d: None,
+    };
     serde_json::to_string(&record).unwrap_or_default()
 }
 
@@ -43,6 +55,7 @@ pub fn decode(member_id: &str, record: &[u8]) -> BrokerResult<Member> {
         username: record.u.into_owned(),
         gateway: record.g.into_owned(),
         joined_at_ms: record.t,
+        connection: record.c.into_owned(),
     })
 }
 
@@ -68,6 +81,7 @@ mod tests {
             username: "Ada \"L\" ✓".into(),
             gateway: "gw-1".into(),
             joined_at_ms: 17,
+            connection: "gw-1/ab-7".into(),
         }
     }
 

@@ -160,6 +160,7 @@ impl RedisBroker {
         changes: &[PresenceChange],
         size: SnapshotSize,
         after: &str,
+        reap_at: Option<i64>,
     ) -> BrokerResult<(Vec<bool>, Snapshot)> {
         let keys = Keys::of(room);
         let mut call = self.presence.prepare_invoke();
@@ -178,17 +179,25 @@ impl RedisBroker {
             .arg(size.history)
             .arg(size.members)
             .arg(after)
+            .arg(reap_at.map(|at| at.to_string()).unwrap_or_default())
             .arg(changes.len());
+        let or_empty = |at: &Option<i64>| at.map(|at| at.to_string()).unwrap_or_default();
         for change in changes {
             match change {
-                PresenceChange::Join { member, expires_at_ms } => {
-                    call.arg("join").arg(&member.member_id).arg(record::encode(member)).arg(expires_at_ms)
-                }
-                PresenceChange::Leave { member_id, reason, only_if_expired_at } => call
+                PresenceChange::Join { member, expires_at_ms, restore } => call
+                    .arg("join")
+                    .arg(&member.member_id)
+                    .arg(record::encode(member))
+                    .arg(expires_at_ms)
+                    .arg(if *restore { "1" } else { "" })
+                    .arg(""),
+                PresenceChange::Leave(leave) => call
                     .arg("leave")
-                    .arg(member_id)
-                    .arg(reason)
-                    .arg(only_if_expired_at.map(|at| at.to_string()).unwrap_or_default()),
+                    .arg(&leave.member_id)
+                    .arg(&leave.reason)
+                    .arg(or_empty(&leave.only_if_expired_at))
+                    .arg(leave.connection.as_deref().unwrap_or_default())
+                    .arg(or_empty(&leave.detach_until)),
             };
         }
         type Reply = (Vec<i64>, String, u64, Vec<Vec<u8>>, Vec<String>, Vec<Option<Vec<u8>>>, u32, String);
@@ -295,7 +304,7 @@ impl Broker for RedisBroker {
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
-        let (applied, snapshot) = self.presence_step(room, changes, size, "").await?;
+        let (applied, snapshot) = self.presence_step(room, changes, size, "", Some(crate::service::now_ms())).await?;
         Ok(PresenceOutcome { applied, snapshot })
     }
 
@@ -358,7 +367,7 @@ impl Broker for RedisBroker {
 
     async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
         let size = SnapshotSize { history: 0, members: limit };
-        let (_, snapshot) = self.presence_step(room, &[], size, after).await?;
+        let (_, snapshot) = self.presence_step(room, &[], size, after, None).await?;
         Ok(MembersPage { members: snapshot.members, member_count: snapshot.member_count, next: snapshot.members_next })
     }
 
