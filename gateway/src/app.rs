@@ -107,7 +107,7 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], state.shared.metrics.handle().render())
+    chat_runtime::metrics::render(&state.shared.metrics.handle())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

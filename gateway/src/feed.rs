@@ -287,7 +287,7 @@ impl Presence {
             return;
         }
         let delivered = feed.deliver(&event, metrics);
-        metrics.observe_latency(event.ts_ms, now_ms());
+        metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
         tracing::debug!(room = %feed.room, seq = event.seq, delivered, "delivered to local clients");
     }
 
@@ -409,11 +409,4 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -136,15 +136,7 @@ pub async fn run(
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }
     let router = app::router(state, &config.static_dir);
-    let upkeep = shared.metrics.handle();
-    let stop_upkeep = shared.draining.clone();
-    tokio::spawn(async move {
-        // Histograms are kept as raw samples until upkeep folds them in.
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        while stop_upkeep.run_until_cancelled(tick.tick()).await.is_some() {
-            upkeep.run_upkeep();
-        }
-    });
+    tokio::spawn(chat_runtime::metrics::upkeep(shared.metrics.handle(), shared.draining.clone()));
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
 
     let draining = shared.draining.clone();

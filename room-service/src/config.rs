@@ -51,7 +51,7 @@ pub struct Config {
     #[arg(long, env = "REDIS_CLUSTER_URLS", value_delimiter = ',')]
     pub redis_cluster_urls: Vec<String>,
 
-    /// This instance's name in logs and metrics (default: <hostname>-<grpc port>).
+    /// This instance's name: the `room_service` label on its metrics (default: room-service-<grpc port>).
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
 

@@ -11,16 +11,21 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use metrics::{Counter, Gauge, Histogram, Key, Label, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use chat_runtime::metrics::Registry;
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Buckets for publish-to-receive latency, in seconds.
-const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+pub use chat_runtime::metrics::upkeep;
+
+const SHED: &str = "chat_room_service_calls_shed_total";
+const SHED_HELP: &str = "Calls refused because this room-service was busy, by reason";
+const PUBLISHED: &str = "chat_room_service_events_published_total";
+const PUBLISHED_HELP: &str = "Events published to rooms, by kind (message, joined, left, typing)";
 
 pub struct RoomServiceMetrics {
-    recorder: PrometheusRecorder,
+    registry: Registry,
     /// Gateway Subscribe streams open now.
     pub streams: Gauge,
     /// Rooms this process holds a bus subscription for.
@@ -44,34 +49,47 @@ impl std::fmt::Debug for RoomServiceMetrics {
 }
 
 impl RoomServiceMetrics {
+    /// Series labelled `room_service="<instance id>"` (not `instance`, which
+    /// Prometheus sets itself on scrape).
     pub fn new(instance: &str) -> Self {
-        let recorder = PrometheusBuilder::new()
-            .add_global_label("instance", instance)
-            .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &LATENCY_BUCKETS)
-            .expect("the bucket list is not empty")
-            .build_recorder();
+        let registry = Registry::new("room_service", instance);
         Self {
-            streams: recorder.register_gauge(&Key::from_name("chat_room_service_streams"), &metadata()),
-            rooms: recorder.register_gauge(&Key::from_name("chat_room_service_rooms_subscribed"), &metadata()),
-            events_received: counter(&recorder, "chat_room_service_events_received_total", &[]),
-            events_refilled: counter(&recorder, "chat_room_service_events_refilled_total", &[]),
-            broker_errors: counter(&recorder, "chat_room_service_broker_errors_total", &[]),
-            publish_to_receive: recorder
-                .register_histogram(&Key::from_name("chat_room_service_publish_to_receive_seconds"), &metadata()),
-            presence_batch: recorder
-                .register_histogram(&Key::from_name("chat_room_service_presence_batch_changes"), &metadata()),
-            recorder,
+            streams: registry.gauge("chat_room_service_streams", "Gateway Subscribe streams open now"),
+            rooms: registry
+                .gauge("chat_room_service_rooms_subscribed", "Rooms this room-service holds a bus subscription for"),
+            events_received: registry.counter(
+                "chat_room_service_events_received_total",
+                &[],
+                "Events received from the bus, once per event per room-service",
+            ),
+            events_refilled: registry.counter(
+                "chat_room_service_events_refilled_total",
+                &[],
+                "Events a stream refilled from history (gaps, lag, resumes)",
+            ),
+            broker_errors: registry.counter(
+                "chat_room_service_broker_errors_total",
+                &[],
+                "Broker calls that failed (Redis unreachable, unreadable data)",
+            ),
+            publish_to_receive: registry.histogram(
+                "chat_room_service_publish_to_receive_seconds",
+                "From accepting an event to receiving it back from the bus",
+            ),
+            presence_batch: registry
+                .histogram("chat_room_service_presence_batch_changes", "Presence changes applied per broker step"),
+            registry,
         }
     }
 
     /// A call refused because this room-service is busy, and why.
     pub fn shed(&self, reason: &'static str) {
-        counter(&self.recorder, "chat_room_service_calls_shed_total", &[("reason", reason)]).increment(1);
+        self.registry.counter(SHED, &[("reason", reason)], SHED_HELP).increment(1);
     }
 
     /// An event of `kind` (message, joined, left, typing) was published.
     pub fn published(&self, kind: &'static str) {
-        counter(&self.recorder, "chat_room_service_events_published_total", &[("kind", kind)]).increment(1);
+        self.registry.counter(PUBLISHED, &[("kind", kind)], PUBLISHED_HELP).increment(1);
     }
 
     pub fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {
@@ -80,31 +98,14 @@ impl RoomServiceMetrics {
     }
 
     pub fn handle(&self) -> PrometheusHandle {
-        self.recorder.handle()
+        self.registry.handle()
     }
-}
-
-fn metadata() -> metrics::Metadata<'static> {
-    metrics::Metadata::new(module_path!(), metrics::Level::INFO, None)
-}
-
-fn counter(recorder: &PrometheusRecorder, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
-    let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::new(*k, *v)).collect();
-    recorder.register_counter(&Key::from_parts(name, labels), &metadata())
 }
 
 /// `/metrics` (Prometheus text) and `/healthz`, served on the gRPC port and
 /// on the separate `METRICS_PORT` when one is set.
 pub fn routes(handle: PrometheusHandle) -> Router {
     Router::new().route("/metrics", get(render)).route("/healthz", get(|| async { "ok\n" })).with_state(handle)
-}
-
-/// Folds recorded histogram samples in every few seconds until `stopping`.
-pub async fn upkeep(handle: PrometheusHandle, stopping: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    while stopping.run_until_cancelled(tick.tick()).await.is_some() {
-        handle.run_upkeep();
-    }
 }
 
 /// Serves [`routes`] on a listener of their own until `stopping` is cancelled.
@@ -119,5 +120,5 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, stopping: Ca
 }
 
 async fn render(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], handle.render())
+    chat_runtime::metrics::render(&handle)
 }

@@ -3,7 +3,9 @@
 //! map what went wrong to a status that says why.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use chat_runtime::clock::now_ms;
 
 use chat_proto::names;
 use chat_proto::v1::room_event::Kind;
@@ -127,10 +129,6 @@ impl<B: Broker> Rooms<B> {
         }
         Ok(reaped)
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 fn new_event(room: &str, kind: Kind) -> RoomEvent {

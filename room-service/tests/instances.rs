@@ -85,7 +85,7 @@ async fn instances_that_differ_only_by_grpc_port_run_side_by_side() {
         // Prometheus scrapes the gRPC port over plain HTTP/1.1...
         let (status, body) = http_get(addr, "/metrics").await;
         assert_eq!(status, 200, "GET /metrics on {port}: {body}");
-        assert!(body.contains(&format!("instance=\"room-service-{port}\"")), "metrics of {port}: {body}");
+        assert!(body.contains(&format!("room_service=\"room-service-{port}\"")), "metrics of {port}: {body}");
         // ...and gRPC still answers on it.
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("url")

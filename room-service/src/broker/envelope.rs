@@ -83,7 +83,7 @@ fn decode_presence(room: &str, diff: &[u8]) -> Result<RoomEvent, BrokerError> {
     }
     Ok(RoomEvent {
         room: room.to_owned(),
-        ts_ms: crate::service::now_ms(),
+        ts_ms: chat_runtime::clock::now_ms(),
         kind: Some(Kind::Presence(presence)),
         ..Default::default()
     })

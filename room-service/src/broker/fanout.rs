@@ -70,7 +70,7 @@ impl Fanout {
     /// Hands an event to the room's readers; returns how many there were.
     pub fn deliver(&self, room: &str, event: Arc<RoomEvent>) -> usize {
         self.metrics.events_received.increment(1);
-        self.metrics.observe_latency(event.ts_ms, crate::service::now_ms());
+        self.metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
         match self.lock().get(room) {
             Some(tap) => tap.tx.send(event).unwrap_or(0),
             None => 0,

@@ -240,7 +240,7 @@ impl Broker for MemoryBroker {
         let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
         let mut diff = PresenceDiff::default();
         let mut applied = Vec::with_capacity(changes.len());
-        let mut all = log.reap(crate::service::now_ms());
+        let mut all = log.reap(chat_runtime::clock::now_ms());
         for change in changes {
             let done = log.apply(change);
             applied.push(done.iter().any(|c| matches!(c, Change::Joined(_) | Change::Left(_) | Change::Restored)));
@@ -260,7 +260,7 @@ impl Broker for MemoryBroker {
             diff.member_count = page.member_count;
             let event = RoomEvent {
                 room: room.to_owned(),
-                ts_ms: crate::service::now_ms(),
+                ts_ms: chat_runtime::clock::now_ms(),
                 kind: Some(Kind::Presence(diff)),
                 ..Default::default()
             };

@@ -304,7 +304,8 @@ impl Broker for RedisBroker {
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
-        let (applied, snapshot) = self.presence_step(room, changes, size, "", Some(crate::service::now_ms())).await?;
+        let (applied, snapshot) =
+            self.presence_step(room, changes, size, "", Some(chat_runtime::clock::now_ms())).await?;
         Ok(PresenceOutcome { applied, snapshot })
     }
 
