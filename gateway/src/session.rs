@@ -31,11 +31,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use chat_proto::names;
 use chat_proto::v1::{
     BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
     TypingRequest,
 };
+use chat_proto::{RoomName, names};
 use futures_util::{FutureExt, SinkExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -432,7 +432,7 @@ impl Session {
         epoch: Option<String>,
     ) -> Result<Call, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
-        names::check_room(&room).map_err(Refusal::from)?;
+        let room = RoomName::try_from(room).map_err(Refusal::from)?;
         let resume = match (after_seq, epoch) {
             (None, None) => None,
             (Some(after_seq), Some(epoch)) if epoch.len() <= MAX_EPOCH_BYTES => Some((after_seq, epoch)),
@@ -446,7 +446,7 @@ impl Session {
         };
         // The join rate limit, the token's rooms, and the name: the token's,
         // or the requested one checked.
-        let username: Arc<str> = self.caller.join(&room, username)?.into();
+        let username: Arc<str> = Arc::from(self.caller.join(&room, username)?.as_str());
         if self.rooms.contains_key(room.as_str()) {
             return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(&room));
         }
@@ -457,7 +457,8 @@ impl Session {
             )
             .in_room(&room));
         }
-        let room: Arc<str> = room.into();
+        let name = room;
+        let room: Arc<str> = Arc::from(name.as_str());
         let listener = Listener {
             member_id: Arc::clone(&self.member_id),
             username: Arc::clone(&username),
@@ -480,7 +481,7 @@ impl Session {
         let (shared, conn) = (Arc::clone(&self.shared), self.conn);
         Ok(Box::pin(async move {
             let hub = &shared.hub;
-            if !hub.attach(&room, conn, listener).await {
+            if !hub.attach(&name, conn, listener).await {
                 return Answer::Joined(room.clone(), Err(unavailable(&room)));
             }
             let reply = hub.services().call(&room, request, |mut c, r| async move { c.join(r).await }).await;
