@@ -335,7 +335,7 @@ impl Session {
     async fn ping(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         match tokio::time::timeout(WRITE_STALL, socket.send(Message::Ping(Default::default()))).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
+            Ok(Err(error)) => Err(write_failed(socket, &error)),
             Err(_) => Err(stalled(self.conn)),
         }
     }
@@ -697,7 +697,7 @@ impl Session {
         };
         match tokio::time::timeout(WRITE_STALL, written).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
+            Ok(Err(error)) => Err(write_failed(socket, &error)),
             Err(_) => Err(stalled(self.conn)),
         }
     }
@@ -712,7 +712,7 @@ impl Session {
         let conn = self.conn;
         match tokio::time::timeout(WRITE_STALL, self.feed_batch(socket, first, deliveries)).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(_))) => Err(End::Gone),
+            Ok(Ok(Err(error))) => Err(write_failed(socket, &error)),
             Ok(Err(end)) => Err(end),
             Err(_) => Err(stalled(conn)),
         }
@@ -794,6 +794,19 @@ const MAX_EPOCH_BYTES: usize = 64;
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How a failed write ends the session: a browser that closed the socket
+/// itself (its Close frame is read, or waiting to be) leaves at once; one
+/// that vanished gets the resume grace.
+fn write_failed(socket: &mut WebSocket, error: &axum::Error) -> End {
+    if crate::closing::closed_by_peer(error) {
+        return End::Closed;
+    }
+    match socket.recv().now_or_never() {
+        Some(Some(Ok(Message::Close(_)))) => End::Closed,
+        _ => End::Gone,
+    }
 }
 
 /// A write that made no progress for [`WRITE_STALL`]: the browser is not
