@@ -17,21 +17,26 @@
 //        .notice.join / .notice.leave (both: a frame with joins and leaves)
 //                                                     join/leave notices, one per presence frame; no data-id
 //        .notice.error / .notice.info                 local notes, no data-id
+//        .notice.gap ("Earlier messages may be missing")  a resume that could not recover all
 //        .day                                         date separator
 //   #members li.member[data-member-id][data-username] (.own)   at most MAX_SHOWN (js/members.js)
 //   #member-count (the room's true size)   #members-panel[data-stale=true|false]
 //   #members-more ("and N more")   #members-more-btn ("Show more": fetches the next page)
 //   #typing (text "bob is typing…", empty when nobody; class .active)
-//   #conn-state[data-state=connecting|connected|reconnecting|disconnected][data-gateway]
+//   #conn-state[data-state=connecting|connected|reconnecting|disconnected|elsewhere][data-gateway]
 //        [data-connects=N] (welcomes so far: grows by one per (re)connection)
-//        #conn-text  #retry-btn
+//        #conn-text  #retry-btn  (elsewhere: the session was taken by another connection, 4009;
+//        #retry-btn takes it back)
 //   #composer (textarea)  #send-btn  #byte-count  #composer-hint
 //   #banners > .error-banner  .error-title  .error-detail  .dismiss
 //   body.no-rooms (nothing joined yet: the welcome card holds #join-form)
 //
-// Query ?ws=ws://host:port/ws points the page at another gateway (development).
+// Query ?ws=ws://host:port/ws points the page at another gateway (development);
+// a comma-separated list names several, tried in turn after a failure or a drop.
+// Query ?token=<JWT> is passed on to /ws, for gateways run with JWT_SECRET.
 
 import { Connection } from "./js/connection.js";
+import { gatewayUrls, pageToken } from "./js/endpoints.js";
 import { byteLength, checkName, checkRoom, describeError } from "./js/format.js";
 import { Room } from "./js/room.js";
 import * as store from "./js/storage.js";
@@ -58,22 +63,21 @@ const roomItems = new Map();
 let active = null;
 let limits = { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32 };
 
-// Query ?token=<JWT> is passed on to /ws, for gateways run with JWT_SECRET.
-function wsUrl() {
-  const params = new URLSearchParams(location.search);
-  const token = params.get("token");
-  const query = token ? `?token=${encodeURIComponent(token)}` : "";
-  const override = params.get("ws");
-  if (override) return override + query;
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${query}`;
-}
-
-const conn = new Connection(wsUrl(), { onWelcome, onFrame, onDown, onStatus: screen.renderConn });
+// Every attempt carries the tab's session, so a reconnect is the same member:
+// the room sees no leave and no join (docs/protocol.md, "Sessions and resuming").
+const token = pageToken(location);
+const conn = new Connection(gatewayUrls(location), () => ({ token, session: store.loadSession() }), {
+  onWelcome,
+  onFrame,
+  onDown,
+  onStatus: screen.renderConn,
+});
 
 // ---- connection events ----------------------------------------------------
 
 function onWelcome(frame) {
   if (frame.limits) limits = { ...limits, ...frame.limits };
+  store.saveSession(frame.session);
   for (const room of rooms.values()) sendJoin(room);
 }
 
@@ -126,9 +130,10 @@ function onJoined(room, frame) {
   // The first history of a page load is context, not news; after a
   // reconnect, messages missed meanwhile count as unread.
   if (!firstTime && !isSeen(room)) room.unread += fresh;
-  for (const [cid, p] of room.pending) {
-    conn.send({ type: "send", room: room.name, text: p.text, client_id: cid });
-  }
+  // Sends not echoed yet (typed offline, or lost with the old connection) go
+  // again with the same client_id, which the room-service stores once; those
+  // whose echo was in the history were settled by it above.
+  for (const f of room.pending.frames(room.name)) conn.send(f);
   renderRoomItem(room);
   if (room === active) renderActive();
   refetchMembersIfStale(room);
@@ -236,7 +241,7 @@ function onError(frame, room) {
     room.note(text, "error", detail);
     sendJoin(room);
   } else {
-    const back = SEND_ERRORS.has(frame.code) ? room.dropOldestPending() : null;
+    const back = SEND_ERRORS.has(frame.code) ? room.pending.dropOldest() : null;
     let note = back != null ? `Message not sent: ${text}` : text;
     if (back != null && room === active && !ui.composer.value) {
       ui.composer.value = back;
@@ -254,7 +259,7 @@ function onError(frame, room) {
 // ---- rooms ------------------------------------------------------------------
 
 function sendJoin(room) {
-  if (conn.send({ type: "join", room: room.name, username: room.username })) room.status = "joining";
+  if (conn.send({ type: "join", room: room.name, username: room.username, ...room.resumeFrom() })) room.status = "joining";
   renderRoomItem(room);
 }
 
@@ -388,9 +393,13 @@ function send() {
     ui.composerHint.textContent = `That is ${bytes.toLocaleString()} bytes; the limit is ${limits.max_text_bytes.toLocaleString()}. Shorten it or split it up.`;
     return;
   }
+  const room = active;
+  if (room.pending.full) {
+    ui.composerHint.textContent = `${room.pending.size} messages are still waiting to be sent; this one waits in the box until they are.`;
+    return;
+  }
   ui.composerHint.textContent = "";
   const cid = newClientId();
-  const room = active;
   withScroll(room, () => {
     room.addPending(cid, text);
     return { own: true };
@@ -458,7 +467,7 @@ document.addEventListener("visibilitychange", () => {
     renderRoomItem(active);
   }
 });
-window.addEventListener("online", () => conn.retry());
+window.addEventListener("online", () => conn.wake());
 setInterval(renderTyping, 500);
 
 ui.name.value = store.loadName();

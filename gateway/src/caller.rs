@@ -2,7 +2,7 @@
 //! gave (if tokens are in force) and its rate-limit buckets. Built at the
 //! upgrade, handed to the session, asked before each `join` and `send`.
 
-use chat_proto::names;
+use chat_proto::{RoomName, Username};
 
 use crate::auth::Identity;
 use crate::frame::Refusal;
@@ -24,13 +24,13 @@ impl Caller {
     /// May this connection join `room` under `requested`? The name to join
     /// under: the token's when there is one (what the frame asks for is
     /// ignored), else the requested one, checked and in NFC.
-    pub fn join(&self, room: &str, requested: &str) -> Result<String, Refusal> {
+    pub fn join(&self, room: &RoomName, requested: &str) -> Result<Username, Refusal> {
         self.limits.join(room)?;
         let Some(identity) = &self.identity else {
-            return names::check_username(requested).map_err(|e| Refusal::from(e).in_room(room));
+            return Username::try_from(requested).map_err(|e| Refusal::from(e).in_room(room));
         };
         if let Some(rooms) = &identity.rooms
-            && !rooms.iter().any(|r| r == room)
+            && !rooms.iter().any(|r| *r == **room)
         {
             return Err(Refusal::new(
                 "forbidden",
@@ -41,7 +41,7 @@ impl Caller {
             )
             .in_room(room));
         }
-        names::check_username(&identity.name).map_err(|e| {
+        Username::try_from(identity.name.as_str()).map_err(|e| {
             Refusal::new("bad_username", format!("the name in your token is not allowed: {}", e.message)).in_room(room)
         })
     }
@@ -67,18 +67,24 @@ mod tests {
         }
     }
 
+    /// Joins `room` as `caller`, asking for `name`: the name it gets.
+    fn join(caller: &Caller, room: &str, name: &str) -> Result<String, &'static str> {
+        let room = RoomName::try_from(room).expect("a valid room name");
+        caller.join(&room, name).map(String::from).map_err(|refusal| refusal.code)
+    }
+
     #[test]
     fn the_token_names_the_member_and_picks_the_rooms() {
         let caller = with_token("Ada", Some(&["general"]));
-        assert_eq!(caller.join("general", "mallory"), Ok("Ada".to_owned()));
-        assert_eq!(caller.join("dev", "Ada").map_err(|r| r.code), Err("forbidden"));
-        assert_eq!(with_token("Ada", None).join("anything", "x"), Ok("Ada".to_owned()));
+        assert_eq!(join(&caller, "general", "mallory"), Ok("Ada".to_owned()));
+        assert_eq!(join(&caller, "dev", "Ada"), Err("forbidden"));
+        assert_eq!(join(&with_token("Ada", None), "anything", "x"), Ok("Ada".to_owned()));
     }
 
     #[test]
     fn without_a_token_the_frame_names_the_member_under_the_rules() {
         let caller = Caller::anonymous();
-        assert_eq!(caller.join("general", " bob "), Ok("bob".to_owned()));
-        assert_eq!(caller.join("general", "System").map_err(|r| r.code), Err("bad_username"));
+        assert_eq!(join(&caller, "general", " bob "), Ok("bob".to_owned()));
+        assert_eq!(join(&caller, "general", "System"), Err("bad_username"));
     }
 }

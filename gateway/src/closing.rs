@@ -42,6 +42,17 @@ pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option
     }
 }
 
+/// Whether a failed write means the browser had already closed the
+/// connection itself (the socket read its Close frame while writing): a
+/// departure, not a connection that vanished.
+pub fn closed_by_peer(error: &(dyn std::error::Error + 'static)) -> bool {
+    let ws = std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<WsError>());
+    matches!(
+        ws,
+        Some(WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Protocol(ProtocolError::SendAfterClosing))
+    )
+}
+
 /// After our Close is sent: waits up to `wait` for the browser's Close.
 /// When the stream can no longer be read (it failed, or ended without a
 /// Close), the rest of `wait` is spent holding the socket open, so our
@@ -68,6 +79,20 @@ where
 mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::error::CapacityError;
+
+    #[test]
+    fn a_write_after_the_browser_closed_is_a_departure_not_a_drop() {
+        for (error, closed) in [
+            (WsError::ConnectionClosed, true),
+            (WsError::AlreadyClosed, true),
+            (WsError::Protocol(ProtocolError::SendAfterClosing), true),
+            (WsError::Io(std::io::ErrorKind::BrokenPipe.into()), false),
+            (WsError::Io(std::io::ErrorKind::ConnectionReset.into()), false),
+        ] {
+            let text = error.to_string();
+            assert_eq!(closed_by_peer(&axum::Error::new(error)), closed, "{text}");
+        }
+    }
 
     #[test]
     fn each_read_error_gets_its_code() {

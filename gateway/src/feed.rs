@@ -202,66 +202,112 @@ pub async fn run(
     heartbeat_every: Duration,
     metrics: Arc<GatewayMetrics>,
 ) {
-    let room = feed.room.to_string();
-    let mut backoff = Duration::from_millis(50);
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.tick().await;
-    while !feed.stop.is_cancelled() {
-        let (epoch, after_seq) = {
-            let position = feed.position.lock().unwrap_or_else(PoisonError::into_inner);
-            (position.0.to_string(), position.1)
-        };
-        let request = SubscribeRequest { room: room.clone(), after_seq, epoch, gateway: gateway.to_string() };
-        let Some((endpoint, start, mut stream)) = open(&services, &room, request).await else {
-            metrics.upstream_errors.increment(1);
-            feed.ready.send_replace(false);
-            tokio::select! {
-                () = feed.stop.cancelled() => break,
-                () = tokio::time::sleep(backoff) => {}
+    let upstream = Upstream { room: feed.room.to_string(), feed, services, gateway, metrics };
+    let mut backoff = Duration::from_millis(50);
+    while !upstream.feed.stop.is_cancelled() {
+        let Some((endpoint, stream)) = upstream.open().await else {
+            upstream.metrics.upstream_errors.increment(1);
+            upstream.feed.ready.send_replace(false);
+            if upstream.feed.stop.run_until_cancelled(tokio::time::sleep(backoff)).await.is_none() {
+                break;
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         };
-        feed.start_at(start);
-        tracing::info!(room, room_service = endpoint.url, after_seq, "room stream open");
         backoff = Duration::from_millis(50);
-        feed.ready.send_replace(true);
+        upstream.follow(endpoint, stream, &mut heartbeat).await;
+    }
+    tracing::debug!(room = upstream.room, "feed stopped");
+}
+
+/// What one turn of a feed's loop woke up for.
+enum Wake {
+    Stop,
+    Heartbeat,
+    PresenceDue,
+    Message(Result<Option<RoomEvent>, tonic::Status>),
+}
+
+/// A feed's task: the room's stream from a room-service to its listeners.
+struct Upstream {
+    room: String,
+    feed: Arc<Feed>,
+    services: Arc<RoomServices>,
+    gateway: Arc<str>,
+    metrics: Arc<GatewayMetrics>,
+}
+
+impl Upstream {
+    /// Opens the stream, resuming after the last event the feed saw.
+    async fn open(&self) -> Option<(&crate::upstream::RoomServiceEndpoint, tonic::Streaming<RoomEvent>)> {
+        let (epoch, after_seq) = {
+            let position = self.feed.position.lock().unwrap_or_else(PoisonError::into_inner);
+            (position.0.to_string(), position.1)
+        };
+        let request = SubscribeRequest { room: self.room.clone(), after_seq, epoch, gateway: self.gateway.to_string() };
+        let (endpoint, start, stream) = open(&self.services, &self.room, request).await?;
+        self.feed.start_at(start);
+        tracing::info!(room = self.room, room_service = endpoint.url, after_seq, "room stream open");
+        self.feed.ready.send_replace(true);
+        Some((endpoint, stream))
+    }
+
+    /// Hands the stream's events to the listeners until it ends or the feed stops.
+    async fn follow(
+        &self,
+        endpoint: &crate::upstream::RoomServiceEndpoint,
+        mut stream: tonic::Streaming<RoomEvent>,
+        heartbeat: &mut tokio::time::Interval,
+    ) {
         let mut presence = Presence { window: PresenceWindow::default(), due: None, last_sent: None };
         loop {
-            tokio::select! {
-                () = feed.stop.cancelled() => break,
-                _ = heartbeat.tick() => send_heartbeats(&feed, &services, &gateway),
-                () = presence.closes() => {
-                    let delivered = feed.deliver_presence(&mut presence.window, &metrics);
-                    presence.sent();
-                    tracing::debug!(room, delivered, "presence delivered to local clients");
+            let wake = tokio::select! {
+                () = self.feed.stop.cancelled() => Wake::Stop,
+                _ = heartbeat.tick() => Wake::Heartbeat,
+                () = presence.closes() => Wake::PresenceDue,
+                message = stream.message() => Wake::Message(message),
+            };
+            match wake {
+                Wake::Stop => break,
+                Wake::Heartbeat => send_heartbeats(&self.feed, &self.services, &self.gateway),
+                Wake::PresenceDue => self.flush(&mut presence),
+                Wake::Message(Ok(Some(event))) => self.on_event(&mut presence, event),
+                Wake::Message(Ok(None)) => {
+                    tracing::info!(
+                        room = self.room,
+                        room_service = endpoint.url,
+                        "room stream ended; subscribing again"
+                    );
+                    break;
                 }
-                message = stream.message() => match message {
-                    Ok(Some(event)) => {
-                        // A new history (Redis restarted empty): its presence
-                        // went too, so put this gateway's members back now.
-                        let epoch = feed.epoch();
-                        if event.seq > 0 && !epoch.is_empty() && *epoch != *event.epoch {
-                            tracing::warn!(room, "the room's history started over; restoring its members");
-                            send_heartbeats(&feed, &services, &gateway);
-                        }
-                        presence.on_event(&feed, event, &metrics);
-                    }
-                    Ok(None) => {
-                        tracing::info!(room, room_service = endpoint.url, "room stream ended; subscribing again");
-                        break;
-                    }
-                    Err(status) => {
-                        stream_broke(endpoint, &room, &status, &metrics);
-                        break;
-                    }
-                },
+                Wake::Message(Err(status)) => {
+                    stream_broke(endpoint, &self.room, &status, &self.metrics);
+                    break;
+                }
             }
         }
         // Changes gathered but not sent: send them before resubscribing.
-        feed.deliver_presence(&mut presence.window, &metrics);
+        self.feed.deliver_presence(&mut presence.window, &self.metrics);
     }
-    tracing::debug!(room, "feed stopped");
+
+    fn flush(&self, presence: &mut Presence) {
+        let delivered = self.feed.deliver_presence(&mut presence.window, &self.metrics);
+        presence.sent();
+        tracing::debug!(room = self.room, delivered, "presence delivered to local clients");
+    }
+
+    fn on_event(&self, presence: &mut Presence, event: RoomEvent) {
+        // A new history (Redis restarted empty): its presence went too, so
+        // put this gateway's members back now.
+        let epoch = self.feed.epoch();
+        if event.seq > 0 && !epoch.is_empty() && *epoch != *event.epoch {
+            tracing::warn!(room = self.room, "the room's history started over; restoring its members");
+            send_heartbeats(&self.feed, &self.services, &self.gateway);
+        }
+        presence.on_event(&self.feed, event, &self.metrics);
+    }
 }
 
 /// The presence changes waiting to go out, and when they may.

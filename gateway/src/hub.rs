@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chat_proto::RoomName;
+
 use crate::feed::{self, Feed, Listener};
 use crate::metrics::GatewayMetrics;
 use crate::upstream::RoomServices;
@@ -41,10 +43,10 @@ impl Hub {
 
     /// Adds a listener to the room and waits for the room's stream; false
     /// (listener removed again) when no room-service could be reached.
-    pub async fn attach(&self, room: &str, conn: u64, listener: Listener) -> bool {
+    pub async fn attach(&self, room: &RoomName, conn: u64, listener: Listener) -> bool {
         let feed = {
             let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-            let feed = feeds.entry(room.to_owned()).or_insert_with(|| {
+            let feed = feeds.entry(room.to_string()).or_insert_with(|| {
                 let feed = Feed::new(room);
                 tokio::spawn(feed::run(
                     Arc::clone(&feed),

@@ -147,11 +147,16 @@ pub async fn run(
     });
     let drain_for = Duration::from_secs(config.drain_secs);
     let stopped = shared.draining.clone();
-    tokio::select! {
-        () = server => {}
-        () = async { stopped.cancelled().await; tokio::time::sleep(drain_for).await } => {
-            tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
-        }
+    let overdue = async move {
+        stopped.cancelled().await;
+        tokio::time::sleep(drain_for).await;
+    };
+    let finished = tokio::select! {
+        () = server => true,
+        () = overdue => false,
+    };
+    if !finished {
+        tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
     }
     // Browser sessions (told to reconnect by now) and their leave notices.
     shared.tasks.close();

@@ -30,15 +30,16 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
     let (connections, stopping) = (TaskTracker::new(), CancellationToken::new());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(&error).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                accept_failed(&error).await;
+                continue;
+            }
         };
         // Chat frames are small: without TCP_NODELAY, Nagle's algorithm and
         // delayed ACKs hold them back for tens of milliseconds.
@@ -53,8 +54,12 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = stopping.cancelled() => {
+                ended = connection.as_mut() => Some(ended),
+                () = stopping.cancelled() => None,
+            };
+            let ended = match ended {
+                Some(ended) => ended,
+                None => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }

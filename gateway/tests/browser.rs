@@ -7,7 +7,10 @@
 //! (`apt-get install -y chromium chromium-driver`); without them the test
 //! fails and says so, it never skips. A crowd of protocol clients fills a
 //! room past one page of members, so the page's member count, "Show more"
-//! and its recovery from partial presence frames are checked too.
+//! and its recovery from partial presence frames are checked too. A tab
+//! whose gateway is killed resumes on the next gateway of its `?ws=` list
+//! (issue 9), with Chromium's network emulation holding it offline long
+//! enough to type a message.
 //! `UPDATE_SCREENSHOT=1` also writes
 //! `docs/screenshot.png`: two tabs on two gateway ports, side by side.
 //!
@@ -375,6 +378,207 @@ async fn tokens_same_names_and_operator_messages_in_a_real_browser() {
     driver.stop().await;
 }
 
+/// How long a crashed gateway's members stay present in their rooms, in
+/// the resume test: the tab must be back before this (it takes about 2 s,
+/// offline spell included), with room to spare on a busy machine.
+const PRESENCE_TTL: Duration = Duration::from_secs(6);
+/// Messages posted while a tab is away: more than the 50 a join without a
+/// position gets back.
+const BURST: usize = 60;
+
+/// Issue 9 in the page: the gateway under a tab crashes while someone else
+/// posts. The tab moves to the next gateway of its `?ws=` list by itself,
+/// resumes its session and its room, and shows every message once and in
+/// order; nobody sees anyone leave or join. A message typed while the tab
+/// was offline shows as pending, then arrives once in both tabs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_resumes_on_the_next_gateway_when_its_gateway_dies() {
+    // The page served by gateway 0 also connects to gateway 1, another
+    // origin to it: ALLOWED_ORIGINS must allow that (any origin here: the
+    // ports are not known before the gateways bind).
+    let mut topology = Topology::start_configured(
+        2,
+        3,
+        |rs| rs.presence_ttl_secs = PRESENCE_TTL.as_secs(),
+        |gw| gw.allowed_origins = vec!["*".into()],
+    )
+    .await;
+    let mut driver = Driver::start().await;
+    let (gw0, gw1) = (topology.gateway_addr(0), topology.gateway_addr(1));
+    let ada = Tab::open_path(&mut driver, "ada@gw0", gw0, &format!("/?ws=ws://{gw0}/ws,ws://{gw1}/ws")).await;
+    ada.join("ada", "resume").await;
+    let bob = Tab::open(&mut driver, "bob@gw2", topology.gateway_addr(2)).await;
+    bob.join("bob", "resume").await;
+    let mut cy = topology.client(1).await;
+    cy.join("resume", "cy").await;
+    for tab in [&ada, &bob] {
+        tab.until_members(&["ada", "bob", "cy"]).await;
+    }
+    ada.until_notice("bob joined").await;
+    ada.until_notice("cy joined").await;
+    bob.until_notice("cy joined").await;
+    let before = "Before the crash";
+    bob.say(before).await;
+    ada.until_message(before).await;
+    let notices_before = (ada.notices().await, bob.notices().await);
+    let connects = ada.connects().await;
+
+    // Act: bob posts while gateway 0 dies under ada's tab (killed, no
+    // drain), and cy (a protocol client) posts more than the 50 messages a
+    // join without a position gets back. Ada's browser is offline for a
+    // moment, so her page is disconnected for as long as it takes to type
+    // a message.
+    let posts: Vec<String> = (1..=6).map(|i| format!("Bob's post {i} of 6")).collect();
+    let burst: Vec<String> = (1..=BURST).map(|i| format!("cy {i}")).collect();
+    ada.set_offline(true).await;
+    let killed_at = Instant::now();
+    tokio::join!(
+        topology.kill_gateway(0),
+        async {
+            for text in &posts[..3] {
+                bob.say(text).await;
+            }
+        },
+        async {
+            for text in &burst {
+                cy.say("resume", text).await;
+            }
+            cy.next_where(|f| f["type"] == "message" && f["text"] == json!(burst[BURST - 1])).await;
+        }
+    );
+    ada.until(
+        "the page showing it lost its connection",
+        "const s = document.querySelector('#conn-state').dataset.state; \
+         return {ok: s === 'reconnecting' || s === 'connecting', seen: s}",
+        vec![],
+    )
+    .await;
+    let offline = "Typed while offline";
+    ada.say(offline).await;
+    ada.until(
+        "the offline message shown as pending, and the message box empty for the next one",
+        "const p = [...document.querySelectorAll('#messages .msg.pending:not([data-id]) .text')].map(e => e.textContent); \
+         const box = document.querySelector('#composer'); \
+         return {ok: p.includes(arguments[0]) && box.value === '' && !box.disabled, seen: [p, box.value]}",
+        vec![json!(offline)],
+    )
+    .await;
+    for text in &posts[3..] {
+        bob.say(text).await;
+    }
+    ada.set_offline(false).await;
+
+    // Assert: ada's tab is on gateway 1 now, by itself, in the room again…
+    ada.until(
+        "a new connection to gateway 1, with #resume joined again",
+        "const s = document.querySelector('#conn-state').dataset; \
+         const r = document.querySelector('.room-item[data-room=resume]').dataset.status; \
+         return {ok: Number(s.connects) > arguments[0] && s.state === 'connected' && s.gateway === arguments[1] \
+                     && r === 'joined', \
+                 seen: [s.state, s.gateway, s.connects, r]}",
+        vec![json!(connects), json!(format!("gw-{}", gw1.port()))],
+    )
+    .await;
+    // …and both tabs show every message once, in order, the offline one
+    // included: all of cy's burst too, which only a resume from the last
+    // message seen brings back.
+    for tab in [&ada, &bob] {
+        tab.until_message(offline).await;
+        tab.until_message(&posts[5]).await;
+        let texts = tab.messages().await;
+        for text in posts.iter().chain(&burst).map(String::as_str).chain([before, offline]) {
+            assert_eq!(count(&texts, text), 1, "{}: `{text}` shown once, got {texts:?}", tab.label);
+        }
+        for (whose, sent) in [("bob", &posts), ("cy", &burst)] {
+            let shown: Vec<&String> = texts.iter().filter(|t| sent.contains(t)).collect();
+            assert!(shown.iter().copied().eq(sent.iter()), "{}: {whose}'s posts out of order: {texts:?}", tab.label);
+        }
+    }
+    ada.until(
+        "no message left pending",
+        "const n = document.querySelectorAll('#messages .msg.pending').length; return {ok: n === 0, seen: n}",
+        vec![],
+    )
+    .await;
+    let gap = ada.js("return document.querySelectorAll('#messages .notice.gap').length").await;
+    assert_eq!(gap, json!(0), "the resume recovered everything: no 'Earlier messages may be missing'");
+
+    // Nobody left: had ada's presence run out with her dead gateway, bob's
+    // tab would show her leave (and join) once it did, so wait past that.
+    tokio::time::sleep_until((killed_at + PRESENCE_TTL + Duration::from_secs(1)).into()).await;
+    for tab in [&ada, &bob] {
+        tab.until_members(&["ada", "bob", "cy"]).await;
+    }
+    let bob_new = bob.notices().await.split_off(notices_before.1.len());
+    assert_eq!(bob_new, Vec::<String>::new(), "bob's tab shows no leave or join around ada's drop");
+    let ada_new = ada.notices().await.split_off(notices_before.0.len());
+    assert!(
+        ada_new.iter().all(|n| n == "You rejoined"),
+        "ada's tab shows no leave or join of bob around her drop, only her own rejoin: {ada_new:?}"
+    );
+
+    cy.close().await;
+    ada.close().await;
+    bob.close().await;
+    driver.stop().await;
+}
+
+/// Close code 4009 in the page: another browser presenting a tab's session
+/// (as a duplicated tab would carry it) takes it over. The first tab does
+/// not take it back by itself, says the chat is open on another
+/// connection, and takes it back when asked; the other then says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_taken_over_elsewhere_stays_there_until_asked_back() {
+    let topology = Topology::start(1, 2).await;
+    let mut driver = Driver::start().await;
+    let first = Tab::open(&mut driver, "ada@gw0", topology.gateway_addr(0)).await;
+    first.join("ada", "general").await;
+    let session = first.js("return sessionStorage.getItem('chat.session')").await;
+    assert!(session.as_str().is_some_and(|s| s.len() == 43), "the tab keeps its session token: {session}");
+    assert!(
+        !first.body_text().await.contains(session.as_str().unwrap_or_default()),
+        "the session token is never shown"
+    );
+
+    // Another browser, on the other gateway, given that session before the
+    // page starts (sessionStorage lasts across the tab's same-origin pages).
+    let gw1 = topology.gateway_addr(1);
+    let second = Tab { label: "ada@gw1".into(), client: driver.browser().await };
+    second.client.goto(&format!("http://{gw1}/healthz")).await.expect("open a page on gateway 1");
+    second.js_args("sessionStorage.setItem('chat.session', arguments[0])", vec![session]).await;
+    second.client.goto(&format!("http://{gw1}/")).await.expect("open the page");
+    second.until_state("connected").await;
+    let connects = first.connects().await;
+    // The gateways notice the move when the session's member joins a room
+    // it is still in on the old connection.
+    second.join("ada", "general").await;
+    first.until_state("elsewhere").await;
+    let shown = first
+        .js("return [document.querySelector('#conn-text').textContent, \
+                     document.querySelector('#retry-btn').hidden, document.querySelector('#retry-btn').textContent]")
+        .await;
+    assert_eq!(shown, json!(["Chat opened on another connection", false, "Use here"]), "the first tab says why");
+    // Longer than the page's first backoffs: a page that reconnected by
+    // itself would have by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(first.state().await, "elsewhere", "the first tab does not take the session back by itself");
+    assert_eq!(first.connects().await, connects, "the first tab did not reconnect");
+
+    first.click("#retry-btn").await;
+    first.until_state("connected").await;
+    second.until_state("elsewhere").await;
+    first.until(
+        "#general joined again",
+        "const r = document.querySelector('.room-item[data-room=general]').dataset.status; return {ok: r === 'joined', seen: r}",
+        vec![],
+    )
+    .await;
+
+    first.close().await;
+    second.close().await;
+    driver.stop().await;
+}
+
 fn count(texts: &[String], t: &str) -> usize {
     texts.iter().filter(|x| *x == t).count()
 }
@@ -593,6 +797,21 @@ impl Tab {
         v.as_u64().expect("data-connects is a number")
     }
 
+    /// The connection pill's state (`#conn-state[data-state]`).
+    async fn state(&self) -> String {
+        let v = self.js("return document.querySelector('#conn-state').dataset.state").await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn until_state(&self, state: &str) {
+        self.until(
+            &format!("connection state `{state}`"),
+            "const s = document.querySelector('#conn-state')?.dataset.state; return {ok: s === arguments[0], seen: s}",
+            vec![json!(state)],
+        )
+        .await;
+    }
+
     async fn until_message(&self, text: &str) {
         self.until(
             &format!("message `{text}`"),
@@ -651,6 +870,16 @@ impl Tab {
         .await;
     }
 
+    /// Take this tab's browser off the network, or back on: new connections
+    /// fail while it is off (Chromium's network emulation, through
+    /// chromedriver), and the page gets `offline` / `online` events.
+    async fn set_offline(&self, offline: bool) {
+        self.client
+            .issue_cmd(NetworkConditions { offline })
+            .await
+            .unwrap_or_else(|e| panic!("{}: set the network offline={offline}: {e}", self.label));
+    }
+
     /// Run `f` with this tab's WebDriver focus inside iframe `index`.
     async fn in_frame<F>(&self, index: u16, f: F)
     where
@@ -659,5 +888,25 @@ impl Tab {
         self.client.enter_frame(index).await.expect("enter the iframe");
         f(self).await;
         self.client.enter_parent_frame().await.expect("leave the iframe");
+    }
+}
+
+/// chromedriver's `POST /session/{id}/chromium/network_conditions`, which
+/// fantoccini has no method for.
+#[derive(Debug)]
+struct NetworkConditions {
+    offline: bool,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for NetworkConditions {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/chromium/network_conditions", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let conditions = json!({"network_conditions": {
+            "offline": self.offline, "latency": 0, "download_throughput": -1, "upload_throughput": -1,
+        }});
+        (axum::http::Method::POST, Some(conditions.to_string()))
     }
 }

@@ -22,7 +22,8 @@ async fn one_room_service_without_redis_serves_two_gateways() {
     for client in [&mut ada, &mut bob] {
         let first = client.next_where(|f| f["type"] == "message").await;
         let second = client.next_where(|f| f["type"] == "message").await;
-        assert!(first["seq"].as_u64() < second["seq"].as_u64());
+        let (first, second) = (first["seq"].as_u64().expect("a seq"), second["seq"].as_u64().expect("a seq"));
+        assert_eq!(second, first + 1, "one room, consecutive sequence numbers");
     }
 
     let mut dev = topology.client(1).await;

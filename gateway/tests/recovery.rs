@@ -41,7 +41,8 @@ async fn stopping_a_gateway_leaves_the_others_chatting() {
 
     topology.stop_gateway(2).await;
     let reconnect = cy.next_of("reconnect").await;
-    assert!(reconnect["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(reconnect["reason"], "gateway shutting down", "{reconnect}");
+    assert!(reconnect["after_ms"].as_u64().is_some_and(|ms| ms > 0), "{reconnect}");
     let gone = ada.next_leave_of("cy").await;
     assert_eq!(gone["reason"], "disconnected", "{gone}");
 

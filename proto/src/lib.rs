@@ -12,7 +12,10 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every `chat.v1` file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
 
+pub mod checked;
 pub mod names;
+
+pub use checked::{MemberId, RoomName, Username};
 
 /// Subscribe response header: the room's epoch when the stream started.
 pub const EPOCH_HEADER: &str = "room-epoch";

@@ -236,7 +236,7 @@ async fn housekeeping<B: Broker>(
         if ticks.is_multiple_of(reap_every) {
             for room in subscribed {
                 if let Err(error) = rooms.reap(&room).await {
-                    tracing::warn!(room, %error, "could not check presence");
+                    tracing::warn!(%room, %error, "could not check presence");
                 }
             }
         }
@@ -256,13 +256,10 @@ async fn watch_health<B: Broker>(
     let mut serving = true;
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     loop {
-        tokio::select! {
-            () = stopping.cancelled() => {
-                health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
-                health.set_service_status(OVERALL, ServingStatus::NotServing).await;
-                return;
-            }
-            _ = tick.tick() => {}
+        if stopping.run_until_cancelled(tick.tick()).await.is_none() {
+            health.set_not_serving::<RoomServiceServer<Rooms<B>>>().await;
+            health.set_service_status(OVERALL, ServingStatus::NotServing).await;
+            return;
         }
         let ok = match tokio::time::timeout(HEALTH_EVERY, broker.ping()).await {
             Ok(Ok(())) => true,

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chat_proto::RoomName;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
@@ -44,7 +45,7 @@ struct Pending {
 /// Every room's batcher in this process.
 pub struct Presence<B> {
     broker: Arc<B>,
-    rooms: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
+    rooms: Mutex<HashMap<RoomName, mpsc::Sender<Pending>>>,
     metrics: Arc<RoomServiceMetrics>,
 }
 
@@ -60,17 +61,17 @@ impl<B: Broker> Presence<B> {
     }
 
     /// Queues one change for the room and waits for the batch that applies it.
-    pub async fn apply(self: &Arc<Self>, room: &str, change: PresenceChange, history: usize) -> Applied {
+    pub async fn apply(self: &Arc<Self>, room: &RoomName, change: PresenceChange, history: usize) -> Applied {
         let (reply, outcome) = oneshot::channel();
         self.enqueue(room, Pending { change, history, reply })?;
         outcome.await.unwrap_or_else(|_| Err(Status::internal("the room's presence batcher stopped")))
     }
 
-    fn enqueue(self: &Arc<Self>, room: &str, pending: Pending) -> Result<(), Status> {
+    fn enqueue(self: &Arc<Self>, room: &RoomName, pending: Pending) -> Result<(), Status> {
         // Sent under the lock, so a batcher that ends (also under the lock,
         // and only with an empty queue) never leaves a change behind.
         let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        let queue = rooms.entry(room.to_owned()).or_insert_with(|| self.start(room));
+        let queue = rooms.entry(room.clone()).or_insert_with(|| self.start(room));
         let pending = match queue.try_send(pending) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -82,17 +83,17 @@ impl<B: Broker> Presence<B> {
         // Its batcher died: start another.
         let queue = self.start(room);
         let _ = queue.try_send(pending);
-        rooms.insert(room.to_owned(), queue);
+        rooms.insert(room.clone(), queue);
         Ok(())
     }
 
-    fn start(self: &Arc<Self>, room: &str) -> mpsc::Sender<Pending> {
+    fn start(self: &Arc<Self>, room: &RoomName) -> mpsc::Sender<Pending> {
         let (queue, changes) = mpsc::channel(QUEUE_PER_ROOM);
-        tokio::spawn(Arc::clone(self).run(room.to_owned(), queue.clone(), changes));
+        tokio::spawn(Arc::clone(self).run(room.clone(), queue.clone(), changes));
         queue
     }
 
-    async fn run(self: Arc<Self>, room: String, own: mpsc::Sender<Pending>, mut changes: mpsc::Receiver<Pending>) {
+    async fn run(self: Arc<Self>, room: RoomName, own: mpsc::Sender<Pending>, mut changes: mpsc::Receiver<Pending>) {
         loop {
             let Ok(Some(first)) = tokio::time::timeout(IDLE, changes.recv()).await else {
                 let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -115,7 +116,7 @@ impl<B: Broker> Presence<B> {
         }
     }
 
-    async fn apply_batch(&self, room: &str, batch: Vec<Pending>) {
+    async fn apply_batch(&self, room: &RoomName, batch: Vec<Pending>) {
         let size = SnapshotSize { history: batch.iter().map(|p| p.history).max().unwrap_or(0), members: MEMBERS_SHOWN };
         let (changes, replies): (Vec<PresenceChange>, Vec<(usize, oneshot::Sender<Applied>)>) =
             batch.into_iter().map(|p| (p.change, (p.history, p.reply))).unzip();
@@ -123,7 +124,7 @@ impl<B: Broker> Presence<B> {
         match self.broker.apply_presence(room, &changes, size).await {
             Ok(outcome) => {
                 let full = Arc::new(outcome.snapshot);
-                tracing::debug!(room, changes = changes.len(), members = full.member_count, "presence batch applied");
+                tracing::debug!(%room, changes = changes.len(), members = full.member_count, "presence batch applied");
                 for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
                     let snapshot = if history >= full.history.len() {
                         Arc::clone(&full)
@@ -136,7 +137,7 @@ impl<B: Broker> Presence<B> {
             }
             Err(error) => {
                 self.metrics.broker_errors.increment(1);
-                tracing::warn!(room, %error, changes = changes.len(), "presence batch failed");
+                tracing::warn!(%room, %error, changes = changes.len(), "presence batch failed");
                 let status = Status::from(error);
                 for (_, reply) in replies {
                     let _ = reply.send(Err(status.clone()));

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chat_runtime::clock::now_ms;
 
-use chat_proto::names;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
@@ -16,6 +15,7 @@ use chat_proto::v1::{
     MembersRequest, MembersResponse, Room, RoomEvent, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
     SubscribeRequest, TypingRequest, TypingResponse,
 };
+use chat_proto::{MemberId, RoomName, Username, names};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -91,7 +91,7 @@ impl<B: Broker> Rooms<B> {
     /// the room's and its history still holds them all; else `None`.
     async fn missed(
         &self,
-        room: &str,
+        room: &RoomName,
         position: &Position,
         epoch: &str,
         after_seq: u64,
@@ -108,7 +108,7 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// Removes members whose presence ran out and tells the room they left.
-    pub async fn reap(&self, room: &str) -> Result<usize, Status> {
+    pub async fn reap(&self, room: &RoomName) -> Result<usize, Status> {
         let now = now_ms();
         let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
         // All queued at once, so they are applied as one batch.
@@ -125,7 +125,7 @@ impl<B: Broker> Rooms<B> {
             }
         }
         if reaped > 0 {
-            tracing::info!(room, reaped, "removed members whose gateway stopped heartbeats");
+            tracing::info!(%room, reaped, "removed members whose gateway stopped heartbeats");
         }
         Ok(reaped)
     }
@@ -162,11 +162,11 @@ impl From<BrokerError> for Status {
 impl<B: Broker> RoomService for Rooms<B> {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         let mut member = member
             .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
-        names::check_member_id(&member.member_id).map_err(invalid)?;
-        member.username = names::check_username(&member.username).map_err(invalid)?.to_owned();
+        MemberId::try_from(member.member_id.as_str()).map_err(invalid)?;
+        member.username = Username::try_from(std::mem::take(&mut member.username)).map_err(invalid)?.into();
         if names::check_member_id(&member.gateway).is_err() {
             return Err(Status::invalid_argument(
                 "member.gateway must name the gateway (1 to 128 printable characters)",
@@ -180,7 +180,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         member.joined_at_ms = now_ms();
 
         tracing::debug!(
-            room,
+            %room,
             member = member.member_id,
             username = member.username,
             gateway = member.gateway,
@@ -194,7 +194,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             epoch => self.missed(&room, &snapshot.position, epoch, after_seq).await?,
         };
         if !epoch.is_empty() {
-            tracing::debug!(room, after_seq, recovered = missed.is_some(), "member resuming");
+            tracing::debug!(%room, after_seq, recovered = missed.is_some(), "member resuming");
         }
         Ok(Response::new(JoinResponse {
             recovered: missed.is_some(),
@@ -209,7 +209,7 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         let LeaveRequest { room, member_id, reason, connection, grace_ms } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         names::check_member_id(&member_id).map_err(invalid)?;
         let reason = match reason.as_str() {
             "" | "left" => "left",
@@ -238,36 +238,37 @@ impl<B: Broker> RoomService for Rooms<B> {
         let (was_member, _) = self.presence.apply(&room, change, 0).await?;
         if was_member {
             self.metrics.published("left");
-            tracing::debug!(room, reason, "member left");
+            tracing::debug!(%room, reason, "member left");
         }
         Ok(Response::new(LeaveResponse { was_member }))
     }
 
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let SendRequest { room, member_id, text, client_id } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         names::check_text(&text).map_err(invalid)?;
         names::check_client_id(&client_id).map_err(invalid)?;
-        if !member_id.is_empty() {
-            names::check_member_id(&member_id).map_err(invalid)?;
-        }
+        let sender = match member_id.as_str() {
+            "" => None,
+            id => Some(MemberId::try_from(id).map_err(invalid)?),
+        };
         // The sender's name is filled in by the broker, in the same step
         // that checks it is a member.
         let message =
             ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
-        let stored = self.broker.append_messages(&room, &member_id, outgoing).await.map_err(|e| self.failed(e))?;
+        let stored = self.broker.append_messages(&room, sender.as_ref(), outgoing).await.map_err(|e| self.failed(e))?;
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         self.metrics.published("message");
-        tracing::debug!(room, seq = stored.seq, "message stored");
+        tracing::debug!(%room, seq = stored.seq, "message stored");
         Ok(Response::new(SendResponse { event: Some(stored) }))
     }
 
     async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
         let SendBatchRequest { room, member_id, messages } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
-        names::check_member_id(&member_id).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
+        let sender = MemberId::try_from(member_id.as_str()).map_err(invalid)?;
         if messages.is_empty() || messages.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
                 "a batch of {} messages: send 1 to {MAX_BATCH}",
@@ -286,25 +287,26 @@ impl<B: Broker> RoomService for Rooms<B> {
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
-        let events = self.broker.append_messages(&room, &member_id, outgoing).await.map_err(|e| self.failed(e))?;
+        let events = self.broker.append_messages(&room, Some(&sender), outgoing).await.map_err(|e| self.failed(e))?;
         for _ in &events {
             self.metrics.published("message");
         }
-        tracing::debug!(room, messages = events.len(), "messages stored");
+        tracing::debug!(%room, messages = events.len(), "messages stored");
         Ok(Response::new(SendBatchResponse { events }))
     }
 
     async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
         let TypingRequest { room, member_id } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
-        names::check_member_id(&member_id).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
+        let member_id = MemberId::try_from(member_id).map_err(invalid)?;
         let member = self
             .broker
             .member(&room, &member_id)
             .await
             .map_err(|e| self.failed(e))?
-            .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.clone())))?;
-        let event = new_event(&room, Kind::Typing(MemberTyping { member_id, username: member.username }));
+            .ok_or_else(|| Status::from(BrokerError::NotMember(member_id.to_string())))?;
+        let event =
+            new_event(&room, Kind::Typing(MemberTyping { member_id: member_id.into(), username: member.username }));
         self.broker.publish_ephemeral(&room, event).await.map_err(|e| self.failed(e))?;
         self.metrics.published("typing");
         Ok(Response::new(TypingResponse {}))
@@ -314,10 +316,10 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
-        names::check_room(&request.room).map_err(invalid)?;
+        let room = RoomName::try_from(request.room.as_str()).map_err(invalid)?;
         // Live first, then the position: nothing published in between is missed.
-        let subscription = self.broker.subscribe(&request.room).await.map_err(|e| self.failed(e))?;
-        let position = self.broker.position(&request.room).await.map_err(|e| self.failed(e))?;
+        let subscription = self.broker.subscribe(&room).await.map_err(|e| self.failed(e))?;
+        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
         let (start_epoch, start_seq) = (position.epoch.clone(), position.last_seq);
         tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
@@ -326,7 +328,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             metrics: Arc::clone(&self.metrics),
             stopping: self.stopping.clone(),
         };
-        tokio::spawn(stream.run(request, subscription, position, tx));
+        tokio::spawn(stream.run(room, request, subscription, position, tx));
         // Where the stream starts, for a reader that has no position yet.
         let mut response = Response::new(ReceiverStream::new(rx));
         let headers = response.metadata_mut();
@@ -339,14 +341,14 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
         let HistoryRequest { room, limit } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         let (events, position) = self.broker.recent(&room, history_limit(limit)).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(HistoryResponse { events, epoch: position.epoch, last_seq: position.last_seq }))
     }
 
     async fn members(&self, request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
         let MembersRequest { room, after, limit } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         if after.len() > MAX_CURSOR_BYTES {
             return Err(Status::invalid_argument(format!(
                 "after is {} bytes: a cursor from a previous page is at most {MAX_CURSOR_BYTES}",
@@ -368,12 +370,12 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
         let GetRoomRequest { room } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         self.reap(&room).await?;
         let page = self.broker.members_page(&room, "", MAX_MEMBERS_LISTED).await.map_err(|e| self.failed(e))?;
         let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(Room {
-            name: room,
+            name: room.into(),
             member_count: page.member_count,
             members: page.members,
             last_seq: position.last_seq,
@@ -383,7 +385,7 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let HeartbeatRequest { room, gateway, member_ids } = request.into_inner();
-        names::check_room(&room).map_err(invalid)?;
+        let room = RoomName::try_from(room).map_err(invalid)?;
         if member_ids.len() > MAX_HEARTBEAT_MEMBERS {
             return Err(Status::invalid_argument(format!(
                 "{} member ids in one heartbeat: at most {MAX_HEARTBEAT_MEMBERS}",
@@ -392,7 +394,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         }
         let unknown_member_ids =
             self.broker.heartbeat(&room, &member_ids, self.expires_at()).await.map_err(|e| self.failed(e))?;
-        tracing::trace!(room, gateway, members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
+        tracing::trace!(%room, gateway, members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
         Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
     }
 }

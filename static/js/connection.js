@@ -1,24 +1,37 @@
-// One WebSocket to the gateway, kept open: it reconnects by itself with
+// One WebSocket to a gateway, kept open: it reconnects by itself with
 // exponential backoff and jitter, and when the gateway says `reconnect`
-// (it is draining) or closes with 1012 / 4008 / 1009. Only a normal close
-// (1000) without a drain notice leaves it disconnected until retry().
+// (it is draining) or the connection closes for any other reason (1012,
+// 4008, 4010, 1009, a drop with no close code). Each attempt after a
+// failure or a drop goes to the next URL of its list. Two closes leave it
+// down until retry(): a normal close (1000) without a drain notice, and
+// 4009 (the session was resumed on another connection: reconnecting by
+// itself would take it back, and the two would take turns forever).
 //
 // States, shown by the page: connecting → connected → reconnecting (in Ns)
-// → connecting …, or disconnected.
+// → connecting …, or disconnected, or elsewhere (4009).
+
+import { withParams } from "./endpoints.js";
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
 /** A connection that lived this long resets the backoff. */
 const STABLE_MS = 10_000;
 const WELCOME_TIMEOUT_MS = 10_000;
+/** The session lives on another connection now (docs/protocol.md, "Sessions and resuming"). */
+const CLOSE_ELSEWHERE = 4009;
 
 export class Connection {
   /**
-   * @param {string} url ws:// or wss:// URL of /ws
+   * @param {string[]} urls ws:// or wss:// URLs of /ws on one or more gateways
+   * @param {() => object} params query parameters for the next attempt
+   *   (read at every attempt: the session token changes with each welcome)
    * @param {{onWelcome(frame), onFrame(frame), onDown(), onStatus(status)}} handlers
    */
-  constructor(url, handlers) {
-    this.url = url;
+  constructor(urls, params, handlers) {
+    this.urls = urls;
+    /** Which of `urls` the next attempt goes to. */
+    this.at = 0;
+    this.params = params;
     this.handlers = handlers;
     this.ws = null;
     this.ready = false;
@@ -33,9 +46,20 @@ export class Connection {
     this.connect();
   }
 
-  /** Connect now instead of waiting for the backoff timer. */
+  /** Connect now instead of waiting for the backoff timer (a person asked: even after 4009). */
   retry() {
     if (this.ws) return;
+    this.connect();
+  }
+
+  /**
+   * The network came back: connect now, unless the session is open
+   * elsewhere. Failures while it was gone say nothing about now, so the
+   * backoff starts over.
+   */
+  wake() {
+    if (this.status.state === "elsewhere" || this.ws) return;
+    this.attempt = 0;
     this.connect();
   }
 
@@ -58,9 +82,10 @@ export class Connection {
 
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(withParams(this.urls[this.at], this.params()));
     } catch (err) {
       this.setStatus({ reason: String(err) });
+      this.at = (this.at + 1) % this.urls.length;
       this.scheduleReconnect(null);
       return;
     }
@@ -112,10 +137,17 @@ export class Connection {
         this.setStatus({ state: "disconnected", reason: "The server closed the connection." });
         return;
       }
+      if (e.code === CLOSE_ELSEWHERE) {
+        this.setStatus({ state: "elsewhere", reason: "this chat was opened on another connection" });
+        return;
+      }
+      // This gateway failed or went away: the next attempt tries the next one.
+      this.at = (this.at + 1) % this.urls.length;
       const why = {
         1009: "a frame was too big",
         1012: "the gateway is restarting",
         4008: "the connection fell behind",
+        4010: "the server heard nothing from this page for too long",
       }[e.code];
       if (why) this.setStatus({ reason: why });
       else if (drainAfter == null) this.setStatus({ reason: wasReady ? "connection lost" : "can't reach the server" });

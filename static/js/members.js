@@ -56,7 +56,9 @@ export function namesText(names, total) {
  * The one notice line for a presence frame, or null when there is nothing
  * to say. This tab's own joins are left out (the page says "You joined"
  * when its `joined` arrives); its own old member ids leaving read "You".
- * `ownIds` is a Set of this tab's member ids in the room.
+ * `ownIds` is a Set of this tab's member ids in the room. A frame with
+ * `joined` 0 and `left` 0 (presence restored after Redis lost it: nobody
+ * came or went) says nothing: only its `member_count` is used.
  * Returns {text, kind}: kind "join", "leave", or "join leave" for both.
  */
 export function presenceNotice(frame, ownIds) {

@@ -2,9 +2,15 @@
 // (a detached element swapped into #messages when the room is shown), typing
 // people and messages waiting to be echoed.
 //
-// Messages are deduplicated by their `id`, because every (re)join sends the
-// room's recent history again. Join/leave notices come from `presence`
+// Messages are deduplicated by their `id`, because a (re)join may send
+// again messages already shown (the last 50 after a resume that could not
+// recover, or live messages held while joining). Join/leave notices come from `presence`
 // frames, which have no id and are never sent twice: they are local lines.
+//
+// Resuming: the room keeps its `epoch` and the last `seq` it saw, so a join
+// after a reconnect asks for exactly what it missed (docs/protocol.md,
+// "Sessions and resuming"); when the room cannot give that back, a marker
+// line says messages may be missing.
 //
 // Members: the tab holds the first page `joined` sent, the pages "Show more"
 // fetched, and what presence frames changed since; `memberCount` is the
@@ -12,6 +18,7 @@
 
 import { dayKey } from "./format.js";
 import { mergePresence, presenceNotice, shownMembers } from "./members.js";
+import { Pending } from "./pending.js";
 import { dayEl, el, memberEl, messageEl, noticeEl, pendingEl } from "./view.js";
 
 /** Messages from one person closer together than this share one author line. */
@@ -49,7 +56,12 @@ export class Room {
     this.membersTimer = null;
     this.seen = new Set();
     this.typing = new Map();
-    this.pending = new Map();
+    this.pending = new Pending();
+    /** The room's epoch (from `joined`) and the last `seq` seen in it: where a resume starts. */
+    this.epoch = null;
+    this.lastSeq = null;
+    /** The `after_seq`/`epoch` the join under way asked to resume from, or null for a first join. */
+    this.resumeAsked = null;
     this.early = [];
     this.unread = 0;
     this.joinedOnce = false;
@@ -65,8 +77,19 @@ export class Room {
   }
 
   /**
-   * Apply `joined`: its history, then "You joined" (or "You rejoined" after
-   * a reconnect). Returns how many others' messages in its history were new
+   * The fields a join adds to resume where the tab left off: none before
+   * the first `joined`, else `after_seq` and `epoch` (both, as the protocol
+   * asks). Remembered, so `joined` can tell a failed resume.
+   */
+  resumeFrom() {
+    this.resumeAsked = this.epoch != null && this.lastSeq != null ? { after_seq: this.lastSeq, epoch: this.epoch } : null;
+    return this.resumeAsked ?? {};
+  }
+
+  /**
+   * Apply `joined`: a marker when a resume could not recover everything
+   * missed, its history, then "You joined" (or "You rejoined" after a
+   * reconnect). Returns how many others' messages in its history were new
    * to this tab.
    */
   applyJoined(frame) {
@@ -79,6 +102,15 @@ export class Room {
     this.membersStale = false;
     this.membersAsk = null;
     this.typing.clear();
+    // Only a tab that saw messages here can have missed some.
+    if (this.resumeAsked && frame.recovered !== true && this.seen.size > 0) {
+      this.append(noticeEl("Earlier messages may be missing", { ts: Date.now(), kind: "gap" }), Date.now());
+      this.last = null;
+    }
+    this.resumeAsked = null;
+    // The room's position now; history and live messages move it on.
+    if (typeof frame.epoch === "string") this.epoch = frame.epoch;
+    this.lastSeq = Number.isFinite(frame.last_seq) ? frame.last_seq : null;
     let fresh = 0;
     for (const ev of frame.history ?? []) {
       const r = this.addEvent(ev);
@@ -195,15 +227,13 @@ export class Room {
   addEvent(ev) {
     if (ev.type !== "message" || !ev.id || this.seen.has(ev.id)) return { added: false };
     this.remember(ev.id);
+    if (Number.isFinite(ev.seq) && (this.lastSeq == null || ev.seq > this.lastSeq)) this.lastSeq = ev.seq;
     return this.addMessage(ev);
   }
 
   addMessage(ev) {
     const own = this.isOwn(ev);
-    if (ev.client_id && this.pending.has(ev.client_id)) {
-      this.pending.get(ev.client_id).el.remove();
-      this.pending.delete(ev.client_id);
-    }
+    this.pending.settle(ev.client_id);
     this.typing.delete(ev.member_id);
     const cont =
       this.last != null &&
@@ -219,7 +249,7 @@ export class Room {
   /** Append before any pending messages, which always stay at the bottom. */
   append(node, ts) {
     const key = dayKey(ts);
-    const before = this.firstPending();
+    const before = this.pending.firstEl();
     if (key !== this.lastDay) {
       this.lastDay = key;
       this.list.insertBefore(dayEl(ts), before);
@@ -232,29 +262,15 @@ export class Room {
   note(text, kind = "info", detail = "") {
     const line = noticeEl(text, { ts: Date.now(), kind });
     if (detail) line.title = detail;
-    this.list.insertBefore(line, this.firstPending());
+    this.list.insertBefore(line, this.pending.firstEl());
     this.last = null;
   }
 
-  firstPending() {
-    for (const p of this.pending.values()) return p.el;
-    return null;
-  }
-
+  /** A send shown at once, at the bottom, until its echo comes (js/pending.js). */
   addPending(cid, text) {
     const node = pendingEl(cid, this.username, text);
-    this.pending.set(cid, { text, el: node });
+    this.pending.add(cid, text, node);
     this.list.append(node);
-  }
-
-  /** Take back the oldest message still waiting (it was refused). */
-  dropOldestPending() {
-    for (const [cid, p] of this.pending) {
-      p.el.remove();
-      this.pending.delete(cid);
-      return p.text;
-    }
-    return null;
   }
 
   remember(id) {

@@ -30,10 +30,11 @@ export function renderConn(s) {
     connected: `Connected to ${s.gateway ?? "the server"}`,
     reconnecting: `Reconnecting in ${s.retryIn}s`,
     disconnected: "Disconnected",
+    elsewhere: "Chat opened on another connection",
   }[s.state];
   ui.connState.title = s.reason ? `Last problem: ${s.reason}` : "";
-  ui.retryBtn.hidden = s.state !== "reconnecting" && s.state !== "disconnected";
-  ui.retryBtn.textContent = s.state === "disconnected" ? "Reconnect" : "Retry now";
+  ui.retryBtn.hidden = s.state !== "reconnecting" && s.state !== "disconnected" && s.state !== "elsewhere";
+  ui.retryBtn.textContent = { disconnected: "Reconnect", elsewhere: "Use here" }[s.state] ?? "Retry now";
 }
 
 

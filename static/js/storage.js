@@ -6,6 +6,7 @@ const KEY_NAME = "chat.name";
 const KEY_ROOMS = "chat.rooms";
 const KEY_ACTIVE = "chat.active";
 const KEY_TAB = "chat.tab";
+const KEY_SESSION = "chat.session";
 
 function get(store, key) {
   try {
@@ -55,3 +56,18 @@ export function tabId() {
   }
   return id;
 }
+
+/** What a `welcome` gives out as `session` (docs/protocol.md): anything else would only get a 400. */
+const SESSION_RE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * This tab's session token from the last `welcome`, or null. Kept per tab
+ * (sessionStorage): a reconnect or a reload of the tab resumes the same
+ * member, while another tab is another member. It is a credential for
+ * that member: never shown, never logged.
+ */
+export function loadSession() {
+  const token = get(sessionStorage, KEY_SESSION);
+  return token && SESSION_RE.test(token) ? token : null;
+}
+export const saveSession = (token) => set(sessionStorage, KEY_SESSION, typeof token === "string" ? token : null);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::plan::Binaries;
@@ -22,7 +23,9 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Runs `cargo build` of both binaries (release unless `debug`), showing
-/// cargo's progress and diagnostics as usual, and returns their paths.
+/// cargo's diagnostics as usual and a line of progress every
+/// [`PROGRESS_EVERY`] crates (a first build compiles a few hundred and takes
+/// minutes: it must not look hung), and returns their paths.
 pub async fn build(debug: bool) -> anyhow::Result<Binaries> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
@@ -36,12 +39,35 @@ pub async fn build(debug: bool) -> anyhow::Result<Binaries> {
     if !debug {
         command.arg("--release");
     }
-    let output = command.output().await.with_context(|| format!("could not run {}", cargo.to_string_lossy()))?;
-    if !output.status.success() {
-        bail!("cargo build of {ROOM_SERVICE} and {GATEWAY} failed ({}): see the errors above", output.status);
+    let profile = if debug { "debug" } else { "release" };
+    println!(
+        "xtask: building {ROOM_SERVICE} and {GATEWAY} ({profile}); the first build compiles a few hundred crates and takes minutes"
+    );
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().with_context(|| format!("could not run {}", cargo.to_string_lossy()))?;
+    let stdout = child.stdout.take().context("cargo's output was not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut messages, mut built) = (String::new(), 0usize);
+    while let Some(line) = lines.next_line().await.context("reading cargo's output")? {
+        if line.contains(r#""reason":"compiler-artifact""#) {
+            built += 1;
+            if built.is_multiple_of(PROGRESS_EVERY) {
+                println!("xtask: {built} crates built ({} s)", started.elapsed().as_secs());
+            }
+        }
+        messages.push_str(&line);
+        messages.push('\n');
     }
-    executables(&String::from_utf8_lossy(&output.stdout))
+    let status = child.wait().await.context("waiting for cargo")?;
+    if !status.success() {
+        bail!("cargo build of {ROOM_SERVICE} and {GATEWAY} failed ({status}): see the errors above");
+    }
+    println!("xtask: built in {:.1} s", started.elapsed().as_secs_f32());
+    executables(&messages)
 }
+
+/// Crates between two progress lines of a build.
+const PROGRESS_EVERY: usize = 25;
 
 /// Picks the two executables out of cargo's `--message-format=json` lines.
 pub fn executables(cargo_messages: &str) -> anyhow::Result<Binaries> {

@@ -22,9 +22,21 @@ pub enum Command {
     /// in-process broker and says so.
     Up(UpArgs),
 
+    /// Install what the tests need when it is missing (with apt, as root; or
+    /// print the command), then run the page's unit tests and
+    /// `cargo test --workspace`: `cargo xtask test [-- <cargo test args>]`.
+    Test(TestArgs),
+
     /// Print a token (JWT, HS256) for gateways run with JWT_SECRET, which must
     /// be set to the same secret here: `cargo xtask token --sub ada --name "Ada"`.
     Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Passed on to `cargo test`, e.g. `-p gateway --test browser`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cargo_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,9 @@
 //! child's output is shown line by line behind its name; Ctrl+C (or SIGTERM)
 //! stops them all, gateways first, and returns.
 //!
+//! # `cargo xtask test`
+//! Installs what the tests need when it is missing, then runs them; see [`test`].
+//!
 //! # `cargo xtask token --sub ada --name "Ada"`
 //! Prints a development token for gateways run with `JWT_SECRET` (the same
 //! secret must be in the environment); see [`token`].
@@ -21,6 +24,7 @@
 //! - [`prefix`]: copying a child's output to ours, each line behind its name.
 //! - [`supervise`]: spawning the plan, waiting for it, and stopping it.
 //! - [`up`]: the `up` command, tying the above together.
+//! - [`test`]: the `test` command.
 
 pub mod binaries;
 pub mod cli;
@@ -28,5 +32,6 @@ pub mod plan;
 pub mod ports;
 pub mod prefix;
 pub mod supervise;
+pub mod test;
 pub mod token;
 pub mod up;

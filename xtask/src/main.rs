@@ -9,6 +9,7 @@ use xtask::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Up(args) => xtask::up::run(args).await,
+        Command::Test(args) => xtask::test::run(args).await,
         Command::Token(args) => xtask::token::run(&args),
     };
     match outcome {

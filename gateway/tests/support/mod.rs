@@ -140,7 +140,7 @@ impl Topology {
         tweak: impl FnOnce(&mut room_service::Config),
     ) -> Self {
         let redis = RedisServer::start().await;
-        let mut config = room_service::Config::with_redis(Some(redis.url()));
+        let mut config = quick(room_service::Config::with_redis(Some(redis.url())));
         tweak(&mut config);
         Self::build(Some(redis), config, room_services, gateways).await
     }
@@ -149,7 +149,7 @@ impl Topology {
     /// `replicas` replicas each (REDIS_CLUSTER_URLS), and gateways.
     pub async fn on_cluster(masters: usize, replicas: usize, room_services: usize, gateways: usize) -> Self {
         let cluster = RedisCluster::start(masters, replicas).await;
-        let config = room_service::Config::with_redis_cluster(cluster.urls());
+        let config = quick(room_service::Config::with_redis_cluster(cluster.urls()));
         let mut topology = Self::build(None, config, room_services, gateways).await;
         topology.redis_cluster = Some(cluster);
         topology
@@ -176,14 +176,14 @@ impl Topology {
         tweak_rs: impl FnOnce(&mut room_service::Config),
         tweak_gw: impl FnOnce(&mut gateway::Config),
     ) -> Self {
-        let mut config = room_service::Config::with_redis(Some(redis.url()));
+        let mut config = quick(room_service::Config::with_redis(Some(redis.url())));
         tweak_rs(&mut config);
         Self::build_with(Some(redis), config, room_services, gateways, tweak_gw).await
     }
 
     /// The embedded mode: one room-service on its in-process broker.
     pub async fn embedded(gateways: usize) -> Self {
-        Self::build(None, room_service::Config::with_redis(None), 1, gateways).await
+        Self::build(None, quick(room_service::Config::with_redis(None)), 1, gateways).await
     }
 
     async fn build(
@@ -197,13 +197,12 @@ impl Topology {
 
     async fn build_with(
         redis: Option<RedisServer>,
-        mut rs_config: room_service::Config,
+        rs_config: room_service::Config,
         room_services: usize,
         gateways: usize,
         tweak_gw: impl FnOnce(&mut gateway::Config),
     ) -> Self {
         init_logs();
-        rs_config.presence_ttl_secs = 3;
         let mut topology = Self {
             redis,
             redis_cluster: None,
@@ -332,6 +331,14 @@ impl Topology {
         let first = services.ranked(room)[0].url.clone();
         urls.iter().position(|u| *u == first).expect("ranked url is one of ours")
     }
+}
+
+/// The room-service settings tests start from (a test's tweak may change
+/// them): a crashed gateway's members expire after 3 s instead of 30, so
+/// tests of it are quick.
+fn quick(mut config: room_service::Config) -> room_service::Config {
+    config.presence_ttl_secs = 3;
+    config
 }
 
 async fn bind(port: u16) -> std::net::TcpListener {

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, SessionMoved};
+use chat_proto::{MemberId, RoomName};
 
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
@@ -25,7 +26,7 @@ const DEDUPE_PER_ROOM: usize = 4096;
 
 #[derive(Debug)]
 pub struct MemoryBroker {
-    rooms: Mutex<HashMap<String, RoomLog>>,
+    rooms: Mutex<HashMap<RoomName, RoomLog>>,
     fanout: Arc<Fanout>,
     retention: Retention,
 }
@@ -173,7 +174,7 @@ impl MemoryBroker {
         Self { rooms: Mutex::new(HashMap::new()), fanout, retention }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomLog>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, RoomLog>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -181,12 +182,13 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     async fn append_messages(
         &self,
-        room: &str,
-        member_id: &str,
+        room: &RoomName,
+        sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
     ) -> BrokerResult<Vec<RoomEvent>> {
+        let member_id = sender.map_or("", |id| id.as_str());
         let mut rooms = self.lock();
-        let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
+        let log = rooms.entry(room.clone()).or_insert_with(RoomLog::new);
         let name = match member_id {
             "" => "system".to_owned(),
             id => log
@@ -232,12 +234,12 @@ impl Broker for MemoryBroker {
 
     async fn apply_presence(
         &self,
-        room: &str,
+        room: &RoomName,
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
         let mut rooms = self.lock();
-        let log = rooms.entry(room.to_owned()).or_insert_with(RoomLog::new);
+        let log = rooms.entry(room.clone()).or_insert_with(RoomLog::new);
         let mut diff = PresenceDiff::default();
         let mut applied = Vec::with_capacity(changes.len());
         let mut all = log.reap(chat_runtime::clock::now_ms());
@@ -259,7 +261,7 @@ impl Broker for MemoryBroker {
             log.last_used = Instant::now();
             diff.member_count = page.member_count;
             let event = RoomEvent {
-                room: room.to_owned(),
+                room: room.to_string(),
                 ts_ms: chat_runtime::clock::now_ms(),
                 kind: Some(Kind::Presence(diff)),
                 ..Default::default()
@@ -277,18 +279,18 @@ impl Broker for MemoryBroker {
         Ok(PresenceOutcome { applied, snapshot })
     }
 
-    async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
+    async fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> BrokerResult<()> {
         self.fanout.deliver(room, Arc::new(event));
         Ok(())
     }
 
-    async fn subscribe(&self, room: &str) -> BrokerResult<Subscription> {
+    async fn subscribe(&self, room: &RoomName) -> BrokerResult<Subscription> {
         let (subscription, _) = self.fanout.tap(room);
         self.fanout.mark_live(room);
         Ok(subscription)
     }
 
-    async fn recent(&self, room: &str, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
+    async fn recent(&self, room: &RoomName, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
         let rooms = self.lock();
         Ok(match rooms.get(room) {
             Some(log) => {
@@ -299,7 +301,7 @@ impl Broker for MemoryBroker {
         })
     }
 
-    async fn after(&self, room: &str, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
         let rooms = self.lock();
         Ok(rooms
             .get(room)
@@ -307,19 +309,20 @@ impl Broker for MemoryBroker {
             .unwrap_or_default())
     }
 
-    async fn position(&self, room: &str) -> BrokerResult<Position> {
+    async fn position(&self, room: &RoomName) -> BrokerResult<Position> {
         Ok(self.lock().get(room).map(RoomLog::position).unwrap_or_default())
     }
 
-    async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
+    async fn member(&self, room: &RoomName, member_id: &MemberId) -> BrokerResult<Option<Member>> {
+        let member_id = member_id.as_str();
         Ok(self.lock().get(room).and_then(|log| log.members.get(member_id)).map(|held| held.member.clone()))
     }
 
-    async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
+    async fn members_page(&self, room: &RoomName, after: &str, limit: usize) -> BrokerResult<MembersPage> {
         Ok(self.lock().get(room).map(|log| log.page(after, limit)).unwrap_or_default())
     }
 
-    async fn expired(&self, room: &str, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
+    async fn expired(&self, room: &RoomName, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
         Ok(self
             .lock()
             .get(room)
@@ -334,7 +337,7 @@ impl Broker for MemoryBroker {
             .unwrap_or_default())
     }
 
-    async fn heartbeat(&self, room: &str, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
+    async fn heartbeat(&self, room: &RoomName, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
         let mut rooms = self.lock();
         let Some(log) = rooms.get_mut(room) else {
             return Ok(member_ids.to_vec());
@@ -354,7 +357,7 @@ impl Broker for MemoryBroker {
         let mut summaries: Vec<RoomSummary> = rooms
             .iter()
             .map(|(name, log)| RoomSummary {
-                name: name.clone(),
+                name: name.to_string(),
                 member_count: u32::try_from(log.members.len()).unwrap_or(u32::MAX),
                 last_seq: log.last_seq,
             })
@@ -371,8 +374,8 @@ impl Broker for MemoryBroker {
         self.lock().retain(|_, log| log.last_used.elapsed() < ttl);
     }
 
-    fn subscribed_rooms(&self) -> Vec<String> {
-        self.fanout.live_rooms()
+    fn subscribed_rooms(&self) -> Vec<RoomName> {
+        self.fanout.live_rooms().into_iter().filter_map(|room| RoomName::try_from(room).ok()).collect()
     }
 
     async fn ping(&self) -> BrokerResult<()> {

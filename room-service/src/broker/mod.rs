@@ -21,6 +21,7 @@ mod redis;
 use std::future::Future;
 
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
+use chat_proto::{MemberId, RoomName};
 
 pub use fanout::{Fanout, Subscription};
 pub use memory::MemoryBroker;
@@ -137,15 +138,15 @@ pub struct Position {
 /// Storage and bus for rooms. Methods take validated room names.
 pub trait Broker: Send + Sync + 'static {
     /// Stores messages of one sender in one atomic step: checks that
-    /// `member_id` is in the room (empty: system messages), fills in the
+    /// `sender` is in the room (`None`: system messages), fills in the
     /// sender's name, and in the order given gives each the room's next
     /// sequence number, appends it to the history and publishes it. A
     /// message whose non-empty `client_id` this member sent before comes back
     /// as first stored instead of being stored again.
     fn append_messages(
         &self,
-        room: &str,
-        member_id: &str,
+        room: &RoomName,
+        sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
     ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
 
@@ -154,53 +155,65 @@ pub trait Broker: Send + Sync + 'static {
     /// reads the room back as it stands after them.
     fn apply_presence(
         &self,
-        room: &str,
+        room: &RoomName,
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> impl Future<Output = BrokerResult<PresenceOutcome>> + Send;
 
     /// Publishes an event that is not stored and has no sequence number.
-    fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> impl Future<Output = BrokerResult<()>> + Send;
+    fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> impl Future<Output = BrokerResult<()>> + Send;
 
     /// Starts receiving the room's events. The first subscription in this
     /// process subscribes on the bus; later ones share it.
-    fn subscribe(&self, room: &str) -> impl Future<Output = BrokerResult<Subscription>> + Send;
+    fn subscribe(&self, room: &RoomName) -> impl Future<Output = BrokerResult<Subscription>> + Send;
 
     /// The last `limit` stored events, oldest first, and the room's position.
-    fn recent(&self, room: &str, limit: usize)
-    -> impl Future<Output = BrokerResult<(Vec<RoomEvent>, Position)>> + Send;
+    fn recent(
+        &self,
+        room: &RoomName,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<(Vec<RoomEvent>, Position)>> + Send;
 
     /// Up to `limit` stored events with a sequence number above `after_seq`,
     /// oldest first.
     fn after(
         &self,
-        room: &str,
+        room: &RoomName,
         after_seq: u64,
         limit: usize,
     ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
 
-    fn position(&self, room: &str) -> impl Future<Output = BrokerResult<Position>> + Send;
+    fn position(&self, room: &RoomName) -> impl Future<Output = BrokerResult<Position>> + Send;
 
     /// One member, if present (expired or not).
-    fn member(&self, room: &str, member_id: &str) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
+    fn member(
+        &self,
+        room: &RoomName,
+        member_id: &MemberId,
+    ) -> impl Future<Output = BrokerResult<Option<Member>>> + Send;
 
     /// Up to `limit` members in name order after the cursor `after` (empty:
     /// from the start), with the room's member count.
     fn members_page(
         &self,
-        room: &str,
+        room: &RoomName,
         after: &str,
         limit: usize,
     ) -> impl Future<Output = BrokerResult<MembersPage>> + Send;
 
     /// Up to `limit` ids of members whose presence ran out by `now_ms`.
-    fn expired(&self, room: &str, now_ms: i64, limit: usize) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
+    fn expired(
+        &self,
+        room: &RoomName,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
 
     /// Extends the presence of `member_ids` to `expires_at_ms`; returns the
     /// ids it does not know.
     fn heartbeat(
         &self,
-        room: &str,
+        room: &RoomName,
         member_ids: &[String],
         expires_at_ms: i64,
     ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
@@ -212,7 +225,7 @@ pub trait Broker: Send + Sync + 'static {
     fn drop_idle_subscriptions(&self) -> impl Future<Output = ()> + Send;
 
     /// Rooms this process currently has a bus subscription for.
-    fn subscribed_rooms(&self) -> Vec<String>;
+    fn subscribed_rooms(&self) -> Vec<RoomName>;
 
     /// Succeeds while the broker can serve.
     fn ping(&self) -> impl Future<Output = BrokerResult<()>> + Send;

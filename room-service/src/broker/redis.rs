@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
+use chat_proto::{MemberId, RoomName};
 use prost::Message;
 use redis::aio::ConnectionManagerConfig;
 use redis::streams::StreamRangeReply;
@@ -247,10 +248,11 @@ fn route_push(fanout: &Fanout, push: PushInfo, message: &PushKind) {
 impl Broker for RedisBroker {
     async fn append_messages(
         &self,
-        room: &str,
-        member_id: &str,
+        room: &RoomName,
+        sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
     ) -> BrokerResult<Vec<RoomEvent>> {
+        let member_id = sender.map_or("", |id| id.as_str());
         let keys = Keys::of(room);
         let mut call = self.message.prepare_invoke();
         call.key(&keys.seq)
@@ -272,7 +274,7 @@ impl Broker for RedisBroker {
         call.arg(&keys.channel)
             .arg(self.retention.history_len)
             .arg(new_epoch())
-            .arg(room)
+            .arg(room.as_str())
             .arg(member_id)
             .arg(DEDUPE_TTL_SECS)
             .arg(self.retention.room_ttl.as_secs())
@@ -294,13 +296,13 @@ impl Broker for RedisBroker {
             )));
         }
         let stored = reply.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<Vec<_>>>()?;
-        tracing::debug!(room, messages = stored.len(), seq = stored.last().map(|e| e.seq), "published to Redis");
+        tracing::debug!(%room, messages = stored.len(), seq = stored.last().map(|e| e.seq), "published to Redis");
         Ok(stored)
     }
 
     async fn apply_presence(
         &self,
-        room: &str,
+        room: &RoomName,
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
@@ -309,7 +311,7 @@ impl Broker for RedisBroker {
         Ok(PresenceOutcome { applied, snapshot })
     }
 
-    async fn publish_ephemeral(&self, room: &str, event: RoomEvent) -> BrokerResult<()> {
+    async fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> BrokerResult<()> {
         let channel = Keys::of(room).channel;
         let _: i64 = redis::cmd(self.commands.publish_command())
             .arg(channel)
@@ -319,18 +321,18 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn subscribe(&self, room: &str) -> BrokerResult<Subscription> {
+    async fn subscribe(&self, room: &RoomName) -> BrokerResult<Subscription> {
         let _order = self.subscribing.lock().await;
         let (subscription, needs_bus) = self.fanout.tap(room);
         if needs_bus {
             self.pubsub.clone().subscribe(&Keys::of(room).channel).await?;
             self.fanout.mark_live(room);
-            tracing::debug!(room, "subscribed to the room's Redis channel");
+            tracing::debug!(%room, "subscribed to the room's Redis channel");
         }
         Ok(subscription)
     }
 
-    async fn recent(&self, room: &str, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
+    async fn recent(&self, room: &RoomName, limit: usize) -> BrokerResult<(Vec<RoomEvent>, Position)> {
         let keys = Keys::of(room);
         let mut events = self
             .read_range(room, redis::cmd("XREVRANGE").arg(&keys.log).arg("+").arg("-").arg("COUNT").arg(limit))
@@ -344,7 +346,7 @@ impl Broker for RedisBroker {
         Ok((events, position))
     }
 
-    async fn after(&self, room: &str, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
+    async fn after(&self, room: &RoomName, after_seq: u64, limit: usize) -> BrokerResult<Vec<RoomEvent>> {
         let keys = Keys::of(room);
         self.read_range(
             room,
@@ -353,26 +355,27 @@ impl Broker for RedisBroker {
         .await
     }
 
-    async fn position(&self, room: &str) -> BrokerResult<Position> {
+    async fn position(&self, room: &RoomName) -> BrokerResult<Position> {
         let keys = Keys::of(room);
         let (epoch, last_seq): (Option<String>, Option<u64>) =
             redis::cmd("MGET").arg(&keys.epoch).arg(&keys.seq).query_async(&mut self.conn()).await?;
         Ok(Position { epoch: epoch.unwrap_or_default(), last_seq: last_seq.unwrap_or(0) })
     }
 
-    async fn member(&self, room: &str, member_id: &str) -> BrokerResult<Option<Member>> {
+    async fn member(&self, room: &RoomName, member_id: &MemberId) -> BrokerResult<Option<Member>> {
+        let member_id = member_id.as_str();
         let stored: Option<Vec<u8>> =
             redis::cmd("HGET").arg(Keys::of(room).members).arg(member_id).query_async(&mut self.conn()).await?;
         stored.map(|stored| record::decode(member_id, &stored)).transpose()
     }
 
-    async fn members_page(&self, room: &str, after: &str, limit: usize) -> BrokerResult<MembersPage> {
+    async fn members_page(&self, room: &RoomName, after: &str, limit: usize) -> BrokerResult<MembersPage> {
         let size = SnapshotSize { history: 0, members: limit };
         let (_, snapshot) = self.presence_step(room, &[], size, after, None).await?;
         Ok(MembersPage { members: snapshot.members, member_count: snapshot.member_count, next: snapshot.members_next })
     }
 
-    async fn expired(&self, room: &str, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
+    async fn expired(&self, room: &RoomName, now_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
         Ok(redis::cmd("ZRANGE")
             .arg(Keys::of(room).presence)
             .arg("-inf")
@@ -385,7 +388,7 @@ impl Broker for RedisBroker {
             .await?)
     }
 
-    async fn heartbeat(&self, room: &str, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
+    async fn heartbeat(&self, room: &RoomName, member_ids: &[String], expires_at_ms: i64) -> BrokerResult<Vec<String>> {
         if member_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -430,14 +433,14 @@ impl Broker for RedisBroker {
         let _order = self.subscribing.lock().await;
         for room in self.fanout.remove_idle() {
             match self.pubsub.clone().unsubscribe(&Keys::of(&room).channel).await {
-                Ok(()) => tracing::debug!(room, "unsubscribed from the room's Redis channel"),
-                Err(error) => tracing::warn!(room, %error, "could not unsubscribe"),
+                Ok(()) => tracing::debug!(%room, "unsubscribed from the room's Redis channel"),
+                Err(error) => tracing::warn!(%room, %error, "could not unsubscribe"),
             }
         }
     }
 
-    fn subscribed_rooms(&self) -> Vec<String> {
-        self.fanout.live_rooms()
+    fn subscribed_rooms(&self) -> Vec<RoomName> {
+        self.fanout.live_rooms().into_iter().filter_map(|room| RoomName::try_from(room).ok()).collect()
     }
 
     async fn ping(&self) -> BrokerResult<()> {

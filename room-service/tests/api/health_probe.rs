@@ -1,14 +1,9 @@
 //! `health-probe`, compose's room-service health check: exits 0 while the
 //! room-service answers SERVING, and fails while its Redis is down.
 
-// The gateway tests' real redis-server harness; this test uses part of it.
-#[allow(dead_code)]
-#[path = "../../gateway/tests/support/redis_server.rs"]
-mod redis_server;
-
 use std::time::Duration;
 
-use redis_server::RedisServer;
+use chat_testkit::RedisServer;
 use tokio::net::TcpListener;
 
 async fn probe(url: &str) -> std::process::Output {

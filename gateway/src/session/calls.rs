@@ -1,0 +1,366 @@
+//! The room-service calls a session makes, one in flight at a time, and
+//! what their answers send back to the browser.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use chat_proto::v1::{
+    BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
+    TypingRequest,
+};
+use chat_proto::{RoomName, names};
+use futures_util::FutureExt;
+use tonic::Code;
+
+use crate::feed::{Delivery, Listener};
+use crate::frame::{self, ClientFrame, EventView, MemberView, Refusal, ServerFrame, refusal_of, unavailable};
+
+use super::{JOIN_HISTORY, MAX_ROOMS, SEND_BATCH, Session, TYPING_EVERY};
+
+/// A room-service call in flight, and what it comes back as. It is `Send`
+/// but not `Sync`, so the session's async methods take `&mut self`.
+pub(super) type Call = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+pub(super) enum Answer {
+    Joined(Arc<str>, Result<JoinResponse, Refusal>),
+    Left(Arc<str>, Result<(), Refusal>),
+    Members(Arc<str>, Result<MembersResponse, Refusal>),
+    /// Sent or typing: nothing to write unless it failed.
+    Done(Result<(), Refusal>),
+}
+
+/// A room this connection is in, or is joining.
+pub(super) enum Room {
+    /// The join is in flight; events that arrive meanwhile wait here.
+    Joining { username: Arc<str>, held: Vec<Arc<Delivery>>, resuming: bool },
+    Joined {
+        username: Arc<str>,
+        epoch: Arc<str>,
+        /// The last sequence number the `joined` snapshot held.
+        snapshot_seq: u64,
+        last_typing: Option<Instant>,
+    },
+}
+
+/// `send` frames read from the browser, to one room, not yet handed on.
+pub(super) struct Batch {
+    room: Arc<str>,
+    username: Arc<str>,
+    messages: Vec<BatchedMessage>,
+}
+
+impl Session {
+    /// This connection as a room member under `username`.
+    pub(super) fn member(&self, username: &str) -> Member {
+        Member {
+            member_id: self.member_id.to_string(),
+            username: username.to_owned(),
+            gateway: self.shared.gateway.to_string(),
+            joined_at_ms: 0,
+            connection: self.connection.to_string(),
+        }
+    }
+
+    /// The room's name and state, if joined (not only joining).
+    pub(super) fn joined(&mut self, room: &str) -> Result<(Arc<str>, &mut Room), Refusal> {
+        let name = match self.rooms.get_key_value(room) {
+            Some((name, Room::Joined { .. })) => Arc::clone(name),
+            _ => {
+                return Err(Refusal::new(
+                    "not_joined",
+                    format!(
+                        "you have not joined room {room:?}; send {{\"type\":\"join\",\"room\":{room:?},\"username\":\"…\"}} first"
+                    ),
+                )
+                .in_room(room));
+            }
+        };
+        let state = self.rooms.get_mut(room).ok_or_else(|| Refusal::new("not_joined", "not in the room"))?;
+        Ok((name, state))
+    }
+
+    pub(super) fn join(
+        &mut self,
+        room: String,
+        username: &str,
+        after_seq: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<Call, Refusal> {
+        // A bad room name is not echoed back as `room`: it names no room.
+        let room = RoomName::try_from(room).map_err(Refusal::from)?;
+        let resume = match (after_seq, epoch) {
+            (None, None) => None,
+            (Some(after_seq), Some(epoch)) if epoch.len() <= MAX_EPOCH_BYTES => Some((after_seq, epoch)),
+            _ => {
+                return Err(Refusal::new(
+                    "bad_json",
+                    format!("give both after_seq and epoch (an epoch of at most {MAX_EPOCH_BYTES} bytes) to resume, or neither"),
+                )
+                .in_room(&room));
+            }
+        };
+        // The join rate limit, the token's rooms, and the name: the token's,
+        // or the requested one checked.
+        let username: Arc<str> = Arc::from(self.caller.join(&room, username)?.as_str());
+        if self.rooms.contains_key(room.as_str()) {
+            return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(&room));
+        }
+        if self.rooms.len() >= MAX_ROOMS {
+            return Err(Refusal::new(
+                "too_many_rooms",
+                format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first"),
+            )
+            .in_room(&room));
+        }
+        let name = room;
+        let room: Arc<str> = Arc::from(name.as_str());
+        let listener = Listener {
+            member_id: Arc::clone(&self.member_id),
+            username: Arc::clone(&username),
+            connection: Arc::clone(&self.connection),
+            queue: self.queue.clone(),
+            too_slow: Arc::clone(&self.too_slow),
+            moved: Arc::clone(&self.moved),
+        };
+        let resuming = resume.is_some();
+        let (after_seq, epoch) = resume.unwrap_or_default();
+        let request = JoinRequest {
+            room: room.to_string(),
+            member: Some(self.member(&username)),
+            history_limit: JOIN_HISTORY,
+            after_seq,
+            epoch,
+            restore: false,
+        };
+        self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });
+        let (shared, conn) = (Arc::clone(&self.shared), self.conn);
+        Ok(Box::pin(async move {
+            let hub = &shared.hub;
+            if !hub.attach(&name, conn, listener).await {
+                return Answer::Joined(room.clone(), Err(unavailable(&room)));
+            }
+            let reply = hub.services().call(&room, request, |mut c, r| async move { c.join(r).await }).await;
+            if reply.is_err() {
+                hub.detach(&room, conn);
+            }
+            let reply = reply.map_err(|status| refusal_of(&status, &room));
+            Answer::Joined(room, reply)
+        }))
+    }
+
+    pub(super) fn leave(&mut self, room: &str) -> Result<Call, Refusal> {
+        let (room, _) = self.joined(room)?;
+        self.rooms.remove(&room);
+        self.shared.hub.detach(&room, self.conn);
+        let request = LeaveRequest {
+            room: room.to_string(),
+            member_id: self.member_id.to_string(),
+            reason: "left".into(),
+            connection: self.connection.to_string(),
+            grace_ms: 0,
+        };
+        let shared = Arc::clone(&self.shared);
+        Ok(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await }).await;
+            let reply = reply.map(drop).map_err(|status| refusal_of(&status, &room));
+            Answer::Left(room, reply)
+        }))
+    }
+
+    /// Checks a send and starts a batch with it.
+    pub(super) fn send(&mut self, room: &str, text: String, client_id: String) -> Result<(), Refusal> {
+        let (room, state) = self.joined(room)?;
+        let username = match state {
+            Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
+        };
+        self.caller.send(&room)?;
+        let message = checked_message(&room, text, client_id)?;
+        tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
+        self.batch = Some(Batch { room, username, messages: vec![message] });
+        Ok(())
+    }
+
+    /// Adds to the batch the `send` frames to its room that the socket has
+    /// already read, then starts the call that stores them. Any other frame
+    /// met on the way is kept for next.
+    pub(super) fn gather(&mut self, socket: &mut WebSocket) {
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        while batch.messages.len() < SEND_BATCH {
+            let Some(frame) = socket.recv().now_or_never() else {
+                break; // nothing more has arrived
+            };
+            self.liveness.heard();
+            let same_room = match &frame {
+                Some(Ok(Message::Text(text))) => match frame::parse(text) {
+                    // Over the rate limit: acted on as a frame of its own,
+                    // which refuses it.
+                    Ok(ClientFrame::Send { room, text, client_id })
+                        if *room == *batch.room && self.caller.send(&room).is_ok() =>
+                    {
+                        checked_message(&batch.room, text, client_id).ok()
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match same_room {
+                Some(message) => {
+                    self.shared.metrics.frame_in("send");
+                    batch.messages.push(message);
+                }
+                None => {
+                    self.stashed = Some(frame);
+                    break;
+                }
+            }
+        }
+        self.call = Some(self.store(batch));
+    }
+
+    /// The call that stores a batch of sends.
+    pub(super) fn store(&self, batch: Batch) -> Call {
+        let Batch { room, username, messages } = batch;
+        let request = SendBatchRequest { room: room.to_string(), member_id: self.member_id.to_string(), messages };
+        let rejoin = JoinRequest {
+            room: room.to_string(),
+            member: Some(self.member(&username)),
+            history_limit: 1,
+            restore: true,
+            ..JoinRequest::default()
+        };
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let services = shared.hub.services();
+            let send = |request: SendBatchRequest| {
+                services.call(&room, request, |mut c, r| async move { c.send_batch(r).await })
+            };
+            let reply = match send(request.clone()).await {
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    // This connection is in the room but the room-service no
+                    // longer lists it (Redis restarted empty, or its presence
+                    // ran out while unreachable): put it back silently, send
+                    // once more (the client ids make a repeat store nothing twice).
+                    tracing::info!(%room, "presence was lost; joining again before sending");
+                    match services.call(&room, rejoin, |mut c, r| async move { c.join(r).await }).await {
+                        Ok(_) => send(request).await,
+                        Err(status) => Err(status),
+                    }
+                }
+                reply => reply,
+            };
+            Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
+        })
+    }
+
+    /// A typing call, or none when this one comes too soon after the last.
+    pub(super) fn typing(&mut self, room: &str) -> Result<Option<Call>, Refusal> {
+        let (room, state) = self.joined(room)?;
+        let Room::Joined { last_typing, .. } = state else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        if last_typing.is_some_and(|at| now.duration_since(at) < TYPING_EVERY) {
+            self.shared.metrics.typing_dropped.increment(1);
+            return Ok(None);
+        }
+        *last_typing = Some(now);
+        let request = TypingRequest { room: room.to_string(), member_id: self.member_id.to_string() };
+        let shared = Arc::clone(&self.shared);
+        Ok(Some(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.typing(r).await }).await;
+            Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
+        })))
+    }
+
+    pub(super) fn members(&mut self, room: &str, after: String) -> Result<Call, Refusal> {
+        let (room, _) = self.joined(room)?;
+        let request = MembersRequest { room: room.to_string(), after, limit: 0 };
+        let shared = Arc::clone(&self.shared);
+        Ok(Box::pin(async move {
+            let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.members(r).await }).await;
+            Answer::Members(room.clone(), reply.map_err(|status| refusal_of(&status, &room)))
+        }))
+    }
+
+    /// The frames a finished call sends back.
+    pub(super) fn on_answer(&mut self, answer: Answer) -> Vec<Utf8Bytes> {
+        match answer {
+            Answer::Joined(room, Ok(reply)) => self.on_joined(room, &reply),
+            Answer::Joined(room, Err(refusal)) => {
+                self.rooms.remove(&room);
+                vec![self.refuse(&refusal)]
+            }
+            Answer::Left(room, Ok(())) => vec![frame::encode(&ServerFrame::Left { room: &room })],
+            Answer::Members(room, Ok(page)) => vec![frame::encode(&ServerFrame::Members {
+                room: &room,
+                members: page.members.iter().map(MemberView::from).collect(),
+                member_count: page.member_count,
+                next: Some(page.next.as_str()).filter(|next| !next.is_empty()),
+            })],
+            Answer::Done(Ok(())) => Vec::new(),
+            Answer::Left(_, Err(refusal)) | Answer::Members(_, Err(refusal)) | Answer::Done(Err(refusal)) => {
+                vec![self.refuse(&refusal)]
+            }
+        }
+    }
+
+    /// `joined`, then the room's events that came while it was in flight.
+    pub(super) fn on_joined(&mut self, room: Arc<str>, reply: &JoinResponse) -> Vec<Utf8Bytes> {
+        let Some(Room::Joining { username, held, resuming }) = self.rooms.remove(&room) else {
+            return Vec::new();
+        };
+        let snapshot_seq = reply.history.iter().map(|e| e.seq).chain([reply.last_seq]).max().unwrap_or(0);
+        if resuming {
+            self.shared.metrics.resumed(reply.recovered);
+        }
+        tracing::debug!(conn = self.conn, %room, %username, seq = snapshot_seq, "joined");
+        let mut frames = vec![frame::encode(&ServerFrame::Joined {
+            room: &room,
+            member_id: &self.member_id,
+            epoch: &reply.epoch,
+            last_seq: snapshot_seq,
+            recovered: reply.recovered,
+            history: reply.history.iter().filter_map(EventView::of).collect(),
+            members: reply.members.iter().map(MemberView::from).collect(),
+            member_count: reply.member_count,
+            members_next: Some(reply.members_next.as_str()).filter(|next| !next.is_empty()),
+        })];
+        let state = Room::Joined { username, epoch: Arc::from(reply.epoch.as_str()), snapshot_seq, last_typing: None };
+        self.rooms.insert(room, state);
+        frames.extend(held.into_iter().filter(|d| self.wants(d)).map(|d| d.frame.clone()));
+        frames
+    }
+
+    pub(super) fn refuse(&self, refusal: &Refusal) -> Utf8Bytes {
+        self.shared.metrics.error_sent(refusal.code);
+        frame::refusal(refusal)
+    }
+}
+
+/// The longest epoch a resuming join may name (room epochs are 12 characters).
+const MAX_EPOCH_BYTES: usize = 64;
+
+/// A send's text and client id, checked; every send gets a client id, so a
+/// retry on another room-service is stored once.
+pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Result<BatchedMessage, Refusal> {
+    names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
+    names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
+    let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
+    Ok(BatchedMessage { text, client_id })
+}
+
+/// Resolves when the call in flight is answered (and clears it); never while
+/// there is none.
+pub(super) async fn answered(call: &mut Option<Call>) -> Answer {
+    let Some(pending) = call.as_mut() else {
+        return std::future::pending().await;
+    };
+    let answer = pending.await;
+    *call = None;
+    answer
+}

@@ -1,0 +1,12 @@
+//! The room-service's integration tests, in one binary: the room-service
+//! and its brokers with real parts (a `redis-server` each test starts, the
+//! binaries as people run them).
+//!
+//! - [`broker_contract`]: the promises of the `Broker` trait, checked on
+//!   the Redis broker and on the in-process one alike.
+//! - [`instances`]: several room-services on one host; startup errors.
+//! - [`health_probe`]: compose's health check.
+
+mod broker_contract;
+mod health_probe;
+mod instances;
