@@ -260,9 +260,11 @@ impl<B: Broker> RoomService for Rooms<B> {
         let outgoing = vec![Outgoing { client_id, event }];
         let stored = self.broker.append_messages(&room, sender.as_ref(), outgoing).await.map_err(|e| self.failed(e))?;
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
-        self.metrics.published("message");
-        tracing::debug!(%room, seq = stored.seq, "message stored");
-        Ok(Response::new(SendResponse { event: Some(stored) }))
+        if !stored.repeat {
+            self.metrics.published("message");
+        }
+        tracing::debug!(%room, seq = stored.event.seq, repeat = stored.repeat, "message stored");
+        Ok(Response::new(SendResponse { event: Some(stored.event), repeat: stored.repeat }))
     }
 
     async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
@@ -287,12 +289,13 @@ impl<B: Broker> RoomService for Rooms<B> {
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
-        let events = self.broker.append_messages(&room, Some(&sender), outgoing).await.map_err(|e| self.failed(e))?;
-        for _ in &events {
+        let stored = self.broker.append_messages(&room, Some(&sender), outgoing).await.map_err(|e| self.failed(e))?;
+        for _ in stored.iter().filter(|s| !s.repeat) {
             self.metrics.published("message");
         }
-        tracing::debug!(%room, messages = events.len(), "messages stored");
-        Ok(Response::new(SendBatchResponse { events }))
+        tracing::debug!(%room, messages = stored.len(), "messages stored");
+        let (events, repeats) = stored.into_iter().map(|s| (s.event, s.repeat)).unzip();
+        Ok(Response::new(SendBatchResponse { events, repeats }))
     }
 
     async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {

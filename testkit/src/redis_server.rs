@@ -1,6 +1,10 @@
 //! A real `redis-server`, started by the test on a unix socket of its own
 //! (no port to collide with a Redis already on the machine) and killed when
-//! dropped.
+//! dropped. It keeps nothing on disk, unless started [`persistent`]: then
+//! every write is in its append-only file before it is answered, and a
+//! restart (even after a kill) comes back with all of it.
+//!
+//! [`persistent`]: RedisServer::start_persistent
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,6 +17,8 @@ use tokio::process::{Child, Command};
 pub struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
+    /// `appendonly yes` with `appendfsync always`.
+    persistent: bool,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -21,13 +27,23 @@ impl RedisServer {
     /// Starts redis-server and waits until it answers PING. Fails the test
     /// with the install command when redis-server is not on PATH.
     pub async fn start() -> Self {
+        Self::start_in_mode(false).await
+    }
+
+    /// [`Self::start`] with an append-only file synced on every write, so a
+    /// [`Self::restart`] keeps the data.
+    pub async fn start_persistent() -> Self {
+        Self::start_in_mode(true).await
+    }
+
+    async fn start_in_mode(persistent: bool) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "chat-test-redis-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("create a temp dir for redis-server");
-        let mut server = Self { child: None, dir };
+        let mut server = Self { child: None, dir, persistent };
         server.spawn().await;
         server
     }
@@ -38,7 +54,13 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .args(["--unixsocketperm", "700", "--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
+            .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -83,7 +105,8 @@ impl RedisServer {
             .expect("connect to the test redis-server")
     }
 
-    /// Kills redis-server and starts it again on the same socket, empty.
+    /// Kills redis-server and starts it again on the same socket: empty, or
+    /// with everything it held when [`persistent`](Self::start_persistent).
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;

@@ -34,7 +34,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct TestArgs {
-    /// Passed on to `cargo test`, e.g. `-p gateway --test browser`.
+    /// Passed on to `cargo test`, e.g. `-p gateway --test api browser`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_args: Vec<String>,
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chat_proto::v1::{
     BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
-    TypingRequest,
+    SendBatchResponse, TypingRequest,
 };
 use chat_proto::{RoomName, names};
 use futures_util::FutureExt;
@@ -30,6 +30,9 @@ pub(super) enum Answer {
     Members(Arc<str>, Result<MembersResponse, Refusal>),
     /// Sent or typing: nothing to write unless it failed.
     Done(Result<(), Refusal>),
+    /// A batch of sends stored: the repeats among them are echoed here,
+    /// since only new messages are published.
+    Stored(Result<SendBatchResponse, Refusal>),
 }
 
 /// A room this connection is in, or is joining.
@@ -253,7 +256,7 @@ impl Session {
                 }
                 reply => reply,
             };
-            Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
+            Answer::Stored(reply.map_err(|status| refusal_of(&status, &room)))
         })
     }
 
@@ -303,10 +306,30 @@ impl Session {
                 next: Some(page.next.as_str()).filter(|next| !next.is_empty()),
             })],
             Answer::Done(Ok(())) => Vec::new(),
-            Answer::Left(_, Err(refusal)) | Answer::Members(_, Err(refusal)) | Answer::Done(Err(refusal)) => {
+            Answer::Stored(Ok(reply)) => self.echo_repeats(&reply),
+            Answer::Left(_, Err(refusal))
+            | Answer::Members(_, Err(refusal))
+            | Answer::Done(Err(refusal))
+            | Answer::Stored(Err(refusal)) => {
                 vec![self.refuse(&refusal)]
             }
         }
+    }
+
+    /// The echo of each send that was a repeat of one stored before (the
+    /// same client id, e.g. re-sent after a reconnect): it is not published
+    /// again, so it comes back to its sender here (the page drops it by `id`
+    /// if it already showed it).
+    fn echo_repeats(&self, reply: &SendBatchResponse) -> Vec<Utf8Bytes> {
+        reply
+            .events
+            .iter()
+            .zip(&reply.repeats)
+            .filter(|(event, repeat)| {
+                **repeat && matches!(self.rooms.get(event.room.as_str()), Some(Room::Joined { .. }))
+            })
+            .filter_map(|(event, _)| EventView::of(event).map(|view| frame::encode(&view)))
+            .collect()
     }
 
     /// `joined`, then the room's events that came while it was in flight.

@@ -18,7 +18,7 @@ use chat_proto::{MemberId, RoomName};
 
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
-    Retention, Snapshot, SnapshotSize, Subscription, event_id, new_epoch, record,
+    Retention, Snapshot, SnapshotSize, Stored, Subscription, event_id, new_epoch, record,
 };
 
 /// How many recent send ids per room are remembered for dedupe.
@@ -185,7 +185,7 @@ impl Broker for MemoryBroker {
         room: &RoomName,
         sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
-    ) -> BrokerResult<Vec<RoomEvent>> {
+    ) -> BrokerResult<Vec<Stored>> {
         let member_id = sender.map_or("", |id| id.as_str());
         let mut rooms = self.lock();
         let log = rooms.entry(room.clone()).or_insert_with(RoomLog::new);
@@ -201,7 +201,7 @@ impl Broker for MemoryBroker {
         for Outgoing { client_id, mut event } in messages {
             let dedupe_key = (!client_id.is_empty()).then(|| (member_id.to_owned(), client_id));
             if let Some(first) = dedupe_key.as_ref().and_then(|key| log.sent.get(key)) {
-                stored.push(first.clone());
+                stored.push(Stored { event: first.clone(), repeat: true });
                 continue;
             }
             if let Some(Kind::Message(message)) = &mut event.kind {
@@ -227,7 +227,7 @@ impl Broker for MemoryBroker {
             }
             // Delivered before the lock is released: readers see seq order.
             self.fanout.deliver(room, Arc::new(event.clone()));
-            stored.push(event);
+            stored.push(Stored { event, repeat: false });
         }
         Ok(stored)
     }

@@ -16,14 +16,15 @@
 --       forgotten), 8 the publish command (PUBLISH; SPUBLISH on a Redis
 --       Cluster), 9.. one event body per message (protobuf, sender name
 --       left out)
--- Returns {"not_member"}, or one payload per message: the stored message,
--- or the first one stored under its dedupe key. A payload is
+-- Returns {payloads, repeats}: per message, the stored message (or the
+-- first one stored under its dedupe key) and 1 if it was that repeat, else
+-- 0; or {{}, {}, "not_member"}. A payload is
 -- `<seq>:<epoch>:<name length>:<name><body>` (see envelope.rs).
 local member_id = ARGV[5]
 local name = 'system'
 if member_id ~= '' then
   local record = redis.call('HGET', KEYS[4], member_id)
-  if not record then return {'not_member'} end
+  if not record then return {{}, {}, 'not_member'} end
   name = cjson.decode(record).u
 end
 
@@ -34,11 +35,12 @@ if not epoch then
 end
 redis.call('SADD', KEYS[7], ARGV[4])
 local prefix = ':' .. epoch .. ':' .. #name .. ':' .. name
-local stored = {}
+local stored, repeats = {}, {}
 for i = 9, #ARGV do
   local dedupe = KEYS[i - 1]
   if dedupe == KEYS[1] then dedupe = nil end
   local payload = dedupe and redis.call('GET', dedupe)
+  repeats[#repeats + 1] = payload and 1 or 0
   if not payload then
     local seq = redis.call('INCR', KEYS[1])
     payload = seq .. prefix .. ARGV[i]
@@ -51,4 +53,4 @@ end
 for i = 1, 6 do
   redis.call('EXPIRE', KEYS[i], ARGV[7])
 end
-return stored
+return {stored, repeats}

@@ -50,6 +50,14 @@ pub struct Outgoing {
     pub event: RoomEvent,
 }
 
+/// A message as the broker stored it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub event: RoomEvent,
+    /// Stored before under the same client id: not stored or published again.
+    pub repeat: bool,
+}
+
 /// One presence change, applied with others of its room in one atomic step.
 #[derive(Debug, Clone)]
 pub enum PresenceChange {
@@ -142,13 +150,13 @@ pub trait Broker: Send + Sync + 'static {
     /// sender's name, and in the order given gives each the room's next
     /// sequence number, appends it to the history and publishes it. A
     /// message whose non-empty `client_id` this member sent before comes back
-    /// as first stored instead of being stored again.
+    /// as first stored (marked a repeat) instead of being stored again.
     fn append_messages(
         &self,
         room: &RoomName,
         sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
-    ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
+    ) -> impl Future<Output = BrokerResult<Vec<Stored>>> + Send;
 
     /// Applies presence changes in one atomic step, publishes one
     /// `PresenceDiff` event with what they changed (none if nothing did) and

@@ -27,7 +27,7 @@ use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
-    Retention, Snapshot, SnapshotSize, Subscription, cluster, envelope, new_epoch, record,
+    Retention, Snapshot, SnapshotSize, Stored, Subscription, cluster, envelope, new_epoch, record,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -251,7 +251,7 @@ impl Broker for RedisBroker {
         room: &RoomName,
         sender: Option<&MemberId>,
         messages: Vec<Outgoing>,
-    ) -> BrokerResult<Vec<RoomEvent>> {
+    ) -> BrokerResult<Vec<Stored>> {
         let member_id = sender.map_or("", |id| id.as_str());
         let keys = Keys::of(room);
         let mut call = self.message.prepare_invoke();
@@ -282,21 +282,25 @@ impl Broker for RedisBroker {
         for message in &messages {
             call.arg(message.event.encode_to_vec());
         }
-        let reply: Vec<Vec<u8>> = call.invoke_async(&mut self.conn()).await?;
-        if let [status] = reply.as_slice()
-            && status == b"not_member"
-        {
+        let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
+        if reply.len() == 3 {
             return Err(BrokerError::NotMember(member_id.to_owned()));
         }
-        if reply.len() != messages.len() {
+        let (payloads, repeats): (Vec<Vec<u8>>, Vec<i64>) = redis::from_redis_value(Value::Array(reply))
+            .map_err(|e| BrokerError::Corrupt(format!("message.lua answered oddly: {e}")))?;
+        if payloads.len() != messages.len() || repeats.len() != messages.len() {
             return Err(BrokerError::Corrupt(format!(
                 "message.lua stored {} of {} messages",
-                reply.len(),
+                payloads.len(),
                 messages.len()
             )));
         }
-        let stored = reply.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<Vec<_>>>()?;
-        tracing::debug!(%room, messages = stored.len(), seq = stored.last().map(|e| e.seq), "published to Redis");
+        let stored = payloads
+            .iter()
+            .zip(repeats)
+            .map(|(payload, repeat)| Ok(Stored { event: envelope::decode(room, payload)?, repeat: repeat == 1 }))
+            .collect::<BrokerResult<Vec<_>>>()?;
+        tracing::debug!(%room, messages = stored.len(), seq = stored.last().map(|s| s.event.seq), "published to Redis");
         Ok(stored)
     }
 

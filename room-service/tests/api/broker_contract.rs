@@ -104,26 +104,33 @@ async fn messages_are_numbered_named_and_stored_once<B: Broker>(broker: &B) {
         .append_messages(&room, Some(&ada), vec![message(&room, "one", "c-1"), message(&room, "two", "c-2")])
         .await
         .expect("stored");
+    assert!(stored.iter().all(|s| !s.repeat), "new messages");
+    let stored: Vec<RoomEvent> = stored.into_iter().map(|s| s.event).collect();
     assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2], "numbered from 1, in the order given");
     assert_eq!(stored.iter().map(text).collect::<Vec<_>>(), [("ada", "one"), ("ada", "two")], "named by the member");
     let epoch = stored[0].epoch.clone();
     assert!(!epoch.is_empty() && stored.iter().all(|e| e.epoch == epoch && e.id == format!("{epoch}:{}", e.seq)));
 
-    // A retried client id comes back as first stored; nothing new is stored.
-    let again = broker.append_messages(&room, Some(&ada), vec![message(&room, "one again", "c-1")]).await.expect("ok");
-    assert_eq!((again[0].seq, text(&again[0])), (1, ("ada", "one")));
+    // A retried client id comes back as first stored, marked a repeat;
+    // nothing new is stored or published.
+    let again = broker
+        .append_messages(&room, Some(&ada), vec![message(&room, "one again", "c-1"), message(&room, "three", "c-3")])
+        .await
+        .expect("ok");
+    assert_eq!(again.iter().map(|s| (s.event.seq, s.repeat)).collect::<Vec<_>>(), [(1, true), (3, false)]);
+    assert_eq!(text(&again[0].event), ("ada", "one"));
     let system = broker.append_messages(&room, None, vec![message(&room, "notice", "")]).await.expect("system");
-    assert_eq!((system[0].seq, text(&system[0])), (3, ("system", "notice")));
+    assert_eq!((system[0].event.seq, text(&system[0].event)), (4, ("system", "notice")));
 
     // Live readers get what was stored, once each, in order.
-    for want in [1, 2, 3] {
+    for want in [1, 2, 3, 4] {
         assert_eq!(next(&mut live).await.seq, want);
     }
 
     let stranger = MemberId::try_from("m-nobody").expect("an id");
     let refused = broker.append_messages(&room, Some(&stranger), vec![message(&room, "hi", "")]).await;
     assert!(refused.is_err(), "a non-member cannot post");
-    assert_eq!(broker.position(&room).await.expect("position").last_seq, 3, "the refusal stored nothing");
+    assert_eq!(broker.position(&room).await.expect("position").last_seq, 4, "the refusal stored nothing");
 }
 
 async fn history_is_bounded_and_read_back_in_order<B: Broker>(broker: &B) {

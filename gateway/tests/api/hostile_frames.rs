@@ -2,13 +2,11 @@
 //! close code (docs/protocol.md), nothing panics, and the gateway serves
 //! everyone normally afterwards.
 
-mod support;
-
+use crate::support::{Client, Topology};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{Client, Topology};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
@@ -170,7 +168,7 @@ async fn frames_that_break_the_websocket_protocol_get_their_close_code_every_tim
             }
         });
         let closed = loop {
-            match tokio::time::timeout(support::PATIENCE, stream.next()).await.expect("an answer in time") {
+            match tokio::time::timeout(crate::support::PATIENCE, stream.next()).await.expect("an answer in time") {
                 Some(Ok(Message::Close(close))) => break close.map(|c| u16::from(c.code)),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => panic!("seed {seed} round {round} ({case}): no close frame, {error}"),
@@ -187,7 +185,7 @@ async fn frames_that_break_the_websocket_protocol_get_their_close_code_every_tim
     b.join("general", "bob").await;
     a.say("general", "after the storm").await;
     assert_eq!(b.next_of("message").await["text"], "after the storm");
-    let (status, _) = support::http_get(topology.gateway_addr(0), "/healthz").await;
+    let (status, _) = crate::support::http_get(topology.gateway_addr(0), "/healthz").await;
     assert_eq!(status, 200);
 }
 

@@ -1,14 +1,12 @@
 //! Issue 10 on a real topology: which pages may connect, tokens, rate
 //! limits, name rules, and the room-services' locked gRPC API.
 
-mod support;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::{Client, Topology};
 use chat_proto::v1::{HistoryRequest, ListRoomsRequest, SendRequest};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
-use support::{Client, Topology};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -274,7 +272,7 @@ async fn the_overall_health_service_follows_redis() {
     assert_eq!(status(&mut health).await.ok(), Some(1), "SERVING while Redis answers");
 
     topology.redis.as_mut().expect("redis").stop().await;
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
     loop {
         if status(&mut health).await.ok() == Some(2) {
             break; // NOT_SERVING

@@ -1,11 +1,9 @@
 //! Running it: readiness, health, metrics, reflection and graceful drain.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{PATIENCE, Topology, http_get, metric};
 use chat_proto::v1::{HistoryRequest, ListRoomsRequest, SendRequest};
-use support::{PATIENCE, Topology, http_get, metric};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tonic_health::pb::HealthCheckRequest;

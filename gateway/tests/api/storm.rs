@@ -3,14 +3,12 @@
 //! consumers, and are told about each other in batched presence frames
 //! rather than one frame per join.
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::support::{Client, Topology};
 use chat_proto::v1::GetRoomRequest;
 use serde_json::json;
-use support::{Client, Topology};
 use tokio::sync::Semaphore;
 
 /// Browsers joining at once: CI-sized, and far past where one frame per

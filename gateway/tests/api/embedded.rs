@@ -1,10 +1,8 @@
 //! The embedded mode: one room-service on its in-process broker, no Redis,
 //! with two gateways in front of it.
 
-mod support;
-
+use crate::support::Topology;
 use serde_json::json;
-use support::Topology;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_room_service_without_redis_serves_two_gateways() {

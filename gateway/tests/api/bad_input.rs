@@ -1,11 +1,9 @@
 //! Bad input gets a clear error and loses nothing: the connection (and the
 //! room it is in) keeps working afterwards.
 
-mod support;
-
+use crate::support::Topology;
 use chat_proto::v1::{GetRoomRequest, JoinRequest, LeaveRequest, Member, SendRequest, SubscribeRequest};
 use serde_json::json;
-use support::Topology;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tonic::Code;

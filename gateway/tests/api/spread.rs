@@ -1,11 +1,9 @@
 //! Rooms spread evenly over room-services: four on one Redis, 200 rooms
 //! joined through a gateway, each room-service subscribed to 15–35% of them.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{PATIENCE, Topology, http_get, metric};
+use crate::support::{PATIENCE, Topology, http_get, metric};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_room_services_share_200_rooms_within_15_to_35_percent_each() {

@@ -2,11 +2,8 @@
 //! and gateways running in-process on port 0 exactly as their binaries run
 //! them, WebSocket clients on real sockets and gRPC clients on real channels.
 
-#![allow(dead_code)] // each test file uses a different part
-
 mod client;
 mod redis_cluster;
-mod redis_server;
 pub mod tab;
 
 use std::future::Future;
@@ -22,7 +19,7 @@ use tonic::transport::Channel;
 #[allow(unused_imports)] // each test file uses a different part
 pub use client::{Client, http_get, messages, metric, texts};
 pub use redis_cluster::RedisCluster;
-pub use redis_server::RedisServer;
+pub use chat_testkit::RedisServer;
 
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -1,13 +1,11 @@
 //! The chat across many instances: three gateways and two room-services on a
 //! real redis-server, with browser-protocol clients on every gateway.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::support::{PATIENCE, Topology, messages, texts};
 use chat_proto::v1::{BatchedMessage, GetRoomRequest, HistoryRequest, SendBatchRequest, SendRequest};
-use support::{PATIENCE, Topology, messages, texts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_on_every_gateway_gets_every_message_once_in_one_order() {
@@ -228,7 +226,7 @@ async fn joins_on_the_same_gateway_never_make_its_other_browsers_miss_events() {
     let joiners: Vec<_> = (0..JOINS)
         .map(|i| {
             tokio::spawn(async move {
-                let mut client = support::Client::connect(addr).await;
+                let mut client = crate::support::Client::connect(addr).await;
                 client.join("general", &format!("u{i}")).await;
                 client
             })

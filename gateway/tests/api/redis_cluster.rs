@@ -2,13 +2,11 @@
 //! every master, events on sharded pub/sub, and a master failover that must
 //! lose no acknowledged message.
 
-mod support;
-
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
+use crate::support::{PATIENCE, Topology, messages, texts};
 use chat_proto::v1::{GetRoomRequest, HistoryRequest, ListRoomsRequest, SendRequest};
-use support::{PATIENCE, Topology, messages, texts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in_order() {

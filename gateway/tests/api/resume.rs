@@ -3,12 +3,10 @@
 //! gateway, is the same member and gets exactly what it missed; a browser
 //! that goes silent is timed out; a session lives on one connection.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, PATIENCE, Topology, messages};
 use serde_json::{Value, json};
-use support::{Client, PATIENCE, Topology, messages};
 use tokio::time::Instant;
 
 const ROOM: &str = "lobby";
@@ -38,7 +36,7 @@ async fn post(client: &mut Client, label: &str, n: usize) -> Vec<Value> {
     }
     let echoes = messages(client, ROOM, n).await;
     let texts: Vec<String> = (0..n).map(|i| format!("{label} {i}")).collect();
-    assert_eq!(support::texts(&echoes), texts, "{label}: the echoes come back in the order sent");
+    assert_eq!(crate::support::texts(&echoes), texts, "{label}: the echoes come back in the order sent");
     echoes
 }
 

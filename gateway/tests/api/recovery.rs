@@ -1,12 +1,10 @@
 //! Failures and restarts: gateways and room-services stopping or crashing,
 //! Redis restarting or going away, and chat going on through all of it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Client, PATIENCE, Topology, messages, texts};
 use chat_proto::v1::GetRoomRequest;
-use support::{Client, PATIENCE, Topology, messages, texts};
 
 /// Has `from` say numbered messages until one reaches `to`, failing after
 /// `patience`: for recoveries where early sends may be refused or lost.

@@ -17,8 +17,6 @@
 //! Every wait polls the page for a condition up to [`DEADLINE`]; no sleep is
 //! an assertion.
 
-mod support;
-
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -27,9 +25,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::support::Topology;
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
-use support::Topology;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

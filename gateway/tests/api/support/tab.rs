@@ -103,7 +103,6 @@ impl Seen {
 /// A running tab.
 pub struct TabHandle {
     pub name: String,
-    pub room: String,
     orders: mpsc::UnboundedSender<Order>,
     joined: Arc<AtomicBool>,
     settled: Arc<AtomicBool>,
@@ -187,7 +186,7 @@ pub fn spawn(config: TabConfig) -> TabHandle {
     let settled = Arc::new(AtomicBool::new(false));
     let joined = Arc::new(AtomicBool::new(false));
     let ledger = Ledger { name: config.name.clone(), room: config.room.clone(), ..Ledger::default() };
-    let (name, room) = (config.name.clone(), config.room.clone());
+    let name = config.name.clone();
     let tab = Tab {
         rng: StdRng::seed_from_u64(config.seed),
         config,
@@ -200,7 +199,7 @@ pub fn spawn(config: TabConfig) -> TabHandle {
         settled: settled.clone(),
         ledger,
     };
-    TabHandle { name, room, orders, joined, settled, task: tokio::spawn(tab.run(inbox)) }
+    TabHandle { name, orders, joined, settled, task: tokio::spawn(tab.run(inbox)) }
 }
 
 impl Tab {

@@ -1,0 +1,21 @@
+//! The gateway's integration tests, in one binary: real topologies (a
+//! `redis-server` each test starts, room-services and gateways on port 0,
+//! real WebSocket and gRPC clients, headless Chromium for the page), one
+//! module per concern. `support` builds the topologies.
+
+mod support;
+
+mod bad_input;
+mod browser;
+mod chaos;
+mod cluster;
+mod embedded;
+mod frame_props;
+mod hostile_frames;
+mod operations;
+mod recovery;
+mod redis_cluster;
+mod resume;
+mod security;
+mod spread;
+mod storm;
