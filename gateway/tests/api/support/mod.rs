@@ -216,6 +216,10 @@ impl Topology {
             gateway::Config::with_room_services((0..room_services).map(|i| topology.room_service_url(i)).collect());
         gw_config.heartbeat_secs = 1;
         gw_config.drain_secs = 3;
+        // A vanished browser's leave comes after the resume grace: short
+        // here, so tests that watch for it need not wait the default 10 s
+        // (tests of the grace itself set their own).
+        gw_config.resume_grace_secs = 5;
         // Tests of other things send faster than a person types;
         // tests/security.rs turns the limit back on.
         gw_config.send_rate = 0;
