@@ -1,18 +1,12 @@
-//! Running it: readiness, health, metrics, reflection and graceful drain.
+//! Running it: readiness, metrics and graceful drain (the room-service's own
+//! health and reflection are tested in room-service/tests/api).
 
 use std::time::Duration;
 
 use crate::support::{PATIENCE, Topology, http_get, metric};
-use chat_proto::v1::{HistoryRequest, ListRoomsRequest, SendRequest};
+use chat_proto::v1::SendRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 /// Polls `check` until it holds, failing after PATIENCE.
 async fn eventually<F, Fut>(what: &str, check: F)
@@ -39,50 +33,6 @@ async fn readiness_follows_the_room_services() {
     assert_eq!(status, 503, "no room-service left: {body}");
     assert!(body.contains("room-service"), "{body}");
     assert_eq!(http_get(gateway, "/healthz").await.0, 200, "alive all the same");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn room_service_health_follows_its_broker() {
-    let mut topology = Topology::start(1, 0).await;
-    let channel = tonic::transport::Endpoint::from_shared(topology.room_service_url(0)).expect("url").connect_lazy();
-    let status = || {
-        let mut health = HealthClient::new(channel.clone());
-        async move {
-            health
-                .check(HealthCheckRequest { service: "chat.v1.RoomService".into() })
-                .await
-                .map(|r| r.into_inner().status)
-                .unwrap_or(-1)
-        }
-    };
-    assert_eq!(status().await, ServingStatus::Serving as i32);
-    topology.redis.as_mut().expect("redis").stop().await;
-    eventually("NOT_SERVING without Redis", || async { status().await == ServingStatus::NotServing as i32 }).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reflection_lists_the_services_for_grpcurl() {
-    let topology = Topology::start(1, 0).await;
-    let channel = tonic::transport::Endpoint::from_shared(topology.room_service_url(0))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses =
-        reflection.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
-    let response = responses.message().await.expect("an answer").expect("one response");
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("expected a service list, got {response:?}");
-    };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for wanted in ["chat.v1.RoomService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
-        assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,27 +100,4 @@ async fn draining_tells_browsers_to_reconnect_and_ends_in_time() {
         .await
         .expect("send");
     assert_eq!(staying.next_where(|f| f["type"] == "message").await["text"], "after the drain");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_with_no_events_for_its_ttl_is_forgotten() {
-    let topology = Topology::start_with(1, 0, |config| config.room_ttl_secs = 1).await;
-    let mut grpc = topology.grpc(0).await;
-    let post = SendRequest { room: "idle".into(), text: "anyone?".into(), ..Default::default() };
-    grpc.send(post).await.expect("send");
-    let rooms = grpc.list_rooms(ListRoomsRequest {}).await.expect("ListRooms").into_inner().rooms;
-    assert_eq!(rooms.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["idle"]);
-
-    let grpc = &grpc;
-    eventually("the idle room is forgotten", || async move {
-        let mut grpc = grpc.clone();
-        let rooms = grpc.list_rooms(ListRoomsRequest {}).await.expect("ListRooms").into_inner().rooms;
-        rooms.is_empty()
-    })
-    .await;
-    let history =
-        topology.grpc(0).await.history(HistoryRequest { room: "idle".into(), limit: 10 }).await.expect("History");
-    let history = history.into_inner();
-    assert!(history.events.is_empty(), "history expired with the room: {history:?}");
-    assert_eq!(history.last_seq, 0);
 }

@@ -255,29 +255,3 @@ async fn the_room_service_api_needs_the_grpc_token_but_health_and_reflection_do_
     client.say("general", "through the locked API").await;
     assert_eq!(client.next_of("message").await["text"], "through the locked API");
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_overall_health_service_follows_redis() {
-    let mut topology = Topology::start(1, 0).await;
-    let channel = tonic::transport::Channel::from_shared(topology.room_service_url(0))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut health = HealthClient::new(channel);
-    let status = |h: &mut HealthClient<tonic::transport::Channel>| {
-        let mut h = h.clone();
-        async move { h.check(HealthCheckRequest { service: String::new() }).await.map(|r| r.into_inner().status) }
-    };
-    assert_eq!(status(&mut health).await.ok(), Some(1), "SERVING while Redis answers");
-
-    topology.redis.as_mut().expect("redis").stop().await;
-    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
-    loop {
-        if status(&mut health).await.ok() == Some(2) {
-            break; // NOT_SERVING
-        }
-        assert!(tokio::time::Instant::now() < deadline, "\"\" still SERVING with Redis down");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}

@@ -6,7 +6,12 @@
 //!   the Redis broker and on the in-process one alike.
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
+//! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
+
+mod support;
 
 mod broker_contract;
 mod health_probe;
 mod instances;
+mod retention;
+mod serving;

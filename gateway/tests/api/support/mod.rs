@@ -16,10 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+pub use chat_testkit::RedisServer;
 #[allow(unused_imports)] // each test file uses a different part
 pub use client::{Client, http_get, messages, metric, texts};
 pub use redis_cluster::RedisCluster;
-pub use chat_testkit::RedisServer;
 
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);
