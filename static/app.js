@@ -71,8 +71,10 @@ const conn = new Connection(gatewayUrls(location), () => ({ token, session: stor
 });
 const protocol = createProtocol({ store, send: (frame) => conn.send(frame), ids: clientIds(storage.tabId()), view });
 
-// What survives a reload: the rooms in order, and the one on screen.
+// What survives a reload: the rooms in order, and the one on screen. And
+// the text in the box is counted again against a new welcome's limit.
 store.subscribe((change) => {
+  if (change.type === "limits") countBytes();
   if (change.type === "added" || change.type === "removed") storage.saveRooms(store.saved());
   if (change.type === "active") storage.saveActive(store.active?.name ?? null);
 });
@@ -82,7 +84,7 @@ store.subscribe((change) => {
 function join(e) {
   e.preventDefault();
   ui.joinHint.textContent = "";
-  const n = checkName(ui.name.value);
+  const n = checkName(ui.name.value, store.limits.max_username_chars);
   if (n.error) return hint(ui.name, n.error);
   const r = checkRoom(ui.room.value || (store.size === 0 ? "general" : ""));
   if (r.error) return hint(ui.room, r.error);
@@ -124,12 +126,21 @@ function send() {
 
 function onComposerInput() {
   autosize();
+  if (!countBytes()) ui.composerHint.textContent = "";
+  protocol.typed();
+}
+
+/**
+ * The byte counter under the message box, against the gateway's limit:
+ * shown past 80% of it, marked past all of it. Returns whether the text
+ * is over the limit.
+ */
+function countBytes() {
   const bytes = byteLength(ui.composer.value);
   const max = store.limits.max_text_bytes;
   ui.byteCount.textContent = bytes > max * 0.8 ? `${bytes.toLocaleString()} / ${max.toLocaleString()}` : "";
   ui.byteCount.classList.toggle("over", bytes > max);
-  if (bytes <= max) ui.composerHint.textContent = "";
-  protocol.typed();
+  return bytes > max;
 }
 
 // ---- start ------------------------------------------------------------------

@@ -101,6 +101,11 @@ export function follow(store, actions) {
         if (parts.has("typing")) drawTyping();
         break;
       }
+      case "limits":
+        // The name field holds no more than the gateway takes (index.html's
+        // maxlength is the page's own number, until the first welcome).
+        ui.name.maxLength = store.limits.max_username_chars;
+        break;
     }
   });
 

@@ -10,8 +10,7 @@
 // of a room for every frame would rebuild a member list of hundreds for
 // each message.
 
-/** What the page assumes before the first `welcome` says otherwise. */
-const FIRST_LIMITS = { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32 };
+import { FIRST_LIMITS, readLimits } from "./limits.js";
 
 /**
  * The parts of a room a view may draw: its entry in the room list, and
@@ -33,6 +32,7 @@ export class Store {
     this.rooms = new Map();
     /** The room on screen, or null. */
     this.active = null;
+    /** The gateway's limits (js/limits.js): the last `welcome`'s, or the page's own until one came. */
     this.limits = { ...FIRST_LIMITS };
     this.listeners = new Set();
   }
@@ -98,9 +98,9 @@ export class Store {
     this.changed(this.active, "item");
   }
 
-  /** The limits a `welcome` sent, merged over the ones held. */
-  setLimits(limits) {
-    if (limits) this.limits = { ...this.limits, ...limits };
+  /** The limits a `welcome` sent, over the ones held (malformed ones are ignored). */
+  setLimits(sent) {
+    this.limits = readLimits(this.limits, sent);
     this.emit({ type: "limits" });
   }
 

@@ -21,6 +21,11 @@ describe("checkName", () => {
   it("refuses an empty name", () => {
     assert.ok(checkName("   ").error);
   });
+  it("refuses a name longer than the limit it is given, in characters", () => {
+    assert.deepEqual(checkName("😀".repeat(5), 5), { name: "😀".repeat(5) });
+    assert.equal(checkName("abcdef", 5).error, "Names are at most 5 characters.");
+    assert.ok(checkName("x".repeat(33)).error, "32 before the gateway says otherwise");
+  });
   it("refuses control characters", () => {
     assert.ok(checkName("a\u0007b").error);
     assert.ok(checkName("a\u0085b").error);

@@ -134,4 +134,9 @@ describe("Store limits", () => {
     assert.deepEqual(store.limits, { max_text_bytes: 100, max_username_chars: 8, max_rooms: 2 });
     assert.deepEqual(changes, [{ type: "limits" }]);
   });
+  it("keeps a limit the welcome left out", () => {
+    const store = new Store();
+    store.setLimits({ max_rooms: 3 });
+    assert.deepEqual(store.limits, { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 3 });
+  });
 });
