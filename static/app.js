@@ -179,7 +179,6 @@ document.addEventListener("visibilitychange", () => {
   if (!document.hidden) store.markRead();
 });
 window.addEventListener("online", () => conn.wake());
-setInterval(view.drawTyping, 500);
 
 ui.name.value = storage.loadName();
 for (const { room, username } of storage.loadRooms()) {

@@ -1,6 +1,9 @@
 // Keeps the page drawn as the store changes (js/store.js): the room list
 // and the tab title for every room, and for the room on screen its
-// messages, header, member list and typing line. It also answers the few
+// messages, header, member list and typing line. The typing line is drawn
+// when a change names it (a typing frame, a message, a leave) and again
+// when its first name runs out, by a timer set for that moment: nothing
+// polls. It also answers the few
 // questions about the screen that js/protocol.js asks (is this room being
 // read? is the member list visible?) and does the few things it asks
 // (keep the messages scrolled to the bottom, give refused text back to
@@ -40,7 +43,18 @@ export function follow(store, actions) {
     renderTitle([...store.rooms.values()], store.active);
   };
 
-  const drawTyping = () => renderTyping(store.active);
+  /** The one timer for the typing line: set for when its first name runs out. */
+  let typingTimer = null;
+  const drawTyping = () => {
+    clearTimeout(typingTimer);
+    typingTimer = null;
+    const room = store.active;
+    renderTyping(room);
+    const next = room?.typing.nextExpiry();
+    // A timer may fire a little early: the redraw then finds the name
+    // still there and sets the timer again.
+    if (next != null) typingTimer = setTimeout(drawTyping, Math.max(0, next - Date.now()));
+  };
 
   const drawActive = () => {
     renderHeader(store.active);
@@ -110,7 +124,6 @@ export function follow(store, actions) {
   });
 
   return {
-    drawTyping,
     /** Seen means on screen: the room on screen of a visible tab. */
     isSeen: (room) => room === store.active && !document.hidden,
     membersVisible,
