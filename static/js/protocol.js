@@ -8,8 +8,8 @@
 
 import { describeError } from "./format.js";
 import { Room } from "./room.js";
+import { TypingPacer } from "./typing.js";
 
-const TYPING_EVERY_MS = 2_000;
 /** A stale member list is fetched again at most this often per room. */
 const MEMBERS_REFETCH_MS = 2_000;
 /** Waits before joining again after a refusal that named no `retry_after_ms`. */
@@ -25,6 +25,9 @@ const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "un
  * @param {object} deps.view what js/render.js `follow` returns
  */
 export function createProtocol({ store, send, ids, view }) {
+  /** When this tab says it is typing, per room. */
+  const pace = new TypingPacer();
+
   // ---- connection events ------------------------------------------------
 
   function onWelcome(frame) {
@@ -221,6 +224,7 @@ export function createProtocol({ store, send, ids, view }) {
     const room = store.get(name);
     if (!room) return;
     if (sendLeave && room.status !== "offline") send({ type: "leave", room: name });
+    pace.forget(name);
     store.removeRoom(name);
   }
 
@@ -233,17 +237,20 @@ export function createProtocol({ store, send, ids, view }) {
       room.addPending(cid, text);
       return { own: true };
     });
-    room.lastTypingSent = 0;
     if (room.status === "joined") send({ type: "send", room: room.name, text, client_id: cid });
   }
 
-  /** The person typed in the message box of the room on screen. */
+  /**
+   * The person typed in the message box of the room on screen: the room
+   * hears so, at the pace the gateway passes (js/typing.js). A notice
+   * held back for that goes only if they are still at it: the same room
+   * on screen, joined, with text in the box.
+   */
   function typed() {
     const room = store.active;
-    const now = Date.now();
-    if (room?.status === "joined" && view.draft().trim() && now - room.lastTypingSent >= TYPING_EVERY_MS) {
-      if (send({ type: "typing", room: room.name })) room.lastTypingSent = now;
-    }
+    const atIt = () => room != null && store.active === room && room.status === "joined" && view.draft().trim() !== "";
+    if (!atIt()) return;
+    pace.typed(room.name, () => atIt() && send({ type: "typing", room: room.name }));
   }
 
   // A stale member list is fetched when its room comes on screen.

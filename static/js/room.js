@@ -67,7 +67,6 @@ export class Room {
     this.joinedOnce = false;
     /** Joins refused in a row (busy or unreachable room-service); 0 once joined. */
     this.joinRefusals = 0;
-    this.lastTypingSent = 0;
     this.draft = "";
     this.scrollTop = null;
     this.last = null; // {memberId, ts} of the last message line, for grouping
