@@ -7,8 +7,10 @@
 // room's state and message list), js/screen.js (draws state into the page's
 // fixed elements), js/view.js (DOM builders, text only), js/format.js (pure
 // helpers), js/members.js (presence merge and notice wording, pure),
-// js/clientid.js (this tab's client ids), js/storage.js (what survives a
-// reload). Pure modules have unit tests in test/ (node --test static/test/).
+// js/typing.js (who is typing, and when this tab says it is; pure),
+// js/limits.js (the gateway's limits from welcome), js/clientid.js (this
+// tab's client ids), js/storage.js (what survives a reload). Pure modules
+// have unit tests in test/ (node --test static/test/).
 //
 // Hooks for tests and people reading the DOM (stable; change them with the tests):
 //   #join-form  #name  #room  #join-btn  #join-hint   join a room under a name
