@@ -1,4 +1,7 @@
 // Pure helpers: time and name formatting, error wording. No DOM, no state.
+// Limits are the gateway's (from `welcome`, held by js/store.js), passed in.
+
+import { FIRST_LIMITS } from "./limits.js";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
@@ -42,10 +45,10 @@ export const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Mirrors the gateway's rules (docs/protocol.md) so most mistakes are caught before sending. */
-export function checkName(raw) {
+export function checkName(raw, maxChars = FIRST_LIMITS.max_username_chars) {
   const name = raw.trim();
   if (!name) return { error: "Pick a name first." };
-  if ([...name].length > 32) return { error: "Names are at most 32 characters." };
+  if ([...name].length > maxChars) return { error: `Names are at most ${maxChars} characters.` };
   if (CONTROL_RE.test(name)) return { error: "Names can't contain control characters." };
   return { name };
 }
@@ -69,21 +72,21 @@ export function typingText(names) {
 }
 
 /** What an `error` frame means, in words a person can act on. `detail` is the gateway's own text. */
-export function describeError(frame, limits) {
+export function describeError(frame, limits = FIRST_LIMITS) {
   const room = frame.room ? `#${frame.room}` : "that room";
-  const max = limits?.max_text_bytes ?? 4096;
+  const max = limits.max_text_bytes;
   const words = {
     bad_json: "The server could not read a frame from this page. Reloading the page usually fixes it.",
     unknown_type: "The server did not understand a request from this page. Reloading the page usually fixes it.",
     binary_frame: "The server only accepts text frames.",
     bad_room: "That room name isn't allowed: use 1–64 letters, digits, '.', '_' or '-'.",
-    bad_username: `That name isn't allowed: use 1–${limits?.max_username_chars ?? 32} characters, no control characters.`,
+    bad_username: `That name isn't allowed: use 1–${limits.max_username_chars} characters, no control characters.`,
     empty_text: "Empty messages are not sent.",
     text_too_long: `That message is too long: the limit is ${max.toLocaleString()} bytes.`,
     bad_client_id: "The server refused this page's message id. Reloading the page usually fixes it.",
     not_joined: `You are not in ${room} any more; rejoining it.`,
     already_joined: `You are already in ${room}.`,
-    too_many_rooms: `You are in the most rooms one connection may be in (${limits?.max_rooms ?? 32}). Leave one to join another.`,
+    too_many_rooms: `You are in the most rooms one connection may be in (${limits.max_rooms}). Leave one to join another.`,
     unavailable: "The chat service can't be reached right now. Trying again shortly.",
     internal: "The chat service had a problem with that request.",
   };

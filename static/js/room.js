@@ -19,12 +19,11 @@
 import { dayKey } from "./format.js";
 import { mergePresence, presenceNotice, shownMembers } from "./members.js";
 import { Pending } from "./pending.js";
+import { Typists } from "./typing.js";
 import { dayEl, el, memberEl, messageEl, noticeEl, pendingEl } from "./view.js";
 
 /** Messages from one person closer together than this share one author line. */
 const GROUP_MS = 5 * 60_000;
-/** How long "x is typing…" stays after their last typing frame. */
-export const TYPING_SHOW_MS = 5_000;
 /** Live events held while a join is under way; past this they are dropped (a rejoin's history brings them back). */
 const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
@@ -55,7 +54,8 @@ export class Room {
     this.lastMembersFetch = 0;
     this.membersTimer = null;
     this.seen = new Set();
-    this.typing = new Map();
+    /** Who is typing here (js/typing.js). */
+    this.typing = new Typists();
     this.pending = new Pending();
     /** The room's epoch (from `joined`) and the last `seq` seen in it: where a resume starts. */
     this.epoch = null;
@@ -67,7 +67,6 @@ export class Room {
     this.joinedOnce = false;
     /** Joins refused in a row (busy or unreachable room-service); 0 once joined. */
     this.joinRefusals = 0;
-    this.lastTypingSent = 0;
     this.draft = "";
     this.scrollTop = null;
     this.last = null; // {memberId, ts} of the last message line, for grouping
@@ -281,17 +280,12 @@ export class Room {
   /** Someone else is typing; ignored for this tab's own member. */
   sawTyping(frame) {
     if (this.ownIds.has(frame.member_id)) return;
-    this.typing.set(frame.member_id, { username: frame.username, until: Date.now() + TYPING_SHOW_MS });
+    this.typing.saw(frame.member_id, frame.username);
   }
 
   /** Names typing right now, expired ones dropped. */
   typingNames(now = Date.now()) {
-    const names = [];
-    for (const [id, t] of this.typing) {
-      if (t.until <= now) this.typing.delete(id);
-      else names.push(t.username);
-    }
-    return names;
+    return this.typing.names(now);
   }
 
   /** The member list items to draw (a bounded slice) and how many members that leaves out. */

@@ -577,6 +577,48 @@ async fn a_session_taken_over_elsewhere_stays_there_until_asked_back() {
     driver.stop().await;
 }
 
+/// Issue 12: the typing line for someone's next message shows even when
+/// they start it right after sending one. The gateway passes one `typing`
+/// frame per connection and room every 2 s (`TYPING_EVERY`) and drops the
+/// rest, counted from the last frame it passed, not from a send; a page
+/// that counted from its send sent its first notice for the next message
+/// too soon, the gateway dropped it, and the next message was typed
+/// unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_right_after_a_send_shows_in_other_tabs() {
+    // Arrange: ada and bob in one room, on two gateways; ada types (her
+    // notice, the first in the room, passes) and sends.
+    let topology = Topology::start(1, 2).await;
+    let mut driver = Driver::start().await;
+    let ada = Tab::open(&mut driver, "ada@gw0", topology.gateway_addr(0)).await;
+    ada.join("ada", "general").await;
+    let bob = Tab::open(&mut driver, "bob@gw1", topology.gateway_addr(1)).await;
+    bob.join("bob", "general").await;
+    ada.until_members(&["ada", "bob"]).await;
+    let first_notice = Instant::now();
+    ada.type_keys("First message").await;
+    bob.until_typing("ada is typing…").await;
+    ada.type_keys(&Key::Enter).await;
+    bob.until_message("First message").await;
+    let typing = bob.js("return document.querySelector('#typing').textContent").await;
+    assert_eq!(typing, json!(""), "ada's message clears 'ada is typing…' in bob's tab");
+
+    // Act: she starts the next message at once, within the gateway's 2 s
+    // of her first notice, and stops.
+    ada.type_keys("and a second").await;
+    let after = first_notice.elapsed();
+    if after >= Duration::from_secs(2) {
+        eprintln!("the second message started {after:?} after the first notice: past 2 s, the throttle went untested");
+    }
+
+    // Assert: bob's tab shows that she is typing.
+    bob.until_typing("ada is typing…").await;
+
+    ada.close().await;
+    bob.close().await;
+    driver.stop().await;
+}
+
 fn count(texts: &[String], t: &str) -> usize {
     texts.iter().filter(|x| *x == t).count()
 }

@@ -1,0 +1,262 @@
+// The page's half of the protocol (docs/protocol.md): what each frame from
+// the gateway does to the rooms in the store, and the frames the page sends
+// (join, leave, send, typing, members). It decides; the store holds the
+// state and tells the views what changed (js/store.js). What it needs of
+// the screen comes in as `view` (js/render.js `follow`): whether a room is
+// being read, keeping the messages at the bottom, banners, giving refused
+// text back to the message box.
+
+import { describeError } from "./format.js";
+import { Room } from "./room.js";
+import { TypingPacer } from "./typing.js";
+
+/** A stale member list is fetched again at most this often per room. */
+const MEMBERS_REFETCH_MS = 2_000;
+/** Waits before joining again after a refusal that named no `retry_after_ms`. */
+const JOIN_RETRY_MS = 2_000;
+/** Refusals that mean the oldest waiting message was not stored. */
+const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "unavailable", "internal"]);
+
+/**
+ * @param {object} deps
+ * @param {import("./store.js").Store} deps.store
+ * @param {(frame: object) => boolean} deps.send sends a frame; false when not connected
+ * @param {{next(): string, isOwn(cid): boolean}} deps.ids client ids (js/clientid.js)
+ * @param {object} deps.view what js/render.js `follow` returns
+ */
+export function createProtocol({ store, send, ids, view }) {
+  /** When this tab says it is typing, per room. */
+  const pace = new TypingPacer();
+
+  // ---- connection events ------------------------------------------------
+
+  function onWelcome(frame) {
+    store.setLimits(frame.limits);
+    for (const room of store.rooms.values()) sendJoin(room);
+  }
+
+  function onDown() {
+    for (const room of store.rooms.values()) {
+      room.goOffline();
+      store.changed(room);
+    }
+  }
+
+  function onFrame(frame) {
+    const room = frame.room != null ? store.get(frame.room) : null;
+    switch (frame.type) {
+      case "joined":
+        if (!room) send({ type: "leave", room: frame.room }); // left while joining
+        else onJoined(room, frame);
+        break;
+      case "message":
+        if (room?.status === "joined") onEvent(room, frame);
+        else if (room?.status === "joining") room.holdEarly(frame);
+        break;
+      case "presence":
+        if (room?.status === "joined") onPresence(room, frame);
+        else if (room?.status === "joining") room.holdEarly(frame);
+        break;
+      case "members":
+        if (room?.status === "joined") onMembers(room, frame);
+        break;
+      case "typing":
+        if (room) {
+          room.sawTyping(frame);
+          store.changed(room, "typing");
+        }
+        break;
+      case "left":
+        break; // the room was dropped from the page when leave was sent
+      case "error":
+        onError(frame, room);
+        break;
+      default:
+        console.debug("frame of unknown type", frame);
+    }
+  }
+
+  function onJoined(room, frame) {
+    const firstTime = !room.joinedOnce;
+    room.joinRefusals = 0;
+    const fresh = view.withScroll(room, () => room.applyJoined(frame) + room.releaseEarly());
+    // The first history of a page load is context, not news; after a
+    // reconnect, messages missed meanwhile count as unread.
+    if (!firstTime && !view.isSeen(room)) room.unread += fresh;
+    // Sends not echoed yet (typed offline, or lost with the old connection) go
+    // again with the same client_id, which the room-service stores once; those
+    // whose echo was in the history were settled by it above.
+    for (const f of room.pending.frames(room.name)) send(f);
+    store.changed(room);
+    refetchMembersIfStale(room);
+  }
+
+  function onEvent(room, frame) {
+    const r = view.withScroll(room, () => room.addEvent(frame));
+    if (r.message && !r.own && !view.isSeen(room)) room.unread += 1;
+    store.changed(room, "item", "typing");
+  }
+
+  function onPresence(room, frame) {
+    view.withScroll(room, () => room.applyPresence(frame));
+    store.changed(room, "members", "typing", "header");
+    refetchMembersIfStale(room);
+  }
+
+  function onMembers(room, frame) {
+    room.applyMembers(frame);
+    store.changed(room, "members", "header");
+    refetchMembersIfStale(room); // presence may have made it stale again meanwhile
+  }
+
+  /**
+   * A partial presence frame left the held member list possibly stale: fetch
+   * the first page again, if the list is on screen, at most every
+   * MEMBERS_REFETCH_MS per room (a join storm sends partial frames 5 times a
+   * second). A stale room not on screen is fetched when it is shown.
+   */
+  function refetchMembersIfStale(room) {
+    if (!room.membersStale || room !== store.active || !view.membersVisible()) return;
+    const wait = room.lastMembersFetch + MEMBERS_REFETCH_MS - Date.now();
+    if (wait > 0 || !room.canAskMembers()) {
+      if (!room.membersTimer) {
+        room.membersTimer = setTimeout(() => {
+          room.membersTimer = null;
+          if (store.get(room.name) === room) refetchMembersIfStale(room);
+        }, Math.max(wait, 250));
+      }
+      return;
+    }
+    if (send(room.askMembers("first"))) store.changed(room, "members");
+    else room.membersRefused(); // not connected: the rejoin sends a fresh first page anyway
+  }
+
+  function showMoreMembers() {
+    const room = store.active;
+    if (!room?.membersNext || !room.canAskMembers()) return;
+    if (send(room.askMembers("more"))) store.changed(room, "members");
+    else room.membersRefused();
+  }
+
+  function onError(frame, room) {
+    const { text, detail } = describeError(frame, store.limits);
+    if (!room) {
+      if (frame.room && frame.code === "not_joined") {
+        console.debug("refused for a room already left", frame); // a frame crossed our leave
+        return;
+      }
+      view.showBanner(text, detail);
+      return;
+    }
+    if (room.status === "joining") {
+      if (frame.code === "unavailable" || frame.code === "internal") {
+        room.status = "offline";
+        // A busy room-service says when to come back (retry_after_ms); wait
+        // that long plus up to half again, so refused tabs don't return at once.
+        const after = Number.isFinite(frame.retry_after_ms) ? frame.retry_after_ms : JOIN_RETRY_MS;
+        // One note per run of refusals: a join storm may refuse a tab a few times.
+        if (!room.joinRefusals) room.note(`Couldn't join #${room.name}: ${text}`, "error", detail);
+        room.joinRefusals += 1;
+        setTimeout(
+          () => room.status === "offline" && store.get(room.name) === room && sendJoin(room),
+          after * (1 + Math.random() / 2),
+        );
+        if (room.joinRefusals > 1) {
+          store.changed(room, "item");
+          return;
+        }
+      } else if (frame.code === "already_joined") {
+        send({ type: "leave", room: room.name }); // the gateway remembers a join this page lost: start over
+        sendJoin(room);
+        return;
+      } else {
+        removeRoom(room.name, { sendLeave: false });
+        view.showBanner(`Couldn't join #${room.name}: ${text}`, detail);
+        return;
+      }
+    } else if (frame.code !== "not_joined" && room.pending.size === 0 && room.membersRefused()) {
+      // With no message waiting, the refusal was of the `members` request; the
+      // stale mark it restored brings a retry. Nothing the reader must act on.
+      console.debug("members request refused", frame);
+      store.changed(room, "members");
+      refetchMembersIfStale(room);
+      return;
+    } else if (frame.code === "not_joined") {
+      room.goOffline();
+      room.note(text, "error", detail);
+      sendJoin(room);
+    } else {
+      const back = SEND_ERRORS.has(frame.code) ? room.pending.dropOldest() : null;
+      let note = back != null ? `Message not sent: ${text}` : text;
+      if (back != null && view.giveBack(room, back)) note += " Your text is back in the message box.";
+      room.note(note, "error", detail);
+    }
+    if (room !== store.active) view.showBanner(`#${room.name}: ${text}`, detail);
+    store.changed(room);
+    view.toBottom(room);
+  }
+
+  // ---- rooms --------------------------------------------------------------
+
+  function sendJoin(room) {
+    if (send({ type: "join", room: room.name, username: room.username, ...room.resumeFrom() })) room.status = "joining";
+    store.changed(room, "item");
+  }
+
+  /** A room in the list, not joined yet (it joins with the next `welcome`, or `enter`). */
+  function addRoom(name, username) {
+    const room = new Room(name, username, ids.isOwn);
+    store.addRoom(room);
+    return room;
+  }
+
+  /** Puts room `name` on screen, joining it under `username` first if the tab is not in it. */
+  function enter(name, username) {
+    let room = store.get(name);
+    if (!room) {
+      room = addRoom(name, username);
+      sendJoin(room);
+    }
+    store.setActive(room);
+  }
+
+  function removeRoom(name, { sendLeave = true } = {}) {
+    const room = store.get(name);
+    if (!room) return;
+    if (sendLeave && room.status !== "offline") send({ type: "leave", room: name });
+    pace.forget(name);
+    store.removeRoom(name);
+  }
+
+  // ---- what the person does -----------------------------------------------
+
+  /** Sends `text` to `room`: shown at once as waiting, sent now if joined, else after the next join. */
+  function say(room, text) {
+    const cid = ids.next();
+    view.withScroll(room, () => {
+      room.addPending(cid, text);
+      return { own: true };
+    });
+    if (room.status === "joined") send({ type: "send", room: room.name, text, client_id: cid });
+  }
+
+  /**
+   * The person typed in the message box of the room on screen: the room
+   * hears so, at the pace the gateway passes (js/typing.js). A notice
+   * held back for that goes only if they are still at it: the same room
+   * on screen, joined, with text in the box.
+   */
+  function typed() {
+    const room = store.active;
+    const atIt = () => room != null && store.active === room && room.status === "joined" && view.draft().trim() !== "";
+    if (!atIt()) return;
+    pace.typed(room.name, () => atIt() && send({ type: "typing", room: room.name }));
+  }
+
+  // A stale member list is fetched when its room comes on screen.
+  store.subscribe((change) => {
+    if (change.type === "active" && store.active) refetchMembersIfStale(store.active);
+  });
+
+  return { onWelcome, onDown, onFrame, addRoom, enter, removeRoom, say, typed, showMoreMembers, refetchMembersIfStale };
+}

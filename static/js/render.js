@@ -1,0 +1,174 @@
+// Keeps the page drawn as the store changes (js/store.js): the room list
+// and the tab title for every room, and for the room on screen its
+// messages, header, member list and typing line. The typing line is drawn
+// when a change names it (a typing frame, a message, a leave) and again
+// when its first name runs out, by a timer set for that moment: nothing
+// polls. It also answers the few
+// questions about the screen that js/protocol.js asks (is this room being
+// read? is the member list visible?) and does the few things it asks
+// (keep the messages scrolled to the bottom, give refused text back to
+// the message box, show a banner).
+
+import * as storage from "./storage.js";
+import {
+  layout,
+  membersVisible,
+  renderHeader,
+  renderMembers,
+  renderRoomItem,
+  renderTitle,
+  renderTyping,
+  showBanner,
+  ui,
+} from "./screen.js";
+import { roomItemEl } from "./view.js";
+
+/** Closer to the bottom than this counts as at the bottom: new messages keep it there. */
+const NEAR_BOTTOM_PX = 80;
+/** The message box grows with its text up to this height, then scrolls. */
+const COMPOSER_MAX_PX = 160;
+
+/**
+ * Subscribes to `store` and draws what each change names. `actions.open`
+ * and `actions.leave` (a room's name) are what the room list's buttons do.
+ * Returns the view that js/protocol.js is given.
+ */
+export function follow(store, actions) {
+  /** name → the room's entry in #room-list. */
+  const items = new Map();
+
+  const drawItem = (room) => {
+    const item = items.get(room.name);
+    if (item) renderRoomItem(item, room, room === store.active);
+    renderTitle([...store.rooms.values()], store.active);
+  };
+
+  /** The one timer for the typing line: set for when its first name runs out. */
+  let typingTimer = null;
+  const drawTyping = () => {
+    clearTimeout(typingTimer);
+    typingTimer = null;
+    const room = store.active;
+    renderTyping(room);
+    const next = room?.typing.nextExpiry();
+    // A timer may fire a little early: the redraw then finds the name
+    // still there and sets the timer again.
+    if (next != null) typingTimer = setTimeout(drawTyping, Math.max(0, next - Date.now()));
+  };
+
+  const drawActive = () => {
+    renderHeader(store.active);
+    renderMembers(store.active);
+    drawTyping();
+    layout(store.size, storage.loadName());
+  };
+
+  /** The room on screen changed: the old one keeps its scroll and draft, the new one gets them back. */
+  const show = (previous) => {
+    const room = store.active;
+    if (previous && previous !== room) {
+      previous.scrollTop = ui.messages.scrollTop;
+      previous.draft = ui.composer.value;
+    }
+    document.body.classList.remove("sidebar-open", "members-open");
+    if (!room) {
+      ui.messages.replaceChildren();
+      drawActive();
+      return;
+    }
+    ui.messages.replaceChildren(room.list);
+    ui.messages.scrollTop = room.scrollTop ?? ui.messages.scrollHeight;
+    ui.jumpBtn.hidden = true;
+    ui.composer.value = room.draft;
+    ui.composer.placeholder = `Message #${room.name}`;
+    autosize();
+    for (const r of store.rooms.values()) drawItem(r);
+    drawActive();
+    if (matchMedia("(pointer: fine)").matches) ui.composer.focus();
+  };
+
+  store.subscribe((change) => {
+    switch (change.type) {
+      case "added": {
+        const { name } = change.room;
+        const item = roomItemEl(name, actions.open, actions.leave);
+        items.set(name, item);
+        ui.roomList.append(item);
+        drawItem(change.room);
+        break;
+      }
+      case "removed":
+        items.get(change.room.name)?.remove();
+        items.delete(change.room.name);
+        renderTitle([...store.rooms.values()], store.active);
+        layout(store.size, storage.loadName());
+        break;
+      case "active":
+        show(change.previous);
+        break;
+      case "room": {
+        const { room, parts } = change;
+        if (parts.has("item")) drawItem(room);
+        if (room !== store.active) break;
+        if (parts.has("header")) renderHeader(room);
+        if (parts.has("members")) renderMembers(room);
+        if (parts.has("typing")) drawTyping();
+        break;
+      }
+      case "limits":
+        // The name field holds no more than the gateway takes (index.html's
+        // maxlength is the page's own number, until the first welcome).
+        ui.name.maxLength = store.limits.max_username_chars;
+        break;
+    }
+  });
+
+  return {
+    /** Seen means on screen: the room on screen of a visible tab. */
+    isSeen: (room) => room === store.active && !document.hidden,
+    membersVisible,
+    showBanner,
+    /** The text in the message box. */
+    draft: () => ui.composer.value,
+    /**
+     * Runs `change` (which adds to `room`'s list) and keeps the messages
+     * at the bottom if they were there, or if the change was this tab's
+     * own message; else shows "New messages ↓" when something was added.
+     */
+    withScroll(room, change) {
+      if (room !== store.active) return change();
+      const atBottom = nearBottom();
+      const result = change();
+      if (atBottom || result?.own) ui.messages.scrollTop = ui.messages.scrollHeight;
+      else if (result?.added || result > 0) ui.jumpBtn.hidden = false;
+      return result;
+    },
+    /** Scrolls `room`'s messages to the bottom, if it is on screen. */
+    toBottom(room) {
+      if (room === store.active) ui.messages.scrollTop = ui.messages.scrollHeight;
+    },
+    /**
+     * A refused message's text goes back to the message box, if `room` is
+     * on screen and the box is empty (never over something newer). Returns
+     * whether it did.
+     */
+    giveBack(room, text) {
+      if (room !== store.active || ui.composer.value) return false;
+      ui.composer.value = text;
+      autosize();
+      return true;
+    },
+  };
+}
+
+/** The message box as tall as its text, up to COMPOSER_MAX_PX. */
+export function autosize() {
+  ui.composer.style.height = "auto";
+  ui.composer.style.height = `${Math.min(ui.composer.scrollHeight, COMPOSER_MAX_PX)}px`;
+}
+
+/** Whether the messages are scrolled (nearly) to the bottom. */
+export function nearBottom() {
+  const box = ui.messages;
+  return box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
+}
