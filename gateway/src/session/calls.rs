@@ -182,6 +182,11 @@ impl Session {
         self.caller.send(&room)?;
         let message = checked_message(&room, text, client_id)?;
         tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
+        // A message ends its sender's typing line in every other view, so
+        // the next keystroke starts a new one: the throttle starts over.
+        if let Some(Room::Joined { last_typing, .. }) = self.rooms.get_mut(&*room) {
+            *last_typing = None;
+        }
         self.batch = Some(Batch { room, username, messages: vec![message] });
         Ok(())
     }
