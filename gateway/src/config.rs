@@ -87,9 +87,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// The config a bare run gets, pointed at `room_services`.
+    /// The config a bare run gets, pointed at `room_services`, with nothing
+    /// read from the environment: what tests and tools start from, so a
+    /// variable in the developer's shell cannot change what they run.
     pub fn with_room_services(room_services: Vec<String>) -> Self {
-        let mut config = Self::parse_from(["gateway"]);
+        let mut config: Self = chat_runtime::config::defaults("gateway");
         config.room_services = room_services;
         config
     }

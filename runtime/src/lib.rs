@@ -4,10 +4,12 @@
 //! place so the two binaries behave alike: [`main`] runs a binary's async
 //! body and turns a startup error into one line; [`logging`] sets up
 //! `tracing`; [`shutdown`] completes on Ctrl+C or SIGTERM; [`clock`] gives
-//! event timestamps; [`metrics`] builds a per-instance Prometheus registry
+//! event timestamps; [`config`] builds configs that ignore the shell's
+//! variables, for tests and tools; [`metrics`] builds a per-instance Prometheus registry
 //! and serves it.
 
 pub mod clock;
+pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;
