@@ -13,9 +13,10 @@ use tower_http::services::ServeDir;
 
 use crate::auth::{TokenKeys, query_param, token_param};
 use crate::caller::Caller;
+use crate::limits::{READ_BUFFER_BYTES, SOCKET_FRAME_BYTES, WRITE_BUFFER_BYTES};
 use crate::origin::OriginPolicy;
 use crate::rate::Rates;
-use crate::session::{self, MAX_FRAME_BYTES, READ_BUFFER_BYTES, Shared, WRITE_BUFFER_BYTES};
+use crate::session::{self, Shared};
 use crate::session_token::SessionToken;
 
 #[derive(Debug, Clone)]
@@ -87,8 +88,8 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
     // sized for a chat connection, which mostly idles and gets small frames:
     // tungstenite's defaults (128 KiB each) would cost that per connection.
     let ws = ws
-        .max_message_size(MAX_FRAME_BYTES * 2)
-        .max_frame_size(MAX_FRAME_BYTES * 2)
+        .max_message_size(SOCKET_FRAME_BYTES)
+        .max_frame_size(SOCKET_FRAME_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES);
     ws.on_upgrade(move |socket| {

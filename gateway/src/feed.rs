@@ -24,8 +24,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::{EventView, encode};
+use crate::limits::{CALL_TIMEOUT, HEARTBEAT_CHUNK, PRESENCE_EVERY};
 use crate::metrics::GatewayMetrics;
-use crate::presence::{PRESENCE_EVERY, PresenceWindow};
+use crate::presence::PresenceWindow;
 use crate::upstream::{RoomServices, is_unreachable};
 
 /// A room event ready to write to browsers: made once per event and shared
@@ -376,7 +377,7 @@ async fn open<'a>(
 ) -> Option<(&'a crate::upstream::RoomServiceEndpoint, Option<(String, u64)>, tonic::Streaming<RoomEvent>)> {
     for endpoint in services.ranked(room) {
         let mut client = endpoint.client();
-        match tokio::time::timeout(crate::upstream::CALL_TIMEOUT, client.subscribe(request.clone())).await {
+        match tokio::time::timeout(CALL_TIMEOUT, client.subscribe(request.clone())).await {
             Ok(Ok(response)) => {
                 let header = |name| response.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let start = header(chat_proto::EPOCH_HEADER)
@@ -404,9 +405,6 @@ async fn open<'a>(
     }
     None
 }
-
-/// Member ids per heartbeat call (the room-service takes up to 10 000).
-const HEARTBEAT_CHUNK: usize = 1000;
 
 /// Keeps this gateway's members of the room present; joins again any the
 /// room-service forgot (their presence ran out while it could not be reached).

@@ -230,8 +230,8 @@ pub enum ServerFrame<'a> {
         next: Option<&'a str>,
     },
     /// Who joined and left a room since the last one (at most one per room
-    /// every [`crate::presence::PRESENCE_EVERY`]). `joins` and `leaves` list
-    /// at most [`crate::presence::LISTED_MAX`] members each; `joined` and
+    /// every [`crate::limits::PRESENCE_EVERY`]). `joins` and `leaves` list
+    /// at most [`crate::limits::LISTED_MAX`] members each; `joined` and
     /// `left` count them all, so a list shorter than its count is partial.
     Presence {
         room: &'a str,

@@ -12,11 +12,9 @@ use std::time::Duration;
 use chat_proto::RoomName;
 
 use crate::feed::{self, Feed, Listener};
+use crate::limits::READY_WAIT;
 use crate::metrics::GatewayMetrics;
 use crate::upstream::RoomServices;
-
-/// How long a join waits for its room's stream to open.
-const READY_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct Hub {

@@ -39,6 +39,7 @@ pub mod config;
 pub mod feed;
 pub mod frame;
 pub mod hub;
+pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod origin;
@@ -63,16 +64,12 @@ use tokio_util::task::TaskTracker;
 use crate::auth::TokenKeys;
 pub use crate::config::Config;
 use crate::hub::Hub;
+use crate::limits::ACCEPT_BACKLOG;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
 use crate::rate::Rates;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
-
-/// Connections waiting to be accepted: a crowd arriving at once (a lecture
-/// starting) must not overflow the queue, or the kernel drops their SYNs and
-/// each retries a second later. The kernel caps it at `net.core.somaxconn`.
-pub const ACCEPT_BACKLOG: u32 = 4096;
 
 /// Binds `addr` (`host:port`) with room for [`ACCEPT_BACKLOG`] connections
 /// waiting to be accepted (tokio's own `bind` allows 1024).

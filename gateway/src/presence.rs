@@ -11,17 +11,11 @@
 //! stays bounded whatever the storm; a page that needs the full list asks
 //! for it with `members`.
 
-use std::time::Duration;
-
 use axum::extract::ws::Utf8Bytes;
 use chat_proto::v1::{Member, PresenceDiff};
 
 use crate::frame::{LeaveView, MemberView, ServerFrame, encode};
-
-/// At most one presence frame per room this often.
-pub const PRESENCE_EVERY: Duration = Duration::from_millis(200);
-/// Members named per presence frame, for joins and for leaves each.
-pub const LISTED_MAX: usize = 32;
+use crate::limits::LISTED_MAX;
 
 /// The presence changes of one room not yet sent to its browsers.
 #[derive(Debug, Default)]

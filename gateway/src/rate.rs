@@ -10,12 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::frame::Refusal;
-
-/// Joins at once on a fresh connection: a page rejoining all its rooms
-/// after a reconnect (at most `MAX_ROOMS`, 32) must fit.
-pub const JOIN_BURST: u32 = 40;
-/// Joins per second after the burst.
-pub const JOIN_RATE: u32 = 1;
+use crate::limits::{JOIN_BURST, JOIN_RATE};
 
 /// The limits every connection gets, from the config.
 #[derive(Debug, Clone, Copy)]

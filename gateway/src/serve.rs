@@ -20,8 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How long a new connection may take to send its request headers.
-pub const REQUEST_WAIT: Duration = Duration::from_secs(5);
+use crate::limits::REQUEST_WAIT;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops
 /// accepting, lets requests in progress finish, and returns. Upgraded

@@ -27,10 +27,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// How long a room-service that failed is skipped.
-const COOL_DOWN: Duration = Duration::from_secs(3);
-/// Unary calls that take longer than this fail (and may move to the next).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::limits::{BUSY_RETRY, CALL_TIMEOUT, COOL_DOWN, MAX_REPLY_BYTES};
 
 // issue 10: every call carries GRPC_TOKEN (crate::bearer).
 pub type Client = RoomServiceClient<InterceptedService<Channel, crate::bearer::Bearer>>;
@@ -39,11 +36,6 @@ pub type Client = RoomServiceClient<InterceptedService<Channel, crate::bearer::B
 pub struct RoomServices {
     endpoints: Vec<RoomServiceEndpoint>,
 }
-
-/// The largest reply taken from a room-service: a resuming join brings
-/// up to `HISTORY_LEN` messages of up to 4 KiB each (tonic's default, 4 MiB,
-/// is a thousand of them).
-pub const MAX_REPLY_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct RoomServiceEndpoint {
@@ -109,9 +101,6 @@ pub fn retry_after(status: &Status) -> Duration {
         .map_or(BUSY_RETRY, Duration::from_millis)
         .min(CALL_TIMEOUT)
 }
-
-/// What a busy room-service that named no wait is given.
-const BUSY_RETRY: Duration = Duration::from_millis(250);
 
 impl RoomServices {
     /// Channels connect lazily, so a room-service that is not up yet is no

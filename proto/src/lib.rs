@@ -13,6 +13,7 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
 
 pub mod checked;
+pub mod limits;
 pub mod names;
 
 pub use checked::{MemberId, RoomName, Username};

@@ -39,7 +39,10 @@ mod tests {
 
     #[test]
     fn defaults_ignore_the_environment_but_keep_the_defaults() {
-        assert!(Probe::parse_from(["probe"]).path.is_some(), "clap itself reads PATH, so this test can see the difference");
+        assert!(
+            Probe::parse_from(["probe"]).path.is_some(),
+            "clap itself reads PATH, so this test can see the difference"
+        );
         let probe: Probe = super::defaults("probe");
         assert_eq!(probe.path, None, "defaults() must not read the environment");
         assert_eq!(probe.port, 7);

@@ -18,7 +18,8 @@ use tonic::Code;
 use crate::feed::{Delivery, Listener};
 use crate::frame::{self, ClientFrame, EventView, MemberView, Refusal, ServerFrame, refusal_of, unavailable};
 
-use super::{JOIN_HISTORY, MAX_ROOMS, SEND_BATCH, Session, TYPING_EVERY};
+use super::Session;
+use crate::limits::{JOIN_HISTORY, MAX_EPOCH_BYTES, MAX_ROOMS, SEND_BATCH, TYPING_EVERY, frame_fits};
 
 /// A room-service call in flight, and what it comes back as. It is `Send`
 /// but not `Sync`, so the session's async methods take `&mut self`.
@@ -179,8 +180,9 @@ impl Session {
         let username = match state {
             Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
         };
-        self.caller.send(&room)?;
+        // The text first: a message refused for what it says takes no token.
         let message = checked_message(&room, text, client_id)?;
+        self.caller.send(&room)?;
         tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
         // A message ends its sender's typing line in every other view, so
         // the next keystroke starts a new one: the throttle starts over.
@@ -203,14 +205,15 @@ impl Session {
                 break; // nothing more has arrived
             };
             self.liveness.heard();
+            // Only a well-formed send to the batch's room, within the frame
+            // limit, with acceptable text and a rate-limit token to spare
+            // joins the batch. Anything else is acted on as a frame of its
+            // own (`on_frame`), which closes, refuses or handles it exactly
+            // as when it comes alone — and takes no second token.
             let same_room = match &frame {
-                Some(Ok(Message::Text(text))) => match frame::parse(text) {
-                    // Over the rate limit: acted on as a frame of its own,
-                    // which refuses it.
-                    Ok(ClientFrame::Send { room, text, client_id })
-                        if *room == *batch.room && self.caller.send(&room).is_ok() =>
-                    {
-                        checked_message(&batch.room, text, client_id).ok()
+                Some(Ok(Message::Text(text))) if frame_fits(text.len()) => match frame::parse(text) {
+                    Ok(ClientFrame::Send { room, text, client_id }) if *room == *batch.room => {
+                        checked_message(&batch.room, text, client_id).ok().filter(|_| self.caller.send(&room).is_ok())
                     }
                     _ => None,
                 },
@@ -369,9 +372,6 @@ impl Session {
         frame::refusal(refusal)
     }
 }
-
-/// The longest epoch a resuming join may name (room epochs are 12 characters).
-const MAX_EPOCH_BYTES: usize = 64;
 
 /// A send's text and client id, checked; every send gets a client id, so a
 /// retry on another room-service is stored once.

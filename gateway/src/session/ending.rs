@@ -6,7 +6,7 @@ use futures_util::FutureExt;
 
 use crate::frame::close;
 
-use super::{CLOSE_WAIT, WRITE_STALL};
+use crate::limits::{CLOSE_WAIT, WRITE_STALL};
 
 /// How the session ended: the close frame to send, and how it leaves its rooms.
 pub(super) enum End {

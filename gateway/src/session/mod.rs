@@ -11,7 +11,7 @@
 //! in flight are held and written right after its `joined`, without those
 //! its snapshot already showed. A browser that sends faster than one round
 //! trip per message has its `send` frames gathered — those already read from
-//! the socket, up to [`SEND_BATCH`], to the same room — into one call that
+//! the socket, up to [`crate::limits::SEND_BATCH`], to the same room — into one call that
 //! stores them in order.
 //!
 //! The connection is a browser session (`session_token`): its member id comes
@@ -39,6 +39,7 @@ use crate::caller::Caller;
 use crate::feed::Delivery;
 use crate::frame::{self, ClientFrame, Limits, Refusal, ServerFrame, close};
 use crate::hub::Hub;
+use crate::limits::{MAX_ROOMS, QUEUE_FRAMES, WRITE_STALL, frame_fits};
 use crate::liveness::{Due, Liveness};
 use crate::metrics::GatewayMetrics;
 use crate::session_token::SessionToken;
@@ -51,32 +52,6 @@ mod writing;
 
 use calls::{Answer, Batch, Call, Room, answered};
 use ending::{Departure, End, close, read_failed, stalled, write_failed};
-
-/// Rooms one connection may be in at once.
-pub const MAX_ROOMS: usize = 32;
-/// Frames waiting to be written to one browser before it counts as too slow.
-pub const QUEUE_FRAMES: usize = 1024;
-/// The largest frame a browser may send.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// What the socket reads at a time. Chat frames are small; a larger one is
-/// read into a buffer of its own size, for that frame only.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Bytes of frames gathered before they are written to the socket.
-pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
-/// Typing frames closer together than this are dropped.
-const TYPING_EVERY: Duration = Duration::from_secs(2);
-/// How long a closing session waits for the browser's Close.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// Events written per flush at most.
-const WRITE_BATCH: usize = 64;
-/// History sent with `joined`.
-const JOIN_HISTORY: u32 = 50;
-/// `send` frames stored in one call at most (the room-service's bound).
-pub const SEND_BATCH: usize = 64;
-/// How long a write may make no progress before the connection is dropped:
-/// the browser is not reading (its buffers are full), and holding the
-/// socket would hold its memory too.
-pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// What every session shares.
 #[derive(Debug)]
@@ -270,11 +245,11 @@ impl Session {
             None => return Err(End::Gone),
             Some(Ok(Message::Close(_))) => return Err(End::Closed),
             Some(Err(error)) => return Err(read_failed(self.conn, &error)),
-            Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
+            Some(Ok(Message::Text(text))) if !frame_fits(text.len()) => {
                 return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
             }
             Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_FRAME_BYTES => {
+            Some(Ok(Message::Binary(bytes))) if !frame_fits(bytes.len()) => {
                 return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
             }
             Some(Ok(Message::Binary(_))) => {

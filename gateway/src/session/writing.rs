@@ -10,9 +10,10 @@ use tokio::sync::mpsc;
 use crate::feed::Delivery;
 use crate::frame::close;
 
+use super::Session;
 use super::calls::Room;
 use super::ending::{End, stalled, write_failed};
-use super::{QUEUE_FRAMES, Session, WRITE_BATCH, WRITE_STALL};
+use crate::limits::{QUEUE_FRAMES, WRITE_BATCH, WRITE_STALL};
 
 impl Session {
     /// Writes frames and flushes; a write that fails or stalls ends the session.

@@ -201,3 +201,25 @@ async fn an_over_limit_frame_closes_with_1009_even_mid_conversation() {
         let _: Client = topology.client(0).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_limit_send_behind_another_send_still_closes_with_1009() {
+    let topology = Topology::start(1, 2).await;
+    let mut bob = topology.client(1).await;
+    bob.join("general", "bob").await;
+    let mut ada = topology.client(0).await;
+    ada.join("general", "ada").await;
+    // A valid send, then one padded past 64 KiB with JSON whitespace (its
+    // text is short and fine), read together: the second would join the
+    // first's batch if the batch skipped the frame limit.
+    let first = json!({"type": "send", "room": "general", "text": "first"}).to_string();
+    let padded = format!(
+        r#"{{"type": "send", "room": "general", "text": "padded"{}}}"#,
+        " ".repeat(gateway::limits::MAX_FRAME_BYTES)
+    );
+    assert!(padded.len() > gateway::limits::MAX_FRAME_BYTES && padded.len() < gateway::limits::SOCKET_FRAME_BYTES);
+    ada.send_together(vec![Message::Text(first.into()), Message::Text(padded.into())]).await;
+    assert_eq!(ada.close_code().await, Some(1009), "a frame over the limit closes the connection");
+    let seen = crate::support::texts(&bob.drain(std::time::Duration::from_millis(500)).await);
+    assert_eq!(seen, ["first"], "the padded frame must not be stored");
+}

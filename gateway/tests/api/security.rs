@@ -172,12 +172,51 @@ async fn a_burst_over_the_send_limit_is_refused_and_the_connection_stays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_for_its_text_takes_no_send_token() {
+    let topology = Topology::start_configured(
+        1,
+        1,
+        |_| {},
+        |gw| {
+            gw.send_rate = 1;
+            gw.send_burst = 3;
+        },
+    )
+    .await;
+    let mut client = topology.client(0).await;
+    client.join("general", "ada").await;
+    let send = |text: &str| {
+        tokio_tungstenite::tungstenite::Message::Text(
+            json!({"type": "send", "room": "general", "text": text}).to_string().into(),
+        )
+    };
+    // Read together, so the empty one meets both ways a send is checked:
+    // gathered into the first one's batch, and handled as a frame of its own.
+    client.send_together(vec![send("one"), send(" "), send("two"), send("three")]).await;
+    let mut answers = Vec::new();
+    while answers.len() < 4 {
+        let frame = client.next_where(|f| f["type"] == "message" || f["type"] == "error").await;
+        answers.push(if frame["type"] == "message" {
+            format!("message {}", frame["text"].as_str().unwrap_or_default())
+        } else {
+            format!("error {}", frame["code"].as_str().unwrap_or_default())
+        });
+    }
+    answers.sort();
+    assert_eq!(
+        answers,
+        ["error empty_text", "message one", "message three", "message two"],
+        "a burst of 3 holds the 3 good messages: the refused one took no token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_past_their_burst_are_rate_limited() {
     let topology = Topology::start(1, 1).await;
     let mut client = topology.client(0).await;
     let mut codes = Vec::new();
     // Join and leave one room over and over: each join is an event stored.
-    for _ in 0..gateway::rate::JOIN_BURST + 5 {
+    for _ in 0..gateway::limits::JOIN_BURST + 5 {
         client.send(json!({"type": "join", "room": "general", "username": "ada"})).await;
         let answer = client.next_where(|f| f["type"] == "joined" || f["type"] == "error").await;
         if answer["type"] == "joined" {

@@ -149,6 +149,15 @@ impl Client {
         self.ws.send(Message::Text(frame.to_string().into())).await.expect("send frame");
     }
 
+    /// Sends `frames` in one write, so the gateway reads them all at once
+    /// (as it does from a browser sending faster than a round trip).
+    pub async fn send_together(&mut self, frames: Vec<Message>) {
+        for frame in frames {
+            self.ws.feed(frame).await.expect("queue frame");
+        }
+        self.ws.flush().await.expect("send frames");
+    }
+
     pub async fn send_raw(&mut self, message: Message) {
         self.ws.send(message).await.expect("send frame");
     }
