@@ -9,7 +9,8 @@
 //! - [`session`]: one browser connection: frames in, calls out, events back;
 //!   [`session_token`] makes a reconnecting browser the same member,
 //!   [`liveness`] pings it and notices when it went silent.
-//! - [`serve`]: the HTTP server loop, with a deadline for the first request.
+//! - [`serve`]: the HTTP server loop, with a deadline for the first request;
+//!   [`drain`] ends it all within `DRAIN_SECS` of the shutdown signal.
 //! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
@@ -36,6 +37,7 @@ pub mod bearer;
 pub mod caller;
 pub mod closing;
 pub mod config;
+mod drain;
 pub mod feed;
 pub mod frame;
 pub mod hub;
@@ -62,6 +64,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKeys;
+use crate::drain::Drained;
 pub use crate::config::Config;
 use crate::hub::Hub;
 use crate::limits::ACCEPT_BACKLOG;
@@ -142,25 +145,12 @@ pub async fn run(
         tracing::info!("draining: telling browsers to reconnect elsewhere");
         draining.cancel();
     });
-    let drain_for = Duration::from_secs(config.drain_secs);
-    let stopped = shared.draining.clone();
-    let overdue = async move {
-        stopped.cancelled().await;
-        tokio::time::sleep(drain_for).await;
-    };
-    let finished = tokio::select! {
-        () = server => true,
-        () = overdue => false,
-    };
-    if !finished {
-        tracing::warn!("drain took longer than {drain_for:?}; closing the remaining connections");
-    }
-    // Browser sessions (told to reconnect by now) and their leave notices.
-    shared.tasks.close();
-    if tokio::time::timeout(drain_for, shared.tasks.wait()).await.is_err() {
-        tracing::warn!(
+    match drain::drain(server, &shared.draining, &shared.tasks, Duration::from_secs(config.drain_secs)).await {
+        Drained::Everything => {}
+        Drained::CutRequests => tracing::warn!("drain time is up with HTTP requests in progress; closing everything"),
+        Drained::CutSessions => tracing::warn!(
             "drain time is up: remaining browsers are cut off; members whose leave was not sent will expire"
-        );
+        ),
     }
     tracing::info!(gateway, "gateway stopped");
     Ok(())
