@@ -203,7 +203,7 @@ pub async fn run(
     heartbeat_every: Duration,
     metrics: Arc<GatewayMetrics>,
 ) {
-    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    let mut heartbeat = heartbeat_timer(heartbeat_every);
     heartbeat.tick().await;
     let upstream = Upstream { room: feed.room.to_string(), feed, services, gateway, metrics };
     let mut backoff = Duration::from_millis(50);
@@ -221,6 +221,16 @@ pub async fn run(
         upstream.follow(endpoint, stream, &mut heartbeat).await;
     }
     tracing::debug!(room = upstream.room, "feed stopped");
+}
+
+/// The feed's heartbeat clock. After a stall (a busy runtime, a stream
+/// that took long to reopen) the ticks it missed are not fired back to
+/// back — each would be a heartbeat call for every member — but the next
+/// comes one period after the late one.
+fn heartbeat_timer(every: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval(every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 /// What one turn of a feed's loop woke up for.
@@ -452,5 +462,24 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
                 Err(status) => tracing::warn!(room, %member_id, %status, "could not join again"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_heartbeat_fires_once_not_once_per_missed_tick() {
+        let every = Duration::from_secs(10);
+        let mut heartbeat = heartbeat_timer(every);
+        heartbeat.tick().await; // the first tick is immediate
+        tokio::time::advance(every * 5 + Duration::from_secs(1)).await; // stalled for five periods
+        let mut fired = 0;
+        while heartbeat.tick().now_or_never().is_some() {
+            fired += 1;
+        }
+        assert_eq!(fired, 1, "one heartbeat for the stall, not one per missed period");
     }
 }
