@@ -98,11 +98,10 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
         let tasks = state.shared.tasks.clone();
         tasks.track_future(async move {
             tracing::debug!(conn, "browser connected");
-            state.shared.metrics.connections.increment(1);
+            // Both released when this ends, however it ends.
+            let (_counted, _permit) = (state.shared.metrics.connection_open(), permit);
             session::run(socket, Arc::clone(&state.shared), conn, caller, resume).await;
-            state.shared.metrics.connections.decrement(1);
             tracing::debug!(conn, "browser disconnected");
-            drop(permit);
         })
     })
 }

@@ -64,8 +64,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKeys;
-use crate::drain::Drained;
 pub use crate::config::Config;
+use crate::drain::Drained;
 use crate::hub::Hub;
 use crate::limits::ACCEPT_BACKLOG;
 use crate::metrics::GatewayMetrics;

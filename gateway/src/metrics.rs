@@ -70,6 +70,13 @@ impl GatewayMetrics {
         }
     }
 
+    /// Counts one open connection in `chat_gateway_connections` until the
+    /// returned guard is dropped — however its task ends, a panic included.
+    pub(crate) fn connection_open(&self) -> OpenConnection {
+        self.connections.increment(1);
+        OpenConnection(self.connections.clone())
+    }
+
     /// A frame of `kind` came in from a browser.
     pub fn frame_in(&self, kind: &'static str) {
         self.registry.counter(FRAMES_IN, &[("type", kind)], FRAMES_IN_HELP).increment(1);
@@ -98,5 +105,42 @@ impl GatewayMetrics {
 
     pub fn handle(&self) -> PrometheusHandle {
         self.registry.handle()
+    }
+}
+
+/// One connection counted in the connections gauge while it lives.
+#[must_use = "the connection is counted only while this lives"]
+pub(crate) struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.decrement(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_connections(metrics: &GatewayMetrics) -> String {
+        let text = metrics.handle().render();
+        text.lines().find(|l| l.starts_with("chat_gateway_connections{")).unwrap_or_default().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_task_panics_is_no_longer_counted() {
+        let metrics = std::sync::Arc::new(GatewayMetrics::new("gw-test"));
+        let held = metrics.connection_open();
+        let task = tokio::spawn({
+            let metrics = std::sync::Arc::clone(&metrics);
+            async move {
+                let _open = metrics.connection_open();
+                panic!("a session bug");
+            }
+        });
+        assert!(task.await.is_err(), "the task panicked");
+        assert!(open_connections(&metrics).ends_with(" 1"), "{}", open_connections(&metrics));
+        drop(held);
+        assert!(open_connections(&metrics).ends_with(" 0"), "{}", open_connections(&metrics));
     }
 }
