@@ -3,9 +3,10 @@
 //! started by the test — redis-server, two room-services, three gateways —
 //! with one browser per "tab", each on its own gateway port.
 //!
-//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
-//! (`apt-get install -y chromium chromium-driver`); without them the test
-//! fails and says so, it never skips. A crowd of protocol clients fills a
+//! Needs `chromium` (or `chromium-browser`) and `chromedriver` on `PATH`
+//! (`apt-get install -y chromium chromium-driver`), found there as
+//! `cargo xtask test` finds them; without them the test fails and says so,
+//! it never skips. A crowd of protocol clients fills a
 //! room past one page of members, so the page's member count, "Show more"
 //! and its recovery from partial presence frames are checked too. A tab
 //! whose gateway is killed resumes on the next gateway of its `?ws=` list
@@ -18,6 +19,7 @@
 //! an assertion.
 
 use std::{
+    ffi::OsStr,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
@@ -29,8 +31,10 @@ use crate::support::Topology;
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The browser's names on `PATH`, the first found wins: Debian calls it
+/// `chromium`, some other distributions `chromium-browser`.
+const CHROMIUM: &[&str] = &["chromium", "chromium-browser"];
+const CHROMEDRIVER: &[&str] = &["chromedriver"];
 const INSTALL: &str = "install with: apt-get install -y chromium chromium-driver";
 /// How long any condition in a tab may take to become true.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -629,32 +633,33 @@ fn count(texts: &[String], t: &str) -> usize {
 struct Driver {
     child: tokio::process::Child,
     url: String,
+    /// The browser chromedriver starts.
+    chromium: PathBuf,
     profiles: Vec<PathBuf>,
 }
 
 impl Driver {
     async fn start() -> Driver {
-        for bin in [CHROMIUM, CHROMEDRIVER] {
-            assert!(Path::new(bin).exists(), "{bin} is missing; {INSTALL}");
-        }
+        let chromium = installed(CHROMIUM);
+        let chromedriver = installed(CHROMEDRIVER);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("find a free port for chromedriver")
             .port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
+        let child = tokio::process::Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {CHROMEDRIVER}: {e}; {INSTALL}"));
+            .unwrap_or_else(|e| panic!("start {}: {e}; {INSTALL}", chromedriver.display()));
         let started = Instant::now();
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(started.elapsed() < DEADLINE, "chromedriver did not listen on port {port} within {DEADLINE:?}");
             tokio::time::sleep(POLL).await;
         }
-        Driver { child, url: format!("http://127.0.0.1:{port}"), profiles: Vec::new() }
+        Driver { child, url: format!("http://127.0.0.1:{port}"), chromium, profiles: Vec::new() }
     }
 
     /// A new browser (its own profile, so its own storage: like another person).
@@ -682,7 +687,7 @@ impl Driver {
         .chain([format!("--user-data-dir={}", profile.display())])
         .collect::<Vec<_>>();
         self.profiles.push(profile);
-        let caps = json!({"goog:chromeOptions": {"binary": CHROMIUM, "args": args}});
+        let caps = json!({"goog:chromeOptions": {"binary": self.chromium, "args": args}});
         let Value::Object(caps) = caps else { unreachable!() };
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -707,6 +712,68 @@ impl Drop for Driver {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// The program called by the first of `names` found on `PATH`; a test that
+/// needs it and finds none fails here, saying what to install.
+fn installed(names: &[&str]) -> PathBuf {
+    let path = std::env::var_os("PATH");
+    find_program(path.as_deref(), names).unwrap_or_else(|| {
+        let path = path.as_deref().unwrap_or_default().to_string_lossy();
+        panic!("none of {names:?} is an executable on PATH ({path}); {INSTALL}")
+    })
+}
+
+/// The first of `names`, in that order, that is an executable file in a
+/// directory of `path` (a `PATH` value), as a shell would find it.
+fn find_program(path: Option<&OsStr>, names: &[&str]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+    names.iter().find_map(|name| {
+        dirs.iter().map(|dir| dir.join(name)).find(|file| {
+            std::fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+#[test]
+fn the_browser_is_found_on_path_by_its_first_name_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("chat-find-program-{}", std::process::id()));
+    let dir = |d: &str| {
+        let dir = root.join(d);
+        std::fs::create_dir_all(&dir).expect("create a directory for PATH");
+        dir
+    };
+    let program = |d: &str, name: &str, mode: u32| {
+        let file = dir(d).join(name);
+        std::fs::write(&file, "#!/bin/sh\n").expect("write a program");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("set its mode");
+        file
+    };
+    let path = |dirs: &[&str]| std::env::join_paths(dirs.iter().map(|d| dir(d))).expect("a PATH value");
+
+    let not_executable = program("a", "chromium", 0o644);
+    let other_name = program("b", "chromium-browser", 0o755);
+    assert_eq!(
+        find_program(Some(path(&["a", "b"]).as_os_str()), CHROMIUM),
+        Some(other_name.clone()),
+        "{} is not executable: the next name is used",
+        not_executable.display()
+    );
+    let first_name = program("c", "chromium", 0o755);
+    assert_eq!(
+        find_program(Some(path(&["a", "b", "c"]).as_os_str()), CHROMIUM),
+        Some(first_name),
+        "`chromium` anywhere on PATH comes before `chromium-browser`"
+    );
+    assert_eq!(
+        find_program(Some(path(&["a", "b"]).as_os_str()), CHROMEDRIVER),
+        None,
+        "no chromedriver in these directories"
+    );
+    assert_eq!(find_program(None, CHROMIUM), None, "no PATH, nothing found");
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 /// One browser showing the page from one gateway.
