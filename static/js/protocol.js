@@ -229,14 +229,18 @@ export function createProtocol({ store, send, ids, view }) {
 
   // ---- what the person does -----------------------------------------------
 
-  /** Sends `text` to `room`: shown at once as waiting, sent now if joined, else after the next join. */
+  /**
+   * Sends `text` to `room`: shown at once as waiting, sent now if joined,
+   * else after the next join. A send that went starts the typing pace over,
+   * as it does at the gateway: the next keystroke is told at once.
+   */
   function say(room, text) {
     const cid = ids.next();
     view.withScroll(room, () => {
       room.addPending(cid, text);
       return { own: true };
     });
-    if (room.status === "joined") send({ type: "send", room: room.name, text, client_id: cid });
+    if (room.status === "joined" && send({ type: "send", room: room.name, text, client_id: cid })) pace.sent(room.name);
   }
 
   /**

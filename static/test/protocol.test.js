@@ -159,3 +159,27 @@ describe("protocol across a reconnect", () => {
     );
   });
 });
+
+describe("protocol typing", () => {
+  it("the first keystroke after a send is told at once (issue 12), the next ones at the gateway's pace", () => {
+    const p = page();
+    p.protocol.addRoom("general", "ada");
+    p.protocol.enter("general", "ada");
+    p.protocol.onWelcome(WELCOME);
+    p.protocol.onFrame(joined("m1", 0));
+    p.take();
+    const room = p.store.get("general");
+    p.state.draft = "First";
+    p.protocol.typed();
+    p.protocol.say(room, "First message");
+    p.state.draft = "a";
+    p.protocol.typed();
+    p.protocol.typed();
+    assert.deepEqual(
+      p.take().map((f) => f.type),
+      ["typing", "send", "typing"],
+      "one notice for each message; the second keystroke waits",
+    );
+    p.protocol.removeRoom("general"); // drops the held notice's timer
+  });
+});
