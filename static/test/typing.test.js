@@ -44,7 +44,7 @@ describe("Typists", () => {
   });
 });
 
-/** The gateway's TYPING_EVERY (gateway/src/session.rs): closer notices are dropped. */
+/** The gateway's TYPING_EVERY (gateway/src/session/mod.rs): closer notices are dropped. */
 const GATEWAY_EVERY_MS = 2_000;
 
 /** A pacer on a clock the test moves, with the notices it sent. */
