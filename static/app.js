@@ -3,14 +3,19 @@
 // Modules: js/store.js (the page's state: rooms, the room on screen, limits;
 // views subscribe to it), js/protocol.js (what frames do to the store, and
 // the frames the page sends), js/render.js (redraws what the store says
-// changed), js/connection.js (WebSocket with reconnect), js/room.js (one
-// room's state and message list), js/screen.js (draws state into the page's
-// fixed elements), js/view.js (DOM builders, text only), js/format.js (pure
-// helpers), js/members.js (presence merge and notice wording, pure),
-// js/typing.js (who is typing, and when this tab says it is; pure),
-// js/limits.js (the gateway's limits from welcome), js/clientid.js (this
-// tab's client ids), js/storage.js (what survives a reload). Pure modules
-// have unit tests in test/ (node --test static/test/).
+// changed), js/connection.js (WebSocket with reconnect), js/roomstate.js
+// (one room's state without the DOM: resume position, dedupe, live events
+// held while joining, unread count, members, and the lines its message
+// list shows), js/pending.js (sends waiting for their echo, no DOM),
+// js/messagelist.js (draws a room's lines into its message list),
+// js/screen.js (draws state into the page's fixed elements), js/view.js
+// (DOM builders, text only), js/format.js (pure helpers), js/members.js
+// (presence merge and notice wording, pure), js/typing.js (who is typing,
+// and when this tab says it is; pure), js/limits.js (the gateway's limits
+// from welcome), js/clientid.js (this tab's client ids), js/storage.js
+// (what survives a reload). Modules without the DOM (protocol.js and the
+// state it drives included) have unit tests in test/ (node --test
+// static/test/).
 //
 // Hooks for tests and people reading the DOM (stable; change them with the tests):
 //   #join-form  #name  #room  #join-btn  #join-hint   join a room under a name

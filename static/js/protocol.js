@@ -1,13 +1,15 @@
 // The page's half of the protocol (docs/protocol.md): what each frame from
 // the gateway does to the rooms in the store, and the frames the page sends
 // (join, leave, send, typing, members). It decides; the store holds the
-// state and tells the views what changed (js/store.js). What it needs of
-// the screen comes in as `view` (js/render.js `follow`): whether a room is
-// being read, keeping the messages at the bottom, banners, giving refused
-// text back to the message box.
+// state and tells the views what changed (js/store.js), and each room's
+// state (js/roomstate.js) decides what its message list shows. What it
+// needs of the screen comes in as `view` (js/render.js `follow`): whether a
+// room is being read, keeping the messages at the bottom, banners, giving
+// refused text back to the message box, a new room's message list. No DOM
+// here, so it runs under Node's test runner (test/protocol.test.js).
 
 import { describeError } from "./format.js";
-import { Room } from "./room.js";
+import { RoomState } from "./roomstate.js";
 import { TypingPacer } from "./typing.js";
 
 /** A stale member list is fetched again at most this often per room. */
@@ -77,12 +79,10 @@ export function createProtocol({ store, send, ids, view }) {
   }
 
   function onJoined(room, frame) {
-    const firstTime = !room.joinedOnce;
     room.joinRefusals = 0;
-    const fresh = view.withScroll(room, () => room.applyJoined(frame) + room.releaseEarly());
     // The first history of a page load is context, not news; after a
-    // reconnect, messages missed meanwhile count as unread.
-    if (!firstTime && !view.isSeen(room)) room.unread += fresh;
+    // reconnect, messages missed meanwhile count as unread (js/roomstate.js).
+    view.withScroll(room, () => room.applyJoined(frame, { seen: view.isSeen(room) }));
     // Sends not echoed yet (typed offline, or lost with the old connection) go
     // again with the same client_id, which the room-service stores once; those
     // whose echo was in the history were settled by it above.
@@ -92,8 +92,7 @@ export function createProtocol({ store, send, ids, view }) {
   }
 
   function onEvent(room, frame) {
-    const r = view.withScroll(room, () => room.addEvent(frame));
-    if (r.message && !r.own && !view.isSeen(room)) room.unread += 1;
+    view.withScroll(room, () => room.applyLive(frame, { seen: view.isSeen(room) }));
     store.changed(room, "item", "typing");
   }
 
@@ -186,7 +185,7 @@ export function createProtocol({ store, send, ids, view }) {
       room.note(text, "error", detail);
       sendJoin(room);
     } else {
-      const back = SEND_ERRORS.has(frame.code) ? room.pending.dropOldest() : null;
+      const back = SEND_ERRORS.has(frame.code) ? room.takeBackOldest() : null;
       let note = back != null ? `Message not sent: ${text}` : text;
       if (back != null && view.giveBack(room, back)) note += " Your text is back in the message box.";
       room.note(note, "error", detail);
@@ -205,7 +204,7 @@ export function createProtocol({ store, send, ids, view }) {
 
   /** A room in the list, not joined yet (it joins with the next `welcome`, or `enter`). */
   function addRoom(name, username) {
-    const room = new Room(name, username, ids.isOwn);
+    const room = new RoomState(name, username, ids.isOwn, view.messageList(name));
     store.addRoom(room);
     return room;
   }
@@ -230,14 +229,18 @@ export function createProtocol({ store, send, ids, view }) {
 
   // ---- what the person does -----------------------------------------------
 
-  /** Sends `text` to `room`: shown at once as waiting, sent now if joined, else after the next join. */
+  /**
+   * Sends `text` to `room`: shown at once as waiting, sent now if joined,
+   * else after the next join. A send that went starts the typing pace over,
+   * as it does at the gateway: the next keystroke is told at once.
+   */
   function say(room, text) {
     const cid = ids.next();
     view.withScroll(room, () => {
       room.addPending(cid, text);
       return { own: true };
     });
-    if (room.status === "joined") send({ type: "send", room: room.name, text, client_id: cid });
+    if (room.status === "joined" && send({ type: "send", room: room.name, text, client_id: cid })) pace.sent(room.name);
   }
 
   /**

@@ -21,6 +21,7 @@ import {
   showBanner,
   ui,
 } from "./screen.js";
+import { MessageList } from "./messagelist.js";
 import { roomItemEl } from "./view.js";
 
 /** Closer to the bottom than this counts as at the bottom: new messages keep it there. */
@@ -76,7 +77,7 @@ export function follow(store, actions) {
       drawActive();
       return;
     }
-    ui.messages.replaceChildren(room.list);
+    ui.messages.replaceChildren(room.list.el);
     ui.messages.scrollTop = room.scrollTop ?? ui.messages.scrollHeight;
     ui.jumpBtn.hidden = true;
     ui.composer.value = room.draft;
@@ -124,6 +125,8 @@ export function follow(store, actions) {
   });
 
   return {
+    /** The message list a new room draws its lines into (js/roomstate.js). */
+    messageList: (name) => new MessageList(name),
     /** Seen means on screen: the room on screen of a visible tab. */
     isSeen: (room) => room === store.active && !document.hidden,
     membersVisible,

@@ -4,7 +4,7 @@
 
 import { typingText } from "./format.js";
 import { MAX_SHOWN } from "./members.js";
-import { bannerEl } from "./view.js";
+import { bannerEl, memberEl } from "./view.js";
 
 const MAX_BANNERS = 3;
 
@@ -79,7 +79,8 @@ export function renderHeader(active) {
  * and drawn, and a stale mark while presence changes are not all listed.
  */
 export function renderMembers(active) {
-  const { els, more } = active?.memberEls() ?? { els: [], more: 0 };
+  const { rows, more } = active?.memberRows() ?? { rows: [], more: 0 };
+  const els = rows.map((r) => memberEl(r.member, r.own, r.tag));
   ui.members.replaceChildren(...els);
   const stale = Boolean(active?.membersStale);
   ui.membersPanel.dataset.stale = String(stale);

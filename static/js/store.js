@@ -4,7 +4,7 @@
 // subscribe here and redraw what a change names. No DOM, so it runs under
 // Node's test runner (static/test/store.test.js).
 //
-// A room (js/room.js) changes itself as frames arrive: its messages,
+// A room (js/roomstate.js) changes itself as frames arrive: its messages,
 // members, typing people. Whoever changed one says so with
 // `changed(room, ...parts)`, naming what to redraw, because redrawing all
 // of a room for every frame would rebuild a member list of hundreds for

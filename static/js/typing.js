@@ -55,21 +55,24 @@ export class Typists {
 /**
  * How often this tab says it is typing in a room. The gateway passes one
  * `typing` frame per connection and room every 2 s (TYPING_EVERY in
- * gateway/src/session.rs) and drops the rest; the quarter second more
+ * gateway/src/session/mod.rs) and drops the rest; the quarter second more
  * allows for two frames taking unequal time to reach it, which would
  * otherwise bring them closer than 2 s there.
  */
 export const TYPING_EVERY_MS = 2_250;
 
 /**
- * When this tab tells a room it is typing. The wait is counted from the
- * last notice that went, as the gateway counts it, and a send does not
- * restart it: a notice sooner than that after a send is dropped by the
- * gateway, and the next message was typed unseen (issue 12). A keystroke
- * during the wait is not forgotten either: one notice goes when the wait
- * is over, so someone who types a few words right after sending is still
- * shown typing. `notify` sends it, if the person is still at it by then,
- * and returns whether it went.
+ * When this tab tells a room it is typing. Notices go at least `every`
+ * apart, counted from the last one that went, as the gateway counts them.
+ * A send to the room starts that over (`sent`), as an accepted send does
+ * at the gateway (docs/protocol.md, `typing`): the message ends this tab's
+ * typing line in others' views, so the first keystroke after it says so
+ * at once instead of waiting out the rest of the 2.25 s. The notice goes
+ * out after the send on the same connection, so the gateway has always
+ * started over by the time it comes. A keystroke during a wait is not
+ * forgotten: one notice goes when the wait is over, so someone who keeps
+ * typing is still shown typing. `notify` sends it, if the person is still
+ * at it by then, and returns whether it went.
  */
 export class TypingPacer {
   constructor({
@@ -102,6 +105,18 @@ export class TypingPacer {
     this.clearTimer(r.timer);
     r.timer = null;
     if (notify()) r.last = this.now();
+  }
+
+  /**
+   * A message to `room` went out: the next keystroke there is told at once.
+   * A notice held back for the wait is dropped (its text was just sent).
+   */
+  sent(room) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    this.clearTimer(r.timer);
+    r.timer = null;
+    r.last = -Infinity;
   }
 
   /** The tab left `room`: nothing more goes to it. */

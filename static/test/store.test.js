@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 
 import { PARTS, Store } from "../js/store.js";
 
-/** A stand-in for js/room.js's Room: the store only reads these fields. */
+/** A stand-in for js/roomstate.js's RoomState: the store only reads these fields. */
 const room = (name, username = "ada") => ({ name, username, unread: 0 });
 
 /** A store with rooms `names`, and the changes it emits from then on. */

@@ -44,7 +44,7 @@ describe("Typists", () => {
   });
 });
 
-/** The gateway's TYPING_EVERY (gateway/src/session.rs): closer notices are dropped. */
+/** The gateway's TYPING_EVERY (gateway/src/session/mod.rs): closer notices are dropped. */
 const GATEWAY_EVERY_MS = 2_000;
 
 /** A pacer on a clock the test moves, with the notices it sent. */
@@ -100,11 +100,26 @@ describe("TypingPacer", () => {
     assert.ok(at.length >= 3, `typing for 6 s keeps the line up: notices at ${at}`);
   });
 
-  it("issue 12: the first notice after a send is one the gateway passes, and it is not lost", () => {
+  it("issue 12: a send starts the wait over, so the first keystroke after it is told at once", () => {
     const c = pacedClock();
     c.pacer.typed("general", c.notify("general")); // typing the first message: a notice at 0
-    c.to(500); // Enter: the message goes; nothing about typing changes
-    c.to(700); // the next message, a few keys, then a pause
+    c.to(500);
+    c.pacer.sent("general"); // Enter: the message goes, and the gateway starts its 2 s over
+    c.to(700); // the next message, at once
+    c.pacer.typed("general", c.notify("general"));
+    assert.deepEqual(c.sent.map((s) => s.at), [0, 700], "not held back for the rest of the wait");
+    // From there, the usual pace: notices TYPING_EVERY_MS apart.
+    for (let t = 800; t <= 4_000; t += 100) {
+      c.to(t);
+      c.pacer.typed("general", c.notify("general"));
+    }
+    assert.deepEqual(c.sent.map((s) => s.at), [0, 700, 700 + TYPING_EVERY_MS]);
+  });
+
+  it("without a send, a keystroke during the wait is told once, when the wait is over", () => {
+    const c = pacedClock();
+    c.pacer.typed("general", c.notify("general"));
+    c.to(700);
     c.pacer.typed("general", c.notify("general"));
     c.to(900);
     c.pacer.typed("general", c.notify("general"));
@@ -112,6 +127,19 @@ describe("TypingPacer", () => {
     c.to(10_000);
     assert.deepEqual(c.sent.map((s) => s.at), [0, TYPING_EVERY_MS], "one notice when the wait is over");
     assert.ok(c.sent[1].at - c.sent[0].at >= GATEWAY_EVERY_MS);
+  });
+
+  it("a send drops a notice held back for the wait; a send in a room never typed in is nothing", () => {
+    const c = pacedClock();
+    c.pacer.sent("general");
+    c.pacer.typed("general", c.notify("general"));
+    c.to(100);
+    c.pacer.typed("general", c.notify("general"));
+    assert.equal(c.pending(), 1);
+    c.pacer.sent("general");
+    assert.equal(c.pending(), 0);
+    c.to(10_000);
+    assert.deepEqual(c.sent.map((s) => s.at), [0]);
   });
 
   it("sends no held-back notice once the person stopped (sent, emptied the box, switched room)", () => {

@@ -1,11 +1,25 @@
-// One room as this tab sees it: membership state, members, the message list
-// (a detached element swapped into #messages when the room is shown), typing
-// people and messages waiting to be echoed.
+// One room as this tab sees it, as plain data: membership state, members,
+// where to resume from, the messages already shown (by id), live events
+// held while a join is under way, sends waiting for their echo
+// (js/pending.js), who is typing (js/typing.js) and the unread count.
+//
+// No DOM. It decides what the room's message list shows and hands each
+// line, in order, to `list` (js/messagelist.js draws them in the page;
+// test/roomstate.test.js records them). The list has two methods:
+//   add(line)          line is one of
+//                        {type: "day", ts}                       a date separator
+//                        {type: "message", ev, own, cont, tag}   a stored message
+//                        {type: "notice", text, ts, kind, detail} a join/leave notice or a local note
+//                        {type: "pending", cid, username, text}  a send waiting for its echo
+//                      pending lines go at the bottom, every other line just
+//                      above the first pending one, so waiting sends stay last
+//   removePending(cid) the pending line of `cid` goes (its echo came, or it was refused)
 //
 // Messages are deduplicated by their `id`, because a (re)join may send
 // again messages already shown (the last 50 after a resume that could not
-// recover, or live messages held while joining). Join/leave notices come from `presence`
-// frames, which have no id and are never sent twice: they are local lines.
+// recover, or live messages held while joining). Join/leave notices come
+// from `presence` frames, which have no id and are never sent twice: they
+// are local lines.
 //
 // Resuming: the room keeps its `epoch` and the last `seq` it saw, so a join
 // after a reconnect asks for exactly what it missed (docs/protocol.md,
@@ -20,23 +34,29 @@ import { dayKey } from "./format.js";
 import { mergePresence, presenceNotice, shownMembers } from "./members.js";
 import { Pending } from "./pending.js";
 import { Typists } from "./typing.js";
-import { dayEl, el, memberEl, messageEl, noticeEl, pendingEl } from "./view.js";
 
 /** Messages from one person closer together than this share one author line. */
 const GROUP_MS = 5 * 60_000;
 /** Live events held while a join is under way; past this they are dropped (a rejoin's history brings them back). */
-const MAX_EARLY = 1_000;
+export const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
-const MAX_SEEN = 5_000;
+export const MAX_SEEN = 5_000;
 
 /** A `members` request not answered in this long is given up (its reply or error got lost). */
 const MEMBERS_ASK_MS = 10_000;
 
-export class Room {
-  constructor(name, username, isOwnClientId) {
+export class RoomState {
+  /**
+   * @param {string} name the room
+   * @param {string} username this tab's name in it
+   * @param {(cid: string) => boolean} isOwnClientId whether a client id is this tab's (js/clientid.js)
+   * @param {{add(line: object): void, removePending(cid: string): void}} list where the lines go
+   */
+  constructor(name, username, isOwnClientId, list) {
     this.name = name;
     this.username = username;
     this.isOwnClientId = isOwnClientId;
+    this.list = list;
     /** offline (waiting for a connection) | joining | joined */
     this.status = "offline";
     this.memberId = null;
@@ -63,6 +83,7 @@ export class Room {
     /** The `after_seq`/`epoch` the join under way asked to resume from, or null for a first join. */
     this.resumeAsked = null;
     this.early = [];
+    /** Others' messages that came while the room was not being read. */
     this.unread = 0;
     this.joinedOnce = false;
     /** Joins refused in a row (busy or unreachable room-service); 0 once joined. */
@@ -71,8 +92,6 @@ export class Room {
     this.scrollTop = null;
     this.last = null; // {memberId, ts} of the last message line, for grouping
     this.lastDay = null;
-    this.list = el("div", "message-list");
-    this.list.dataset.room = name;
   }
 
   /**
@@ -88,10 +107,13 @@ export class Room {
   /**
    * Apply `joined`: a marker when a resume could not recover everything
    * missed, its history, then "You joined" (or "You rejoined" after a
-   * reconnect). Returns how many others' messages in its history were new
-   * to this tab.
+   * reconnect), then the live events held while joining. Others' messages
+   * in all that which were new to this tab count as unread, unless this is
+   * the first `joined` (its history is context, not news) or the room is
+   * being read (`seen`). Returns how many such messages there were.
    */
-  applyJoined(frame) {
+  applyJoined(frame, { seen = false } = {}) {
+    const firstTime = !this.joinedOnce;
     this.status = "joined";
     this.memberId = frame.member_id;
     this.ownIds.add(frame.member_id);
@@ -103,7 +125,7 @@ export class Room {
     this.typing.clear();
     // Only a tab that saw messages here can have missed some.
     if (this.resumeAsked && frame.recovered !== true && this.seen.size > 0) {
-      this.append(noticeEl("Earlier messages may be missing", { ts: Date.now(), kind: "gap" }), Date.now());
+      this.append({ type: "notice", text: "Earlier messages may be missing", ts: Date.now(), kind: "gap" });
       this.last = null;
     }
     this.resumeAsked = null;
@@ -115,10 +137,24 @@ export class Room {
       const r = this.addEvent(ev);
       if (r.message && !r.own) fresh += 1;
     }
-    this.append(noticeEl(this.joinedOnce ? "You rejoined" : "You joined", { ts: Date.now(), kind: "join" }), Date.now());
+    const now = Date.now();
+    this.append({ type: "notice", text: this.joinedOnce ? "You rejoined" : "You joined", ts: now, kind: "join" });
     this.last = null;
     this.joinedOnce = true;
+    fresh += this.releaseEarly();
+    if (!firstTime && !seen) this.unread += fresh;
     return fresh;
+  }
+
+  /**
+   * A live `message` in a joined room: shown unless it was already, and
+   * counted as unread when it is someone else's and the room is not being
+   * read (`seen`). Returns {added, message, own}.
+   */
+  applyLive(ev, { seen = false } = {}) {
+    const r = this.addEvent(ev);
+    if (r.message && !r.own && !seen) this.unread += 1;
+    return r;
   }
 
   /**
@@ -132,8 +168,7 @@ export class Room {
     if (partial) this.membersStale = true;
     const notice = presenceNotice(frame, this.ownIds);
     if (!notice) return { added: false, partial };
-    const now = Date.now();
-    this.append(noticeEl(notice.text, { ts: now, kind: notice.kind }), now);
+    this.append({ type: "notice", text: notice.text, ts: Date.now(), kind: notice.kind });
     this.last = null;
     return { added: true, partial };
   }
@@ -232,7 +267,8 @@ export class Room {
 
   addMessage(ev) {
     const own = this.isOwn(ev);
-    this.pending.settle(ev.client_id);
+    // Its echo: the stored message takes the waiting line's place.
+    if (this.pending.settle(ev.client_id)) this.list.removePending(ev.client_id);
     this.typing.delete(ev.member_id);
     const cont =
       this.last != null &&
@@ -240,36 +276,40 @@ export class Room {
       this.last.memberId === ev.member_id &&
       ev.ts - this.last.ts < GROUP_MS &&
       dayKey(ev.ts) === this.lastDay;
-    this.append(messageEl(ev, { own, cont, tag: this.tagFor(ev.member_id, ev.username) }), ev.ts);
+    this.append({ type: "message", ev, own, cont, tag: this.tagFor(ev.member_id, ev.username) }, ev.ts);
     this.last = { memberId: ev.member_id, ts: ev.ts };
     return { added: true, message: true, own };
   }
 
-  /** Append before any pending messages, which always stay at the bottom. */
-  append(node, ts) {
+  /** Add a stored line (above any pending ones), after a date separator when its day is new. */
+  append(line, ts = line.ts) {
     const key = dayKey(ts);
-    const before = this.pending.firstEl();
     if (key !== this.lastDay) {
       this.lastDay = key;
-      this.list.insertBefore(dayEl(ts), before);
+      this.list.add({ type: "day", ts });
       this.last = null;
     }
-    this.list.insertBefore(node, before);
+    this.list.add(line);
   }
 
   /** A local note (errors, hints): not an event, no id. */
   note(text, kind = "info", detail = "") {
-    const line = noticeEl(text, { ts: Date.now(), kind });
-    if (detail) line.title = detail;
-    this.list.insertBefore(line, this.pending.firstEl());
+    this.list.add({ type: "notice", text, ts: Date.now(), kind, detail });
     this.last = null;
   }
 
   /** A send shown at once, at the bottom, until its echo comes (js/pending.js). */
   addPending(cid, text) {
-    const node = pendingEl(cid, this.username, text);
-    this.pending.add(cid, text, node);
-    this.list.append(node);
+    this.pending.add(cid, text);
+    this.list.add({ type: "pending", cid, username: this.username, text });
+  }
+
+  /** Take back the oldest waiting send (the room refused it); its text, or null when none waits. */
+  takeBackOldest() {
+    const p = this.pending.dropOldest();
+    if (!p) return null;
+    this.list.removePending(p.cid);
+    return p.text;
   }
 
   remember(id) {
@@ -288,8 +328,11 @@ export class Room {
     return this.typing.names(now);
   }
 
-  /** The member list items to draw (a bounded slice) and how many members that leaves out. */
-  memberEls() {
+  /**
+   * The member list to draw (a bounded slice), each as {member, own, tag},
+   * and how many members that leaves out.
+   */
+  memberRows() {
     const { shown, more } = shownMembers(this.members, this.memberCount);
     // Names that read alike get a mark each; counted once, not per item.
     const alike = new Map();
@@ -298,7 +341,7 @@ export class Room {
       alike.set(key, (alike.get(key) ?? 0) + 1);
     }
     const tag = (m) => (alike.get(foldName(m.username ?? "")) > 1 ? `#${shortId(m.member_id)}` : "");
-    return { els: shown.map((m) => memberEl(m, m.member_id === this.memberId, tag(m))), more };
+    return { rows: shown.map((m) => ({ member: m, own: m.member_id === this.memberId, tag: tag(m) })), more };
   }
 
   /**

@@ -1,0 +1,54 @@
+// One room's message list in the page: a detached element (swapped into
+// #messages when the room is shown, js/render.js) that draws the lines its
+// room's state decides (js/roomstate.js), with the builders of js/view.js.
+// It decides nothing: what a line says, whether it groups with the one
+// before, where a date goes, all come with the line.
+
+import { dayEl, el, messageEl, noticeEl, pendingEl } from "./view.js";
+
+export class MessageList {
+  constructor(room) {
+    this.el = el("div", "message-list");
+    this.el.dataset.room = room;
+    /** client_id → its pending line, oldest first (a Map keeps the order). */
+    this.pending = new Map();
+  }
+
+  /** Draws `line`: a pending one at the bottom, any other just above the first pending one. */
+  add(line) {
+    if (line.type === "pending") {
+      const node = pendingEl(line.cid, line.username, line.text);
+      this.pending.set(line.cid, node);
+      this.el.append(node);
+      return;
+    }
+    this.el.insertBefore(draw(line), this.firstPending());
+  }
+
+  removePending(cid) {
+    this.pending.get(cid)?.remove();
+    this.pending.delete(cid);
+  }
+
+  firstPending() {
+    for (const node of this.pending.values()) return node;
+    return null;
+  }
+}
+
+/** The element for a stored line (day, message or notice). */
+function draw(line) {
+  switch (line.type) {
+    case "day":
+      return dayEl(line.ts);
+    case "message":
+      return messageEl(line.ev, line);
+    case "notice": {
+      const node = noticeEl(line.text, { ts: line.ts, kind: line.kind });
+      if (line.detail) node.title = line.detail;
+      return node;
+    }
+    default:
+      throw new Error(`a message list has no line of type ${line.type}`);
+  }
+}
