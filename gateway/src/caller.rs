@@ -2,6 +2,7 @@
 //! gave (if tokens are in force) and its rate-limit buckets. Built at the
 //! upgrade, handed to the session, asked before each `join` and `send`.
 
+use chat_proto::ErrorCode;
 use chat_proto::{RoomName, Username};
 
 use crate::auth::Identity;
@@ -33,7 +34,7 @@ impl Caller {
             && !rooms.iter().any(|r| *r == **room)
         {
             return Err(Refusal::new(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!(
                     "your token does not let you into room {room:?}; it allows: {}",
                     if rooms.is_empty() { "no room".to_owned() } else { rooms.join(", ") }
@@ -42,7 +43,8 @@ impl Caller {
             .in_room(room));
         }
         Username::try_from(identity.name.as_str()).map_err(|e| {
-            Refusal::new("bad_username", format!("the name in your token is not allowed: {}", e.message)).in_room(room)
+            Refusal::new(ErrorCode::BadUsername, format!("the name in your token is not allowed: {}", e.message))
+                .in_room(room)
         })
     }
 
@@ -68,7 +70,7 @@ mod tests {
     }
 
     /// Joins `room` as `caller`, asking for `name`: the name it gets.
-    fn join(caller: &Caller, room: &str, name: &str) -> Result<String, &'static str> {
+    fn join(caller: &Caller, room: &str, name: &str) -> Result<String, ErrorCode> {
         let room = RoomName::try_from(room).expect("a valid room name");
         caller.join(&room, name).map(String::from).map_err(|refusal| refusal.code)
     }
@@ -77,7 +79,7 @@ mod tests {
     fn the_token_names_the_member_and_picks_the_rooms() {
         let caller = with_token("Ada", Some(&["general"]));
         assert_eq!(join(&caller, "general", "mallory"), Ok("Ada".to_owned()));
-        assert_eq!(join(&caller, "dev", "Ada"), Err("forbidden"));
+        assert_eq!(join(&caller, "dev", "Ada"), Err(ErrorCode::Forbidden));
         assert_eq!(join(&with_token("Ada", None), "anything", "x"), Ok("Ada".to_owned()));
     }
 
@@ -85,6 +87,6 @@ mod tests {
     fn without_a_token_the_frame_names_the_member_under_the_rules() {
         let caller = Caller::anonymous();
         assert_eq!(join(&caller, "general", " bob "), Ok("bob".to_owned()));
-        assert_eq!(join(&caller, "general", "System"), Err("bad_username"));
+        assert_eq!(join(&caller, "general", "System"), Err(ErrorCode::BadUsername));
     }
 }

@@ -21,23 +21,73 @@ use futures_util::{Stream, StreamExt};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 
-use crate::frame::close;
+/// Every close code the gateway sends, with the reason it gives
+/// (`docs/protocol.md`, "Close codes", tables them; a test checks both agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1002: a frame broke the WebSocket protocol.
+    ProtocolError,
+    /// 1007: a text frame was not UTF-8.
+    InvalidUtf8,
+    /// 1009: a frame over [`crate::limits::MAX_FRAME_BYTES`].
+    TooBig,
+    /// 1012: the gateway is draining (after a `reconnect` frame).
+    Restart,
+    /// 4008: [`crate::limits::QUEUE_FRAMES`] frames were waiting to be written.
+    SlowConsumer,
+    /// 4009: the session was resumed on another connection; this one is done.
+    SessionMoved,
+    /// 4010: nothing heard from the browser (no frame, no pong) for 2 × `PING_SECS`.
+    Timeout,
+}
 
-/// Close codes for frames that break the WebSocket protocol.
-pub const PROTOCOL_ERROR: u16 = 1002;
-pub const INVALID_UTF8: u16 = 1007;
+impl CloseCode {
+    pub const ALL: [CloseCode; 7] = [
+        Self::ProtocolError,
+        Self::InvalidUtf8,
+        Self::TooBig,
+        Self::Restart,
+        Self::SlowConsumer,
+        Self::SessionMoved,
+        Self::Timeout,
+    ];
 
-/// The close code and reason for a failed socket read; `None` when the
-/// browser is simply gone (nothing to say, nobody to say it to).
-pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option<(u16, &'static str)> {
+    /// The number on the wire.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::ProtocolError => 1002,
+            Self::InvalidUtf8 => 1007,
+            Self::TooBig => 1009,
+            Self::Restart => 1012,
+            Self::SlowConsumer => 4008,
+            Self::SessionMoved => 4009,
+            Self::Timeout => 4010,
+        }
+    }
+
+    /// The reason the Close frame carries, for a person reading it.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::ProtocolError => "WebSocket protocol violation: send JSON text frames",
+            Self::InvalidUtf8 => "text frame is not valid UTF-8",
+            Self::TooBig => "frame over 64 KiB",
+            Self::Restart => "gateway restarting: reconnect",
+            Self::SlowConsumer => "slow consumer: too many frames waiting",
+            Self::SessionMoved => "session resumed on another connection",
+            Self::Timeout => "timeout: nothing heard for 2 × PING_SECS",
+        }
+    }
+}
+
+/// The close code for a failed socket read; `None` when the browser is
+/// simply gone (nothing to say, nobody to say it to).
+pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode> {
     let ws = std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<WsError>())?;
     match ws {
-        WsError::Utf8(_) => Some((INVALID_UTF8, "text frame is not valid UTF-8")),
-        WsError::Capacity(_) => Some((close::TOO_BIG, "frame over 64 KiB")),
+        WsError::Utf8(_) => Some(CloseCode::InvalidUtf8),
+        WsError::Capacity(_) => Some(CloseCode::TooBig),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(_) | WsError::AttackAttempt => {
-            Some((PROTOCOL_ERROR, "WebSocket protocol violation: send JSON text frames"))
-        }
+        WsError::Protocol(_) | WsError::AttackAttempt => Some(CloseCode::ProtocolError),
         _ => None,
     }
 }
@@ -110,7 +160,24 @@ mod tests {
             let text = error.to_string();
             // As the session sees it: wrapped in axum's error.
             let wrapped = axum::Error::new(error);
-            assert_eq!(close_for_read_error(&wrapped).map(|(c, _)| c), code, "{text}");
+            assert_eq!(close_for_read_error(&wrapped).map(CloseCode::code), code, "{text}");
         }
+    }
+
+    #[test]
+    fn the_protocol_doc_tables_exactly_the_close_codes_we_send() {
+        let doc = include_str!("../../docs/protocol.md");
+        let section = doc.split("## Close codes").nth(1).expect("docs/protocol.md has a Close codes section");
+        let mut documented: Vec<u16> = section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|row| row.split('|').nth(1)?.trim().parse().ok())
+            .filter(|&code| code != 1000) // a browser's own normal close
+            .collect();
+        let mut ours: Vec<u16> = CloseCode::ALL.iter().map(|c| c.code()).collect();
+        documented.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(documented, ours);
     }
 }

@@ -6,6 +6,7 @@
 //! room's feed, and the same bytes go to every local browser.
 
 use axum::extract::ws::Utf8Bytes;
+use chat_proto::ErrorCode;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, RoomEvent};
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,7 @@ impl ClientFrame {
 /// a person, and the room the refused frame named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub room: Option<String>,
     /// For `unavailable` (a busy room-service) and `rate_limited`: when
@@ -73,7 +74,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), room: None, retry_after_ms: None }
     }
 
@@ -97,8 +98,8 @@ impl From<chat_proto::names::Invalid> for Refusal {
 
 /// Parses one text frame from a browser.
 pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Refusal::new("bad_json", format!("frame is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}")))?;
     let room = value.get("room").and_then(|r| r.as_str()).map(str::to_owned);
     let with_room = |refusal: Refusal| match &room {
         Some(room) => refusal.in_room(room),
@@ -108,19 +109,19 @@ pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
         Some(kind) if CLIENT_TYPES.contains(&kind) => {}
         Some(kind) => {
             return Err(with_room(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 format!("unknown frame type {:?}: use one of {}", shorten(kind), CLIENT_TYPES.join(", ")),
             )));
         }
         None => {
             return Err(with_room(Refusal::new(
-                "unknown_type",
+                ErrorCode::UnknownType,
                 format!("frame has no \"type\" string: use one of {}", CLIENT_TYPES.join(", ")),
             )));
         }
     }
     serde_json::from_value(value)
-        .map_err(|e| with_room(Refusal::new("bad_json", format!("frame fields are wrong: {e}"))))
+        .map_err(|e| with_room(Refusal::new(ErrorCode::BadJson, format!("frame fields are wrong: {e}"))))
 }
 
 fn shorten(s: &str) -> String {
@@ -268,53 +269,42 @@ pub struct Limits {
 /// Serialises a frame; these types always serialise.
 pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_else(|e| {
-        format!(r#"{{"type":"error","code":"internal","message":"could not encode a frame: {e}"}}"#)
+        format!(r#"{{"type":"error","code":"{}","message":"could not encode a frame: {e}"}}"#, ErrorCode::Internal)
     }))
 }
 
 pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
     encode(&ServerFrame::Error {
-        code: refusal.code,
+        code: refusal.code.as_str(),
         message: &refusal.message,
         room: refusal.room.as_deref(),
         retry_after_ms: refusal.retry_after_ms,
     })
 }
 
-/// WebSocket close codes the protocol doc lists.
-pub mod close {
-    pub const TOO_BIG: u16 = 1009;
-    pub const RESTART: u16 = 1012;
-    pub const SLOW_CONSUMER: u16 = 4008;
-    /// The session was resumed on another connection; this one is done.
-    pub const SESSION_MOVED: u16 = 4009;
-    /// Nothing heard from the browser (no frame, no pong) for 2 × `PING_SECS`.
-    pub const TIMEOUT: u16 = 4010;
-}
-
 /// The refusal for a room-service that could not be reached.
 pub fn unavailable(room: &str) -> Refusal {
-    Refusal::new("unavailable", "no room-service could be reached; try again in a moment").in_room(room)
+    Refusal::new(ErrorCode::Unavailable, "no room-service could be reached; try again in a moment").in_room(room)
 }
 
 /// The refusal a browser gets for a failed room-service call.
 pub fn refusal_of(status: &Status, room: &str) -> Refusal {
     match status.code() {
-        Code::FailedPrecondition => Refusal::new("not_joined", status.message().to_owned()).in_room(room),
-        Code::InvalidArgument => Refusal::new("bad_request", status.message().to_owned()).in_room(room),
+        Code::FailedPrecondition => Refusal::new(ErrorCode::NotJoined, status.message().to_owned()).in_room(room),
+        Code::InvalidArgument => Refusal::new(ErrorCode::BadRequest, status.message().to_owned()).in_room(room),
         _ if crate::upstream::is_busy(status) => {
             let wait = crate::upstream::retry_after(status);
             tracing::debug!(room, message = status.message(), "room-service busy");
             Refusal {
                 retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
-                ..Refusal::new("unavailable", "the room-service is busy; try again in a moment").in_room(room)
+                ..Refusal::new(ErrorCode::Unavailable, "the room-service is busy; try again in a moment").in_room(room)
             }
         }
         code if crate::upstream::is_unreachable(status) => {
             tracing::warn!(room, ?code, message = status.message(), "room-service call failed");
             unavailable(room)
         }
-        _ => Refusal::new("internal", format!("the room-service failed: {}", status.message())).in_room(room),
+        _ => Refusal::new(ErrorCode::Internal, format!("the room-service failed: {}", status.message())).in_room(room),
     }
 }
 
@@ -326,13 +316,13 @@ mod tests {
     #[test]
     fn each_bad_frame_gets_its_own_code() {
         let cases = [
-            ("not json", "bad_json"),
-            ("[1,2]", "unknown_type"),
-            (r#"{"room":"x"}"#, "unknown_type"),
-            (r#"{"type":"dance"}"#, "unknown_type"),
-            (r#"{"type":7}"#, "unknown_type"),
-            (r#"{"type":"join","room":"x"}"#, "bad_json"),
-            (r#"{"type":"send","room":"x","text":5}"#, "bad_json"),
+            ("not json", ErrorCode::BadJson),
+            ("[1,2]", ErrorCode::UnknownType),
+            (r#"{"room":"x"}"#, ErrorCode::UnknownType),
+            (r#"{"type":"dance"}"#, ErrorCode::UnknownType),
+            (r#"{"type":7}"#, ErrorCode::UnknownType),
+            (r#"{"type":"join","room":"x"}"#, ErrorCode::BadJson),
+            (r#"{"type":"send","room":"x","text":5}"#, ErrorCode::BadJson),
         ];
         for (input, code) in cases {
             assert_eq!(parse(input).map_err(|r| r.code), Err(code), "input {input}");

@@ -5,6 +5,7 @@
 //! the message path; counters with a label per frame type or error code
 //! are looked up when counted (a map lookup, on paths that are not hot).
 
+use chat_proto::ErrorCode;
 use std::time::Duration;
 
 use chat_runtime::metrics::Registry;
@@ -83,8 +84,8 @@ impl GatewayMetrics {
     }
 
     /// An error frame with `code` went out.
-    pub fn error_sent(&self, code: &'static str) {
-        self.registry.counter(ERRORS, &[("code", code)], ERRORS_HELP).increment(1);
+    pub fn error_sent(&self, code: ErrorCode) {
+        self.registry.counter(ERRORS, &[("code", code.as_str())], ERRORS_HELP).increment(1);
     }
 
     /// A resuming join was answered; `recovered`: with everything missed.

@@ -3,6 +3,7 @@
 //! per second. A frame over its limit gets `error` `rate_limited` with
 //! `retry_after_ms`; nothing is stored and the connection stays.
 
+use chat_proto::ErrorCode;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -68,7 +69,7 @@ fn take(limiter: Option<&DefaultDirectRateLimiter>, room: &str, what: &str) -> R
         // Rounded up, so a client that waits exactly this long gets through.
         let ms = u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX).max(1);
         Refusal::new(
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!("too many {what} from this connection: wait {ms} ms before sending again; this one was not sent"),
         )
         .in_room(room)
@@ -87,7 +88,7 @@ mod tests {
             assert!(limits.send("general").is_ok(), "message {i} is within the burst");
         }
         let refusal = limits.send("general").expect_err("over the burst");
-        assert_eq!(refusal.code, "rate_limited");
+        assert_eq!(refusal.code, ErrorCode::RateLimited);
         assert_eq!(refusal.room.as_deref(), Some("general"));
         let wait = refusal.retry_after_ms.expect("says how long to wait");
         assert!((1..=1000).contains(&wait), "{wait} ms");
@@ -101,6 +102,6 @@ mod tests {
         }
         let limits = Rates::new(0, 0).for_connection();
         assert!((0..JOIN_BURST).all(|_| limits.join("r").is_ok()));
-        assert_eq!(limits.join("r").map_err(|r| r.code), Err("rate_limited"));
+        assert_eq!(limits.join("r").map_err(|r| r.code), Err(ErrorCode::RateLimited));
     }
 }

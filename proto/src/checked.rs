@@ -116,11 +116,11 @@ mod tests {
     #[test]
     fn each_type_holds_only_what_its_rule_allows() {
         assert_eq!(RoomName::try_from("general").map(String::from), Ok("general".to_owned()));
-        assert_eq!(RoomName::try_from("no spaces").map_err(|e| e.code), Err("bad_room"));
+        assert_eq!(RoomName::try_from("no spaces").map_err(|e| e.code), Err(crate::ErrorCode::BadRoom));
         assert_eq!(Username::try_from("  ada ").map(String::from), Ok("ada".to_owned()), "trimmed");
-        assert_eq!(Username::try_from("sуstem").map_err(|e| e.code), Err("bad_username"), "look-alike");
+        assert_eq!(Username::try_from("sуstem").map_err(|e| e.code), Err(crate::ErrorCode::BadUsername), "look-alike");
         assert_eq!(MemberId::try_from("5f3a9c1e").map(String::from), Ok("5f3a9c1e".to_owned()));
-        assert_eq!(MemberId::try_from("").map_err(|e| e.code), Err("bad_member_id"));
+        assert_eq!(MemberId::try_from("").map_err(|e| e.code), Err(crate::ErrorCode::BadMemberId));
     }
 
     #[test]

@@ -13,10 +13,12 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
 
 pub mod checked;
+pub mod codes;
 pub mod limits;
 pub mod names;
 
 pub use checked::{MemberId, RoomName, Username};
+pub use codes::{ErrorCode, LeaveReason};
 
 /// Subscribe response header: the room's epoch when the stream started.
 pub const EPOCH_HEADER: &str = "room-epoch";

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::ErrorCode;
+
 /// A room name is 1 to this many characters of `[A-Za-z0-9_.-]`.
 pub const MAX_ROOM_CHARS: usize = 64;
 /// A username is 1 to this many characters after trimming.
@@ -18,8 +20,8 @@ pub const MAX_MEMBER_ID_CHARS: usize = 128;
 /// Which rule a value broke, with the words to show a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    /// A short machine-readable code, e.g. `bad_room`.
-    pub code: &'static str,
+    /// What kind of value was refused, e.g. [`ErrorCode::BadRoom`].
+    pub code: ErrorCode,
     /// What was wrong and what would be accepted.
     pub message: String,
 }
@@ -32,7 +34,7 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-fn invalid(code: &'static str, message: String) -> Invalid {
+fn invalid(code: ErrorCode, message: String) -> Invalid {
     Invalid { code, message }
 }
 
@@ -44,7 +46,7 @@ pub fn check_room(room: &str) -> Result<(), Invalid> {
         Ok(())
     } else {
         Err(invalid(
-            "bad_room",
+            ErrorCode::BadRoom,
             format!(
                 "room name {:?} is not allowed: use 1 to {MAX_ROOM_CHARS} characters of letters, digits, '_', '.' or '-'",
                 shorten(room)
@@ -73,23 +75,23 @@ pub fn check_username(username: &str) -> Result<String, Invalid> {
     let name: String = username.trim().nfc().collect();
     let chars = name.chars().count();
     if name.is_empty() {
-        return Err(invalid("bad_username", "username is empty: choose a name of 1 to 32 characters".into()));
+        return Err(invalid(ErrorCode::BadUsername, "username is empty: choose a name of 1 to 32 characters".into()));
     }
     if chars > MAX_USERNAME_CHARS {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             format!("username is {chars} characters long: at most {MAX_USERNAME_CHARS} are allowed"),
         ));
     }
     if name.chars().any(char::is_control) {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             "username contains control characters (newlines, tabs and the like): use letters, digits and spaces".into(),
         ));
     }
     if name.chars().any(is_bidi_control) {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             "username contains right-to-left or left-to-right control characters, which can make a name read as \
              another: remove them"
                 .into(),
@@ -97,22 +99,22 @@ pub fn check_username(username: &str) -> Result<String, Invalid> {
     }
     if name.chars().any(is_invisible) {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             "username contains zero-width or invisible characters: use only characters that show".into(),
         ));
     }
     if name.chars().all(is_blank) {
-        return Err(invalid("bad_username", "username shows nothing: use letters or digits".into()));
+        return Err(invalid(ErrorCode::BadUsername, "username shows nothing: use letters or digits".into()));
     }
     if skeleton(&name) == OPERATOR_NAME {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             format!("{OPERATOR_NAME:?} is the name of operator messages and cannot be taken: choose another name"),
         ));
     }
     if mixes_lookalike_scripts(&name) {
         return Err(invalid(
-            "bad_username",
+            ErrorCode::BadUsername,
             "username mixes Latin letters with Cyrillic or Greek ones, which can look the same: use one alphabet"
                 .into(),
         ));
@@ -218,11 +220,11 @@ fn mixes_lookalike_scripts(name: &str) -> bool {
 /// Checks a message text: 1–4096 bytes, not only white space.
 pub fn check_text(text: &str) -> Result<(), Invalid> {
     if text.trim().is_empty() {
-        return Err(invalid("empty_text", "message text is empty".into()));
+        return Err(invalid(ErrorCode::EmptyText, "message text is empty".into()));
     }
     if text.len() > MAX_TEXT_BYTES {
         return Err(invalid(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             format!("message text is {} bytes: at most {MAX_TEXT_BYTES} bytes are allowed", text.len()),
         ));
     }
@@ -232,7 +234,10 @@ pub fn check_text(text: &str) -> Result<(), Invalid> {
 /// Checks an optional client message id: at most 64 characters.
 pub fn check_client_id(client_id: &str) -> Result<(), Invalid> {
     if client_id.chars().count() > MAX_CLIENT_ID_CHARS {
-        return Err(invalid("bad_client_id", format!("client_id is longer than {MAX_CLIENT_ID_CHARS} characters")));
+        return Err(invalid(
+            ErrorCode::BadClientId,
+            format!("client_id is longer than {MAX_CLIENT_ID_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -245,7 +250,7 @@ pub fn check_member_id(member_id: &str) -> Result<(), Invalid> {
         || member_id.chars().any(char::is_control)
     {
         return Err(invalid(
-            "bad_member_id",
+            ErrorCode::BadMemberId,
             format!(
                 "member_id {:?} is not allowed: use 1 to {MAX_MEMBER_ID_CHARS} printable characters",
                 shorten(member_id)
@@ -292,7 +297,7 @@ mod tests {
         assert_eq!(check_username("  ada  "), Ok("ada".to_owned()));
         assert_eq!(check_username(&"é".repeat(32)).map(|n| n.len()), Ok(64));
         for bad in ["", "   ", "a\nb", &"x".repeat(33)] {
-            assert_eq!(check_username(bad).map_err(|e| e.code), Err("bad_username"), "{bad:?}");
+            assert_eq!(check_username(bad).map_err(|e| e.code), Err(ErrorCode::BadUsername), "{bad:?}");
         }
     }
 
@@ -319,7 +324,7 @@ mod tests {
         ];
         for (name, words) in cases {
             let err = check_username(name).expect_err(name);
-            assert_eq!(err.code, "bad_username", "{name:?}");
+            assert_eq!(err.code, ErrorCode::BadUsername, "{name:?}");
             assert!(err.message.contains(words), "{name:?}: {:?} should say {words:?}", err.message);
         }
     }
@@ -378,8 +383,8 @@ mod tests {
     fn texts() {
         assert!(check_text("hi").is_ok());
         assert!(check_text(&"x".repeat(4096)).is_ok());
-        assert_eq!(check_text(" \n").map_err(|e| e.code), Err("empty_text"));
-        assert_eq!(check_text(&"x".repeat(4097)).map_err(|e| e.code), Err("text_too_long"));
+        assert_eq!(check_text(" \n").map_err(|e| e.code), Err(ErrorCode::EmptyText));
+        assert_eq!(check_text(&"x".repeat(4097)).map_err(|e| e.code), Err(ErrorCode::TextTooLong));
     }
 
     #[test]

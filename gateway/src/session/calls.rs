@@ -1,6 +1,7 @@
 //! The room-service calls a session makes, one in flight at a time, and
 //! what their answers send back to the browser.
 
+use chat_proto::{ErrorCode, LeaveReason};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,7 +75,7 @@ impl Session {
             Some((name, Room::Joined { .. })) => Arc::clone(name),
             _ => {
                 return Err(Refusal::new(
-                    "not_joined",
+                    ErrorCode::NotJoined,
                     format!(
                         "you have not joined room {room:?}; send {{\"type\":\"join\",\"room\":{room:?},\"username\":\"…\"}} first"
                     ),
@@ -82,7 +83,7 @@ impl Session {
                 .in_room(room));
             }
         };
-        let state = self.rooms.get_mut(room).ok_or_else(|| Refusal::new("not_joined", "not in the room"))?;
+        let state = self.rooms.get_mut(room).ok_or_else(|| Refusal::new(ErrorCode::NotJoined, "not in the room"))?;
         Ok((name, state))
     }
 
@@ -100,7 +101,7 @@ impl Session {
             (Some(after_seq), Some(epoch)) if epoch.len() <= MAX_EPOCH_BYTES => Some((after_seq, epoch)),
             _ => {
                 return Err(Refusal::new(
-                    "bad_json",
+                    ErrorCode::BadJson,
                     format!("give both after_seq and epoch (an epoch of at most {MAX_EPOCH_BYTES} bytes) to resume, or neither"),
                 )
                 .in_room(&room));
@@ -110,11 +111,13 @@ impl Session {
         // or the requested one checked.
         let username: Arc<str> = Arc::from(self.caller.join(&room, username)?.as_str());
         if self.rooms.contains_key(room.as_str()) {
-            return Err(Refusal::new("already_joined", format!("you are already in room {room:?}")).in_room(&room));
+            return Err(
+                Refusal::new(ErrorCode::AlreadyJoined, format!("you are already in room {room:?}")).in_room(&room)
+            );
         }
         if self.rooms.len() >= MAX_ROOMS {
             return Err(Refusal::new(
-                "too_many_rooms",
+                ErrorCode::TooManyRooms,
                 format!("one connection may be in at most {MAX_ROOMS} rooms; leave one first"),
             )
             .in_room(&room));
@@ -162,7 +165,7 @@ impl Session {
         let request = LeaveRequest {
             room: room.to_string(),
             member_id: self.member_id.to_string(),
-            reason: "left".into(),
+            reason: LeaveReason::Left.as_str().into(),
             connection: self.connection.to_string(),
             grace_ms: 0,
         };

@@ -4,8 +4,9 @@
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::FutureExt;
 
-use crate::frame::close;
+use chat_proto::LeaveReason;
 
+use crate::closing::CloseCode;
 use crate::limits::{CLOSE_WAIT, WRITE_STALL};
 
 /// How the session ended: the close frame to send, and how it leaves its rooms.
@@ -15,13 +16,14 @@ pub(super) enum End {
     /// The browser vanished (the socket failed) or stopped reading: nothing
     /// can be sent; it may come back.
     Gone,
-    Close(u16, &'static str),
+    /// Closed with this code.
+    Close(CloseCode),
 }
 
 /// How a session that ended leaves its rooms.
 pub(super) enum Departure {
     /// At once, for this reason.
-    Now(&'static str),
+    Now(LeaveReason),
     /// After the resume grace, unless its session resumes on another connection.
     Grace,
     /// Not at all: another connection holds its session now.
@@ -34,22 +36,24 @@ impl End {
         match self {
             End::Closed => "closed",
             End::Gone => "gone",
-            End::Close(close::SLOW_CONSUMER, _) => "slow_consumer",
-            End::Close(close::RESTART, _) => "drained",
-            End::Close(close::SESSION_MOVED, _) => "session_moved",
-            End::Close(close::TIMEOUT, _) => "timeout",
-            End::Close(..) => "protocol_error",
+            End::Close(CloseCode::SlowConsumer) => "slow_consumer",
+            End::Close(CloseCode::Restart) => "drained",
+            End::Close(CloseCode::SessionMoved) => "session_moved",
+            End::Close(CloseCode::Timeout) => "timeout",
+            End::Close(CloseCode::ProtocolError | CloseCode::InvalidUtf8 | CloseCode::TooBig) => "protocol_error",
         }
     }
 
     pub(super) fn departure(&self) -> Departure {
         match self {
-            End::Closed => Departure::Now("disconnected"),
+            End::Closed => Departure::Now(LeaveReason::Disconnected),
             End::Gone => Departure::Grace,
-            End::Close(close::SLOW_CONSUMER | close::RESTART, _) => Departure::Grace,
-            End::Close(close::SESSION_MOVED, _) => Departure::Stay,
-            End::Close(close::TIMEOUT, _) => Departure::Now("timeout"),
-            End::Close(..) => Departure::Now("disconnected"),
+            End::Close(CloseCode::SlowConsumer | CloseCode::Restart) => Departure::Grace,
+            End::Close(CloseCode::SessionMoved) => Departure::Stay,
+            End::Close(CloseCode::Timeout) => Departure::Now(LeaveReason::Timeout),
+            End::Close(CloseCode::ProtocolError | CloseCode::InvalidUtf8 | CloseCode::TooBig) => {
+                Departure::Now(LeaveReason::Disconnected)
+            }
         }
     }
 }
@@ -79,7 +83,7 @@ pub(super) fn stalled(conn: u64) -> End {
 pub(super) fn read_failed(conn: u64, error: &axum::Error) -> End {
     tracing::debug!(conn, %error, "socket read failed");
     match crate::closing::close_for_read_error(error) {
-        Some((code, reason)) => End::Close(code, reason),
+        Some(code) => End::Close(code),
         None => End::Gone,
     }
 }
@@ -89,8 +93,8 @@ pub(super) fn read_failed(conn: u64, error: &axum::Error) -> End {
 /// exit right after a drain) can reset the connection before our last
 /// frames leave, and the browser would see 1006 instead of the reconnect
 /// notice.
-pub(super) async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+pub(super) async fn close(mut socket: WebSocket, code: CloseCode) {
+    let close = Message::Close(Some(CloseFrame { code: code.code(), reason: Utf8Bytes::from_static(code.reason()) }));
     if socket.send(close).await.is_ok() {
         crate::closing::await_close(&mut socket, CLOSE_WAIT, |m| matches!(m, Message::Close(_))).await;
     }

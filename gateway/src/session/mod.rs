@@ -24,6 +24,7 @@
 //! ([`Liveness`]); a write that makes no progress for [`WRITE_STALL`] ends
 //! the connection instead of holding it.
 
+use chat_proto::{ErrorCode, LeaveReason};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,8 +37,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::caller::Caller;
+use crate::closing::CloseCode;
 use crate::feed::Delivery;
-use crate::frame::{self, ClientFrame, Limits, Refusal, ServerFrame, close};
+use crate::frame::{self, ClientFrame, Limits, Refusal, ServerFrame};
 use crate::hub::Hub;
 use crate::limits::{MAX_ROOMS, QUEUE_FRAMES, WRITE_STALL, frame_fits};
 use crate::liveness::{Due, Liveness};
@@ -143,8 +145,8 @@ pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: 
     let end = session.run(&mut socket, &mut deliveries).await;
     session.shared.metrics.session_ended(end.how());
     session.leave_all(end.departure());
-    if let End::Close(code, reason) = end {
-        close(socket, code, reason).await;
+    if let End::Close(code) = end {
+        close(socket, code).await;
     }
 }
 
@@ -177,11 +179,11 @@ impl Session {
             };
             let written = match step {
                 Step::Drain => return self.drain(socket).await,
-                Step::TooSlow => return End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"),
-                Step::Moved => return End::Close(close::SESSION_MOVED, "session resumed on another connection"),
+                Step::TooSlow => return End::Close(CloseCode::SlowConsumer),
+                Step::Moved => return End::Close(CloseCode::SessionMoved),
                 Step::Live(Due::Silent) => {
                     tracing::info!(conn = self.conn, "browser silent for 2 × PING_SECS; closing");
-                    return End::Close(close::TIMEOUT, "timeout: nothing heard for 2 × PING_SECS");
+                    return End::Close(CloseCode::Timeout);
                 }
                 Step::Live(Due::Ping) => self.ping(socket).await,
                 Step::Answer(answer) => {
@@ -224,7 +226,7 @@ impl Session {
     async fn drain(&mut self, socket: &mut WebSocket) -> End {
         let notice = frame::encode(&ServerFrame::Reconnect { reason: "gateway shutting down", after_ms: 500 });
         match self.write(socket, vec![notice]).await {
-            Ok(()) => End::Close(close::RESTART, "gateway restarting: reconnect"),
+            Ok(()) => End::Close(CloseCode::Restart),
             Err(end) => end,
         }
     }
@@ -246,15 +248,17 @@ impl Session {
             Some(Ok(Message::Close(_))) => return Err(End::Closed),
             Some(Err(error)) => return Err(read_failed(self.conn, &error)),
             Some(Ok(Message::Text(text))) if !frame_fits(text.len()) => {
-                return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
+                return Err(End::Close(CloseCode::TooBig));
             }
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(bytes))) if !frame_fits(bytes.len()) => {
-                return Err(End::Close(close::TOO_BIG, "frame over 64 KiB"));
+                return Err(End::Close(CloseCode::TooBig));
             }
             Some(Ok(Message::Binary(_))) => {
-                let refusal =
-                    Refusal::new("binary_frame", "binary frames are not part of the protocol: send JSON text frames");
+                let refusal = Refusal::new(
+                    ErrorCode::BinaryFrame,
+                    "binary frames are not part of the protocol: send JSON text frames",
+                );
                 return Ok(vec![self.refuse(&refusal)]);
             }
             Some(Ok(_)) => return Ok(Vec::new()), // ping/pong are answered by the socket
@@ -297,7 +301,7 @@ impl Session {
     fn leave_all(&mut self, departure: Departure) {
         let leaving = match departure {
             Departure::Now(reason) => Some((reason, 0)),
-            Departure::Grace => Some(("disconnected", millis(self.shared.resume_grace))),
+            Departure::Grace => Some((LeaveReason::Disconnected, millis(self.shared.resume_grace))),
             Departure::Stay => None, // another connection holds the session now
         };
         for (room, _) in self.rooms.drain() {
@@ -309,7 +313,7 @@ impl Session {
             let request = LeaveRequest {
                 room: room.to_string(),
                 member_id: self.member_id.to_string(),
-                reason: reason.into(),
+                reason: reason.as_str().into(),
                 connection: self.connection.to_string(),
                 grace_ms,
             };

@@ -7,8 +7,8 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
+use crate::closing::CloseCode;
 use crate::feed::Delivery;
-use crate::frame::close;
 
 use super::Session;
 use super::calls::Room;
@@ -64,7 +64,7 @@ impl Session {
         while let Some(delivery) = next.take() {
             if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
                 if held.len() >= QUEUE_FRAMES {
-                    return Err(End::Close(close::SLOW_CONSUMER, "slow consumer: too many frames waiting"));
+                    return Err(End::Close(CloseCode::SlowConsumer));
                 }
                 held.push(delivery);
             } else if self.wants(&delivery) {

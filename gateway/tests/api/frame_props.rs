@@ -2,11 +2,12 @@
 //! answers with a frame or a refusal from the protocol's table, never a
 //! panic; and every well-formed frame reads back as what was sent.
 
+use chat_proto::ErrorCode;
 use gateway::frame::{ClientFrame, parse};
 use proptest::prelude::*;
 use serde_json::json;
 
-const CODES: [&str; 2] = ["bad_json", "unknown_type"];
+const CODES: [ErrorCode; 2] = [ErrorCode::BadJson, ErrorCode::UnknownType];
 
 fn frame() -> impl Strategy<Value = ClientFrame> {
     let text = "\\PC{0,50}";
@@ -54,7 +55,7 @@ proptest! {
         let mut value: serde_json::Value = serde_json::from_str(&to_json(&frame)).expect("json");
         value["room"] = json!(number);
         let refusal = parse(&value.to_string()).expect_err("a number is not a room");
-        prop_assert_eq!(refusal.code, "bad_json");
+        prop_assert_eq!(refusal.code, ErrorCode::BadJson);
     }
 
     #[test]
