@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use chat_proto::RoomName;
 
+use tracing::Instrument;
+
 use crate::feed::{self, Feed, Listener};
 use crate::limits::READY_WAIT;
 use crate::metrics::GatewayMetrics;
@@ -46,13 +48,16 @@ impl Hub {
             let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
             let feed = feeds.entry(room.to_string()).or_insert_with(|| {
                 let feed = Feed::new(room);
-                tokio::spawn(feed::run(
+                let run = feed::run(
                     Arc::clone(&feed),
                     Arc::clone(&self.services),
                     Arc::clone(&self.gateway),
                     self.heartbeat_every,
                     Arc::clone(&self.metrics),
-                ));
+                );
+                // A room's stream logs under its own span, not the joining
+                // connection's, since it outlives that connection.
+                tokio::spawn(run.instrument(tracing::info_span!(parent: None, "feed", %room)));
                 feed
             });
             feed.add(conn, listener);

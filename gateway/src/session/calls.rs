@@ -15,6 +15,7 @@ use chat_proto::v1::{
 use chat_proto::{RoomName, names};
 use futures_util::FutureExt;
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::feed::{Delivery, Listener};
 use crate::frame::{self, ClientFrame, EventView, MemberView, Refusal, ServerFrame, refusal_of, unavailable};
@@ -144,7 +145,7 @@ impl Session {
         };
         self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });
         let (shared, conn) = (Arc::clone(&self.shared), self.conn);
-        Ok(Box::pin(async move {
+        Ok(traced(tracing::debug_span!("call", rpc = "join", %room), async move {
             let hub = &shared.hub;
             if !hub.attach(&name, conn, listener).await {
                 return Answer::Joined(room.clone(), Err(unavailable(&room)));
@@ -170,7 +171,7 @@ impl Session {
             grace_ms: 0,
         };
         let shared = Arc::clone(&self.shared);
-        Ok(Box::pin(async move {
+        Ok(traced(tracing::debug_span!("call", rpc = "leave", %room), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await }).await;
             let reply = reply.map(drop).map_err(|status| refusal_of(&status, &room));
             Answer::Left(room, reply)
@@ -248,7 +249,8 @@ impl Session {
             ..JoinRequest::default()
         };
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
+        let span = tracing::debug_span!("call", rpc = "send_batch", %room, messages = request.messages.len());
+        traced(span, async move {
             let services = shared.hub.services();
             let send = |request: SendBatchRequest| {
                 services.call(&room, request, |mut c, r| async move { c.send_batch(r).await })
@@ -285,7 +287,7 @@ impl Session {
         *last_typing = Some(now);
         let request = TypingRequest { room: room.to_string(), member_id: self.member_id.to_string() };
         let shared = Arc::clone(&self.shared);
-        Ok(Some(Box::pin(async move {
+        Ok(Some(traced(tracing::debug_span!("call", rpc = "typing", %room), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.typing(r).await }).await;
             Answer::Done(reply.map(drop).map_err(|status| refusal_of(&status, &room)))
         })))
@@ -295,7 +297,7 @@ impl Session {
         let (room, _) = self.joined(room)?;
         let request = MembersRequest { room: room.to_string(), after, limit: 0 };
         let shared = Arc::clone(&self.shared);
-        Ok(Box::pin(async move {
+        Ok(traced(tracing::debug_span!("call", rpc = "members", %room), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.members(r).await }).await;
             Answer::Members(room.clone(), reply.map_err(|status| refusal_of(&status, &room)))
         }))
@@ -383,6 +385,13 @@ pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Re
     names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
     let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
     Ok(BatchedMessage { text, client_id })
+}
+
+/// A call's future, boxed, inside its span: the calls of one connection
+/// (whose span is their parent) can then be told apart in the logs. The
+/// spans are at `debug`, so at the default `info` they cost nothing.
+fn traced(span: tracing::Span, call: impl Future<Output = Answer> + Send + 'static) -> Call {
+    Box::pin(call.instrument(span))
 }
 
 /// Resolves when the call in flight is answered (and clears it); never while

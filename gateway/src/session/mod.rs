@@ -35,6 +35,7 @@ use chat_proto::v1::LeaveRequest;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::caller::Caller;
 use crate::closing::CloseCode;
@@ -118,11 +119,23 @@ pub struct Session {
 
 /// Runs a connection until the browser leaves, is too slow, goes silent, or
 /// the gateway drains. `resume`: the session token the browser came back with.
-pub async fn run(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller, resume: Option<SessionToken>) {
+/// Everything it logs, and every call it makes, is inside its `conn` span.
+pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller, resume: Option<SessionToken>) {
+    let span = tracing::info_span!("conn", conn, member = tracing::field::Empty, user = tracing::field::Empty);
+    serve(socket, shared, conn, caller, resume).instrument(span).await;
+}
+
+async fn serve(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller, resume: Option<SessionToken>) {
     let (queue, mut deliveries) = mpsc::channel(QUEUE_FRAMES);
     let resumed = resume.is_some();
     let token = resume.unwrap_or_default();
-    let member_id = Arc::from(token.member_id(caller.identity.as_ref().map(|identity| identity.user.as_str())));
+    let member_id: Arc<str> =
+        Arc::from(token.member_id(caller.identity.as_ref().map(|identity| identity.user.as_str())));
+    let span = tracing::Span::current();
+    span.record("member", &*member_id);
+    if let Some(identity) = &caller.identity {
+        span.record("user", identity.user.as_str());
+    }
     let connection = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
     let liveness = Liveness::new(shared.ping_every);
     let mut session = Session {
@@ -317,12 +330,15 @@ impl Session {
                 connection: self.connection.to_string(),
                 grace_ms,
             };
-            self.shared.tasks.spawn(async move {
-                let left = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await });
-                if let Err(status) = left.await {
-                    tracing::warn!(room = %room, %status, "could not report a disconnect; presence will expire");
+            self.shared.tasks.spawn(
+                async move {
+                    let left = shared.hub.services().call(&room, request, |mut c, r| async move { c.leave(r).await });
+                    if let Err(status) = left.await {
+                        tracing::warn!(room = %room, %status, "could not report a disconnect; presence will expire");
+                    }
                 }
-            });
+                .in_current_span(),
+            );
         }
     }
 }
