@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chat_runtime::clock::now_ms;
 
+use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
@@ -29,8 +30,6 @@ use crate::stream;
 const DEFAULT_HISTORY: usize = 50;
 /// The most events one History or Join returns.
 const MAX_HISTORY: usize = 500;
-/// The most messages one SendBatch carries.
-const MAX_BATCH: usize = 64;
 /// The most rooms ListRooms returns.
 const MAX_ROOMS_LISTED: usize = 1000;
 /// Members per Members page when the request asks for 0, and at most.
@@ -271,9 +270,9 @@ impl<B: Broker> RoomService for Rooms<B> {
         let SendBatchRequest { room, member_id, messages } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         let sender = MemberId::try_from(member_id.as_str()).map_err(invalid)?;
-        if messages.is_empty() || messages.len() > MAX_BATCH {
+        if messages.is_empty() || messages.len() > SEND_BATCH {
             return Err(Status::invalid_argument(format!(
-                "a batch of {} messages: send 1 to {MAX_BATCH}",
+                "a batch of {} messages: send 1 to {SEND_BATCH}",
                 messages.len()
             )));
         }
