@@ -15,6 +15,7 @@ mod envelope;
 mod fanout;
 mod keys;
 mod memory;
+mod message_reply;
 mod record;
 mod redis;
 
