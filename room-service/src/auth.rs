@@ -3,7 +3,16 @@
 //! UNAUTHENTICATED. The service can post as anyone and remove anyone, so on
 //! a network it must not be open. Health and reflection stay open: probes
 //! and `grpcurl list` need no token, and say nothing about the rooms.
+//!
+//! A tonic interceptor rather than a tower layer: the check needs only the
+//! call's metadata, and wrapping the one service (`InterceptedService`) is
+//! what leaves health and reflection open. A layer on the whole server
+//! (`Server::builder().layer(..)`) would see every call and have to exempt
+//! the others by path; a per-service tower layer (`named_layer`) would be a
+//! hand-written `Service` doing what the interceptor does already, before
+//! the request body is read either way.
 
+use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -35,7 +44,9 @@ impl RequireToken {
             ));
         };
         let given = value.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
-        if constant_time_eq(given, expected) {
+        // Constant time over the bytes, so how long a refusal takes does not
+        // tell an attacker how much of a guess was right (only its length).
+        if bool::from(given.ct_eq(expected)) {
             Ok(())
         } else {
             Err(Status::unauthenticated(
@@ -50,15 +61,6 @@ impl Interceptor for RequireToken {
         self.check(request.metadata())?;
         Ok(request)
     }
-}
-
-/// Compares without stopping at the first differing byte, so the time taken
-/// does not tell an attacker how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
