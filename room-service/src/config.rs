@@ -1,8 +1,14 @@
 //! Command-line flags, each with an environment variable to fall back on.
+//!
+//! The binary reads both ([`clap::Parser::parse`]). Code that builds a
+//! config from explicit values — tests, above all — starts from
+//! [`Config::defaults`], which reads no environment variable: a developer's
+//! exported `REDIS_CLUSTER_URLS` or `GRPC_TOKEN` cannot change what a test
+//! checks.
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// A room-service: keeps chat rooms (order, history, presence) and serves
 /// them to gateways over gRPC.
@@ -88,14 +94,31 @@ impl Config {
         Duration::from_secs(self.presence_ttl_secs)
     }
 
-    /// The config a bare run gets, with `redis_url` set as given.
+    /// Every setting at its default, whatever the environment holds.
+    pub fn defaults() -> Self {
+        Self::from_flags(["room-service"]).expect("no flags are valid flags")
+    }
+
+    /// The settings `args` give (the program name first), the rest at their
+    /// defaults; no environment variable is read.
+    pub fn from_flags<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let without_env = Self::command().mut_args(|arg| arg.env(None::<&str>));
+        Self::from_arg_matches(&without_env.try_get_matches_from(args)?)
+    }
+
+    /// The defaults ([`Self::defaults`]), with `redis_url` set as given.
     pub fn with_redis(redis_url: Option<String>) -> Self {
-        let mut config = Self::parse_from(["room-service"]);
+        let mut config = Self::defaults();
         config.redis_url = redis_url;
         config
     }
 
-    /// The config a bare run gets, on the Redis Cluster with these seed nodes.
+    /// The defaults ([`Self::defaults`]), on the Redis Cluster with these
+    /// seed nodes.
     pub fn with_redis_cluster(seeds: Vec<String>) -> Self {
         let mut config = Self::with_redis(None);
         config.redis_cluster_urls = seeds;
@@ -187,8 +210,58 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parse(env: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("room-service").chain(env.iter().copied())).expect("valid flags")
+    fn parse(flags: &[&str]) -> Config {
+        Config::from_flags(std::iter::once("room-service").chain(flags.iter().copied())).expect("valid flags")
+    }
+
+    /// Set in the child run of [`the_defaults_ignore_the_environment`].
+    const CHILD: &str = "ROOM_SERVICE_CONFIG_TEST_CHILD";
+
+    /// What a developer might have exported while running the tests.
+    const SHELL: [(&str, &str); 6] = [
+        ("REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000"),
+        ("REDIS_HOST", "cache.example"),
+        ("REDIS_URL", "redis://shell.example:6379"),
+        ("GRPC_TOKEN", "from-the-shell"),
+        ("HOST", "192.0.2.7"),
+        ("HISTORY_LEN", "7"),
+    ];
+
+    #[test]
+    fn the_defaults_ignore_the_environment() {
+        if std::env::var_os(CHILD).is_some() {
+            // The variables are in effect here: parsing the usual way reads them...
+            let from_shell = Config::parse_from(["room-service"]);
+            assert_eq!((from_shell.grpc_token.as_deref(), from_shell.history_len), (Some("from-the-shell"), 7));
+            // ...and neither the defaults nor explicit flags do.
+            for config in [Config::defaults(), Config::with_redis(None), parse(&["--grpc-port", "1"])] {
+                assert_eq!(config.redis(), Ok(RedisTarget::InProcess));
+                assert_eq!(config.grpc_token, None);
+                assert_eq!((config.host.as_str(), config.history_len), ("0.0.0.0", 1000));
+            }
+            let cluster = Config::with_redis_cluster(vec!["redis://a:7000".into()]);
+            assert_eq!(
+                cluster.redis(),
+                Ok(RedisTarget::Cluster { seeds: vec!["redis://a:7000".into()], password: None })
+            );
+            return;
+        }
+        // Setting a variable in this process would set it for every test
+        // running alongside (and needs `unsafe`): the check runs in a child
+        // run of this very test, with the variables set there.
+        let this_test = format!(
+            "{}::the_defaults_ignore_the_environment",
+            module_path!().split_once("::").map_or("", |(_, path)| path)
+        );
+        let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", &this_test, "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .envs(SHELL)
+            .output()
+            .expect("the test binary runs");
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "the child run failed:\n{said}");
+        assert!(said.contains("1 passed"), "the child ran the check (not zero tests):\n{said}");
     }
 
     #[test]
