@@ -15,8 +15,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "room-service", version)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    /// Address to listen on. Anything but loopback needs GRPC_TOKEN (or
+    /// ALLOW_OPEN_GRPC), since the API can post as anyone.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
 
     /// gRPC port (chat.v1.RoomService, grpc.health.v1, reflection). The same
@@ -77,9 +78,17 @@ pub struct Config {
     /// Token every chat.v1.RoomService call must carry as `authorization:
     /// Bearer <token>` (gateways send theirs); others get UNAUTHENTICATED.
     /// Health and reflection stay open. Unset: the API is open to anyone who
-    /// can reach the port.
+    /// can reach the port, which is refused on a non-loopback HOST unless
+    /// ALLOW_OPEN_GRPC is set.
     #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
     pub grpc_token: Option<String>,
+
+    /// Serve chat.v1.RoomService without GRPC_TOKEN on a non-loopback HOST,
+    /// on purpose (e.g. on a private network nothing else can reach).
+    /// Without it such a start is refused: anyone who can reach the port
+    /// could post as `system` and remove members.
+    #[arg(long, env = "ALLOW_OPEN_GRPC", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_open_grpc: bool,
 }
 
 impl Config {
@@ -218,13 +227,14 @@ mod tests {
     const CHILD: &str = "ROOM_SERVICE_CONFIG_TEST_CHILD";
 
     /// What a developer might have exported while running the tests.
-    const SHELL: [(&str, &str); 6] = [
+    const SHELL: [(&str, &str); 7] = [
         ("REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000"),
         ("REDIS_HOST", "cache.example"),
         ("REDIS_URL", "redis://shell.example:6379"),
         ("GRPC_TOKEN", "from-the-shell"),
         ("HOST", "192.0.2.7"),
         ("HISTORY_LEN", "7"),
+        ("ALLOW_OPEN_GRPC", "1"),
     ];
 
     #[test]
@@ -233,11 +243,12 @@ mod tests {
             // The variables are in effect here: parsing the usual way reads them...
             let from_shell = Config::parse_from(["room-service"]);
             assert_eq!((from_shell.grpc_token.as_deref(), from_shell.history_len), (Some("from-the-shell"), 7));
+            assert!(from_shell.allow_open_grpc, "ALLOW_OPEN_GRPC=1 reads as true");
             // ...and neither the defaults nor explicit flags do.
             for config in [Config::defaults(), Config::with_redis(None), parse(&["--grpc-port", "1"])] {
                 assert_eq!(config.redis(), Ok(RedisTarget::InProcess));
-                assert_eq!(config.grpc_token, None);
-                assert_eq!((config.host.as_str(), config.history_len), ("0.0.0.0", 1000));
+                assert_eq!((config.grpc_token, config.allow_open_grpc), (None, false));
+                assert_eq!((config.host.as_str(), config.history_len), ("127.0.0.1", 1000));
             }
             let cluster = Config::with_redis_cluster(vec!["redis://a:7000".into()]);
             assert_eq!(

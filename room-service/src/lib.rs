@@ -64,11 +64,15 @@ const MAX_CALLS_PER_CONNECTION: usize = 16_384;
 /// and on `config.metrics_port` (metrics only; 0 = none) until `shutdown`
 /// completes, then ends every open stream (so gateways move on at once) and
 /// returns.
+///
+/// Refuses to start when the listener is on a non-loopback address and
+/// `config` has no `grpc_token` (nor `allow_open_grpc`): see [`auth`].
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    refuse_open_api(&config, &listener)?;
     let metrics_listener = match config.metrics_port {
         0 => None,
         port => Some(TcpListener::bind((config.host.as_str(), port)).await.with_context(|| {
@@ -78,11 +82,28 @@ pub async fn run(
             )
         })?),
     };
-    run_with_metrics(config, listener, metrics_listener, shutdown).await
+    start(config, listener, metrics_listener, shutdown).await
 }
 
 /// [`run`] with the metrics listener given rather than bound from the config.
 pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    refuse_open_api(&config, &listener)?;
+    start(config, listener, metrics_listener, shutdown).await
+}
+
+/// Checked on the address actually bound, whatever `HOST` said.
+fn refuse_open_api(config: &Config, listener: &TcpListener) -> anyhow::Result<()> {
+    let token = auth::RequireToken::new(config.grpc_token.as_deref());
+    Ok(auth::refuse_open_api(listener.local_addr()?, &token, config.allow_open_grpc)?)
+}
+
+/// Connects the broker the config names and serves until `shutdown`.
+async fn start(
     config: Config,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
