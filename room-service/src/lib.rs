@@ -8,7 +8,8 @@
 //! - [`broker`]: where rooms live — Redis (shared by every room-service) or
 //!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
 //! - [`service`]: the gRPC handlers: validate, build events, call the broker.
-//! - [`presence`]: joins and leaves of a room applied in batches.
+//! - [`presence_batch`]: joins and leaves of a room applied in batches, one
+//!   Redis step and one presence event per batch.
 //! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //!
@@ -27,7 +28,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod metrics;
-pub mod presence;
+pub mod presence_batch;
 pub mod service;
 pub mod stream;
 

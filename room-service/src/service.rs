@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
-use crate::presence::Presence;
+use crate::presence_batch::PresenceBatcher;
 use crate::stream;
 
 /// History returned when a request asks for 0 events.
@@ -56,7 +56,7 @@ const STREAM_BUFFER: usize = 256;
 #[derive(Debug)]
 pub struct Rooms<B> {
     broker: Arc<B>,
-    presence: Arc<Presence<B>>,
+    presence: Arc<PresenceBatcher<B>>,
     presence_ttl: Duration,
     /// Cancelled when the room-service shuts down, to end open streams.
     stopping: CancellationToken,
@@ -70,7 +70,7 @@ impl<B: Broker> Rooms<B> {
         stopping: CancellationToken,
         metrics: Arc<RoomServiceMetrics>,
     ) -> Self {
-        let presence = Presence::new(Arc::clone(&broker), Arc::clone(&metrics));
+        let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics));
         Self { broker, presence, presence_ttl, stopping, metrics }
     }
 

@@ -1,4 +1,7 @@
-//! Presence changes applied in batches, one batch per room at a time.
+//! The presence batcher: joins and leaves applied in batches, one batch per
+//! room at a time. (Not the gateway's `presence.rs`, which batches presence
+//! *frames* to browsers; this one batches the changes themselves into Redis
+//! steps.)
 //!
 //! Every join and leave of a room goes through the room's batcher: a task
 //! with a bounded queue. While one batch is being applied, the changes that
@@ -43,19 +46,19 @@ struct Pending {
 }
 
 /// Every room's batcher in this process.
-pub struct Presence<B> {
+pub struct PresenceBatcher<B> {
     broker: Arc<B>,
     rooms: Mutex<HashMap<RoomName, mpsc::Sender<Pending>>>,
     metrics: Arc<RoomServiceMetrics>,
 }
 
-impl<B> std::fmt::Debug for Presence<B> {
+impl<B> std::fmt::Debug for PresenceBatcher<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presence").finish_non_exhaustive()
+        f.debug_struct("PresenceBatcher").finish_non_exhaustive()
     }
 }
 
-impl<B: Broker> Presence<B> {
+impl<B: Broker> PresenceBatcher<B> {
     pub fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
         Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics })
     }
