@@ -23,7 +23,7 @@ use tonic::{Request, Status};
 
 /// Checks the bearer token on each call; lets everything through without one.
 #[derive(Clone)]
-pub struct RequireToken {
+pub(crate) struct RequireToken {
     expected: Option<Vec<u8>>,
 }
 
@@ -35,16 +35,16 @@ impl std::fmt::Debug for RequireToken {
 
 impl RequireToken {
     /// `None` or empty: no check.
-    pub fn new(token: Option<&str>) -> Self {
+    pub(crate) fn new(token: Option<&str>) -> Self {
         Self { expected: token.filter(|t| !t.is_empty()).map(|t| t.as_bytes().to_vec()) }
     }
 
     /// Whether calls need a token at all.
-    pub fn is_on(&self) -> bool {
+    pub(crate) fn is_on(&self) -> bool {
         self.expected.is_some()
     }
 
-    pub fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
+    pub(crate) fn check(&self, metadata: &MetadataMap) -> Result<(), Status> {
         let Some(expected) = &self.expected else { return Ok(()) };
         let Some(value) = metadata.get("authorization") else {
             return Err(Status::unauthenticated(
@@ -80,13 +80,13 @@ impl Interceptor for RequireToken {
      \"system\" and remove members. Set GRPC_TOKEN (the gateways send the same), listen on loopback only \
      (HOST=127.0.0.1), or set ALLOW_OPEN_GRPC=1 to serve it open on purpose"
 )]
-pub struct OpenApi {
+pub(crate) struct OpenApi {
     addr: SocketAddr,
 }
 
 /// Lets the API be served at `addr` if it needs a token, listens on
 /// loopback only, or is meant to be open (`allow_open`).
-pub fn refuse_open_api(addr: SocketAddr, token: &RequireToken, allow_open: bool) -> Result<(), OpenApi> {
+pub(crate) fn refuse_open_api(addr: SocketAddr, token: &RequireToken, allow_open: bool) -> Result<(), OpenApi> {
     if token.is_on() || addr.ip().to_canonical().is_loopback() {
         return Ok(());
     }

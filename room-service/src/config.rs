@@ -92,14 +92,14 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn retention(&self) -> crate::broker::Retention {
+    pub(crate) fn retention(&self) -> crate::broker::Retention {
         crate::broker::Retention {
             history_len: self.history_len.max(1),
             room_ttl: Duration::from_secs(self.room_ttl_secs),
         }
     }
 
-    pub fn presence_ttl(&self) -> Duration {
+    pub(crate) fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
     }
 
@@ -136,7 +136,7 @@ impl Config {
 
     /// Which Redis to use, from REDIS_URL, REDIS_HOST/PORT/PASSWORD or
     /// REDIS_CLUSTER_URLS.
-    pub fn redis(&self) -> Result<RedisTarget, ConfigError> {
+    pub(crate) fn redis(&self) -> Result<RedisTarget, ConfigError> {
         let seeds: Vec<String> =
             self.redis_cluster_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
         if !seeds.is_empty() {
@@ -171,7 +171,7 @@ impl Config {
 
 /// Where rooms live, as the configuration says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
+pub(crate) enum RedisTarget {
     /// No Redis configured: the in-process broker.
     InProcess,
     /// One Redis, by URL.
@@ -183,7 +183,7 @@ pub enum RedisTarget {
 
 /// A configuration that cannot work, said so at startup.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("REDIS_CLUSTER_URLS is set together with REDIS_URL or REDIS_HOST: set only one of them")]
     TwoRedises,
     #[error("REDIS_HOST is empty: set it to the Redis host name, or unset it")]
@@ -205,7 +205,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// The URL with any password replaced, for logs.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),

@@ -3,15 +3,24 @@
 //! Keeps chat rooms and serves them to gateways over gRPC (`chat.v1`).
 //!
 //! ## Layout
-//! - [`config`]: flags and environment.
-//! - [`auth`]: the `GRPC_TOKEN` check on every `chat.v1.RoomService` call.
-//! - [`broker`]: where rooms live — Redis (shared by every room-service) or
-//!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
-//! - [`service`]: the gRPC handlers: validate, build events, call the broker.
-//! - [`presence_batch`]: joins and leaves of a room applied in batches, one
+//! - `config`: flags and environment.
+//! - `auth`: the `GRPC_TOKEN` check on every `chat.v1.RoomService` call, and
+//!   the refusal to serve it open beyond loopback.
+//! - `broker`: where rooms live — Redis (shared by every room-service) or
+//!   in-process (one room-service alone) — behind the [`Broker`] trait.
+//! - `service`: the gRPC handlers: validate, build events, call the broker.
+//! - `presence_batch`: joins and leaves of a room applied in batches, one
 //!   Redis step and one presence event per batch.
-//! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
+//! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
+//! - `metrics`: what it counts, served at `/metrics`.
+//!
+//! ## Public surface
+//! Everything above is `pub(crate)`. Other crates get what they use: [`run`]
+//! and [`run_with_metrics`] with a [`Config`] (the binary, and the gateway's
+//! tests, which run room-services in-process); and the [`Broker`] trait with
+//! its two brokers and the types in its signatures, for the broker contract
+//! test that holds both to the same promises.
 //!
 //! ## How an event flows
 //! A gateway calls `Send`. The handler checks the input, and the broker
@@ -24,13 +33,20 @@
 //! hands the same event to each gateway stream open for the room; each
 //! gateway then writes it to its own browsers.
 
-pub mod auth;
-pub mod broker;
-pub mod config;
-pub mod metrics;
-pub mod presence_batch;
-pub mod service;
-pub mod stream;
+mod auth;
+mod broker;
+mod config;
+mod metrics;
+mod presence_batch;
+mod service;
+mod stream;
+
+pub use crate::broker::{
+    Broker, BrokerError, BrokerResult, Fanout, Leave, MembersPage, MemoryBroker, Outgoing, Position, PresenceChange,
+    PresenceOutcome, RedisBroker, Retention, Snapshot, SnapshotSize, Stored, Subscription,
+};
+pub use crate::config::Config;
+pub use crate::metrics::RoomServiceMetrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -44,9 +60,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::broker::{Broker, Fanout, MemoryBroker, RedisBroker};
-pub use crate::config::{Config, RedisTarget};
-use crate::metrics::RoomServiceMetrics;
+use crate::config::RedisTarget;
 use crate::service::Rooms;
 
 /// Events buffered per room for the slowest local stream before it must
@@ -67,7 +81,7 @@ const MAX_CALLS_PER_CONNECTION: usize = 16_384;
 /// returns.
 ///
 /// Refuses to start when the listener is on a non-loopback address and
-/// `config` has no `grpc_token` (nor `allow_open_grpc`): see [`auth`].
+/// `config` has no `grpc_token` (nor `allow_open_grpc`), saying how to fix it.
 pub async fn run(
     config: Config,
     listener: TcpListener,

@@ -24,19 +24,19 @@ use crate::broker::{Broker, PresenceChange, Snapshot, SnapshotSize};
 use crate::metrics::RoomServiceMetrics;
 
 /// Changes waiting in one room's queue at most; more are refused as busy.
-pub const QUEUE_PER_ROOM: usize = 8192;
+pub(crate) const QUEUE_PER_ROOM: usize = 8192;
 /// Changes applied in one broker step at most.
-pub const BATCH_MAX: usize = 500;
+pub(crate) const BATCH_MAX: usize = 500;
 /// Members read back with each batch: what `joined` shows.
-pub const MEMBERS_SHOWN: usize = 100;
+pub(crate) const MEMBERS_SHOWN: usize = 100;
 /// How long a room's batcher waits for a change before it ends.
 const IDLE: Duration = Duration::from_secs(10);
 /// What a refused caller is told to wait before trying again.
-pub const RETRY_AFTER: Duration = Duration::from_millis(250);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// The outcome of one change: whether it changed anything, and the room as
 /// it stood right after the batch it was applied in.
-pub type Applied = Result<(bool, Arc<Snapshot>), Status>;
+pub(crate) type Applied = Result<(bool, Arc<Snapshot>), Status>;
 
 struct Pending {
     change: PresenceChange,
@@ -46,7 +46,7 @@ struct Pending {
 }
 
 /// Every room's batcher in this process.
-pub struct PresenceBatcher<B> {
+pub(crate) struct PresenceBatcher<B> {
     broker: Arc<B>,
     rooms: Mutex<HashMap<RoomName, mpsc::Sender<Pending>>>,
     metrics: Arc<RoomServiceMetrics>,
@@ -59,12 +59,12 @@ impl<B> std::fmt::Debug for PresenceBatcher<B> {
 }
 
 impl<B: Broker> PresenceBatcher<B> {
-    pub fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
+    pub(crate) fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
         Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics })
     }
 
     /// Queues one change for the room and waits for the batch that applies it.
-    pub async fn apply(self: &Arc<Self>, room: &RoomName, change: PresenceChange, history: usize) -> Applied {
+    pub(crate) async fn apply(self: &Arc<Self>, room: &RoomName, change: PresenceChange, history: usize) -> Applied {
         let (reply, outcome) = oneshot::channel();
         self.enqueue(room, Pending { change, history, reply })?;
         outcome.await.unwrap_or_else(|_| Err(Status::internal("the room's presence batcher stopped")))
@@ -152,7 +152,7 @@ impl<B: Broker> PresenceBatcher<B> {
 
 /// The refusal for a room whose queue is full: busy, not gone, so the
 /// gateway waits and tries again rather than moving the room elsewhere.
-pub fn busy(room: &str) -> Status {
+pub(crate) fn busy(room: &str) -> Status {
     let mut status = Status::resource_exhausted(format!(
         "room {room:?} has {QUEUE_PER_ROOM} presence changes waiting; try again in {} ms",
         RETRY_AFTER.as_millis()

@@ -54,7 +54,7 @@ const STREAM_BUFFER: usize = 256;
 
 /// The room-service's state shared by every call.
 #[derive(Debug)]
-pub struct Rooms<B> {
+pub(crate) struct Rooms<B> {
     broker: Arc<B>,
     presence: Arc<PresenceBatcher<B>>,
     presence_ttl: Duration,
@@ -64,7 +64,7 @@ pub struct Rooms<B> {
 }
 
 impl<B: Broker> Rooms<B> {
-    pub fn new(
+    pub(crate) fn new(
         broker: Arc<B>,
         presence_ttl: Duration,
         stopping: CancellationToken,
@@ -107,7 +107,7 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// Removes members whose presence ran out and tells the room they left.
-    pub async fn reap(&self, room: &RoomName) -> Result<usize, Status> {
+    pub(crate) async fn reap(&self, room: &RoomName) -> Result<usize, Status> {
         let now = now_ms();
         let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
         // All queued at once, so they are applied as one batch.

@@ -98,7 +98,7 @@ impl RedisBroker {
 
     /// Connects to the Redis Cluster at `seeds` (any of its nodes; the rest
     /// are discovered). `password` applies when the URLs carry none.
-    pub async fn connect_cluster(
+    pub(crate) async fn connect_cluster(
         seeds: &[String],
         password: Option<&str>,
         retention: Retention,

@@ -10,11 +10,10 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{ChatMessage, Member, PresenceDiff, RoomEvent};
 use chat_proto::{MemberId, RoomName};
 use chat_testkit::RedisServer;
-use room_service::broker::{
-    Broker, BrokerError, Fanout, Leave, MemoryBroker, Outgoing, PresenceChange, RedisBroker, Retention, SnapshotSize,
-    Subscription,
+use room_service::{
+    Broker, BrokerError, Fanout, Leave, MemoryBroker, Outgoing, PresenceChange, RedisBroker, Retention,
+    RoomServiceMetrics, SnapshotSize, Subscription,
 };
-use room_service::metrics::RoomServiceMetrics;
 
 const RETENTION: Retention = Retention { history_len: 20, room_ttl: Duration::from_secs(600) };
 const SNAPSHOT: SnapshotSize = SnapshotSize { history: 5, members: 3 };
