@@ -7,6 +7,7 @@
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
+//! - [`sending`]: what one Send or SendBatch may carry.
 
 mod support;
 
@@ -14,4 +15,5 @@ mod broker_contract;
 mod health_probe;
 mod instances;
 mod retention;
+mod sending;
 mod serving;
