@@ -8,6 +8,7 @@
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
 //! - [`sending`]: what one Send or SendBatch may carry.
+//! - [`spans`]: each call's log lines carry its room and caller.
 
 mod support;
 
@@ -17,3 +18,4 @@ mod instances;
 mod retention;
 mod sending;
 mod serving;
+mod spans;
