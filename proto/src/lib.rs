@@ -2,7 +2,9 @@
 //!
 //! Gateways use the client (`v1::room_service_client`), room-services the
 //! server (`v1::room_service_server`); `FILE_DESCRIPTOR_SET` feeds gRPC server
-//! reflection so `grpcurl` can describe the service.
+//! reflection so `grpcurl` can describe the service. [`limits`] holds the
+//! bounds both sides of the wire enforce, [`names`] the rules for names and
+//! text.
 
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]

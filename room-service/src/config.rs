@@ -1,16 +1,23 @@
 //! Command-line flags, each with an environment variable to fall back on.
+//!
+//! The binary reads both ([`clap::Parser::parse`]). Code that builds a
+//! config from explicit values — tests, above all — starts from
+//! [`Config::defaults`], which reads no environment variable: a developer's
+//! exported `REDIS_CLUSTER_URLS` or `GRPC_TOKEN` cannot change what a test
+//! checks.
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// A room-service: keeps chat rooms (order, history, presence) and serves
 /// them to gateways over gRPC.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "room-service", version)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    /// Address to listen on. Anything but loopback needs GRPC_TOKEN (or
+    /// ALLOW_OPEN_GRPC), since the API can post as anyone.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
 
     /// gRPC port (chat.v1.RoomService, grpc.health.v1, reflection). The same
@@ -71,31 +78,56 @@ pub struct Config {
     /// Token every chat.v1.RoomService call must carry as `authorization:
     /// Bearer <token>` (gateways send theirs); others get UNAUTHENTICATED.
     /// Health and reflection stay open. Unset: the API is open to anyone who
-    /// can reach the port.
+    /// can reach the port, which is refused on a non-loopback HOST unless
+    /// ALLOW_OPEN_GRPC is set.
     #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
     pub grpc_token: Option<String>,
+
+    /// Serve chat.v1.RoomService without GRPC_TOKEN on a non-loopback HOST,
+    /// on purpose (e.g. on a private network nothing else can reach).
+    /// Without it such a start is refused: anyone who can reach the port
+    /// could post as `system` and remove members.
+    #[arg(long, env = "ALLOW_OPEN_GRPC", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_open_grpc: bool,
 }
 
 impl Config {
-    pub fn retention(&self) -> crate::broker::Retention {
+    pub(crate) fn retention(&self) -> crate::broker::Retention {
         crate::broker::Retention {
             history_len: self.history_len.max(1),
             room_ttl: Duration::from_secs(self.room_ttl_secs),
         }
     }
 
-    pub fn presence_ttl(&self) -> Duration {
+    pub(crate) fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
     }
 
-    /// The config a bare run gets, with `redis_url` set as given.
+    /// Every setting at its default, whatever the environment holds.
+    pub fn defaults() -> Self {
+        Self::from_flags(["room-service"]).expect("no flags are valid flags")
+    }
+
+    /// The settings `args` give (the program name first), the rest at their
+    /// defaults; no environment variable is read.
+    pub fn from_flags<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let without_env = Self::command().mut_args(|arg| arg.env(None::<&str>));
+        Self::from_arg_matches(&without_env.try_get_matches_from(args)?)
+    }
+
+    /// The defaults ([`Self::defaults`]), with `redis_url` set as given.
     pub fn with_redis(redis_url: Option<String>) -> Self {
-        let mut config = Self::parse_from(["room-service"]);
+        let mut config = Self::defaults();
         config.redis_url = redis_url;
         config
     }
 
-    /// The config a bare run gets, on the Redis Cluster with these seed nodes.
+    /// The defaults ([`Self::defaults`]), on the Redis Cluster with these
+    /// seed nodes.
     pub fn with_redis_cluster(seeds: Vec<String>) -> Self {
         let mut config = Self::with_redis(None);
         config.redis_cluster_urls = seeds;
@@ -104,7 +136,7 @@ impl Config {
 
     /// Which Redis to use, from REDIS_URL, REDIS_HOST/PORT/PASSWORD or
     /// REDIS_CLUSTER_URLS.
-    pub fn redis(&self) -> Result<RedisTarget, ConfigError> {
+    pub(crate) fn redis(&self) -> Result<RedisTarget, ConfigError> {
         let seeds: Vec<String> =
             self.redis_cluster_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
         if !seeds.is_empty() {
@@ -139,7 +171,7 @@ impl Config {
 
 /// Where rooms live, as the configuration says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
+pub(crate) enum RedisTarget {
     /// No Redis configured: the in-process broker.
     InProcess,
     /// One Redis, by URL.
@@ -151,7 +183,7 @@ pub enum RedisTarget {
 
 /// A configuration that cannot work, said so at startup.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("REDIS_CLUSTER_URLS is set together with REDIS_URL or REDIS_HOST: set only one of them")]
     TwoRedises,
     #[error("REDIS_HOST is empty: set it to the Redis host name, or unset it")]
@@ -173,7 +205,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// The URL with any password replaced, for logs.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),
@@ -187,8 +219,60 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parse(env: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("room-service").chain(env.iter().copied())).expect("valid flags")
+    fn parse(flags: &[&str]) -> Config {
+        Config::from_flags(std::iter::once("room-service").chain(flags.iter().copied())).expect("valid flags")
+    }
+
+    /// Set in the child run of [`the_defaults_ignore_the_environment`].
+    const CHILD: &str = "ROOM_SERVICE_CONFIG_TEST_CHILD";
+
+    /// What a developer might have exported while running the tests.
+    const SHELL: [(&str, &str); 7] = [
+        ("REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000"),
+        ("REDIS_HOST", "cache.example"),
+        ("REDIS_URL", "redis://shell.example:6379"),
+        ("GRPC_TOKEN", "from-the-shell"),
+        ("HOST", "192.0.2.7"),
+        ("HISTORY_LEN", "7"),
+        ("ALLOW_OPEN_GRPC", "1"),
+    ];
+
+    #[test]
+    fn the_defaults_ignore_the_environment() {
+        if std::env::var_os(CHILD).is_some() {
+            // The variables are in effect here: parsing the usual way reads them...
+            let from_shell = Config::parse_from(["room-service"]);
+            assert_eq!((from_shell.grpc_token.as_deref(), from_shell.history_len), (Some("from-the-shell"), 7));
+            assert!(from_shell.allow_open_grpc, "ALLOW_OPEN_GRPC=1 reads as true");
+            // ...and neither the defaults nor explicit flags do.
+            for config in [Config::defaults(), Config::with_redis(None), parse(&["--grpc-port", "1"])] {
+                assert_eq!(config.redis(), Ok(RedisTarget::InProcess));
+                assert_eq!((config.grpc_token, config.allow_open_grpc), (None, false));
+                assert_eq!((config.host.as_str(), config.history_len), ("127.0.0.1", 1000));
+            }
+            let cluster = Config::with_redis_cluster(vec!["redis://a:7000".into()]);
+            assert_eq!(
+                cluster.redis(),
+                Ok(RedisTarget::Cluster { seeds: vec!["redis://a:7000".into()], password: None })
+            );
+            return;
+        }
+        // Setting a variable in this process would set it for every test
+        // running alongside (and needs `unsafe`): the check runs in a child
+        // run of this very test, with the variables set there.
+        let this_test = format!(
+            "{}::the_defaults_ignore_the_environment",
+            module_path!().split_once("::").map_or("", |(_, path)| path)
+        );
+        let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", &this_test, "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .envs(SHELL)
+            .output()
+            .expect("the test binary runs");
+        let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "the child run failed:\n{said}");
+        assert!(said.contains("1 passed"), "the child ran the check (not zero tests):\n{said}");
     }
 
     #[test]

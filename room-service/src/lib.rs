@@ -3,14 +3,24 @@
 //! Keeps chat rooms and serves them to gateways over gRPC (`chat.v1`).
 //!
 //! ## Layout
-//! - [`config`]: flags and environment.
-//! - [`auth`]: the `GRPC_TOKEN` check on every `chat.v1.RoomService` call.
-//! - [`broker`]: where rooms live — Redis (shared by every room-service) or
-//!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
-//! - [`service`]: the gRPC handlers: validate, build events, call the broker.
-//! - [`presence`]: joins and leaves of a room applied in batches.
-//! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
+//! - `config`: flags and environment.
+//! - `auth`: the `GRPC_TOKEN` check on every `chat.v1.RoomService` call, and
+//!   the refusal to serve it open beyond loopback.
+//! - `broker`: where rooms live — Redis (shared by every room-service) or
+//!   in-process (one room-service alone) — behind the [`Broker`] trait.
+//! - `service`: the gRPC handlers: validate, build events, call the broker.
+//! - `presence_batch`: joins and leaves of a room applied in batches, one
+//!   Redis step and one presence event per batch.
+//! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
+//! - `metrics`: what it counts, served at `/metrics`.
+//!
+//! ## Public surface
+//! Everything above is `pub(crate)`. Other crates get what they use: [`run`]
+//! and [`run_with_metrics`] with a [`Config`] (the binary, and the gateway's
+//! tests, which run room-services in-process); and the [`Broker`] trait with
+//! its two brokers and the types in its signatures, for the broker contract
+//! test that holds both to the same promises.
 //!
 //! ## How an event flows
 //! A gateway calls `Send`. The handler checks the input, and the broker
@@ -23,13 +33,20 @@
 //! hands the same event to each gateway stream open for the room; each
 //! gateway then writes it to its own browsers.
 
-pub mod auth;
-pub mod broker;
-pub mod config;
-pub mod metrics;
-pub mod presence;
-pub mod service;
-pub mod stream;
+mod auth;
+mod broker;
+mod config;
+mod metrics;
+mod presence_batch;
+mod service;
+mod stream;
+
+pub use crate::broker::{
+    Broker, BrokerError, BrokerResult, Fanout, Leave, MembersPage, MemoryBroker, Outgoing, Position, PresenceChange,
+    PresenceOutcome, RedisBroker, Retention, Snapshot, SnapshotSize, Stored, Subscription,
+};
+pub use crate::config::Config;
+pub use crate::metrics::RoomServiceMetrics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,9 +60,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
-use crate::broker::{Broker, Fanout, MemoryBroker, RedisBroker};
-pub use crate::config::{Config, RedisTarget};
-use crate::metrics::RoomServiceMetrics;
+use crate::config::RedisTarget;
 use crate::service::Rooms;
 
 /// Events buffered per room for the slowest local stream before it must
@@ -64,11 +79,15 @@ const MAX_CALLS_PER_CONNECTION: usize = 16_384;
 /// and on `config.metrics_port` (metrics only; 0 = none) until `shutdown`
 /// completes, then ends every open stream (so gateways move on at once) and
 /// returns.
+///
+/// Refuses to start when the listener is on a non-loopback address and
+/// `config` has no `grpc_token` (nor `allow_open_grpc`), saying how to fix it.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    refuse_open_api(&config, &listener)?;
     let metrics_listener = match config.metrics_port {
         0 => None,
         port => Some(TcpListener::bind((config.host.as_str(), port)).await.with_context(|| {
@@ -78,11 +97,28 @@ pub async fn run(
             )
         })?),
     };
-    run_with_metrics(config, listener, metrics_listener, shutdown).await
+    start(config, listener, metrics_listener, shutdown).await
 }
 
 /// [`run`] with the metrics listener given rather than bound from the config.
 pub async fn run_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    refuse_open_api(&config, &listener)?;
+    start(config, listener, metrics_listener, shutdown).await
+}
+
+/// Checked on the address actually bound, whatever `HOST` said.
+fn refuse_open_api(config: &Config, listener: &TcpListener) -> anyhow::Result<()> {
+    let token = auth::RequireToken::new(config.grpc_token.as_deref());
+    Ok(auth::refuse_open_api(listener.local_addr()?, &token, config.allow_open_grpc)?)
+}
+
+/// Connects the broker the config names and serves until `shutdown`.
+async fn start(
     config: Config,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,

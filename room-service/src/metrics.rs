@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use chat_runtime::metrics::upkeep;
+pub(crate) use chat_runtime::metrics::upkeep;
 
 const SHED: &str = "chat_room_service_calls_shed_total";
 const SHED_HELP: &str = "Calls refused because this room-service was busy, by reason";
@@ -27,19 +27,19 @@ const PUBLISHED_HELP: &str = "Events published to rooms, by kind (message, joine
 pub struct RoomServiceMetrics {
     registry: Registry,
     /// Gateway Subscribe streams open now.
-    pub streams: Gauge,
+    pub(crate) streams: Gauge,
     /// Rooms this process holds a bus subscription for.
-    pub rooms: Gauge,
+    pub(crate) rooms: Gauge,
     /// Events received from the bus (once per event per room-service).
-    pub events_received: Counter,
+    pub(crate) events_received: Counter,
     /// Events a stream had to refill from history (gaps, lag, resumes).
-    pub events_refilled: Counter,
+    pub(crate) events_refilled: Counter,
     /// Broker calls that failed (Redis unreachable, unreadable data).
-    pub broker_errors: Counter,
+    pub(crate) broker_errors: Counter,
     /// From accepting an event to receiving it back from the bus.
-    pub publish_to_receive: Histogram,
+    pub(crate) publish_to_receive: Histogram,
     /// Presence changes applied per broker step.
-    pub presence_batch: Histogram,
+    pub(crate) presence_batch: Histogram,
 }
 
 impl std::fmt::Debug for RoomServiceMetrics {
@@ -83,33 +83,33 @@ impl RoomServiceMetrics {
     }
 
     /// A call refused because this room-service is busy, and why.
-    pub fn shed(&self, reason: &'static str) {
+    pub(crate) fn shed(&self, reason: &'static str) {
         self.registry.counter(SHED, &[("reason", reason)], SHED_HELP).increment(1);
     }
 
     /// An event of `kind` (message, joined, left, typing) was published.
-    pub fn published(&self, kind: &'static str) {
+    pub(crate) fn published(&self, kind: &'static str) {
         self.registry.counter(PUBLISHED, &[("kind", kind)], PUBLISHED_HELP).increment(1);
     }
 
-    pub fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {
+    pub(crate) fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {
         let ms = (now_ms - event_ts_ms).max(0) as u64;
         self.publish_to_receive.record(Duration::from_millis(ms).as_secs_f64());
     }
 
-    pub fn handle(&self) -> PrometheusHandle {
+    pub(crate) fn handle(&self) -> PrometheusHandle {
         self.registry.handle()
     }
 }
 
 /// `/metrics` (Prometheus text) and `/healthz`, served on the gRPC port and
 /// on the separate `METRICS_PORT` when one is set.
-pub fn routes(handle: PrometheusHandle) -> Router {
+pub(crate) fn routes(handle: PrometheusHandle) -> Router {
     Router::new().route("/metrics", get(render)).route("/healthz", get(|| async { "ok\n" })).with_state(handle)
 }
 
 /// Serves [`routes`] on a listener of their own until `stopping` is cancelled.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle, stopping: CancellationToken) {
+pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, stopping: CancellationToken) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics at /metrics");
     }

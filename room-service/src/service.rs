@@ -1,12 +1,22 @@
 //! The `chat.v1.RoomService` gRPC handlers: validate, build the event, hand
 //! it to the broker (joins and leaves through the room's presence batcher),
 //! map what went wrong to a status that says why.
+//!
+//! Each call runs in a span named after its RPC, carrying the room and the
+//! calling member or gateway as the request names them, so the lines one
+//! call logs (here and in the broker) can be told from another's. Unary
+//! calls' spans are at DEBUG, like the lines they hold: at the default
+//! `info` filter a call pays one level check for its span and nothing else,
+//! and when on, the fields are recorded as borrowed `&str`s. Subscribe's is
+//! at INFO (one per stream, and its stream task logs at INFO) and goes with
+//! the stream's task for as long as the stream lasts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_runtime::clock::now_ms;
 
+use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
@@ -19,18 +29,17 @@ use chat_proto::{MemberId, RoomName, Username, names};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
-use crate::presence::Presence;
+use crate::presence_batch::PresenceBatcher;
 use crate::stream;
 
 /// History returned when a request asks for 0 events.
 const DEFAULT_HISTORY: usize = 50;
 /// The most events one History or Join returns.
 const MAX_HISTORY: usize = 500;
-/// The most messages one SendBatch carries.
-const MAX_BATCH: usize = 64;
 /// The most rooms ListRooms returns.
 const MAX_ROOMS_LISTED: usize = 1000;
 /// Members per Members page when the request asks for 0, and at most.
@@ -55,9 +64,9 @@ const STREAM_BUFFER: usize = 256;
 
 /// The room-service's state shared by every call.
 #[derive(Debug)]
-pub struct Rooms<B> {
+pub(crate) struct Rooms<B> {
     broker: Arc<B>,
-    presence: Arc<Presence<B>>,
+    presence: Arc<PresenceBatcher<B>>,
     presence_ttl: Duration,
     /// Cancelled when the room-service shuts down, to end open streams.
     stopping: CancellationToken,
@@ -65,13 +74,13 @@ pub struct Rooms<B> {
 }
 
 impl<B: Broker> Rooms<B> {
-    pub fn new(
+    pub(crate) fn new(
         broker: Arc<B>,
         presence_ttl: Duration,
         stopping: CancellationToken,
         metrics: Arc<RoomServiceMetrics>,
     ) -> Self {
-        let presence = Presence::new(Arc::clone(&broker), Arc::clone(&metrics));
+        let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics));
         Self { broker, presence, presence_ttl, stopping, metrics }
     }
 
@@ -108,7 +117,7 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// Removes members whose presence ran out and tells the room they left.
-    pub async fn reap(&self, room: &RoomName) -> Result<usize, Status> {
+    pub(crate) async fn reap(&self, room: &RoomName) -> Result<usize, Status> {
         let now = now_ms();
         let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
         // All queued at once, so they are applied as one batch.
@@ -160,6 +169,11 @@ impl From<BrokerError> for Status {
 
 #[tonic::async_trait]
 impl<B: Broker> RoomService for Rooms<B> {
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member.as_ref().map_or("", |m| m.member_id.as_str()),
+        gateway = request.get_ref().member.as_ref().map_or("", |m| m.gateway.as_str()),
+    ))]
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -179,13 +193,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         }
         member.joined_at_ms = now_ms();
 
-        tracing::debug!(
-            %room,
-            member = member.member_id,
-            username = member.username,
-            gateway = member.gateway,
-            "member joining"
-        );
+        tracing::debug!(username = member.username, "member joining");
         let change = PresenceChange::Join { member, expires_at_ms: self.expires_at(), restore };
         let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
         self.metrics.published("joined");
@@ -194,7 +202,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             epoch => self.missed(&room, &snapshot.position, epoch, after_seq).await?,
         };
         if !epoch.is_empty() {
-            tracing::debug!(%room, after_seq, recovered = missed.is_some(), "member resuming");
+            tracing::debug!(after_seq, recovered = missed.is_some(), "member resuming");
         }
         Ok(Response::new(JoinResponse {
             recovered: missed.is_some(),
@@ -207,6 +215,10 @@ impl<B: Broker> RoomService for Rooms<B> {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+    ))]
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         let LeaveRequest { room, member_id, reason, connection, grace_ms } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -238,11 +250,15 @@ impl<B: Broker> RoomService for Rooms<B> {
         let (was_member, _) = self.presence.apply(&room, change, 0).await?;
         if was_member {
             self.metrics.published("left");
-            tracing::debug!(%room, reason, "member left");
+            tracing::debug!(reason, "member left");
         }
         Ok(Response::new(LeaveResponse { was_member }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+    ))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let SendRequest { room, member_id, text, client_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -263,17 +279,21 @@ impl<B: Broker> RoomService for Rooms<B> {
         if !stored.repeat {
             self.metrics.published("message");
         }
-        tracing::debug!(%room, seq = stored.event.seq, repeat = stored.repeat, "message stored");
+        tracing::debug!(seq = stored.event.seq, repeat = stored.repeat, "message stored");
         Ok(Response::new(SendResponse { event: Some(stored.event), repeat: stored.repeat }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+    ))]
     async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
         let SendBatchRequest { room, member_id, messages } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         let sender = MemberId::try_from(member_id.as_str()).map_err(invalid)?;
-        if messages.is_empty() || messages.len() > MAX_BATCH {
+        if messages.is_empty() || messages.len() > SEND_BATCH {
             return Err(Status::invalid_argument(format!(
-                "a batch of {} messages: send 1 to {MAX_BATCH}",
+                "a batch of {} messages: send 1 to {SEND_BATCH}",
                 messages.len()
             )));
         }
@@ -293,11 +313,15 @@ impl<B: Broker> RoomService for Rooms<B> {
         for _ in stored.iter().filter(|s| !s.repeat) {
             self.metrics.published("message");
         }
-        tracing::debug!(%room, messages = stored.len(), "messages stored");
+        tracing::debug!(messages = stored.len(), "messages stored");
         let (events, repeats) = stored.into_iter().map(|s| (s.event, s.repeat)).unzip();
         Ok(Response::new(SendBatchResponse { events, repeats }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+    ))]
     async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<TypingResponse>, Status> {
         let TypingRequest { room, member_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -317,6 +341,10 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     type SubscribeStream = ReceiverStream<Result<RoomEvent, Status>>;
 
+    #[tracing::instrument(skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        gateway = request.get_ref().gateway.as_str(),
+    ))]
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let request = request.into_inner();
         let room = RoomName::try_from(request.room.as_str()).map_err(invalid)?;
@@ -324,14 +352,14 @@ impl<B: Broker> RoomService for Rooms<B> {
         let subscription = self.broker.subscribe(&room).await.map_err(|e| self.failed(e))?;
         let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
         let (start_epoch, start_seq) = (position.epoch.clone(), position.last_seq);
-        tracing::info!(room = request.room, gateway = request.gateway, after_seq = request.after_seq, "stream opened");
+        tracing::info!(after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let stream = stream::Stream {
             broker: Arc::clone(&self.broker),
             metrics: Arc::clone(&self.metrics),
             stopping: self.stopping.clone(),
         };
-        tokio::spawn(stream.run(room, request, subscription, position, tx));
+        tokio::spawn(stream.run(room, request, subscription, position, tx).instrument(tracing::Span::current()));
         // Where the stream starts, for a reader that has no position yet.
         let mut response = Response::new(ReceiverStream::new(rx));
         let headers = response.metadata_mut();
@@ -342,6 +370,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         Ok(response)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
         let HistoryRequest { room, limit } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -349,6 +378,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         Ok(Response::new(HistoryResponse { events, epoch: position.epoch, last_seq: position.last_seq }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn members(&self, request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
         let MembersRequest { room, after, limit } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -366,11 +396,13 @@ impl<B: Broker> RoomService for Rooms<B> {
         Ok(Response::new(MembersResponse { members: page.members, member_count: page.member_count, next: page.next }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_rooms(&self, _: Request<ListRoomsRequest>) -> Result<Response<ListRoomsResponse>, Status> {
         let rooms = self.broker.rooms(MAX_ROOMS_LISTED).await.map_err(|e| self.failed(e))?;
         Ok(Response::new(ListRoomsResponse { rooms }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
         let GetRoomRequest { room } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
@@ -386,8 +418,12 @@ impl<B: Broker> RoomService for Rooms<B> {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        gateway = request.get_ref().gateway.as_str(),
+    ))]
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
-        let HeartbeatRequest { room, gateway, member_ids } = request.into_inner();
+        let HeartbeatRequest { room, gateway: _, member_ids } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         if member_ids.len() > MAX_HEARTBEAT_MEMBERS {
             return Err(Status::invalid_argument(format!(
@@ -397,7 +433,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         }
         let unknown_member_ids =
             self.broker.heartbeat(&room, &member_ids, self.expires_at()).await.map_err(|e| self.failed(e))?;
-        tracing::trace!(%room, gateway, members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
+        tracing::trace!(members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
         Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
     }
 }

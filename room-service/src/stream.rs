@@ -32,16 +32,16 @@ struct Cursor {
 }
 
 /// What a stream needs from the room-service.
-pub struct Stream<B> {
-    pub broker: Arc<B>,
-    pub metrics: Arc<RoomServiceMetrics>,
+pub(crate) struct Stream<B> {
+    pub(crate) broker: Arc<B>,
+    pub(crate) metrics: Arc<RoomServiceMetrics>,
     /// Cancelled on shutdown: the stream ends with UNAVAILABLE so the
     /// gateway subscribes again elsewhere.
-    pub stopping: CancellationToken,
+    pub(crate) stopping: CancellationToken,
 }
 
 impl<B: Broker> Stream<B> {
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         room: RoomName,
         request: SubscribeRequest,

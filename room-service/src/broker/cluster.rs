@@ -60,7 +60,7 @@ const OWNER_CHECK_PAUSE: Duration = Duration::from_millis(50);
 /// Connects the command and the pub/sub connections to the cluster at
 /// `seeds`; `deliver` receives every event push. The returned guard stops
 /// the resubscription task when the broker is dropped.
-pub async fn connect(
+pub(crate) async fn connect(
     seeds: &[String],
     password: Option<&str>,
     fanout: &Arc<Fanout>,
@@ -247,7 +247,7 @@ fn stale_map(room: &str) -> super::BrokerError {
 }
 
 /// The registry set in the same slot as `room`'s keys.
-pub fn registry_key(room: &str) -> String {
+pub(crate) fn registry_key(room: &str) -> String {
     registry_key_of_slot(slot(room.as_bytes()))
 }
 
@@ -292,7 +292,7 @@ fn base36(mut n: u64) -> String {
 
 /// The cluster slot of a room's keys: CRC16 (XMODEM) of the name, mod 16384
 /// (room names have no braces, so the whole name is the hash tag).
-pub fn slot(tag: &[u8]) -> u16 {
+pub(crate) fn slot(tag: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in tag {
         crc ^= u16::from(byte) << 8;
@@ -305,7 +305,7 @@ pub fn slot(tag: &[u8]) -> u16 {
 
 /// Up to about `limit` room names from the registries of every slot, read
 /// per master from the slot ranges `CLUSTER SLOTS` reports.
-pub async fn room_names(conn: &ClusterConnection, limit: usize) -> BrokerResult<Vec<String>> {
+pub(crate) async fn room_names(conn: &ClusterConnection, limit: usize) -> BrokerResult<Vec<String>> {
     let mut conn = conn.clone();
     let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn).await?;
     let mut names = Vec::new();

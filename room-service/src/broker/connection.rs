@@ -14,7 +14,7 @@ use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 /// A connection to one Redis (reconnecting by itself) or to a whole cluster
 /// (one multiplexed connection per node, routed by slot, following `MOVED`).
 #[derive(Clone)]
-pub enum Connection {
+pub(crate) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -29,25 +29,25 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
     }
 
     /// The command that publishes on a room's channel, in the script and out.
-    pub fn publish_command(&self) -> &'static str {
+    pub(crate) fn publish_command(&self) -> &'static str {
         if self.is_cluster() { "SPUBLISH" } else { "PUBLISH" }
     }
 
     /// Subscribes to `channel`; the connection subscribes again by itself
     /// after it reconnects (and, on a cluster, after the slot moves).
-    pub async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
+    pub(crate) async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Single(conn) => conn.subscribe(channel).await,
             Self::Cluster(conn) => conn.ssubscribe(channel).await,
         }
     }
 
-    pub async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
+    pub(crate) async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
             Self::Single(conn) => conn.unsubscribe(channel).await,
             Self::Cluster(conn) => conn.sunsubscribe(channel).await,

@@ -21,14 +21,14 @@ use prost::Message;
 
 use super::{BrokerError, event_id, record};
 
-pub fn encode_ephemeral(event: &RoomEvent) -> Vec<u8> {
+pub(crate) fn encode_ephemeral(event: &RoomEvent) -> Vec<u8> {
     let mut out = b"0::".to_vec();
     out.extend_from_slice(&event.encode_to_vec());
     out
 }
 
 /// Decodes an event of `room` from its Redis bytes.
-pub fn decode(room: &str, payload: &[u8]) -> Result<RoomEvent, BrokerError> {
+pub(crate) fn decode(room: &str, payload: &[u8]) -> Result<RoomEvent, BrokerError> {
     if let Some(diff) = payload.strip_prefix(b"p:") {
         return decode_presence(room, diff);
     }

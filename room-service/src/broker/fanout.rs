@@ -68,7 +68,7 @@ impl Fanout {
     }
 
     /// Hands an event to the room's readers; returns how many there were.
-    pub fn deliver(&self, room: &str, event: Arc<RoomEvent>) -> usize {
+    pub(crate) fn deliver(&self, room: &str, event: Arc<RoomEvent>) -> usize {
         self.metrics.events_received.increment(1);
         self.metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
         match self.lock().get(room) {
@@ -79,7 +79,7 @@ impl Fanout {
 
     /// Adds a reader to the room. The flag is true when the tap has no bus
     /// subscription yet: the caller must subscribe and then [`Self::mark_live`].
-    pub fn tap(self: &Arc<Self>, room: &str) -> (Subscription, bool) {
+    pub(crate) fn tap(self: &Arc<Self>, room: &str) -> (Subscription, bool) {
         let mut rooms = self.lock();
         let tap = rooms.entry(room.to_owned()).or_insert_with(|| Tap {
             tx: broadcast::channel(self.capacity).0,
@@ -94,7 +94,7 @@ impl Fanout {
         (subscription, !tap.live)
     }
 
-    pub fn mark_live(&self, room: &str) {
+    pub(crate) fn mark_live(&self, room: &str) {
         if let Some(tap) = self.lock().get_mut(room) {
             tap.live = true;
         }
@@ -102,7 +102,7 @@ impl Fanout {
 
     /// Removes taps without readers; returns the rooms whose bus subscription
     /// should end.
-    pub fn remove_idle(&self) -> Vec<String> {
+    pub(crate) fn remove_idle(&self) -> Vec<String> {
         let mut idle = Vec::new();
         self.lock().retain(|room, tap| {
             let keep = tap.readers > 0;
@@ -115,12 +115,12 @@ impl Fanout {
     }
 
     /// Whether the room has a live tap (a bus subscription readers rely on).
-    pub fn is_live(&self, room: &str) -> bool {
+    pub(crate) fn is_live(&self, room: &str) -> bool {
         self.lock().get(room).is_some_and(|tap| tap.live)
     }
 
     /// Rooms with a live tap.
-    pub fn live_rooms(&self) -> Vec<String> {
+    pub(crate) fn live_rooms(&self) -> Vec<String> {
         self.lock().iter().filter(|(_, tap)| tap.live).map(|(room, _)| room.clone()).collect()
     }
 }

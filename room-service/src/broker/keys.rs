@@ -18,23 +18,23 @@
 //! message and each presence change, so a room nobody uses is forgotten.
 
 /// The set of every room name in use.
-pub const ROOMS_KEY: &str = "chat:rooms";
+pub(crate) const ROOMS_KEY: &str = "chat:rooms";
 
 /// The names of one room's keys.
-pub struct Keys {
+pub(crate) struct Keys {
     /// `chat:{r}`, which every key of the room starts with.
     prefix: String,
-    pub seq: String,
-    pub epoch: String,
-    pub log: String,
-    pub members: String,
-    pub roster: String,
-    pub presence: String,
-    pub channel: String,
+    pub(crate) seq: String,
+    pub(crate) epoch: String,
+    pub(crate) log: String,
+    pub(crate) members: String,
+    pub(crate) roster: String,
+    pub(crate) presence: String,
+    pub(crate) channel: String,
 }
 
 impl Keys {
-    pub fn of(room: &str) -> Self {
+    pub(crate) fn of(room: &str) -> Self {
         let prefix = format!("chat:{{{room}}}");
         let key = |suffix: &str| format!("{prefix}:{suffix}");
         Self {
@@ -50,13 +50,13 @@ impl Keys {
     }
 
     /// Where a member's sent message is kept for dedupe of its `client_id`.
-    pub fn sent(&self, member_id: &str, client_id: &str) -> String {
+    pub(crate) fn sent(&self, member_id: &str, client_id: &str) -> String {
         format!("{}:sent:{member_id}:{client_id}", self.prefix)
     }
 }
 
 /// The room a channel name belongs to: `chat:{general}:events` → `general`.
-pub fn room_of_channel(channel: &[u8]) -> Option<&str> {
+pub(crate) fn room_of_channel(channel: &[u8]) -> Option<&str> {
     let name = std::str::from_utf8(channel).ok()?;
     name.strip_prefix("chat:{")?.strip_suffix("}:events")
 }

@@ -16,15 +16,16 @@
 --       forgotten), 8 the publish command (PUBLISH; SPUBLISH on a Redis
 --       Cluster), 9.. one event body per message (protobuf, sender name
 --       left out)
--- Returns {payloads, repeats}: per message, the stored message (or the
+-- Returns a reply tagged by its first value (read in message_reply.rs):
+-- {"stored", payloads, repeats}: per message, the stored message (or the
 -- first one stored under its dedupe key) and 1 if it was that repeat, else
--- 0; or {{}, {}, "not_member"}. A payload is
+-- 0; or {"not_member"}, storing nothing. A payload is
 -- `<seq>:<epoch>:<name length>:<name><body>` (see envelope.rs).
 local member_id = ARGV[5]
 local name = 'system'
 if member_id ~= '' then
   local record = redis.call('HGET', KEYS[4], member_id)
-  if not record then return {{}, {}, 'not_member'} end
+  if not record then return {'not_member'} end
   name = cjson.decode(record).u
 end
 
@@ -53,4 +54,4 @@ end
 for i = 1, 6 do
   redis.call('EXPIRE', KEYS[i], ARGV[7])
 end
-return {stored, repeats}
+return {'stored', stored, repeats}

@@ -15,6 +15,7 @@ mod envelope;
 mod fanout;
 mod keys;
 mod memory;
+mod message_reply;
 mod record;
 mod redis;
 
@@ -240,12 +241,12 @@ pub trait Broker: Send + Sync + 'static {
 }
 
 /// The event id clients dedupe by: "<epoch>:<seq>".
-pub fn event_id(epoch: &str, seq: u64) -> String {
+pub(crate) fn event_id(epoch: &str, seq: u64) -> String {
     format!("{epoch}:{seq}")
 }
 
 /// A fresh epoch: 12 random characters, new whenever a room's history starts.
-pub fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 12)
 }

@@ -35,7 +35,7 @@ struct Record<'a> {
 }
 
 /// The record to store for `member`.
-pub fn encode(member: &Member) -> String {
+pub(crate) fn encode(member: &Member) -> String {
     let record = Record {
         u: Cow::Borrowed(&member.username),
         g: Cow::Borrowed(&member.gateway),
@@ -47,7 +47,7 @@ pub fn encode(member: &Member) -> String {
 }
 
 /// The member stored under `member_id` as `record`.
-pub fn decode(member_id: &str, record: &[u8]) -> BrokerResult<Member> {
+pub(crate) fn decode(member_id: &str, record: &[u8]) -> BrokerResult<Member> {
     let record: Record<'_> = serde_json::from_slice(record)
         .map_err(|e| BrokerError::Corrupt(format!("member record of {member_id:?}: {e}")))?;
     Ok(Member {
@@ -62,12 +62,12 @@ pub fn decode(member_id: &str, record: &[u8]) -> BrokerResult<Member> {
 /// The roster entry that sorts `member` among the room's members: by name,
 /// then by id. A page of members ends at an entry, which is the cursor the
 /// next page starts after.
-pub fn roster_entry(member: &Member) -> String {
+pub(crate) fn roster_entry(member: &Member) -> String {
     format!("{}\0{}", member.username, member.member_id)
 }
 
 /// The member id at the end of a roster entry.
-pub fn member_id_of(entry: &str) -> &str {
+pub(crate) fn member_id_of(entry: &str) -> &str {
     entry.rsplit_once('\0').map_or(entry, |(_, id)| id)
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Writes go through two Lua steps on a multiplexed connection:
 //! `message.lua` stores one message (membership check, sender name,
-//! sequence, history, publish: one round trip), `presence.lua` applies a
+//! sequence, history, publish: one round trip; its answer is read by its
+//! tag, see `message_reply`), `presence.lua` applies a
 //! batch of joins and leaves, publishes one presence event and reads the
 //! room back. Events come in on a second, RESP3 connection
 //! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
@@ -25,6 +26,7 @@ use tokio_util::sync::DropGuard;
 
 use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
+use super::message_reply::MessageReply;
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
     Retention, Snapshot, SnapshotSize, Stored, Subscription, cluster, envelope, new_epoch, record,
@@ -96,7 +98,7 @@ impl RedisBroker {
 
     /// Connects to the Redis Cluster at `seeds` (any of its nodes; the rest
     /// are discovered). `password` applies when the URLs carry none.
-    pub async fn connect_cluster(
+    pub(crate) async fn connect_cluster(
         seeds: &[String],
         password: Option<&str>,
         retention: Retention,
@@ -283,12 +285,11 @@ impl Broker for RedisBroker {
             call.arg(message.event.encode_to_vec());
         }
         let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
-        if reply.len() == 3 {
-            return Err(BrokerError::NotMember(member_id.to_owned()));
-        }
-        let (payloads, repeats): (Vec<Vec<u8>>, Vec<i64>) = redis::from_redis_value(Value::Array(reply))
-            .map_err(|e| BrokerError::Corrupt(format!("message.lua answered oddly: {e}")))?;
-        if payloads.len() != messages.len() || repeats.len() != messages.len() {
+        let (payloads, repeats) = match MessageReply::decode(reply)? {
+            MessageReply::Stored { payloads, repeats } => (payloads, repeats),
+            MessageReply::NotMember => return Err(BrokerError::NotMember(member_id.to_owned())),
+        };
+        if payloads.len() != messages.len() {
             return Err(BrokerError::Corrupt(format!(
                 "message.lua stored {} of {} messages",
                 payloads.len(),
@@ -298,7 +299,7 @@ impl Broker for RedisBroker {
         let stored = payloads
             .iter()
             .zip(repeats)
-            .map(|(payload, repeat)| Ok(Stored { event: envelope::decode(room, payload)?, repeat: repeat == 1 }))
+            .map(|(payload, repeat)| Ok(Stored { event: envelope::decode(room, payload)?, repeat }))
             .collect::<BrokerResult<Vec<_>>>()?;
         tracing::debug!(%room, messages = stored.len(), seq = stored.last().map(|s| s.event.seq), "published to Redis");
         Ok(stored)

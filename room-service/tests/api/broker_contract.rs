@@ -10,10 +10,10 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{ChatMessage, Member, PresenceDiff, RoomEvent};
 use chat_proto::{MemberId, RoomName};
 use chat_testkit::RedisServer;
-use room_service::broker::{
-    Broker, Fanout, Leave, MemoryBroker, Outgoing, PresenceChange, RedisBroker, Retention, SnapshotSize, Subscription,
+use room_service::{
+    Broker, BrokerError, Fanout, Leave, MemoryBroker, Outgoing, PresenceChange, RedisBroker, Retention,
+    RoomServiceMetrics, SnapshotSize, Subscription,
 };
-use room_service::metrics::RoomServiceMetrics;
 
 const RETENTION: Retention = Retention { history_len: 20, room_ttl: Duration::from_secs(600) };
 const SNAPSHOT: SnapshotSize = SnapshotSize { history: 5, members: 3 };
@@ -129,7 +129,10 @@ async fn messages_are_numbered_named_and_stored_once<B: Broker>(broker: &B) {
 
     let stranger = MemberId::try_from("m-nobody").expect("an id");
     let refused = broker.append_messages(&room, Some(&stranger), vec![message(&room, "hi", "")]).await;
-    assert!(refused.is_err(), "a non-member cannot post");
+    assert!(
+        matches!(&refused, Err(BrokerError::NotMember(id)) if id == "m-nobody"),
+        "a non-member cannot post, and is told it is not a member (not a Redis or data error): {refused:?}"
+    );
     assert_eq!(broker.position(&room).await.expect("position").last_seq, 4, "the refusal stored nothing");
 }
 

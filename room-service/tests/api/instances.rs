@@ -1,5 +1,6 @@
 //! The room-service binary as people start it: several on one host that
-//! differ only by GRPC_PORT, and startup errors that fit on one line.
+//! differ only by GRPC_PORT, closed to the network by default, and startup
+//! errors that fit on one line.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -24,10 +25,12 @@ fn room_service() -> Command {
         "INSTANCE_ID",
         "GRPC_PORT",
         "HOST",
+        "GRPC_TOKEN",
+        "ALLOW_OPEN_GRPC",
     ] {
         command.env_remove(var);
     }
-    command.env("HOST", "127.0.0.1").env("RUST_LOG", "info").kill_on_drop(true);
+    command.env("RUST_LOG", "info").kill_on_drop(true);
     command
 }
 
@@ -38,8 +41,14 @@ fn free_port() -> u16 {
 
 /// Starts the binary and waits for its "listening" log line.
 async fn start(grpc_port: u16) -> Child {
+    start_with(grpc_port, &[]).await.0
+}
+
+/// [`start`] with `env` set too; also returns the "listening" line.
+async fn start_with(grpc_port: u16, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = room_service()
         .env("GRPC_PORT", grpc_port.to_string())
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the room-service binary");
@@ -54,10 +63,11 @@ async fn start(grpc_port: u16) -> Child {
     })
     .await
     .expect("started in time");
-    assert!(listening.is_some(), "room-service on {grpc_port} exited before listening");
+    let listening =
+        listening.unwrap_or_else(|| panic!("room-service on {grpc_port} ({env:?}) exited before listening"));
     // Keep draining its logs so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    child
+    (child, listening)
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -138,4 +148,33 @@ async fn a_startup_error_is_one_line_naming_what_to_fix() {
         assert!(!stderr.contains("acktrace"), "{env:?}: no backtrace: {stderr}");
     }
     drop(taken);
+}
+
+#[tokio::test]
+async fn the_api_is_served_beyond_loopback_only_with_a_token_or_on_purpose() {
+    // Bare: on loopback.
+    let port = free_port();
+    let (_bare, listening) = start_with(port, &[]).await;
+    assert!(listening.contains(&format!("127.0.0.1:{port}")), "a bare start listens on loopback: {listening}");
+
+    // On every address without a token: refused, saying how to fix it.
+    for env in [
+        vec![("HOST", "0.0.0.0".to_owned())],
+        vec![("HOST", "0.0.0.0".to_owned()), ("GRPC_TOKEN", String::new())],
+        vec![("HOST", "0.0.0.0".to_owned()), ("ALLOW_OPEN_GRPC", "0".to_owned())],
+    ] {
+        let stderr = fails_with(&env).await;
+        assert_eq!(stderr.lines().count(), 1, "{env:?}: one line, got:\n{stderr}");
+        for hint in ["without GRPC_TOKEN", "Set GRPC_TOKEN", "ALLOW_OPEN_GRPC=1"] {
+            assert!(stderr.contains(hint), "{env:?}: says {hint:?}: {stderr}");
+        }
+    }
+
+    // With a token, or told to: served.
+    for env in [[("HOST", "0.0.0.0"), ("GRPC_TOKEN", "s3cret")], [("HOST", "0.0.0.0"), ("ALLOW_OPEN_GRPC", "1")]] {
+        let port = free_port();
+        let (mut child, listening) = start_with(port, &env).await;
+        assert!(listening.contains(&format!("0.0.0.0:{port}")), "{env:?}: {listening}");
+        assert!(child.try_wait().expect("status").is_none(), "{env:?}: still running");
+    }
 }

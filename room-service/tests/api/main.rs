@@ -7,6 +7,8 @@
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
+//! - [`sending`]: what one Send or SendBatch may carry.
+//! - [`spans`]: each call's log lines carry its room and caller.
 
 mod support;
 
@@ -14,4 +16,6 @@ mod broker_contract;
 mod health_probe;
 mod instances;
 mod retention;
+mod sending;
 mod serving;
+mod spans;

@@ -1,4 +1,7 @@
-//! Presence changes applied in batches, one batch per room at a time.
+//! The presence batcher: joins and leaves applied in batches, one batch per
+//! room at a time. (Not the gateway's `presence.rs`, which batches presence
+//! *frames* to browsers; this one batches the changes themselves into Redis
+//! steps.)
 //!
 //! Every join and leave of a room goes through the room's batcher: a task
 //! with a bounded queue. While one batch is being applied, the changes that
@@ -21,19 +24,19 @@ use crate::broker::{Broker, PresenceChange, Snapshot, SnapshotSize};
 use crate::metrics::RoomServiceMetrics;
 
 /// Changes waiting in one room's queue at most; more are refused as busy.
-pub const QUEUE_PER_ROOM: usize = 8192;
+pub(crate) const QUEUE_PER_ROOM: usize = 8192;
 /// Changes applied in one broker step at most.
-pub const BATCH_MAX: usize = 500;
+pub(crate) const BATCH_MAX: usize = 500;
 /// Members read back with each batch: what `joined` shows.
-pub const MEMBERS_SHOWN: usize = 100;
+pub(crate) const MEMBERS_SHOWN: usize = 100;
 /// How long a room's batcher waits for a change before it ends.
 const IDLE: Duration = Duration::from_secs(10);
 /// What a refused caller is told to wait before trying again.
-pub const RETRY_AFTER: Duration = Duration::from_millis(250);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(250);
 
 /// The outcome of one change: whether it changed anything, and the room as
 /// it stood right after the batch it was applied in.
-pub type Applied = Result<(bool, Arc<Snapshot>), Status>;
+pub(crate) type Applied = Result<(bool, Arc<Snapshot>), Status>;
 
 struct Pending {
     change: PresenceChange,
@@ -43,25 +46,25 @@ struct Pending {
 }
 
 /// Every room's batcher in this process.
-pub struct Presence<B> {
+pub(crate) struct PresenceBatcher<B> {
     broker: Arc<B>,
     rooms: Mutex<HashMap<RoomName, mpsc::Sender<Pending>>>,
     metrics: Arc<RoomServiceMetrics>,
 }
 
-impl<B> std::fmt::Debug for Presence<B> {
+impl<B> std::fmt::Debug for PresenceBatcher<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presence").finish_non_exhaustive()
+        f.debug_struct("PresenceBatcher").finish_non_exhaustive()
     }
 }
 
-impl<B: Broker> Presence<B> {
-    pub fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
+impl<B: Broker> PresenceBatcher<B> {
+    pub(crate) fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
         Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics })
     }
 
     /// Queues one change for the room and waits for the batch that applies it.
-    pub async fn apply(self: &Arc<Self>, room: &RoomName, change: PresenceChange, history: usize) -> Applied {
+    pub(crate) async fn apply(self: &Arc<Self>, room: &RoomName, change: PresenceChange, history: usize) -> Applied {
         let (reply, outcome) = oneshot::channel();
         self.enqueue(room, Pending { change, history, reply })?;
         outcome.await.unwrap_or_else(|_| Err(Status::internal("the room's presence batcher stopped")))
@@ -149,7 +152,7 @@ impl<B: Broker> Presence<B> {
 
 /// The refusal for a room whose queue is full: busy, not gone, so the
 /// gateway waits and tries again rather than moving the room elsewhere.
-pub fn busy(room: &str) -> Status {
+pub(crate) fn busy(room: &str) -> Status {
     let mut status = Status::resource_exhausted(format!(
         "room {room:?} has {QUEUE_PER_ROOM} presence changes waiting; try again in {} ms",
         RETRY_AFTER.as_millis()
