@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 
 /// A room-service: keeps chat rooms (order, history, presence) and serves
 /// them to gateways over gRPC.
@@ -105,7 +105,7 @@ impl Config {
 
     /// Every setting at its default, whatever the environment holds.
     pub fn defaults() -> Self {
-        Self::from_flags(["room-service"]).expect("no flags are valid flags")
+        chat_runtime::config::defaults("room-service")
     }
 
     /// The settings `args` give (the program name first), the rest at their
@@ -115,8 +115,7 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let without_env = Self::command().mut_args(|arg| arg.env(None::<&str>));
-        Self::from_arg_matches(&without_env.try_get_matches_from(args)?)
+        chat_runtime::config::from_flags(args)
     }
 
     /// The defaults ([`Self::defaults`]), with `redis_url` set as given.

@@ -16,12 +16,22 @@ use clap::{CommandFactory, FromArgMatches};
 /// When a default does not parse: a bug in the config's declaration, caught
 /// by any test that builds one.
 pub fn defaults<C: CommandFactory + FromArgMatches>(binary: &str) -> C {
-    let command = C::command().mut_args(|arg| arg.env(None));
-    let parsed = command.try_get_matches_from([binary]).and_then(|matches| C::from_arg_matches(&matches));
-    match parsed {
+    match from_flags([binary]) {
         Ok(config) => config,
         Err(error) => panic!("the defaults of {binary}'s config do not parse: {error}"),
     }
+}
+
+/// The config `args` give (the program name first), everything else at its
+/// default; no environment variable is read.
+pub fn from_flags<C, I, T>(args: I) -> Result<C, clap::Error>
+where
+    C: CommandFactory + FromArgMatches,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let without_env = C::command().mut_args(|arg| arg.env(None::<&str>));
+    C::from_arg_matches(&without_env.try_get_matches_from(args)?)
 }
 
 #[cfg(test)]
