@@ -49,7 +49,8 @@ impl Gate {
                     .map_err(|why| (StatusCode::UNAUTHORIZED, format!("{why}\n")).into_response())?,
             ),
         };
-        Ok(Caller { identity, limits: self.rates.for_connection() })
+        let limits = self.rates.for_connection(identity.as_ref().map(|identity| identity.user.as_str()));
+        Ok(Caller { identity, limits })
     }
 }
 

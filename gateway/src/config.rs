@@ -73,11 +73,14 @@ pub struct Config {
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
 
-    /// Messages per second one connection may send after its burst; 0 = no limit.
+    /// Messages per second after the burst, per user with tokens (shared by
+    /// all of a user's connections to this gateway), per connection
+    /// without; 0 = no limit.
     #[arg(long, env = "SEND_RATE", default_value_t = 10)]
     pub send_rate: u32,
 
-    /// Messages one connection may send at once; 0 = no limit.
+    /// Messages one user (with tokens) or one connection (without) may send
+    /// at once; 0 = no limit.
     #[arg(long, env = "SEND_BURST", default_value_t = 20)]
     pub send_burst: u32,
 

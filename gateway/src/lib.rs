@@ -20,7 +20,8 @@
 //!   [`bearer`] adds `GRPC_TOKEN` to each call.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
 //! - Security (README "Security"): [`origin`] (which pages may connect),
-//!   [`auth`] (tokens), [`rate`] (per-connection limits), [`caller`] (who
+//!   [`auth`] (tokens), [`rate`] (send limits per user with tokens, per
+//!   connection without; join limits per connection), [`caller`] (who
 //!   a connection is and what it may do, asked before each frame), and
 //!   [`closing`] (close codes for broken frames).
 //!
@@ -135,6 +136,8 @@ pub async fn run(
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }
+    // Forgets users' send buckets once they have refilled (`rate.rs`).
+    tokio::spawn(state.gate.rates.clone().keep_swept(shared.draining.clone()));
     let router = app::router(state, &config.static_dir);
     tokio::spawn(chat_runtime::metrics::upkeep(shared.metrics.handle(), shared.draining.clone()));
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");
