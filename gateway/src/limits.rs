@@ -1,6 +1,6 @@
 //! Every bound and fixed tunable of the gateway, in one place: what each
 //! limits and what happens at it. The ones an operator sets (connections,
-//! send rates, ping and grace periods) are flags in [`crate::config`]; the
+//! connections per address, send rates, ping and grace periods) are flags in [`crate::config`]; the
 //! ones shared with the room-service across the wire live in
 //! [`chat_proto::limits`] and [`chat_proto::names`].
 

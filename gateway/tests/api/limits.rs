@@ -1,10 +1,12 @@
 //! Limits one client cannot multiply by opening connections, on a real
-//! topology: with tokens, one send bucket per user across that user's
-//! connections.
+//! topology: the per-address connection cap (`MAX_CONNECTIONS_PER_IP`), the
+//! client's address behind a trusted proxy (`TRUSTED_PROXIES`), and with
+//! tokens one send bucket per user across that user's connections.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::{Client, Topology};
+use crate::support::{Client, PATIENCE, Topology, http_get, metric};
 use chat_proto::v1::HistoryRequest;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
@@ -15,6 +17,123 @@ fn token(sub: &str) -> String {
     let exp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + 600;
     let claims = json!({"sub": sub, "exp": exp});
     jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("encodes")
+}
+
+/// Connects with `X-Forwarded-For: forwarded` (when given), failing the
+/// test if the gateway refuses.
+async fn open(addr: SocketAddr, forwarded: Option<&str>) -> Client {
+    let headers: Vec<(&str, &str)> = forwarded.map(|f| ("x-forwarded-for", f)).into_iter().collect();
+    match Client::try_connect_with(addr, "", &headers).await {
+        Ok(client) => client,
+        Err((status, body)) => panic!("refused (XFF {forwarded:?}): {status} {body}"),
+    }
+}
+
+/// Connects as [`open`] does, expecting the per-address cap's 429; the body.
+async fn refused(addr: SocketAddr, forwarded: Option<&str>) -> String {
+    let headers: Vec<(&str, &str)> = forwarded.map(|f| ("x-forwarded-for", f)).into_iter().collect();
+    match Client::try_connect_with(addr, "", &headers).await {
+        Ok(_) => panic!("let in past the per-address cap (XFF {forwarded:?})"),
+        Err((status, body)) => {
+            assert_eq!(status, 429, "XFF {forwarded:?}: {body}");
+            assert!(body.contains("MAX_CONNECTIONS_PER_IP"), "the 429 names the limit: {body}");
+            body
+        }
+    }
+}
+
+/// Connects until the gateway lets the connection in: a closed session
+/// gives its place back when its task ends, a moment after the close.
+async fn open_when_freed(addr: SocketAddr, forwarded: Option<&str>) -> Client {
+    let headers: Vec<(&str, &str)> = forwarded.map(|f| ("x-forwarded-for", f)).into_iter().collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match Client::try_connect_with(addr, "", &headers).await {
+            Ok(client) => return client,
+            Err((429, _)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err((status, body)) => panic!("still refused after a connection went: {status} {body}"),
+        }
+    }
+}
+
+async fn refusals(addr: SocketAddr) -> f64 {
+    let (_, text) = http_get(addr, "/metrics").await;
+    metric(&text, &["chat_gateway_upgrades_refused_total", "limit=\"per_ip\""])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_per_address_cap_get_429_until_one_goes() {
+    let topology = Topology::start_configured(1, 1, |_| {}, |gw| gw.max_connections_per_ip = 3).await;
+    let addr = topology.gateway_addr(0);
+
+    let mut open_now = Vec::new();
+    for _ in 0..3 {
+        open_now.push(open(addr, None).await);
+    }
+    let body = refused(addr, None).await;
+    assert!(body.contains("127.0.0.1") && body.contains("at most 3"), "says whose and how many: {body}");
+    assert_eq!(refusals(addr).await, 1.0, "counted in the metrics");
+
+    // A tab closed properly gives its place back...
+    open_now.pop().expect("three open").close().await;
+    open_now.push(open_when_freed(addr, None).await);
+    refused(addr, None).await;
+    // ...and so does a connection that just vanished.
+    open_now.pop().expect("three open").vanish();
+    open_now.push(open_when_freed(addr, None).await);
+    refused(addr, None).await;
+
+    // The ones let in work as ever.
+    let first = &mut open_now[0];
+    first.join("general", "ada").await;
+    first.say("general", "still chatting").await;
+    assert_eq!(first.next_of("message").await["text"], "still chatting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_ignored_without_trusted_proxies() {
+    let topology = Topology::start_configured(1, 1, |_| {}, |gw| gw.max_connections_per_ip = 2).await;
+    let addr = topology.gateway_addr(0);
+
+    let _a = open(addr, Some("198.51.100.1")).await;
+    let _b = open(addr, Some("198.51.100.2")).await;
+    let body = refused(addr, Some("198.51.100.3")).await;
+    assert!(body.contains("127.0.0.1"), "counted as the TCP peer, not as the header says: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_and_cannot_spoof_another() {
+    let topology = Topology::start_configured(
+        1,
+        1,
+        |_| {},
+        |gw| {
+            gw.max_connections_per_ip = 2;
+            gw.trusted_proxies = Some(gateway::client_addr::TrustedProxies::parse("127.0.0.1").expect("a proxy"));
+        },
+    )
+    .await;
+    let addr = topology.gateway_addr(0);
+
+    // Four connections from the proxy (127.0.0.1), two for each client it names.
+    let mut first = vec![open(addr, Some("198.51.100.1")).await, open(addr, Some("198.51.100.1")).await];
+    let _second = [open(addr, Some("198.51.100.2")).await, open(addr, Some("198.51.100.2")).await];
+    let body = refused(addr, Some("198.51.100.1")).await;
+    assert!(body.contains("198.51.100.1"), "counted as the forwarded client: {body}");
+    refused(addr, Some("198.51.100.2")).await;
+
+    // The client writes an address of its own choosing on the left; the
+    // proxy appends the real one on the right: the right one counts.
+    refused(addr, Some("203.0.113.66, 198.51.100.1")).await;
+    // A second trusted proxy in the chain is skipped.
+    refused(addr, Some("203.0.113.66, 198.51.100.1, 127.0.0.1")).await;
+    // Without the header the proxy itself is the client, with its own count.
+    let _proxy_itself = open(addr, None).await;
+
+    first.pop().expect("two open").close().await;
+    let _again = open_when_freed(addr, Some("198.51.100.1")).await;
 }
 
 /// What each of `clients` got within a quiet moment: the texts of the
