@@ -1,10 +1,11 @@
 //! The HTTP surface: the page, the WebSocket upgrade and health endpoints.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,8 +14,10 @@ use tower_http::services::ServeDir;
 
 use crate::auth::{TokenKeys, query_param, token_param};
 use crate::caller::Caller;
+use crate::client_addr::TrustedProxies;
 use crate::limits::{READ_BUFFER_BYTES, SOCKET_FRAME_BYTES, WRITE_BUFFER_BYTES};
 use crate::origin::OriginPolicy;
+use crate::per_ip::ConnectionsPerIp;
 use crate::rate::Rates;
 use crate::session::{self, Shared};
 use crate::session_token::SessionToken;
@@ -23,6 +26,8 @@ use crate::session_token::SessionToken;
 pub struct AppState {
     pub shared: Arc<Shared>,
     pub connections: Arc<Semaphore>,
+    /// `MAX_CONNECTIONS_PER_IP`, counted by the client's address.
+    pub per_ip: Arc<ConnectionsPerIp>,
     pub next_conn: Arc<AtomicU64>,
     pub gate: Arc<Gate>,
 }
@@ -34,6 +39,8 @@ pub struct Gate {
     /// `None`: no tokens, the chat is open.
     pub tokens: Option<TokenKeys>,
     pub rates: Rates,
+    /// Whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub proxies: TrustedProxies,
 }
 
 impl Gate {
@@ -49,7 +56,8 @@ impl Gate {
                     .map_err(|why| (StatusCode::UNAUTHORIZED, format!("{why}\n")).into_response())?,
             ),
         };
-        Ok(Caller { identity, limits: self.rates.for_connection() })
+        let limits = self.rates.for_connection(identity.as_ref().map(|identity| identity.user.as_str()));
+        Ok(Caller { identity, limits })
     }
 }
 
@@ -63,7 +71,14 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .with_state(state)
 }
 
-async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+/// `ConnectInfo` is the TCP peer, put on every request by the serve loop.
+async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
     let caller = match state.gate.admit(&headers, &uri) {
         Ok(caller) => caller,
         Err(refused) => return refused,
@@ -79,8 +94,21 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down; connect to another one\n").into_response();
     }
     let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
+        state.shared.metrics.upgrade_refused("max_connections");
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway is at its connection limit; try another one\n")
             .into_response();
+    };
+    // After the gateway-wide permit, so the table never holds more
+    // addresses than MAX_CONNECTIONS. 429, not 503: the gateway is not
+    // full, this client has too many open and has to close some.
+    let client = state.gate.proxies.client(peer.ip(), &headers);
+    let from_client = match state.per_ip.open(client) {
+        Ok(counted) => counted,
+        Err(at_cap) => {
+            tracing::debug!(%client, %peer, "upgrade refused: MAX_CONNECTIONS_PER_IP");
+            state.shared.metrics.upgrade_refused("per_ip");
+            return (StatusCode::TOO_MANY_REQUESTS, format!("{at_cap}\n")).into_response();
+        }
     };
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     // Frames over the protocol's cap are refused by the session with 1009;
@@ -97,9 +125,9 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws
         // for upgraded connections: the drain waits for these instead.
         let tasks = state.shared.tasks.clone();
         tasks.track_future(async move {
-            tracing::debug!(conn, "browser connected");
-            // Both released when this ends, however it ends.
-            let (_counted, _permit) = (state.shared.metrics.connection_open(), permit);
+            tracing::debug!(conn, %client, "browser connected");
+            // All released when this ends, however it ends.
+            let (_counted, _permit, _from_client) = (state.shared.metrics.connection_open(), permit, from_client);
             session::run(socket, Arc::clone(&state.shared), conn, caller, resume).await;
             tracing::debug!(conn, "browser disconnected");
         })

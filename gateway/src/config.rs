@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::client_addr::TrustedProxies;
+
 /// A chat gateway: serves the page and the browser WebSocket, and turns
 /// browser frames into calls on room-services.
 #[derive(Debug, Clone, Parser)]
@@ -34,6 +36,16 @@ pub struct Config {
     /// Most simultaneous WebSocket connections; more get HTTP 503.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// Most simultaneous WebSocket connections from one client address (an
+    /// IPv6 client: its /64); more get HTTP 429 until one closes. Not 1 or
+    /// 5: a company or school behind NAT, or a mobile carrier's CGNAT, is
+    /// many people on one address, each with a few tabs. It stops one
+    /// client from taking all of MAX_CONNECTIONS and multiplying its send
+    /// rate by opening connections. Behind a balancer, set TRUSTED_PROXIES
+    /// too, or everyone counts as the balancer. 0 = no cap.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 100)]
+    pub max_connections_per_ip: usize,
 
     /// Seconds between presence heartbeats for this gateway's members.
     #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -73,11 +85,24 @@ pub struct Config {
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
 
-    /// Messages per second one connection may send after its burst; 0 = no limit.
+    /// Proxies (balancers) whose X-Forwarded-For names the client,
+    /// comma-separated addresses or CIDR ranges (e.g. 10.0.0.5,fd00::/8).
+    /// A request from one of them counts as coming from the right-most
+    /// address in X-Forwarded-For that is not itself a listed proxy; what a
+    /// client writes further left is not believed. Unset: the TCP peer is
+    /// the client and X-Forwarded-For is ignored. Used by
+    /// MAX_CONNECTIONS_PER_IP.
+    #[arg(long, env = "TRUSTED_PROXIES", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: Option<TrustedProxies>,
+
+    /// Messages per second after the burst, per user with tokens (shared by
+    /// all of a user's connections to this gateway), per connection
+    /// without; 0 = no limit.
     #[arg(long, env = "SEND_RATE", default_value_t = 10)]
     pub send_rate: u32,
 
-    /// Messages one connection may send at once; 0 = no limit.
+    /// Messages one user (with tokens) or one connection (without) may send
+    /// at once; 0 = no limit.
     #[arg(long, env = "SEND_BURST", default_value_t = 20)]
     pub send_burst: u32,
 

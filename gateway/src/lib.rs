@@ -20,8 +20,10 @@
 //!   [`bearer`] adds `GRPC_TOKEN` to each call.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
 //! - Security (README "Security"): [`origin`] (which pages may connect),
-//!   [`auth`] (tokens), [`rate`] (per-connection limits), [`caller`] (who
-//!   a connection is and what it may do, asked before each frame), and
+//!   [`auth`] (tokens), [`client_addr`] (the client's address behind
+//!   trusted proxies), [`per_ip`] (connections per address), [`rate`]
+//!   (send and join limits, per user with tokens), [`caller`] (who a
+//!   connection is and what it may do, asked before each frame), and
 //!   [`closing`] (close codes for broken frames).
 //!
 //! ## How a message flows
@@ -35,6 +37,7 @@ pub mod app;
 pub mod auth;
 pub mod bearer;
 pub mod caller;
+pub mod client_addr;
 pub mod closing;
 pub mod config;
 mod drain;
@@ -45,6 +48,7 @@ pub mod limits;
 pub mod liveness;
 pub mod metrics;
 pub mod origin;
+pub mod per_ip;
 pub mod presence;
 pub mod rate;
 pub mod rendezvous;
@@ -70,6 +74,7 @@ use crate::hub::Hub;
 use crate::limits::ACCEPT_BACKLOG;
 use crate::metrics::GatewayMetrics;
 use crate::origin::OriginPolicy;
+use crate::per_ip::ConnectionsPerIp;
 use crate::rate::Rates;
 use crate::session::Shared;
 use crate::upstream::RoomServices;
@@ -117,11 +122,13 @@ pub async fn run(
     let state = app::AppState {
         shared: Arc::clone(&shared),
         connections: Arc::new(Semaphore::new(config.max_connections)),
+        per_ip: Arc::new(ConnectionsPerIp::new(config.max_connections_per_ip)),
         next_conn: Arc::new(AtomicU64::new(1)),
         gate: Arc::new(app::Gate {
             origins: OriginPolicy::from_list(&config.allowed_origins),
             tokens: TokenKeys::from_config(config.jwt_secret.as_deref(), config.jwt_public_key.as_deref())?,
             rates: Rates::new(config.send_rate, config.send_burst),
+            proxies: config.trusted_proxies.clone().unwrap_or_default(),
         }),
     };
     tracing::info!(
@@ -129,12 +136,16 @@ pub async fn run(
         tokens = state.gate.tokens.is_some(),
         send_rate = config.send_rate,
         send_burst = config.send_burst,
+        max_connections_per_ip = config.max_connections_per_ip,
+        trusted_proxies = ?state.gate.proxies,
         grpc_token = config.grpc_token.is_some(),
         "security settings"
     );
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static folder; set STATIC_DIR");
     }
+    // Forgets users' send buckets once they have refilled (`rate.rs`).
+    tokio::spawn(state.gate.rates.clone().keep_swept(shared.draining.clone()));
     let router = app::router(state, &config.static_dir);
     tokio::spawn(chat_runtime::metrics::upkeep(shared.metrics.handle(), shared.draining.clone()));
     tracing::info!(%addr, gateway, room_services = ?config.room_services, "gateway listening");

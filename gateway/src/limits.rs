@@ -1,6 +1,6 @@
 //! Every bound and fixed tunable of the gateway, in one place: what each
 //! limits and what happens at it. The ones an operator sets (connections,
-//! send rates, ping and grace periods) are flags in [`crate::config`]; the
+//! connections per address, send rates, ping and grace periods) are flags in [`crate::config`]; the
 //! ones shared with the room-service across the wire live in
 //! [`chat_proto::limits`] and [`chat_proto::names`].
 
@@ -63,6 +63,10 @@ pub const JOIN_HISTORY: u32 = 50;
 pub const MAX_EPOCH_BYTES: usize = 64;
 /// `send` frames stored in one call at most: the room-service's bound.
 pub use chat_proto::limits::SEND_BATCH;
+/// How often the send buckets of users who stopped sending are forgotten
+/// (with tokens, a user's connections share one, `rate.rs`): the table
+/// holds the users who sent within about this long.
+pub const USER_BUCKET_SWEEP: Duration = Duration::from_secs(30);
 
 // --- Presence frames -------------------------------------------------------
 

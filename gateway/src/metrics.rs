@@ -23,6 +23,9 @@ const ENDED_HELP: &str =
     "Browser connections ended, by how (closed, gone, slow_consumer, drained, session_moved, timeout, protocol_error)";
 const DROPPED: &str = "chat_gateway_frames_dropped_total";
 const DROPPED_HELP: &str = "Frames not delivered, by reason";
+const REFUSED: &str = "chat_gateway_upgrades_refused_total";
+const REFUSED_HELP: &str =
+    "WebSocket upgrades refused for a connection limit, by limit (max_connections: 503, per_ip: 429)";
 
 pub struct GatewayMetrics {
     registry: Registry,
@@ -92,6 +95,11 @@ impl GatewayMetrics {
     pub fn resumed(&self, recovered: bool) {
         let recovered = if recovered { "true" } else { "false" };
         self.registry.counter(RESUMES, &[("recovered", recovered)], RESUMES_HELP).increment(1);
+    }
+
+    /// An upgrade was refused at the connection limit `limit`.
+    pub fn upgrade_refused(&self, limit: &'static str) {
+        self.registry.counter(REFUSED, &[("limit", limit)], REFUSED_HELP).increment(1);
     }
 
     /// A browser connection ended, `how`.

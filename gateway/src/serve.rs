@@ -8,17 +8,23 @@
 //! a connection whose request headers have not arrived within
 //! [`REQUEST_WAIT`] of the connect. Once upgraded, a WebSocket belongs to
 //! its session (`session.rs`), which has its own liveness checks.
+//!
+//! Each connection's requests carry its TCP peer as axum's
+//! `ConnectInfo<SocketAddr>` (what `into_make_service_with_connect_info`
+//! would add): the upgrade counts connections per client address by it.
 
 use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::add_extension::AddExtension;
 
 use crate::limits::REQUEST_WAIT;
 
@@ -47,8 +53,8 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         }
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(REQUEST_WAIT);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone())).with_upgrades();
+        let service = TowerToHyperService::new(AddExtension::new(router.clone(), ConnectInfo(peer)));
+        let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         let stopping = stopping.clone();
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);

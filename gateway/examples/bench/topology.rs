@@ -56,6 +56,8 @@ const CONFIG_VARS: &[&str] = &[
     "JWT_PUBLIC_KEY",
     "SEND_RATE",
     "SEND_BURST",
+    "MAX_CONNECTIONS_PER_IP",
+    "TRUSTED_PROXIES",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,8 +254,10 @@ pub async fn start_topology(
             .env("PORT", port.to_string())
             .env("ROOM_SERVICES", rs_urls.join(","))
             .env("MAX_CONNECTIONS", max_connections.to_string())
-            // The senders post far past a person's rate on purpose.
+            // The senders post far past a person's rate on purpose, and
+            // thousands of browsers come from this one address.
             .env("SEND_RATE", "0")
+            .env("MAX_CONNECTIONS_PER_IP", "0")
             .env("DRAIN_SECS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

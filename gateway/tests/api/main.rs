@@ -12,6 +12,7 @@ mod cluster;
 mod embedded;
 mod frame_props;
 mod hostile_frames;
+mod limits;
 mod operations;
 mod recovery;
 mod redis_cluster;

@@ -107,10 +107,22 @@ impl Client {
     /// given: the client after the welcome, or the HTTP status and body the
     /// upgrade was refused with.
     pub async fn try_connect(addr: SocketAddr, query: &str, origin: Option<&str>) -> Result<Self, (u16, String)> {
+        let origin: Vec<(&str, &str)> = origin.map(|origin| ("origin", origin)).into_iter().collect();
+        Self::try_connect_with(addr, query, &origin).await
+    }
+
+    /// [`Self::try_connect`] with any request headers (e.g. what a proxy adds).
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, (u16, String)> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::HeaderName;
         let mut request = format!("ws://{addr}/ws{query}").into_client_request().expect("a valid request");
-        if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().expect("a valid header"));
+        for (name, value) in headers {
+            let name: HeaderName = name.parse().expect("a valid header name");
+            request.headers_mut().append(name, value.parse().expect("a valid header"));
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => {

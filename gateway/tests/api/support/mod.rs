@@ -220,9 +220,11 @@ impl Topology {
         // here, so tests that watch for it need not wait the default 10 s
         // (tests of the grace itself set their own).
         gw_config.resume_grace_secs = 5;
-        // Tests of other things send faster than a person types;
-        // tests/security.rs turns the limit back on.
+        // Tests of other things send faster than a person types, and open
+        // more connections from 127.0.0.1 than one person would;
+        // security.rs and limits.rs turn the limits back on.
         gw_config.send_rate = 0;
+        gw_config.max_connections_per_ip = 0;
         gw_config.grpc_token = topology.room_service_config.grpc_token.clone();
         tweak_gw(&mut gw_config);
         topology.gateway_config = gw_config;
