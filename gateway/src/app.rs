@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::Semaphore;
 use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::{TokenKeys, query_param, token_param};
 use crate::caller::Caller;
@@ -23,7 +24,7 @@ use crate::session::{self, Shared};
 use crate::session_token::SessionToken;
 
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub shared: Arc<Shared>,
     pub connections: Arc<Semaphore>,
     /// `MAX_CONNECTIONS_PER_IP`, counted by the client's address.
@@ -34,7 +35,7 @@ pub struct AppState {
 
 /// What an upgrade must get past before it becomes a session.
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     pub origins: OriginPolicy,
     /// `None`: no tokens, the chat is open.
     pub tokens: Option<TokenKeys>,
@@ -61,7 +62,7 @@ impl Gate {
     }
 }
 
-pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+pub(crate) fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -69,6 +70,10 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
         .route("/metrics", get(metrics))
         .fallback_service(ServeDir::new(static_dir))
         .with_state(state)
+        // Each HTTP request (an upgrade included) in a span of its own, with
+        // its method and path, and a line when it is answered — at debug, so
+        // a busy gateway logs nothing extra at the default level.
+        .layer(TraceLayer::new_for_http())
 }
 
 /// `ConnectInfo` is the TCP peer, put on every request by the serve loop.

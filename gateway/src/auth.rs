@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 /// Seconds of clock difference tolerated on `exp`.
-pub const LEEWAY_SECS: u64 = 30;
+pub(crate) const LEEWAY_SECS: u64 = 30;
 
 /// The claims this gateway reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +31,7 @@ struct Claims {
 
 /// Who a token says the browser is, and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The stable user id (`sub`).
     pub user: String,
     /// The name to show (`name`, or `sub` without one).
@@ -41,7 +41,7 @@ pub struct Identity {
 }
 
 /// The keys tokens are checked with; one per algorithm.
-pub struct TokenKeys {
+pub(crate) struct TokenKeys {
     keys: Vec<(Algorithm, DecodingKey)>,
 }
 
@@ -54,7 +54,7 @@ impl std::fmt::Debug for TokenKeys {
 
 /// Why a token was not accepted: the words of the 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     #[error("this chat needs a token: open /ws?token=<JWT> (ask the site that sent you here for one)")]
     Missing,
     #[error("the token has expired: get a new one and reconnect")]
@@ -68,7 +68,7 @@ pub enum Rejected {
 impl TokenKeys {
     /// The keys `JWT_SECRET` and `JWT_PUBLIC_KEY` give; `None` when neither is
     /// set (the chat is open to anyone, as without this module).
-    pub fn from_config(secret: Option<&str>, public_key: Option<&Path>) -> anyhow::Result<Option<Self>> {
+    pub(crate) fn from_config(secret: Option<&str>, public_key: Option<&Path>) -> anyhow::Result<Option<Self>> {
         let mut keys = Vec::new();
         // Empty counts as unset (compose passes `JWT_SECRET=` when .env has none).
         if let Some(secret) = secret.filter(|s| !s.is_empty()) {
@@ -99,7 +99,7 @@ impl TokenKeys {
 
     /// Checks a token: a signature by one of the keys, with that key's
     /// algorithm (the header cannot pick another), not expired, with a `sub`.
-    pub fn verify(&self, token: Option<&str>) -> Result<Identity, Rejected> {
+    pub(crate) fn verify(&self, token: Option<&str>) -> Result<Identity, Rejected> {
         let token = token.filter(|t| !t.is_empty()).ok_or(Rejected::Missing)?;
         let header = jsonwebtoken::decode_header(token).map_err(|e| Rejected::Invalid(e.to_string()))?;
         let (algorithm, key) = self.keys.iter().find(|(a, _)| *a == header.alg).ok_or_else(|| {
@@ -129,12 +129,12 @@ impl TokenKeys {
 }
 
 /// The `token` parameter of a query string, percent-decoded.
-pub fn token_param(query: Option<&str>) -> Option<String> {
+pub(crate) fn token_param(query: Option<&str>) -> Option<String> {
     query_param(query, "token")
 }
 
 /// The value of `key` in a query string, percent-decoded.
-pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| percent_decode(v))
 }
 

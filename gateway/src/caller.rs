@@ -10,22 +10,17 @@ use crate::frame::Refusal;
 use crate::rate::Limits;
 
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// `Some` when the gateway checks tokens.
     pub identity: Option<Identity>,
     pub limits: Limits,
 }
 
 impl Caller {
-    /// Anyone, unlimited: for sessions driven by tests of other things.
-    pub fn anonymous() -> Self {
-        Self { identity: None, limits: Limits::none() }
-    }
-
     /// May this connection join `room` under `requested`? The name to join
     /// under: the token's when there is one (what the frame asks for is
     /// ignored), else the requested one, checked and in NFC.
-    pub fn join(&self, room: &RoomName, requested: &str) -> Result<Username, Refusal> {
+    pub(crate) fn join(&self, room: &RoomName, requested: &str) -> Result<Username, Refusal> {
         self.limits.join(room)?;
         let Some(identity) = &self.identity else {
             return Username::try_from(requested).map_err(|e| Refusal::from(e).in_room(room));
@@ -49,7 +44,7 @@ impl Caller {
     }
 
     /// May this connection send a message to `room` now?
-    pub fn send(&self, room: &str) -> Result<(), Refusal> {
+    pub(crate) fn send(&self, room: &str) -> Result<(), Refusal> {
         self.limits.send(room)
     }
 }
@@ -85,7 +80,7 @@ mod tests {
 
     #[test]
     fn without_a_token_the_frame_names_the_member_under_the_rules() {
-        let caller = Caller::anonymous();
+        let caller = Caller { identity: None, limits: Limits::none() };
         assert_eq!(join(&caller, "general", " bob "), Ok("bob".to_owned()));
         assert_eq!(join(&caller, "general", "System"), Err(ErrorCode::BadUsername));
     }

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 /// Every close code the gateway sends, with the reason it gives
 /// (`docs/protocol.md`, "Close codes", tables them; a test checks both agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseCode {
+pub(crate) enum CloseCode {
     /// 1002: a frame broke the WebSocket protocol.
     ProtocolError,
     /// 1007: a text frame was not UTF-8.
@@ -42,7 +42,8 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 7] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [CloseCode; 7] = [
         Self::ProtocolError,
         Self::InvalidUtf8,
         Self::TooBig,
@@ -53,7 +54,7 @@ impl CloseCode {
     ];
 
     /// The number on the wire.
-    pub const fn code(self) -> u16 {
+    pub(crate) const fn code(self) -> u16 {
         match self {
             Self::ProtocolError => 1002,
             Self::InvalidUtf8 => 1007,
@@ -66,7 +67,7 @@ impl CloseCode {
     }
 
     /// The reason the Close frame carries, for a person reading it.
-    pub const fn reason(self) -> &'static str {
+    pub(crate) const fn reason(self) -> &'static str {
         match self {
             Self::ProtocolError => "WebSocket protocol violation: send JSON text frames",
             Self::InvalidUtf8 => "text frame is not valid UTF-8",
@@ -81,7 +82,7 @@ impl CloseCode {
 
 /// The close code for a failed socket read; `None` when the browser is
 /// simply gone (nothing to say, nobody to say it to).
-pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode> {
+pub(crate) fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode> {
     let ws = std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<WsError>())?;
     match ws {
         WsError::Utf8(_) => Some(CloseCode::InvalidUtf8),
@@ -95,7 +96,7 @@ pub fn close_for_read_error(error: &(dyn std::error::Error + 'static)) -> Option
 /// Whether a failed write means the browser had already closed the
 /// connection itself (the socket read its Close frame while writing): a
 /// departure, not a connection that vanished.
-pub fn closed_by_peer(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn closed_by_peer(error: &(dyn std::error::Error + 'static)) -> bool {
     let ws = std::iter::successors(Some(error), |e| e.source()).find_map(|e| e.downcast_ref::<WsError>());
     matches!(
         ws,
@@ -107,7 +108,7 @@ pub fn closed_by_peer(error: &(dyn std::error::Error + 'static)) -> bool {
 /// When the stream can no longer be read (it failed, or ended without a
 /// Close), the rest of `wait` is spent holding the socket open, so our
 /// Close frame is read before the connection is dropped.
-pub async fn await_close<R, M, E>(stream: &mut R, wait: Duration, is_close: impl Fn(&M) -> bool)
+pub(crate) async fn await_close<R, M, E>(stream: &mut R, wait: Duration, is_close: impl Fn(&M) -> bool)
 where
     R: Stream<Item = Result<M, E>> + Unpin,
 {

@@ -32,7 +32,7 @@ use crate::upstream::{RoomServices, is_unreachable};
 /// A room event ready to write to browsers: made once per event and shared
 /// by every local listener of the room.
 #[derive(Debug)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub room: Arc<str>,
     pub epoch: Arc<str>,
     /// 0 for ephemeral events (presence, typing).
@@ -44,7 +44,7 @@ pub struct Delivery {
 
 /// One local browser connection in the room.
 #[derive(Debug, Clone)]
-pub struct Listener {
+pub(crate) struct Listener {
     pub member_id: Arc<str>,
     pub username: Arc<str>,
     /// The connection, as room-services know it (`Member::connection`).
@@ -57,7 +57,7 @@ pub struct Listener {
 }
 
 #[derive(Debug)]
-pub struct Feed {
+pub(crate) struct Feed {
     room: Arc<str>,
     listeners: Mutex<HashMap<u64, Listener>>,
     /// The last (epoch, seq) this gateway has seen for the room.
@@ -67,7 +67,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    pub fn new(room: &str) -> Arc<Self> {
+    pub(crate) fn new(room: &str) -> Arc<Self> {
         Arc::new(Self {
             room: Arc::from(room),
             listeners: Mutex::new(HashMap::new()),
@@ -81,23 +81,23 @@ impl Feed {
         self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn add(&self, conn: u64, listener: Listener) {
+    pub(crate) fn add(&self, conn: u64, listener: Listener) {
         self.listeners().insert(conn, listener);
     }
 
     /// Removes a listener; true when none are left.
-    pub fn remove(&self, conn: u64) -> bool {
+    pub(crate) fn remove(&self, conn: u64) -> bool {
         let mut listeners = self.listeners();
         listeners.remove(&conn);
         listeners.is_empty()
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
     /// Waits until the upstream stream is open (or `limit` passes).
-    pub async fn wait_ready(&self, limit: Duration) -> bool {
+    pub(crate) async fn wait_ready(&self, limit: Duration) -> bool {
         let mut ready = self.ready.subscribe();
         matches!(tokio::time::timeout(limit, ready.wait_for(|r| *r)).await, Ok(Ok(_)))
     }
@@ -196,7 +196,7 @@ impl Feed {
 }
 
 /// Keeps the room's upstream stream open until the feed is stopped.
-pub async fn run(
+pub(crate) async fn run(
     feed: Arc<Feed>,
     services: Arc<RoomServices>,
     gateway: Arc<str>,

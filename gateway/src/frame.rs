@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 /// What a browser asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientFrame {
+pub(crate) enum ClientFrame {
     Join {
         room: String,
         username: String,
@@ -50,7 +50,7 @@ const CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "typing", "members"];
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             ClientFrame::Join { .. } => "join",
             ClientFrame::Leave { .. } => "leave",
@@ -64,7 +64,7 @@ impl ClientFrame {
 /// An `error` frame's content: a code from the protocol's table, words for
 /// a person, and the room the refused frame named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub code: ErrorCode,
     pub message: String,
     pub room: Option<String>,
@@ -74,17 +74,17 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code, message: message.into(), room: None, retry_after_ms: None }
     }
 
     /// Says when to try again.
-    pub fn retry_after(mut self, ms: u64) -> Self {
+    pub(crate) fn retry_after(mut self, ms: u64) -> Self {
         self.retry_after_ms = Some(ms);
         self
     }
 
-    pub fn in_room(mut self, room: &str) -> Self {
+    pub(crate) fn in_room(mut self, room: &str) -> Self {
         self.room = Some(room.to_owned());
         self
     }
@@ -97,7 +97,7 @@ impl From<chat_proto::names::Invalid> for Refusal {
 }
 
 /// Parses one text frame from a browser.
-pub fn parse(text: &str) -> Result<ClientFrame, Refusal> {
+pub(crate) fn parse(text: &str) -> Result<ClientFrame, Refusal> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("frame is not valid JSON: {e}")))?;
     let room = value.get("room").and_then(|r| r.as_str()).map(str::to_owned);
@@ -130,7 +130,7 @@ fn shorten(s: &str) -> String {
 
 /// A member as browsers see it.
 #[derive(Debug, Serialize)]
-pub struct MemberView<'a> {
+pub(crate) struct MemberView<'a> {
     member_id: &'a str,
     username: &'a str,
     gateway: &'a str,
@@ -145,7 +145,7 @@ impl<'a> From<&'a Member> for MemberView<'a> {
 
 /// A member who left, as browsers see it.
 #[derive(Debug, Serialize)]
-pub struct LeaveView<'a> {
+pub(crate) struct LeaveView<'a> {
     #[serde(flatten)]
     pub member: MemberView<'a>,
     pub reason: &'a str,
@@ -154,7 +154,7 @@ pub struct LeaveView<'a> {
 /// A room event as browsers see it.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum EventView<'a> {
+pub(crate) enum EventView<'a> {
     Message {
         room: &'a str,
         seq: u64,
@@ -175,7 +175,7 @@ pub enum EventView<'a> {
 impl<'a> EventView<'a> {
     /// `None` for an event with no kind (from a newer room-service) and for
     /// presence, which the room's feed gathers into `presence` frames.
-    pub fn of(e: &'a RoomEvent) -> Option<Self> {
+    pub(crate) fn of(e: &'a RoomEvent) -> Option<Self> {
         let (room, seq, id, ts) = (e.room.as_str(), e.seq, e.id.as_str(), e.ts_ms);
         Some(match e.kind.as_ref()? {
             Kind::Message(m) => EventView::Message {
@@ -197,7 +197,7 @@ impl<'a> EventView<'a> {
 /// What the gateway says to one browser (room events aside).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame<'a> {
+pub(crate) enum ServerFrame<'a> {
     Welcome {
         gateway: &'a str,
         limits: Limits,
@@ -260,20 +260,20 @@ pub enum ServerFrame<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_text_bytes: usize,
     pub max_username_chars: usize,
     pub max_rooms: usize,
 }
 
 /// Serialises a frame; these types always serialise.
-pub fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
+pub(crate) fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_else(|e| {
         format!(r#"{{"type":"error","code":"{}","message":"could not encode a frame: {e}"}}"#, ErrorCode::Internal)
     }))
 }
 
-pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
+pub(crate) fn refusal(refusal: &Refusal) -> Utf8Bytes {
     encode(&ServerFrame::Error {
         code: refusal.code.as_str(),
         message: &refusal.message,
@@ -283,12 +283,12 @@ pub fn refusal(refusal: &Refusal) -> Utf8Bytes {
 }
 
 /// The refusal for a room-service that could not be reached.
-pub fn unavailable(room: &str) -> Refusal {
+pub(crate) fn unavailable(room: &str) -> Refusal {
     Refusal::new(ErrorCode::Unavailable, "no room-service could be reached; try again in a moment").in_room(room)
 }
 
 /// The refusal a browser gets for a failed room-service call.
-pub fn refusal_of(status: &Status, room: &str) -> Refusal {
+pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
     match status.code() {
         Code::FailedPrecondition => Refusal::new(ErrorCode::NotJoined, status.message().to_owned()).in_room(room),
         Code::InvalidArgument => Refusal::new(ErrorCode::BadRequest, status.message().to_owned()).in_room(room),

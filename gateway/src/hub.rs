@@ -19,7 +19,7 @@ use crate::metrics::GatewayMetrics;
 use crate::upstream::RoomServices;
 
 #[derive(Debug)]
-pub struct Hub {
+pub(crate) struct Hub {
     feeds: Mutex<HashMap<String, Arc<Feed>>>,
     services: Arc<RoomServices>,
     gateway: Arc<str>,
@@ -28,7 +28,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(
+    pub(crate) fn new(
         services: Arc<RoomServices>,
         gateway: &str,
         heartbeat_every: Duration,
@@ -37,13 +37,13 @@ impl Hub {
         Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every, metrics }
     }
 
-    pub fn services(&self) -> &Arc<RoomServices> {
+    pub(crate) fn services(&self) -> &Arc<RoomServices> {
         &self.services
     }
 
     /// Adds a listener to the room and waits for the room's stream; false
     /// (listener removed again) when no room-service could be reached.
-    pub async fn attach(&self, room: &RoomName, conn: u64, listener: Listener) -> bool {
+    pub(crate) async fn attach(&self, room: &RoomName, conn: u64, listener: Listener) -> bool {
         let feed = {
             let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
             let feed = feeds.entry(room.to_string()).or_insert_with(|| {
@@ -72,7 +72,7 @@ impl Hub {
         ready
     }
 
-    pub fn detach(&self, room: &str, conn: u64) {
+    pub(crate) fn detach(&self, room: &str, conn: u64) {
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(feed) = feeds.get(room)
             && feed.remove(conn)

@@ -33,29 +33,43 @@
 //! gateway's feed for the room encodes it to JSON once and queues the same
 //! bytes for each local browser, whose session writes them out.
 
-pub mod app;
-pub mod auth;
-pub mod bearer;
-pub mod caller;
-pub mod client_addr;
-pub mod closing;
-pub mod config;
+// Internals are `pub(crate)`: the public surface is what lib.rs re-exports,
+// so the dead-code lint sees everything else.
+#![warn(unreachable_pub)]
+
+mod app;
+mod auth;
+mod bearer;
+mod caller;
+mod client_addr;
+mod closing;
+mod config;
 mod drain;
-pub mod feed;
-pub mod frame;
-pub mod hub;
+mod feed;
+mod frame;
+mod hub;
 pub mod limits;
-pub mod liveness;
-pub mod metrics;
-pub mod origin;
-pub mod per_ip;
-pub mod presence;
-pub mod rate;
-pub mod rendezvous;
-pub mod serve;
-pub mod session;
-pub mod session_token;
-pub mod upstream;
+mod liveness;
+mod metrics;
+mod origin;
+mod per_ip;
+mod presence;
+mod rate;
+mod rendezvous;
+mod serve;
+mod session;
+mod session_token;
+mod upstream;
+
+#[cfg(test)]
+mod frame_props;
+
+// The surface other crates use: run a gateway (its config, its listener),
+// and what tests need to talk to room-services the way a gateway does.
+pub use crate::bearer::Bearer;
+pub use crate::client_addr::TrustedProxies;
+pub use crate::config::Config;
+pub use crate::upstream::RoomServices;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,7 +82,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKeys;
-pub use crate::config::Config;
 use crate::drain::Drained;
 use crate::hub::Hub;
 use crate::limits::ACCEPT_BACKLOG;
@@ -77,7 +90,6 @@ use crate::origin::OriginPolicy;
 use crate::per_ip::ConnectionsPerIp;
 use crate::rate::Rates;
 use crate::session::Shared;
-use crate::upstream::RoomServices;
 
 /// Binds `addr` (`host:port`) with room for [`ACCEPT_BACKLOG`] connections
 /// waiting to be accepted (tokio's own `bind` allows 1024).

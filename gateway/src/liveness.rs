@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 /// What is due.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// Time to ping the browser.
     Ping,
     /// Nothing heard for twice the ping interval: close the connection.
@@ -25,7 +25,7 @@ pub enum Due {
 }
 
 #[derive(Debug)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     every: Duration,
     last_heard: Instant,
     next_ping: Instant,
@@ -33,14 +33,14 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    pub fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         let now = Instant::now();
         let next_ping = now + every;
         Self { every, last_heard: now, next_ping, timer: Box::pin(tokio::time::sleep_until(next_ping)) }
     }
 
     /// Something came from the browser.
-    pub fn heard(&mut self) {
+    pub(crate) fn heard(&mut self) {
         self.last_heard = Instant::now();
     }
 
@@ -50,7 +50,7 @@ impl Liveness {
 
     /// Resolves when a ping is due or the browser has been silent too long.
     /// Cancel-safe: dropping it loses nothing.
-    pub async fn due(&mut self) -> Due {
+    pub(crate) async fn due(&mut self) -> Due {
         loop {
             self.timer.as_mut().await;
             let now = Instant::now();

@@ -27,7 +27,7 @@ const REFUSED: &str = "chat_gateway_upgrades_refused_total";
 const REFUSED_HELP: &str =
     "WebSocket upgrades refused for a connection limit, by limit (max_connections: 503, per_ip: 429)";
 
-pub struct GatewayMetrics {
+pub(crate) struct GatewayMetrics {
     registry: Registry,
     /// Browser WebSocket connections open now.
     pub connections: Gauge,
@@ -53,7 +53,7 @@ impl std::fmt::Debug for GatewayMetrics {
 }
 
 impl GatewayMetrics {
-    pub fn new(gateway: &str) -> Self {
+    pub(crate) fn new(gateway: &str) -> Self {
         let registry = Registry::new("gateway", gateway);
         Self {
             connections: registry.gauge("chat_gateway_connections", "Browser WebSocket connections open now"),
@@ -82,37 +82,37 @@ impl GatewayMetrics {
     }
 
     /// A frame of `kind` came in from a browser.
-    pub fn frame_in(&self, kind: &'static str) {
+    pub(crate) fn frame_in(&self, kind: &'static str) {
         self.registry.counter(FRAMES_IN, &[("type", kind)], FRAMES_IN_HELP).increment(1);
     }
 
     /// An error frame with `code` went out.
-    pub fn error_sent(&self, code: ErrorCode) {
+    pub(crate) fn error_sent(&self, code: ErrorCode) {
         self.registry.counter(ERRORS, &[("code", code.as_str())], ERRORS_HELP).increment(1);
     }
 
     /// A resuming join was answered; `recovered`: with everything missed.
-    pub fn resumed(&self, recovered: bool) {
+    pub(crate) fn resumed(&self, recovered: bool) {
         let recovered = if recovered { "true" } else { "false" };
         self.registry.counter(RESUMES, &[("recovered", recovered)], RESUMES_HELP).increment(1);
     }
 
     /// An upgrade was refused at the connection limit `limit`.
-    pub fn upgrade_refused(&self, limit: &'static str) {
+    pub(crate) fn upgrade_refused(&self, limit: &'static str) {
         self.registry.counter(REFUSED, &[("limit", limit)], REFUSED_HELP).increment(1);
     }
 
     /// A browser connection ended, `how`.
-    pub fn session_ended(&self, how: &'static str) {
+    pub(crate) fn session_ended(&self, how: &'static str) {
         self.registry.counter(ENDED, &[("how", how)], ENDED_HELP).increment(1);
     }
 
-    pub fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {
+    pub(crate) fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {
         let ms = (now_ms - event_ts_ms).max(0) as u64;
         self.publish_to_deliver.record(Duration::from_millis(ms).as_secs_f64());
     }
 
-    pub fn handle(&self) -> PrometheusHandle {
+    pub(crate) fn handle(&self) -> PrometheusHandle {
         self.registry.handle()
     }
 }

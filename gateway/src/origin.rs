@@ -11,7 +11,7 @@ use axum::http::header::{HOST, ORIGIN};
 
 /// Who may open `/ws`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OriginPolicy {
+pub(crate) enum OriginPolicy {
     /// `ALLOWED_ORIGINS` unset: a browser's origin must be the gateway's own
     /// host (as the request's `Host` header names it).
     SameOrigin,
@@ -23,7 +23,7 @@ pub enum OriginPolicy {
 
 impl OriginPolicy {
     /// The policy `ALLOWED_ORIGINS` (already split at commas) asks for.
-    pub fn from_list(list: &[String]) -> Self {
+    pub(crate) fn from_list(list: &[String]) -> Self {
         let list: Vec<String> = list
             .iter()
             .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
@@ -40,7 +40,7 @@ impl OriginPolicy {
 
     /// `Ok` when a request with these headers may upgrade; otherwise the
     /// reason, for the 403's body.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), String> {
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), String> {
         let Some(origin) = headers.get(ORIGIN) else {
             return Ok(()); // not a browser
         };

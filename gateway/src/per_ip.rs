@@ -26,7 +26,7 @@ type Table = Mutex<HashMap<IpAddr, usize>>;
 
 /// Open connections by client address.
 #[derive(Debug)]
-pub struct ConnectionsPerIp {
+pub(crate) struct ConnectionsPerIp {
     /// 0: no cap.
     max: usize,
     open: Arc<Table>,
@@ -35,7 +35,7 @@ pub struct ConnectionsPerIp {
 /// One connection counted against its address until dropped.
 #[derive(Debug)]
 #[must_use = "the connection is counted only while this lives"]
-pub struct IpConnection(Option<(Arc<Table>, IpAddr)>);
+pub(crate) struct IpConnection(Option<(Arc<Table>, IpAddr)>);
 
 /// An address already at the cap: the words of the HTTP 429.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,20 +43,20 @@ pub struct IpConnection(Option<(Arc<Table>, IpAddr)>);
     "too many connections from your address ({shown}): at most {max} at once (MAX_CONNECTIONS_PER_IP); \
      close some of them (other tabs of this chat?) and try again"
 )]
-pub struct AtCap {
+pub(crate) struct AtCap {
     shown: String,
     max: usize,
 }
 
 impl ConnectionsPerIp {
     /// At most `max` open connections per address; 0 = no cap.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self { max, open: Arc::default() }
     }
 
     /// Counts one more connection from `client`, or refuses it when that
     /// address already has `max` open.
-    pub fn open(&self, client: IpAddr) -> Result<IpConnection, AtCap> {
+    pub(crate) fn open(&self, client: IpAddr) -> Result<IpConnection, AtCap> {
         if self.max == 0 {
             return Ok(IpConnection(None));
         }

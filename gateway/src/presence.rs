@@ -19,7 +19,7 @@ use crate::limits::LISTED_MAX;
 
 /// The presence changes of one room not yet sent to its browsers.
 #[derive(Debug, Default)]
-pub struct PresenceWindow {
+pub(crate) struct PresenceWindow {
     joins: Vec<Member>,
     leaves: Vec<(Member, String)>,
     joined: u32,
@@ -30,7 +30,8 @@ pub struct PresenceWindow {
 
 impl PresenceWindow {
     /// Whether there are changes to send.
-    pub fn is_pending(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_pending(&self) -> bool {
         self.pending
     }
 
@@ -40,7 +41,7 @@ impl PresenceWindow {
     /// Members restored silently (the room's presence was lost and put
     /// back) only move the count: a frame with nothing listed. A diff with
     /// only takeovers in it is nothing browsers see.
-    pub fn add(&mut self, diff: PresenceDiff) {
+    pub(crate) fn add(&mut self, diff: PresenceDiff) {
         if diff.joins.is_empty() && diff.leaves.is_empty() && diff.restored == 0 {
             return;
         }
@@ -67,7 +68,7 @@ impl PresenceWindow {
 
     /// The frame for what was gathered, and an empty window; `None` if
     /// nothing was.
-    pub fn take(&mut self, room: &str) -> Option<Utf8Bytes> {
+    pub(crate) fn take(&mut self, room: &str) -> Option<Utf8Bytes> {
         if !self.pending {
             return None;
         }

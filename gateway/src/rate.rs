@@ -37,7 +37,7 @@ type UserBuckets = DefaultKeyedRateLimiter<Arc<str>>;
 /// The limits connections get, from the config, and the users' shared
 /// send buckets.
 #[derive(Clone)]
-pub struct Rates {
+pub(crate) struct Rates {
     send: Option<Quota>,
     join: Option<Quota>,
     /// `Some` when sends are limited.
@@ -57,14 +57,14 @@ impl std::fmt::Debug for Rates {
 impl Rates {
     /// `SEND_RATE` messages per second with bursts of `SEND_BURST`; either 0
     /// turns the send limit off. Joins are always limited.
-    pub fn new(send_rate: u32, send_burst: u32) -> Self {
+    pub(crate) fn new(send_rate: u32, send_burst: u32) -> Self {
         let send = quota(send_rate, send_burst);
         Self { send, join: quota(JOIN_RATE, JOIN_BURST), users: send.map(|q| Arc::new(RateLimiter::keyed(q))) }
     }
 
     /// The buckets of one new connection: `user` (a token's `sub`) sends
     /// from that user's shared bucket, a connection without one from its own.
-    pub fn for_connection(&self, user: Option<&str>) -> Limits {
+    pub(crate) fn for_connection(&self, user: Option<&str>) -> Limits {
         let own = |q: Option<Quota>| q.map(|q| Bucket::Connection(Arc::new(RateLimiter::direct(q))));
         let send = match (&self.users, user) {
             (Some(users), Some(user)) => Some(Bucket::User { users: Arc::clone(users), user: Arc::from(user) }),
@@ -75,7 +75,7 @@ impl Rates {
 
     /// Forgets the users whose bucket is full again (what a new one would
     /// be), and the room they took.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         if let Some(users) = &self.users {
             users.retain_recent();
             users.shrink_to_fit();
@@ -83,7 +83,7 @@ impl Rates {
     }
 
     /// Sweeps every [`USER_BUCKET_SWEEP`] until `stop`.
-    pub async fn keep_swept(self, stop: CancellationToken) {
+    pub(crate) async fn keep_swept(self, stop: CancellationToken) {
         let mut every = tokio::time::interval(USER_BUCKET_SWEEP);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -131,24 +131,25 @@ impl Bucket {
 
 /// One connection's buckets.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     send: Option<Bucket>,
     join: Option<Bucket>,
 }
 
 impl Limits {
-    /// No limits at all (tests of other things, and `SEND_RATE=0` for sends).
-    pub fn none() -> Self {
+    /// No limits at all.
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
         Self { send: None, join: None }
     }
 
     /// Takes one message from the send bucket, or says when to try again.
-    pub fn send(&self, room: &str) -> Result<(), Refusal> {
+    pub(crate) fn send(&self, room: &str) -> Result<(), Refusal> {
         take(self.send.as_ref(), room, "messages")
     }
 
     /// Takes one join from the join bucket, or says when to try again.
-    pub fn join(&self, room: &str) -> Result<(), Refusal> {
+    pub(crate) fn join(&self, room: &str) -> Result<(), Refusal> {
         take(self.join.as_ref(), room, "joins")
     }
 }

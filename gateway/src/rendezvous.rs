@@ -19,7 +19,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 ///
 /// The endpoint's own hash seeds the room's, so no separator between the two
 /// strings is needed to keep ("ab", "c") and ("a", "bc") apart.
-pub fn score(room: &str, endpoint: &str) -> u64 {
+pub(crate) fn score(room: &str, endpoint: &str) -> u64 {
     xxh3_64_with_seed(room.as_bytes(), xxh3_64(endpoint.as_bytes()))
 }
 

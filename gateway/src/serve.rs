@@ -31,7 +31,7 @@ use crate::limits::REQUEST_WAIT;
 /// Serves `router` on `listener` until `shutdown` completes; then stops
 /// accepting, lets requests in progress finish, and returns. Upgraded
 /// WebSockets are not waited for: they are the sessions' to end.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
     let (connections, stopping) = (TaskTracker::new(), CancellationToken::new());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -16,20 +16,20 @@ use sha2::{Digest, Sha256};
 /// Random bytes in a token.
 const TOKEN_BYTES: usize = 32;
 /// Characters of a token: `TOKEN_BYTES` in base64 without padding.
-pub const TOKEN_CHARS: usize = 43;
+pub(crate) const TOKEN_CHARS: usize = 43;
 
 /// A browser session's token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionToken(String);
+pub(crate) struct SessionToken(String);
 
 impl SessionToken {
     /// A fresh token for a new session.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(URL_SAFE_NO_PAD.encode(rand::random::<[u8; TOKEN_BYTES]>()))
     }
 
     /// A token a browser sent back: exactly what [`SessionToken::new`] makes.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let decodes = URL_SAFE_NO_PAD.decode(text).is_ok_and(|bytes| bytes.len() == TOKEN_BYTES);
         if text.len() == TOKEN_CHARS && decodes {
             Ok(Self(text.to_owned()))
@@ -40,13 +40,13 @@ impl SessionToken {
         }
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The member id of this session, for the user `subject` (the JWT's
     /// `sub`, when tokens are checked): 24 hex digits.
-    pub fn member_id(&self, subject: Option<&str>) -> String {
+    pub(crate) fn member_id(&self, subject: Option<&str>) -> String {
         let mut hash = Sha256::new();
         hash.update(b"chat member\0");
         hash.update(subject.unwrap_or_default().as_bytes());

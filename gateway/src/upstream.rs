@@ -30,7 +30,7 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::limits::{BUSY_RETRY, CALL_TIMEOUT, COOL_DOWN, MAX_REPLY_BYTES};
 
 // issue 10: every call carries GRPC_TOKEN (crate::bearer).
-pub type Client = RoomServiceClient<InterceptedService<Channel, crate::bearer::Bearer>>;
+pub(crate) type Client = RoomServiceClient<InterceptedService<Channel, crate::bearer::Bearer>>;
 
 #[derive(Debug)]
 pub struct RoomServices {
@@ -81,18 +81,18 @@ impl RoomServiceEndpoint {
 
 /// Whether a failed call says the room-service itself is gone, rather than
 /// refusing the request.
-pub fn is_unreachable(status: &Status) -> bool {
+pub(crate) fn is_unreachable(status: &Status) -> bool {
     matches!(status.code(), Code::Unavailable | Code::Cancelled | Code::Unknown)
 }
 
 /// Whether a failed call says the room-service is busy: try again later,
 /// on the same one.
-pub fn is_busy(status: &Status) -> bool {
+pub(crate) fn is_busy(status: &Status) -> bool {
     matches!(status.code(), Code::ResourceExhausted | Code::DeadlineExceeded)
 }
 
 /// How long a busy room-service asked us to wait.
-pub fn retry_after(status: &Status) -> Duration {
+pub(crate) fn retry_after(status: &Status) -> Duration {
     status
         .metadata()
         .get(RETRY_AFTER_HEADER)

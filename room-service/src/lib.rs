@@ -33,6 +33,10 @@
 //! hands the same event to each gateway stream open for the room; each
 //! gateway then writes it to its own browsers.
 
+// Internals are `pub(crate)`: the public surface is what lib.rs re-exports,
+// so the dead-code lint sees everything else.
+#![warn(unreachable_pub)]
+
 mod auth;
 mod broker;
 mod config;

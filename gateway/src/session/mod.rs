@@ -58,7 +58,7 @@ use ending::{Departure, End, close, read_failed, stalled, write_failed};
 
 /// What every session shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub hub: Hub,
     pub metrics: Arc<GatewayMetrics>,
     pub gateway: Arc<str>,
@@ -89,7 +89,7 @@ enum Step {
     Deliver(Arc<Delivery>),
 }
 
-pub struct Session {
+pub(crate) struct Session {
     shared: Arc<Shared>,
     conn: u64,
     /// The browser session's token, and whether this connection resumed it.
@@ -120,7 +120,13 @@ pub struct Session {
 /// Runs a connection until the browser leaves, is too slow, goes silent, or
 /// the gateway drains. `resume`: the session token the browser came back with.
 /// Everything it logs, and every call it makes, is inside its `conn` span.
-pub async fn run(socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Caller, resume: Option<SessionToken>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    conn: u64,
+    caller: Caller,
+    resume: Option<SessionToken>,
+) {
     let span = tracing::info_span!("conn", conn, member = tracing::field::Empty, user = tracing::field::Empty);
     serve(socket, shared, conn, caller, resume).instrument(span).await;
 }

@@ -111,7 +111,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count_and_cann
         |_| {},
         |gw| {
             gw.max_connections_per_ip = 2;
-            gw.trusted_proxies = Some(gateway::client_addr::TrustedProxies::parse("127.0.0.1").expect("a proxy"));
+            gw.trusted_proxies = Some(gateway::TrustedProxies::parse("127.0.0.1").expect("a proxy"));
         },
     )
     .await;

@@ -10,7 +10,6 @@ mod browser;
 mod chaos;
 mod cluster;
 mod embedded;
-mod frame_props;
 mod hostile_frames;
 mod limits;
 mod operations;

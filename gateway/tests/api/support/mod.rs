@@ -288,9 +288,9 @@ impl Topology {
         &self,
         i: usize,
         token: Option<&str>,
-    ) -> RoomServiceClient<tonic::service::interceptor::InterceptedService<Channel, gateway::bearer::Bearer>> {
+    ) -> RoomServiceClient<tonic::service::interceptor::InterceptedService<Channel, gateway::Bearer>> {
         let channel = Channel::from_shared(self.room_service_url(i)).expect("url").connect().await.expect("connect");
-        RoomServiceClient::with_interceptor(channel, gateway::bearer::Bearer::new(token).expect("ascii token"))
+        RoomServiceClient::with_interceptor(channel, gateway::Bearer::new(token).expect("ascii token"))
     }
 
     /// A browser-like WebSocket client on gateway `i`.
@@ -330,7 +330,7 @@ impl Topology {
     /// Which room-service every gateway sends `room` to while all are up.
     pub fn owner_of(&self, room: &str) -> usize {
         let urls: Vec<String> = (0..self.room_services.len()).map(|i| self.room_service_url(i)).collect();
-        let services = gateway::upstream::RoomServices::new(&urls).expect("urls");
+        let services = gateway::RoomServices::new(&urls).expect("urls");
         let first = services.ranked(room)[0].url.clone();
         urls.iter().position(|u| *u == first).expect("ranked url is one of ours")
     }

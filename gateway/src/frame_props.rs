@@ -2,8 +2,8 @@
 //! answers with a frame or a refusal from the protocol's table, never a
 //! panic; and every well-formed frame reads back as what was sent.
 
+use crate::frame::{ClientFrame, parse};
 use chat_proto::ErrorCode;
-use gateway::frame::{ClientFrame, parse};
 use proptest::prelude::*;
 use serde_json::json;
 
