@@ -47,7 +47,7 @@ mod stream;
 
 pub use crate::broker::{
     Broker, BrokerError, BrokerResult, Fanout, Leave, MembersPage, MemoryBroker, Outgoing, Position, PresenceChange,
-    PresenceOutcome, RedisBroker, Retention, Snapshot, SnapshotSize, Stored, Subscription,
+    PresenceOutcome, RECONNECT_MAX_DELAY, RedisBroker, Retention, Snapshot, SnapshotSize, Stored, Subscription,
 };
 pub use crate::config::Config;
 pub use crate::metrics::RoomServiceMetrics;

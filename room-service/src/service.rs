@@ -25,7 +25,7 @@ use chat_proto::v1::{
     MembersRequest, MembersResponse, Room, RoomEvent, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
     SubscribeRequest, TypingRequest, TypingResponse,
 };
-use chat_proto::{MemberId, RoomName, Username, names};
+use chat_proto::{LeaveReason, MemberId, RoomName, Username, names};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -122,8 +122,12 @@ impl<B: Broker> Rooms<B> {
         let expired = self.broker.expired(room, now, REAP_BATCH).await.map_err(|e| self.failed(e))?;
         // All queued at once, so they are applied as one batch.
         let leaves = expired.into_iter().map(|member_id| {
-            let leave =
-                Leave { member_id, reason: "expired".into(), only_if_expired_at: Some(now), ..Leave::default() };
+            let leave = Leave {
+                member_id,
+                reason: LeaveReason::Expired.as_str().into(),
+                only_if_expired_at: Some(now),
+                ..Leave::default()
+            };
             let change = PresenceChange::Leave(leave);
             self.presence.apply(room, change, 0)
         });
@@ -223,15 +227,14 @@ impl<B: Broker> RoomService for Rooms<B> {
         let LeaveRequest { room, member_id, reason, connection, grace_ms } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         names::check_member_id(&member_id).map_err(invalid)?;
-        let reason = match reason.as_str() {
-            "" | "left" => "left",
-            "disconnected" => "disconnected",
-            "timeout" => "timeout",
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "reason {other:?} is not one of \"left\", \"disconnected\", \"timeout\""
-                )));
-            }
+        let Some(reason) = LeaveReason::from_request(&reason) else {
+            return Err(Status::invalid_argument(format!(
+                "reason {:?} is not one of \"{}\", \"{}\", \"{}\"",
+                reason,
+                LeaveReason::Left,
+                LeaveReason::Disconnected,
+                LeaveReason::Timeout
+            )));
         };
         if !connection.is_empty() {
             names::check_member_id(&connection).map_err(invalid)?;
@@ -241,7 +244,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         }
         let leave = Leave {
             member_id,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             connection: Some(connection).filter(|c| !c.is_empty()),
             only_if_expired_at: None,
             detach_until: (grace_ms > 0).then(|| now_ms() + i64::try_from(grace_ms).unwrap_or(0)),
@@ -250,7 +253,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         let (was_member, _) = self.presence.apply(&room, change, 0).await?;
         if was_member {
             self.metrics.published("left");
-            tracing::debug!(reason, "member left");
+            tracing::debug!(%reason, "member left");
         }
         Ok(Response::new(LeaveResponse { was_member }))
     }

@@ -149,8 +149,9 @@ async fn chat_resumes_after_a_redis_outage_longer_than_its_reconnect_backoff() {
 
     let redis = topology.redis.as_mut().expect("redis");
     redis.stop().await;
-    // Long enough for a reconnect loop with a handful of doubling retries to give up.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Long enough for four reconnect attempts at the longest delay to fail:
+    // a reconnect loop with a handful of doubling retries would give up.
+    tokio::time::sleep(room_service::RECONNECT_MAX_DELAY * 4).await;
     redis.restart().await;
 
     until_delivered(&mut ada, &mut bob, "after the outage", PATIENCE * 2).await;

@@ -15,6 +15,7 @@
 //!
 //! Readers split them off again and hand on a plain [`RoomEvent`].
 
+use chat_proto::LeaveReason;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{MemberLeft, PresenceDiff, RoomEvent, SessionMoved};
 use prost::Message;
@@ -74,7 +75,7 @@ fn decode_presence(room: &str, diff: &[u8]) -> Result<RoomEvent, BrokerError> {
             b'+' => presence.joins.push(record::decode(id, second.as_bytes())?),
             b'-' => presence.leaves.push(MemberLeft {
                 member: Some(record::decode(id, second.as_bytes())?),
-                reason: fields.next().unwrap_or("left").to_owned(),
+                reason: fields.next().unwrap_or(LeaveReason::Left.as_str()).to_owned(),
             }),
             b'~' => presence.moved.push(SessionMoved { member_id: id.to_owned(), connection: second.to_owned() }),
             b'=' => presence.restored += 1,

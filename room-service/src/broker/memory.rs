@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, SessionMoved};
-use chat_proto::{MemberId, RoomName};
+use chat_proto::{LeaveReason, MemberId, RoomName};
 
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
@@ -146,7 +146,7 @@ impl RoomLog {
             .map(|(id, _)| id.clone())
             .take(100)
             .collect();
-        gone.iter().filter_map(|id| self.remove(id, "expired", true)).collect()
+        gone.iter().filter_map(|id| self.remove(id, LeaveReason::Expired.as_str(), true)).collect()
     }
 }
 

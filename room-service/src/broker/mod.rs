@@ -26,7 +26,7 @@ use chat_proto::{MemberId, RoomName};
 
 pub use fanout::{Fanout, Subscription};
 pub use memory::MemoryBroker;
-pub use redis::RedisBroker;
+pub use redis::{RECONNECT_MAX_DELAY, RedisBroker};
 
 /// Why a broker call failed.
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,10 @@ use super::{
 /// within seconds; the copy it keeps is one message, so keep it short.
 const DEDUPE_TTL_SECS: u64 = 120;
 
+/// The longest wait between two attempts to reach a Redis that went away;
+/// the attempts go on for as long as it is away.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub struct RedisBroker {
     commands: Connection,
@@ -61,7 +65,7 @@ impl RedisBroker {
         let reconnect = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_max_delay(Duration::from_secs(2))
+            .set_max_delay(RECONNECT_MAX_DELAY)
             // Keep trying for as long as Redis is away: a manager that gives up
             // stays dead until its next command, and the pub/sub one may have
             // none to send — its rooms would go silent for good.
