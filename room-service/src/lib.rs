@@ -9,6 +9,7 @@
 //!   in-process (one room-service alone) — behind the [`broker::Broker`] trait.
 //! - [`service`]: the gRPC handlers: validate, build events, call the broker.
 //! - [`presence`]: joins and leaves of a room applied in batches.
+//! - [`store`]: the durable record of messages in PostgreSQL (paging, search).
 //! - [`stream`]: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //!
@@ -29,6 +30,7 @@ pub mod config;
 pub mod metrics;
 pub mod presence;
 pub mod service;
+pub mod store;
 pub mod stream;
 
 use std::future::Future;

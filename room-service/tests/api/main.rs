@@ -7,6 +7,7 @@
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
+//! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
 
 mod support;
 
@@ -15,3 +16,4 @@ mod health_probe;
 mod instances;
 mod retention;
 mod serving;
+mod store;
