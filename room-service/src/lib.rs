@@ -11,6 +11,7 @@
 //! - `service`: the gRPC handlers: validate, build events, call the broker.
 //! - `presence_batch`: joins and leaves of a room applied in batches, one
 //!   Redis step and one presence event per batch.
+//! - `store`: the durable record of messages in PostgreSQL (paging, search).
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
@@ -43,6 +44,7 @@ mod config;
 mod metrics;
 mod presence_batch;
 mod service;
+pub mod store;
 mod stream;
 
 pub use crate::broker::{

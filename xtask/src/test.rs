@@ -1,6 +1,7 @@
 //! `cargo xtask test`: everything the test suite needs, then the suite.
 //!
-//! The tests use real parts: `redis-server`, Debian's `chromium` and
+//! The tests use real parts: `redis-server`, PostgreSQL (`initdb` and
+//! `postgres`, for the store's tests), Debian's `chromium` and
 //! `chromium-driver` (for the browser tests) and Node.js (for the page's
 //! unit tests). What is missing is installed with apt when this runs as
 //! root on a machine that has apt (a fresh CI box); otherwise the one
@@ -30,8 +31,9 @@ const NEEDED: [Needed; 4] = [
 
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let missing: Vec<&Needed> = NEEDED.iter().filter(|n| !on_path(n.program)).collect();
-    if !missing.is_empty() {
-        let packages: Vec<&str> = missing.iter().map(|n| n.package).collect();
+    let postgres = (!has_initdb()).then_some("postgresql");
+    if !missing.is_empty() || postgres.is_some() {
+        let packages: Vec<&str> = missing.iter().map(|n| n.package).chain(postgres).collect();
         install(&packages).await?;
     }
     let node = node_tests().await?;
@@ -89,6 +91,14 @@ async fn node_tests() -> anyhow::Result<bool> {
         .await
         .context("could not run node (apt-get install -y nodejs)")?;
     Ok(status.success())
+}
+
+/// Whether PostgreSQL's `initdb` is on `PATH` or where Debian's package puts
+/// it (`/usr/lib/postgresql/<version>/bin`, not on `PATH`).
+fn has_initdb() -> bool {
+    on_path("initdb")
+        || std::fs::read_dir("/usr/lib/postgresql")
+            .is_ok_and(|versions| versions.flatten().any(|v| v.path().join("bin/initdb").is_file()))
 }
 
 /// Whether `program` is an executable file in a `PATH` directory.

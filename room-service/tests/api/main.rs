@@ -9,6 +9,7 @@
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
+//! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
 
 mod support;
 
@@ -19,3 +20,4 @@ mod retention;
 mod sending;
 mod serving;
 mod spans;
+mod store;

@@ -1,0 +1,89 @@
+//! The bounds of every store call, checked before any SQL runs, so an
+//! out-of-range request costs nothing and says what was wrong.
+
+use super::StoreError;
+
+/// Messages in one scrollback page (Mattermost: 60 by default, 200 at most).
+pub const MAX_PAGE: u32 = 100;
+/// Hits in one search page: search reads more than a page does
+/// (`ts_headline` parses every hit again).
+pub const MAX_SEARCH_PAGE: u32 = 50;
+/// Bytes of a search query (what people type in a search box).
+pub const MAX_QUERY_BYTES: usize = 256;
+/// Messages in one [`append`](super::Store::append): one statement of at
+/// most ~4 MB of text (4 KiB each), a few ms to insert.
+pub const MAX_APPEND: usize = 1000;
+/// Rows one retention batch deletes: short enough that the locks and WAL of
+/// one batch never hold up the archiver's inserts for long.
+pub const MAX_FORGET_BATCH: u32 = 10_000;
+
+pub(crate) fn page(limit: u32) -> Result<u32, StoreError> {
+    if (1..=MAX_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::PageLimit(limit)) }
+}
+
+pub(crate) fn search_page(limit: u32) -> Result<u32, StoreError> {
+    if (1..=MAX_SEARCH_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::SearchLimit(limit)) }
+}
+
+/// A query of 1 to [`MAX_QUERY_BYTES`] bytes with at least one letter or
+/// digit: PostgreSQL's parser finds no word in anything else, and would
+/// match nothing.
+pub(crate) fn query(query: &str) -> Result<&str, StoreError> {
+    if query.is_empty() || query.len() > MAX_QUERY_BYTES {
+        return Err(StoreError::QueryLength(query.len()));
+    }
+    if !query.chars().any(char::is_alphanumeric) {
+        return Err(StoreError::QueryWithoutWords);
+    }
+    Ok(query)
+}
+
+pub(crate) fn forget_batch(batch: u32) -> Result<u32, StoreError> {
+    if (1..=MAX_FORGET_BATCH).contains(&batch) { Ok(batch) } else { Err(StoreError::ForgetBatch(batch)) }
+}
+
+/// A sequence number as PostgreSQL's bigint.
+pub(crate) fn seq(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))
+}
+
+/// A `before_seq` cursor as a bigint bound: none means above every message.
+pub(crate) fn cursor(before_seq: Option<u64>) -> i64 {
+    before_seq.map_or(i64::MAX, |seq| i64::try_from(seq).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_at_both_ends() {
+        assert!(page(0).is_err() && page(1).is_ok() && page(MAX_PAGE).is_ok() && page(MAX_PAGE + 1).is_err());
+        assert!(search_page(0).is_err() && search_page(MAX_SEARCH_PAGE).is_ok());
+        assert!(search_page(MAX_SEARCH_PAGE + 1).is_err());
+        assert!(forget_batch(0).is_err() && forget_batch(MAX_FORGET_BATCH + 1).is_err());
+        assert!(seq(u64::MAX).is_err() && seq(i64::MAX as u64).is_ok());
+    }
+
+    #[test]
+    fn queries_are_1_to_256_bytes_with_a_word() {
+        for (q, ok) in [
+            ("", false),
+            ("a", true),
+            (&"é".repeat(128), true),  // 256 bytes
+            (&"é".repeat(129), false), // 258 bytes
+            ("'; --", false),
+            ("καλημέρα", true),
+        ] {
+            assert_eq!(query(q).is_ok(), ok, "query {q:?}");
+        }
+        assert_eq!(query("").unwrap_err().to_string(), "the search query is 0 bytes: it must be 1 to 256 bytes");
+    }
+
+    #[test]
+    fn no_cursor_is_above_every_message() {
+        assert_eq!(cursor(None), i64::MAX);
+        assert_eq!(cursor(Some(7)), 7);
+        assert_eq!(cursor(Some(u64::MAX)), i64::MAX);
+    }
+}

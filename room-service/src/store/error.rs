@@ -1,0 +1,50 @@
+//! What can go wrong with a store call: input out of its bounds (the
+//! caller's mistake, said in words a person can act on), or PostgreSQL not
+//! answering (retry later).
+
+use std::time::Duration;
+
+use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_QUERY_BYTES, MAX_SEARCH_PAGE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a page of {0} messages was asked for: a page holds 1 to {MAX_PAGE}")]
+    PageLimit(u32),
+    #[error("a search page of {0} hits was asked for: a search page holds 1 to {MAX_SEARCH_PAGE}")]
+    SearchLimit(u32),
+    #[error("the search query is {0} bytes: it must be 1 to {MAX_QUERY_BYTES} bytes")]
+    QueryLength(usize),
+    #[error("the search query has no letters or digits to search for")]
+    QueryWithoutWords,
+    #[error("{0} messages were given to append at once: at most {MAX_APPEND} per call")]
+    AppendTooMany(usize),
+    #[error("a retention batch of {0} rows was asked for: 1 to {MAX_FORGET_BATCH}")]
+    ForgetBatch(u32),
+    #[error("sequence number {0} is out of range: 1 to 2^63-1 (PostgreSQL's bigint)")]
+    SeqOutOfRange(u64),
+    #[error("not a PostgreSQL URL ({0}): give DATABASE_URL as postgres://user:password@host:port/database")]
+    Url(String),
+    #[error("PostgreSQL did not answer within {0:?} while connecting and migrating")]
+    ConnectTimeout(Duration),
+    #[error("the store's schema could not be brought up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the caller asked for something out of bounds (answer it with
+    /// a refusal), rather than PostgreSQL failing (unavailable: retry).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::PageLimit(_)
+                | Self::SearchLimit(_)
+                | Self::QueryLength(_)
+                | Self::QueryWithoutWords
+                | Self::AppendTooMany(_)
+                | Self::ForgetBatch(_)
+                | Self::SeqOutOfRange(_)
+        )
+    }
+}
