@@ -1,7 +1,8 @@
 //! The gateway's integration tests, in one binary: real topologies (a
 //! `redis-server` each test starts, room-services and gateways on port 0,
 //! real WebSocket and gRPC clients, headless Chromium for the page), one
-//! module per concern. `support` builds the topologies.
+//! module per concern. `support` builds the topologies; `docs` checks the
+//! README and docs/ against the code and the repository.
 
 mod support;
 
@@ -9,6 +10,7 @@ mod bad_input;
 mod browser;
 mod chaos;
 mod cluster;
+mod docs;
 mod embedded;
 mod hostile_frames;
 mod limits;
