@@ -67,7 +67,7 @@ pub struct Config {
     #[arg(long, env = "DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
 
-    // --- Security (README "Security") ---------------------------------------
+    // --- Security (docs/security.md) ---------------------------------------
     /// Origins whose pages may open /ws, comma-separated (e.g.
     /// https://chat.example); `*` = any. Unset: only this gateway's own pages
     /// (Origin matching the Host header). Requests without an Origin (not

@@ -19,7 +19,7 @@
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails;
 //!   [`bearer`] adds `GRPC_TOKEN` to each call.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
-//! - Security (README "Security"): [`origin`] (which pages may connect),
+//! - Security (docs/security.md): [`origin`] (which pages may connect),
 //!   [`auth`] (tokens), [`client_addr`] (the client's address behind
 //!   trusted proxies), [`per_ip`] (connections per address), [`rate`]
 //!   (send and join limits, per user with tokens), [`caller`] (who a
