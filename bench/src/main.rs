@@ -4,13 +4,13 @@
 //! gRPC and no Redis), with the CPU share of every process.
 //!
 //! ```sh
-//! cargo build --release -p gateway -p room-service --bins --example bench
-//! target/release/examples/bench                                  # sweep, 10 rooms x 100 browsers
-//! target/release/examples/bench --sweep 10000,30000 --step-secs 3 --svg sweep.svg
-//! target/release/examples/bench --idle 10000                     # memory and connect
-//! target/release/examples/bench --storm 10x1000                  # join storm
-//! target/release/examples/bench --busy-room                      # one busy room
-//! target/release/examples/bench --gateway ws://127.0.0.1:3000/ws # an existing deployment
+//! cargo build --release -p gateway -p room-service -p chat-bench
+//! target/release/bench                                  # sweep, 10 rooms x 100 browsers
+//! target/release/bench --sweep 10000,30000 --step-secs 3 --svg sweep.svg
+//! target/release/bench --idle 10000                     # memory and connect
+//! target/release/bench --storm 10x1000                  # join storm
+//! target/release/bench --busy-room                      # one busy room
+//! target/release/bench --gateway ws://127.0.0.1:3000/ws # an existing deployment
 //! ```
 //!
 //! `docs/benchmarks.md` says what each number means and how it is taken.

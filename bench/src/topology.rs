@@ -123,8 +123,7 @@ impl Deployment {
 }
 
 /// The gateway and room-service binaries next to this program: in its own
-/// folder, or the one above (`target/release/examples/bench` →
-/// `target/release/`).
+/// folder (`target/release/`), or the one above.
 fn binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     let exe = std::env::current_exe().context("where is this program?")?;
     let candidates: Vec<&Path> = exe.ancestors().skip(1).take(2).collect();
