@@ -1,10 +1,18 @@
 //! # chat-testkit
 //!
-//! What the integration tests of every crate share: real parts started and
-//! stopped by the tests themselves. [`RedisServer`] is a `redis-server` on a
-//! private unix socket, so a Redis already running on the machine is left
-//! alone and tests never collide on a port.
+//! Real parts started and stopped by whoever needs them: the integration
+//! tests of every crate, and (for the Redis Cluster) `cargo xtask up` and the
+//! bench.
+//!
+//! - [`RedisServer`]: a `redis-server` on a private unix socket, so a Redis
+//!   already running on the machine is left alone and tests never collide
+//!   on a port.
+//! - [`redis_cluster`]: a local Redis Cluster — the one recipe (node
+//!   arguments, joining, waiting until it is ok) used by the tests'
+//!   [`RedisCluster`] and by xtask's supervisor.
 
+pub mod redis_cluster;
 mod redis_server;
 
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
