@@ -10,9 +10,12 @@
 //! - [`redis_cluster`]: a local Redis Cluster — the one recipe (node
 //!   arguments, joining, waiting until it is ok) used by the tests'
 //!   [`RedisCluster`] and by xtask's supervisor.
+//! - [`rerun`]: part of a test run again in a child process with variables
+//!   in its environment, as a developer's shell would have them.
 
 pub mod redis_cluster;
 mod redis_server;
+pub mod rerun;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;

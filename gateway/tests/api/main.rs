@@ -17,5 +17,6 @@ mod recovery;
 mod redis_cluster;
 mod resume;
 mod security;
+mod shell;
 mod spread;
 mod storm;

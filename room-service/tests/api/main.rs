@@ -7,6 +7,8 @@
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
+//! - [`shell`]: the binary started as the bench starts it takes nothing of
+//!   the shell's configuration.
 
 mod support;
 
@@ -15,3 +17,4 @@ mod health_probe;
 mod instances;
 mod retention;
 mod serving;
+mod shell;
