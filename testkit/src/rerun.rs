@@ -6,7 +6,7 @@
 //! itself again — the same test binary, only that test — with the
 //! variables set, and the child does the part that must see them:
 //!
-//! ```ignore
+//! ```text
 //! if !rerun::is_child() {
 //!     rerun::with_env("module::this_test", &[("JWT_SECRET", "x")]).await;
 //!     return;
