@@ -4,9 +4,10 @@
 //!
 //! Everything here is pure: the flags and what was found on the machine go
 //! in, a [`Plan`] comes out, so the shape of the topology is unit-tested
-//! without starting anything. `cargo xtask up` and the bench both start
-//! their topology from [`plan`]; the bench then [isolates](Plan::isolated)
-//! it from the shell it runs in and [sets](Plan::set_env) what it tunes.
+//! without starting anything. `cargo xtask up` and the bench (through
+//! [`crate::scratch`]) both start their topology from [`plan`]; the bench's
+//! is [isolated](Plan::isolated) from the shell it runs in, with its own
+//! settings [set](Plan::set_env) over it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
