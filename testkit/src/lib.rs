@@ -1,13 +1,26 @@
 //! # chat-testkit
 //!
-//! What the integration tests of every crate share: real parts started and
-//! stopped by the tests themselves. [`RedisServer`] is a `redis-server` on a
-//! private unix socket, so a Redis already running on the machine is left
-//! alone and tests never collide on a port. [`PostgresServer`] is a scratch
-//! PostgreSQL cluster in a temp dir, on a unix socket there, in the same way.
+//! Real parts started and stopped by whoever needs them: the integration
+//! tests of every crate, and (for the Redis Cluster) `cargo xtask up` and the
+//! bench.
+//!
+//! - [`RedisServer`]: a `redis-server` on a private unix socket, so a Redis
+//!   already running on the machine is left alone and tests never collide
+//!   on a port.
+//! - [`PostgresServer`]: a scratch PostgreSQL cluster in a temp dir, on a
+//!   unix socket there, in the same way.
+//! - [`redis_cluster`]: a local Redis Cluster — the one recipe (node
+//!   arguments, joining, waiting until it is ok) used by the tests'
+//!   [`RedisCluster`] and by xtask's supervisor.
+//! - [`rerun`]: part of a test run again in a child process with variables
+//!   in its environment, as a developer's shell would have them.
+
+pub mod redis_cluster;
 
 mod postgres_server;
 mod redis_server;
+pub mod rerun;
 
 pub use postgres_server::PostgresServer;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;

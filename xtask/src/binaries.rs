@@ -49,7 +49,8 @@ pub async fn build(debug: bool) -> anyhow::Result<Binaries> {
     let mut lines = BufReader::new(stdout).lines();
     let (mut messages, mut built) = (String::new(), 0usize);
     while let Some(line) = lines.next_line().await.context("reading cargo's output")? {
-        if line.contains(r#""reason":"compiler-artifact""#) {
+        // Only crates compiled now: a build with nothing to do stays quiet.
+        if line.contains(r#""reason":"compiler-artifact""#) && line.contains(r#""fresh":false"#) {
             built += 1;
             if built.is_multiple_of(PROGRESS_EVERY) {
                 println!("xtask: {built} crates built ({} s)", started.elapsed().as_secs());
@@ -64,6 +65,19 @@ pub async fn build(debug: bool) -> anyhow::Result<Binaries> {
     }
     println!("xtask: built in {:.1} s", started.elapsed().as_secs_f32());
     executables(&messages)
+}
+
+/// The two executables in `dir`, built before (another build to compare
+/// with, or a debug build), without building anything.
+pub fn in_dir(dir: &Path) -> anyhow::Result<Binaries> {
+    let found = |name: &str| Some(dir.join(name)).filter(|path| path.is_file());
+    match (found(ROOM_SERVICE), found(GATEWAY)) {
+        (Some(room_service), Some(gateway)) => Ok(Binaries { room_service, gateway }),
+        _ => bail!(
+            "{} has no {ROOM_SERVICE} and {GATEWAY} executables: point at a folder with both (e.g. target/release)",
+            dir.display()
+        ),
+    }
 }
 
 /// Crates between two progress lines of a build.

@@ -24,7 +24,8 @@ pub enum Command {
 
     /// Install what the tests need when it is missing (with apt, as root; or
     /// print the command), then run the page's unit tests and
-    /// `cargo test --workspace`: `cargo xtask test [-- <cargo test args>]`.
+    /// `cargo test --workspace`, or only the packages given with -p:
+    /// `cargo xtask test [<cargo test args>]`.
     Test(TestArgs),
 
     /// Print a token (JWT, HS256) for gateways run with JWT_SECRET, which must
@@ -34,7 +35,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct TestArgs {
-    /// Passed on to `cargo test`, e.g. `-p gateway --test api browser`.
+    /// Passed on to `cargo test`, e.g. `-p gateway --test api browser`
+    /// (with -p/--package, only those packages are tested).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_args: Vec<String>,
 }

@@ -23,14 +23,22 @@
 //! - [`ports`]: choosing and checking local TCP ports.
 //! - [`prefix`]: copying a child's output to ours, each line behind its name.
 //! - [`supervise`]: spawning the plan, waiting for it, and stopping it.
+//! - [`scratch`]: the same topology on free ports, isolated from the shell,
+//!   for programs that start their own (the bench, the process tests).
 //! - [`up`]: the `up` command, tying the above together.
 //! - [`test`]: the `test` command.
+//!
+//! As a library this is the one topology starter: `cargo xtask up`, the
+//! bench (`bench/`) and the tests that start the binaries as processes all
+//! plan with [`plan`] and run with [`supervise`]; a Redis Cluster is formed
+//! by `chat_testkit::redis_cluster` for all of them.
 
 pub mod binaries;
 pub mod cli;
 pub mod plan;
 pub mod ports;
 pub mod prefix;
+pub mod scratch;
 pub mod supervise;
 pub mod test;
 pub mod token;

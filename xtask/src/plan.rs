@@ -4,17 +4,26 @@
 //!
 //! Everything here is pure: the flags and what was found on the machine go
 //! in, a [`Plan`] comes out, so the shape of the topology is unit-tested
-//! without starting anything.
+//! without starting anything. `cargo xtask up` and the bench (through
+//! [`crate::scratch`]) both start their topology from [`plan`]; the bench's
+//! is [isolated](Plan::isolated) from the shell it runs in, with its own
+//! settings [set](Plan::set_env) over it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use chat_testkit::redis_cluster;
 
-/// Nodes of the local Redis Cluster: 3 masters, each with a replica.
-pub const CLUSTER_NODES: u16 = 6;
 /// The first cluster node's port unless --redis-port says otherwise.
 pub const DEFAULT_CLUSTER_PORT: u16 = 7000;
+/// How long a cluster node waits for another before it counts it as failing.
+const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// What a process may take of our environment, whoever started us: it
+/// configures nothing of the chat (`RUST_LOG` only sets how much it logs).
+pub const ESSENTIALS: [&str; 8] = ["PATH", "HOME", "USER", "TMPDIR", "LANG", "TZ", "RUST_LOG", "RUST_BACKTRACE"];
 
 /// The most room-services a plan runs without Redis: the in-process broker
 /// lives inside one process, so a second room-service would not see its rooms.
@@ -38,9 +47,9 @@ pub struct Layout {
 pub enum Broker {
     /// Start `server` on 127.0.0.1:`port`, keeping nothing on disk, in `dir`.
     StartRedis { server: PathBuf, port: u16, dir: PathBuf },
-    /// Start a Redis Cluster of `CLUSTER_NODES` `server`s on 127.0.0.1 from
-    /// `first_port` (3 masters, 3 replicas), joined by `cli`, in `dir`.
-    StartCluster { server: PathBuf, cli: PathBuf, first_port: u16, dir: PathBuf },
+    /// Start a Redis Cluster of `masters` × (1 + `replicas`) `server`s on
+    /// 127.0.0.1 from `first_port`, joined by `cli`, in `dir`.
+    StartCluster { server: PathBuf, cli: PathBuf, first_port: u16, masters: u16, replicas: u16, dir: PathBuf },
     /// A Redis someone else runs.
     Existing { url: String },
     /// No Redis: one room-service on its in-process broker.
@@ -63,11 +72,35 @@ pub struct Process {
     pub args: Vec<String>,
     /// Set in its environment, over what it inherits.
     pub env: BTreeMap<String, String>,
-    /// Removed from what it inherits, so a stray variable in the developer's
-    /// shell cannot change what the plan says.
-    pub env_remove: Vec<String>,
+    /// What it inherits of ours.
+    pub inherit: Inherit,
     /// The TCP port that accepts connections once it is up.
     pub ready_port: u16,
+}
+
+/// What a process takes of our environment before its own [`Process::env`]
+/// is set over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inherit {
+    /// All of it but these names. `cargo xtask up` hands the developer's
+    /// shell on to the chat's binaries on purpose (`SEND_RATE=0 cargo xtask
+    /// up`, `GRPC_TOKEN`, `JWT_SECRET`: see the README); the names removed
+    /// are those that would contradict the plan (another way to name a Redis).
+    AllBut(Vec<String>),
+    /// Only the [`ESSENTIALS`]: the process is configured by the plan alone,
+    /// whatever the shell exports (the bench, whose numbers must not depend
+    /// on the shell it runs in; Redis, which needs nothing of it). Nothing
+    /// to keep up to date when a binary grows a setting.
+    Essentials,
+}
+
+/// A step run once a tier listens, before the next tier starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setup {
+    /// Join the tier's cluster-enabled redis-servers on `ports` into one
+    /// Redis Cluster with `cli` (`redis-cli`), `replicas` replicas per
+    /// master, and wait until every node says it is ok.
+    JoinCluster { cli: PathBuf, ports: Vec<u16>, replicas: u16 },
 }
 
 /// Processes started together, after the tier before them is up.
@@ -76,9 +109,8 @@ pub struct Tier {
     /// What the tier is, for messages: "redis", "room-services", "gateways".
     pub role: &'static str,
     pub processes: Vec<Process>,
-    /// A command run to completion once the tier listens, before the next
-    /// tier starts (joining cluster nodes into a cluster); it must exit 0.
-    pub setup: Option<Process>,
+    /// Run once the tier listens, before the next tier starts.
+    pub setup: Option<Setup>,
 }
 
 /// A whole topology, in start order.
@@ -106,6 +138,27 @@ impl Plan {
             }
         }
         ports
+    }
+
+    /// Every process starts with only the [`ESSENTIALS`] of our environment
+    /// and what the plan sets ([`Inherit::Essentials`]).
+    pub fn isolated(mut self) -> Self {
+        for tier in &mut self.tiers {
+            for process in &mut tier.processes {
+                process.inherit = Inherit::Essentials;
+            }
+        }
+        self
+    }
+
+    /// Sets `name=value` in the environment of every process of the tier
+    /// `role` ([`REDIS`], [`ROOM_SERVICES`], [`GATEWAYS`]).
+    pub fn set_env(&mut self, role: &str, name: &str, value: &str) {
+        for tier in self.tiers.iter_mut().filter(|tier| tier.role == role) {
+            for process in &mut tier.processes {
+                process.env.insert(name.to_owned(), value.to_owned());
+            }
+        }
     }
 
     /// The lines that tell the developer where to point a browser and grpcurl.
@@ -139,9 +192,10 @@ impl Plan {
     }
 }
 
-const REDIS: &str = "redis";
-const ROOM_SERVICES: &str = "room-services";
-const GATEWAYS: &str = "gateways";
+/// The tiers' roles, in start order.
+pub const REDIS: &str = "redis";
+pub const ROOM_SERVICES: &str = "room-services";
+pub const GATEWAYS: &str = "gateways";
 
 /// Decides the processes for `layout` on `broker`, or says which flag is wrong.
 pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Result<Plan> {
@@ -154,20 +208,11 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
             tiers.push(Tier { role: REDIS, processes: vec![redis_process(server, *port, dir)], setup: None });
             Some(RedisEnv::Url(format!("redis://127.0.0.1:{port}")))
         }
-        Broker::StartCluster { server, cli, first_port, dir } => {
-            let ports = port_range("--redis-port", *first_port, CLUSTER_NODES)?;
+        Broker::StartCluster { server, cli, first_port, masters, replicas, dir } => {
+            let nodes = masters.saturating_mul(replicas.saturating_add(1));
+            let ports = port_range("--redis-port", *first_port, nodes)?;
             let processes = ports.iter().map(|&port| cluster_node_process(server, port, dir)).collect();
-            let mut create = strings(["--cluster", "create"]);
-            create.extend(ports.iter().map(|port| format!("127.0.0.1:{port}")));
-            create.extend(strings(["--cluster-replicas", "1", "--cluster-yes"]));
-            let setup = Process {
-                name: "redis-cli".to_owned(),
-                program: cli.clone(),
-                args: create,
-                env: BTreeMap::new(),
-                env_remove: Vec::new(),
-                ready_port: 0,
-            };
+            let setup = Setup::JoinCluster { cli: cli.clone(), ports: ports.clone(), replicas: *replicas };
             tiers.push(Tier { role: REDIS, processes, setup: Some(setup) });
             Some(RedisEnv::Cluster(
                 ports.iter().map(|port| format!("redis://127.0.0.1:{port}")).collect::<Vec<_>>().join(","),
@@ -234,7 +279,7 @@ fn redis_process(server: &std::path::Path, port: u16, dir: &std::path::Path) -> 
             &dir.display().to_string(),
         ]),
         env: BTreeMap::new(),
-        env_remove: Vec::new(),
+        inherit: Inherit::Essentials,
         ready_port: port,
     }
 }
@@ -250,17 +295,14 @@ enum RedisEnv {
 /// A redis-server that is one node of a local Redis Cluster; its cluster
 /// bus listens on `port` + 10000.
 fn cluster_node_process(server: &std::path::Path, port: u16, dir: &std::path::Path) -> Process {
-    let mut node = redis_process(server, port, dir);
-    node.name = format!("redis-{port}");
-    node.args.extend(strings([
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        &format!("nodes-{port}.conf"),
-        "--cluster-node-timeout",
-        "2000",
-    ]));
-    node
+    Process {
+        name: format!("redis-{port}"),
+        program: server.to_path_buf(),
+        args: redis_cluster::node_args(port, dir, CLUSTER_NODE_TIMEOUT),
+        env: BTreeMap::new(),
+        inherit: Inherit::Essentials,
+        ready_port: port,
+    }
 }
 
 fn room_service_process(
@@ -285,7 +327,9 @@ fn room_service_process(
             env.insert("REDIS_CLUSTER_URLS".to_owned(), seeds.clone());
             env_remove.extend(["REDIS_URL".to_owned(), "REDIS_HOST".to_owned()]);
         }
-        None => env_remove.extend(["REDIS_URL".to_owned(), "REDIS_CLUSTER_URLS".to_owned()]),
+        // REDIS_HOST names a Redis as well as REDIS_URL does: left in, the
+        // "in-process broker" would be a Redis after all.
+        None => env_remove.extend(["REDIS_URL".to_owned(), "REDIS_HOST".to_owned(), "REDIS_CLUSTER_URLS".to_owned()]),
     }
     Process {
         args: strings([
@@ -301,7 +345,7 @@ fn room_service_process(
         name,
         program: program.to_path_buf(),
         env,
-        env_remove,
+        inherit: Inherit::AllBut(env_remove),
         ready_port: grpc_port,
     }
 }
@@ -321,7 +365,7 @@ fn gateway_process(program: &std::path::Path, host: &str, port: u16, upstreams: 
             &format!("gw-{port}"),
         ]),
         env: BTreeMap::new(),
-        env_remove: Vec::new(),
+        inherit: Inherit::AllBut(Vec::new()),
         ready_port: port,
     }
 }
@@ -457,7 +501,7 @@ mod tests {
                 "{name}"
             );
             assert_eq!(rs.env.get("REDIS_URL").map(String::as_str), Some("redis://127.0.0.1:6380"), "{name}");
-            assert_eq!(rs.env_remove, ["REDIS_CLUSTER_URLS"], "{name}");
+            assert_eq!(rs.inherit, Inherit::AllBut(strings(["REDIS_CLUSTER_URLS"])), "{name}");
         }
     }
 
@@ -507,7 +551,7 @@ mod tests {
         assert_eq!(names(&plan), ["room-service-50051", "gateway-3000", "gateway-3001", "gateway-3002"]);
         let rs = process(&plan, "room-service-50051");
         assert!(!rs.env.contains_key("REDIS_URL"));
-        assert_eq!(rs.env_remove, ["REDIS_URL", "REDIS_CLUSTER_URLS"]);
+        assert_eq!(rs.inherit, Inherit::AllBut(strings(["REDIS_URL", "REDIS_HOST", "REDIS_CLUSTER_URLS"])));
         assert!(process(&plan, "gateway-3001").args.contains(&"http://127.0.0.1:50051".to_owned()));
         assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
         assert!(plan.notes[0].contains("starting 1, not 2"), "{:?}", plan.notes);
@@ -564,6 +608,8 @@ mod tests {
             server: PathBuf::from("/usr/bin/redis-server"),
             cli: PathBuf::from("/usr/bin/redis-cli"),
             first_port: 7000,
+            masters: 3,
+            replicas: 1,
             dir: PathBuf::from("/tmp/chat-up-1"),
         };
         let plan = plan(&layout(), &broker, &binaries()).expect("plan");
@@ -572,16 +618,62 @@ mod tests {
         let ports: Vec<u16> = redis.processes.iter().map(|p| p.ready_port).collect();
         assert_eq!(ports, [7000, 7001, 7002, 7003, 7004, 7005]);
         assert!(redis.processes.iter().all(|p| flag_value(p, "--cluster-enabled") == Some("yes")));
-        let setup = redis.setup.as_ref().expect("the cluster is created once its nodes listen");
-        assert_eq!(setup.program, PathBuf::from("/usr/bin/redis-cli"));
-        assert_eq!(flag_value(setup, "--cluster-replicas"), Some("1"));
-        assert!(setup.args.contains(&"127.0.0.1:7005".to_owned()) && setup.args.contains(&"--cluster-yes".to_owned()));
+        assert_eq!(
+            redis.setup,
+            Some(Setup::JoinCluster { cli: PathBuf::from("/usr/bin/redis-cli"), ports: ports.clone(), replicas: 1 }),
+            "the cluster is joined once its nodes listen"
+        );
         let seeds = (7000..=7005).map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
         for name in ["room-service-50051", "room-service-50052"] {
             let rs = process(&plan, name);
             assert_eq!(rs.env.get("REDIS_CLUSTER_URLS"), Some(&seeds), "{name}");
-            assert!(!rs.env.contains_key("REDIS_URL") && rs.env_remove.contains(&"REDIS_URL".to_owned()), "{name}");
+            assert!(!rs.env.contains_key("REDIS_URL"), "{name}");
+            assert!(
+                matches!(&rs.inherit, Inherit::AllBut(names) if names.contains(&"REDIS_URL".to_owned())),
+                "{name}: {:?}",
+                rs.inherit
+            );
         }
+    }
+
+    #[test]
+    fn under_up_the_binaries_inherit_the_shell_and_redis_inherits_nothing_of_it() {
+        let plan = plan(&layout(), &start_redis(), &binaries()).expect("plan");
+
+        assert_eq!(process(&plan, "redis-6380").inherit, Inherit::Essentials);
+        assert_eq!(process(&plan, "gateway-3000").inherit, Inherit::AllBut(Vec::new()));
+        assert!(matches!(process(&plan, "room-service-50051").inherit, Inherit::AllBut(_)));
+    }
+
+    #[test]
+    fn an_isolated_plan_passes_nothing_of_the_shell_on_but_the_essentials() {
+        let plan = plan(&layout(), &start_redis(), &binaries()).expect("plan").isolated();
+
+        for process in plan.processes() {
+            assert_eq!(process.inherit, Inherit::Essentials, "{}", process.name);
+        }
+        for name in ["JWT_SECRET", "REDIS_CLUSTER_URLS", "REDIS_HOST", "PING_SECS", "GRPC_TOKEN"] {
+            assert!(!ESSENTIALS.contains(&name), "{name} is configuration, not an essential");
+        }
+        assert_eq!(
+            process(&plan, "room-service-50051").env.get("REDIS_URL").map(String::as_str),
+            Some("redis://127.0.0.1:6380"),
+            "what the plan sets stays"
+        );
+    }
+
+    #[test]
+    fn set_env_reaches_every_process_of_one_tier_only() {
+        let mut plan = plan(&layout(), &start_redis(), &binaries()).expect("plan");
+
+        plan.set_env(GATEWAYS, "SEND_RATE", "0");
+
+        for port in [3000, 3001, 3002] {
+            let gw = process(&plan, &format!("gateway-{port}"));
+            assert_eq!(gw.env.get("SEND_RATE").map(String::as_str), Some("0"), "{}", gw.name);
+        }
+        assert!(!process(&plan, "room-service-50051").env.contains_key("SEND_RATE"));
+        assert!(!process(&plan, "redis-6380").env.contains_key("SEND_RATE"));
     }
 
     #[test]

@@ -38,6 +38,23 @@ pub fn redis_port(wanted: Option<u16>, avoid: &[u16]) -> std::io::Result<u16> {
     Err(std::io::Error::other("found no free port for redis-server"))
 }
 
+/// The first of `count` consecutive ports free on `host` and not in
+/// `avoid`, found around ports the system hands out: for a topology that
+/// must not collide with anything on the machine (the bench's).
+pub fn free_range(host: &str, count: u16, avoid: &[u16]) -> std::io::Result<u16> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // A block of a few ports next to a free one is almost always free:
+    // a handful of tries is plenty.
+    for _ in 0..32 {
+        let first = TcpListener::bind((host, 0))?.local_addr()?.port();
+        let Some(last) = first.checked_add(count.saturating_sub(1)) else { continue };
+        if (first..=last).all(|port| !avoid.contains(&port) && is_free(host, port)) {
+            return Ok(first);
+        }
+    }
+    Err(std::io::Error::other(format!("found no {count} consecutive free ports on {host}")))
+}
+
 /// Whether something accepts TCP connections on `host:port` right now.
 pub async fn answers(host: &str, port: u16) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -69,6 +86,16 @@ mod tests {
         let port = redis_port(None, &[DEFAULT_REDIS_PORT]).expect("port");
         assert_ne!(port, DEFAULT_REDIS_PORT);
         assert!(is_free("127.0.0.1", port));
+    }
+
+    #[test]
+    fn a_free_range_is_free_throughout_and_misses_what_to_avoid() {
+        let first = free_range("127.0.0.1", 4, &[]).expect("a free range");
+        assert!((first..first + 4).all(|port| is_free("127.0.0.1", port)));
+
+        let avoid: Vec<u16> = (first..first + 4).collect();
+        let other = free_range("127.0.0.1", 4, &avoid).expect("another range");
+        assert!((other..other + 4).all(|port| !avoid.contains(&port)), "{avoid:?} and {other}");
     }
 
     #[tokio::test]

@@ -11,11 +11,18 @@
 //! lets the child's last output lines through, and reports on a channel. The
 //! same task does the SIGKILL when asked, so nothing signals a pid after it
 //! was reaped. `kill_on_drop` covers the case where we end abruptly.
+//!
+//! A child's output goes where [`Output`] says: behind its name on our
+//! stdout (`cargo xtask up`), or into a log file of its own (the bench,
+//! whose stdout is its tables). Its environment is what its
+//! [`Inherit`] lets through of ours, with the plan's own settings over it.
 
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
+use chat_testkit::redis_cluster;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::Command;
@@ -23,7 +30,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
-use crate::plan::{Plan, Process};
+use crate::plan::{ESSENTIALS, Inherit, Plan, Process, Setup};
 use crate::ports;
 use crate::prefix::{self, Style};
 
@@ -73,6 +80,17 @@ impl std::fmt::Display for Stop {
     }
 }
 
+/// Where the children's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Each line on our stdout behind its child's name, as are our own
+    /// messages ([`Supervisor::say`]).
+    Prefixed(Style),
+    /// Each child's stdout and stderr into `<dir>/<name>.log`, our own
+    /// messages into `<dir>/supervisor.log`; nothing on our stdout.
+    LogFiles(PathBuf),
+}
+
 /// Requests to stop, by the name of the signal that asked.
 pub type Interrupts = mpsc::Receiver<&'static str>;
 
@@ -108,6 +126,8 @@ struct Child {
     name: String,
     tier: usize,
     pid: Option<Pid>,
+    /// Its process id as the system gave it, for reading `/proc`.
+    id: Option<u32>,
     /// Asks the child's task to SIGKILL it; taken when used.
     kill: Option<oneshot::Sender<()>>,
     /// `None` while it runs.
@@ -116,7 +136,7 @@ struct Child {
 
 /// The running children of one plan.
 pub struct Supervisor {
-    style: Style,
+    output: Output,
     timing: Timing,
     children: Vec<Child>,
     exits_tx: mpsc::Sender<Exit>,
@@ -124,32 +144,38 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor showing every child's output behind its name on our stdout.
     pub fn new(plan: &Plan, style: Style, timing: Timing) -> Self {
-        // Every child reports exactly once, so this bound is never reached.
-        let (exits_tx, exits) = mpsc::channel(plan.processes().count().max(1));
-        Self { style, timing, children: Vec::new(), exits_tx, exits }
+        Self::with_output(plan, Output::Prefixed(style), timing)
     }
 
-    /// Prints one of our own messages among the children's lines.
+    /// A supervisor sending the children's output where `output` says.
+    pub fn with_output(plan: &Plan, output: Output, timing: Timing) -> Self {
+        // Every child reports exactly once, so this bound is never reached.
+        let (exits_tx, exits) = mpsc::channel(plan.processes().count().max(1));
+        Self { output, timing, children: Vec::new(), exits_tx, exits }
+    }
+
+    /// Shows one of our own messages among the children's lines (or logs
+    /// it, with [`Output::LogFiles`]).
     pub fn say(&self, message: &str) {
-        println!("{}{message}", self.style.own_label());
+        match &self.output {
+            Output::Prefixed(style) => println!("{}{message}", style.own_label()),
+            Output::LogFiles(dir) => {
+                use std::io::Write;
+                let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log"));
+                // A message that cannot be logged is not worth stopping for.
+                let _ = log.and_then(|mut log| writeln!(log, "{message}"));
+            }
+        }
     }
 
     /// Starts the plan tier by tier, each once the one before is listening,
     /// then waits until a signal or a child ends it. Returns why it stopped;
     /// the children are still running (call [`Supervisor::stop`]).
     pub async fn run(&mut self, plan: &Plan, interrupts: &mut Interrupts) -> anyhow::Result<Stop> {
-        for (tier_index, tier) in plan.tiers.iter().enumerate() {
-            for process in &tier.processes {
-                self.spawn(process, tier_index)?;
-            }
-            if let Some(stop) = self.wait_listening(&plan.connect_host, &tier.processes, interrupts).await {
-                return Ok(stop);
-            }
-            if let Some(setup) = &tier.setup {
-                self.run_setup(setup).await?;
-            }
-            self.say(&format!("{} up", tier.role));
+        if let Some(stop) = self.start(plan, interrupts).await? {
+            return Ok(stop);
         }
 
         for line in plan.summary() {
@@ -163,37 +189,63 @@ impl Supervisor {
         })
     }
 
+    /// Starts the plan tier by tier, each once the one before is listening
+    /// and its setup is done. `None` once all of it is up; otherwise why it
+    /// did not come up (what started is still running: call
+    /// [`Supervisor::stop`]).
+    pub async fn start(&mut self, plan: &Plan, interrupts: &mut Interrupts) -> anyhow::Result<Option<Stop>> {
+        for (tier_index, tier) in plan.tiers.iter().enumerate() {
+            for process in &tier.processes {
+                self.spawn(process, tier_index)?;
+            }
+            if let Some(stop) = self.wait_listening(&plan.connect_host, &tier.processes, interrupts).await {
+                return Ok(Some(stop));
+            }
+            if let Some(setup) = &tier.setup {
+                self.run_setup(setup).await?;
+            }
+            self.say(&format!("{} up", tier.role));
+        }
+        Ok(None)
+    }
+
     fn spawn(&mut self, process: &Process, tier: usize) -> anyhow::Result<()> {
         let index = self.children.len();
-        let label = self.style.label(&process.name, index);
 
         let mut command = Command::new(&process.program);
-        command
-            .args(&process.args)
-            .envs(&process.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        for name in &process.env_remove {
-            command.env_remove(name);
-        }
-        if !self.style.color {
-            // Our output is not a terminal: keep escape codes out of it.
-            command.env("NO_COLOR", "1");
-        }
+        command.args(&process.args).stdin(Stdio::null()).process_group(0).kill_on_drop(true);
+        inherit(&mut command, &process.inherit);
+        command.envs(&process.env);
+        let label = match &self.output {
+            Output::Prefixed(style) => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                if !style.color {
+                    // Our output is not a terminal: keep escape codes out of it.
+                    command.env("NO_COLOR", "1");
+                }
+                Some(style.label(&process.name, index))
+            }
+            Output::LogFiles(dir) => {
+                let path = log_path(dir, &process.name);
+                let log = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                command.stdout(log.try_clone()?).stderr(log).env("NO_COLOR", "1");
+                None
+            }
+        };
         let mut child = command.spawn().with_context(|| format!("could not start {}", process.program.display()))?;
 
-        let pid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
-        let stdout = child.stdout.take().map(|out| {
-            let label = label.clone();
-            tokio::spawn(async move { prefix::copy_prefixed(out, &label, Printed).await })
-        });
-        let stderr = child.stderr.take().map(|err| {
-            let label = label.clone();
-            tokio::spawn(async move { prefix::copy_prefixed(err, &label, Printed).await })
-        });
+        let id = child.id();
+        let pid = id.and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let stdout = child
+            .stdout
+            .take()
+            .zip(label.clone())
+            .map(|(out, label)| tokio::spawn(async move { prefix::copy_prefixed(out, &label, Printed).await }));
+        let stderr = child
+            .stderr
+            .take()
+            .zip(label)
+            .map(|(err, label)| tokio::spawn(async move { prefix::copy_prefixed(err, &label, Printed).await }));
 
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let exits = self.exits_tx.clone();
@@ -214,27 +266,25 @@ impl Supervisor {
             let _ = exits.send(Exit { index, status }).await;
         });
 
-        self.children.push(Child { name: process.name.clone(), tier, pid, kill: Some(kill_tx), ended: None });
+        self.children.push(Child { name: process.name.clone(), tier, pid, id, kill: Some(kill_tx), ended: None });
         Ok(())
     }
 
-    /// Runs a tier's one-shot setup command to its end, its output shown
-    /// under its name; fails unless it exits 0.
-    async fn run_setup(&self, setup: &Process) -> anyhow::Result<()> {
-        self.say(&format!("running {} {}", setup.program.display(), setup.args.join(" ")));
-        let mut command = Command::new(&setup.program);
-        command.args(&setup.args).envs(&setup.env).stdin(Stdio::null()).kill_on_drop(true);
-        for name in &setup.env_remove {
-            command.env_remove(name);
-        }
-        let output = command.output().await.with_context(|| format!("could not start {}", setup.program.display()))?;
-        for line in
-            String::from_utf8_lossy(&output.stdout).lines().chain(String::from_utf8_lossy(&output.stderr).lines())
-        {
-            self.say(&format!("{}: {line}", setup.name));
-        }
-        if !output.status.success() {
-            anyhow::bail!("{} failed ({})", setup.name, describe(output.status));
+    /// Runs a tier's setup to its end, showing what it printed.
+    async fn run_setup(&self, setup: &Setup) -> anyhow::Result<()> {
+        match setup {
+            Setup::JoinCluster { cli, ports, replicas } => {
+                let replicas = usize::from(*replicas);
+                let create = redis_cluster::create_args(ports, replicas).join(" ");
+                self.say(&format!("joining the Redis Cluster: {} {create}", cli.display()));
+                let printed = redis_cluster::join(cli, ports, replicas)
+                    .await
+                    .map_err(|error| anyhow::anyhow!("the Redis Cluster did not form: {error}"))?;
+                for line in printed.lines() {
+                    self.say(&format!("redis-cli: {line}"));
+                }
+                self.say("the Redis Cluster is ok on every node");
+            }
         }
         Ok(())
     }
@@ -349,6 +399,20 @@ impl Supervisor {
         self.children.iter().map(|child| (child.name.as_str(), child.ended.as_deref())).collect()
     }
 
+    /// Every child started so far, in start order, with its process id.
+    pub fn pids(&self) -> Vec<(&str, Option<u32>)> {
+        self.children.iter().map(|child| (child.name.as_str(), child.id)).collect()
+    }
+
+    /// The last `lines` lines `name` wrote, with [`Output::LogFiles`]; for
+    /// an error message that says why it ended.
+    pub fn log_tail(&self, name: &str, lines: usize) -> Option<String> {
+        let Output::LogFiles(dir) = &self.output else { return None };
+        let text = std::fs::read_to_string(log_path(dir, name)).ok()?;
+        let all: Vec<&str> = text.lines().collect();
+        Some(all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+
     fn running_in(&self, tier: usize) -> Vec<usize> {
         (0..self.children.len())
             .filter(|&i| self.children[i].tier == tier && self.children[i].ended.is_none())
@@ -370,6 +434,29 @@ impl Supervisor {
     fn names(&self, indexes: &[usize]) -> String {
         indexes.iter().map(|&i| self.children[i].name.as_str()).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// Gives `command` what `inherit` lets through of our environment.
+fn inherit(command: &mut Command, inherit: &Inherit) {
+    match inherit {
+        Inherit::AllBut(names) => {
+            for name in names {
+                command.env_remove(name);
+            }
+        }
+        Inherit::Essentials => {
+            command.env_clear();
+            for name in ESSENTIALS {
+                if let Some(value) = std::env::var_os(name) {
+                    command.env(name, value);
+                }
+            }
+        }
+    }
+}
+
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
 }
 
 /// Our stdout through `print!`, which takes its lock once per call (so one

@@ -6,7 +6,9 @@
 //! unit tests). What is missing is installed with apt when this runs as
 //! root on a machine that has apt (a fresh CI box); otherwise the one
 //! command that installs it is printed and nothing runs. Then
-//! `cargo test --workspace --locked` runs, with any extra arguments given.
+//! `cargo test --locked` runs on the whole workspace, or on the packages the
+//! arguments pick (`cargo xtask test -p gateway --test api browser`), with
+//! the arguments given.
 
 use std::process::Stdio;
 
@@ -41,17 +43,46 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         bail!("the page's unit tests failed (node --test static/test): see above");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo_args = cargo_test_args(&args.cargo_args);
     let status = Command::new(&cargo)
         .current_dir(workspace_root())
-        .args(["test", "--workspace", "--locked"])
-        .args(&args.cargo_args)
+        .args(&cargo_args)
         .status()
         .await
         .with_context(|| format!("could not run {}", cargo.to_string_lossy()))?;
     if !status.success() {
-        bail!("cargo test --workspace failed ({status}): see above");
+        bail!("`cargo {}` failed ({status}): see above", cargo_args.join(" "));
     }
     Ok(())
+}
+
+/// The arguments of `cargo test` for the caller's `given`: `--workspace`
+/// unless they pick packages themselves (`-p`/`--package`, or `--workspace`
+/// already), since cargo takes `--workspace` over `-p`. An `--exclude`
+/// alone still gets `--workspace`, which cargo requires with it. What
+/// follows a bare `--` is for the test binaries and is not looked at.
+pub fn cargo_test_args(given: &[String]) -> Vec<String> {
+    let ours = given.iter().take_while(|arg| *arg != "--");
+    let (mut picks_packages, mut locked) = (false, false);
+    for arg in ours {
+        picks_packages |= arg == "-p"
+            || arg == "--package"
+            || arg.starts_with("--package=")
+            || (arg.starts_with("-p") && !arg.starts_with("--"))
+            || arg == "--workspace"
+            || arg == "--all";
+        locked |= arg == "--locked";
+    }
+    let mut args = vec!["test".to_owned()];
+    if !picks_packages {
+        args.push("--workspace".to_owned());
+    }
+    // Given twice, cargo refuses it.
+    if !locked {
+        args.push("--locked".to_owned());
+    }
+    args.extend(given.iter().cloned());
+    args
 }
 
 /// Installs `packages` with apt when that is possible here, or says how.
@@ -110,4 +141,66 @@ fn on_path(program: &str) -> bool {
                 .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(given: &[&str]) -> Vec<String> {
+        cargo_test_args(&given.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn without_arguments_the_whole_workspace_is_tested() {
+        assert_eq!(args(&[]), ["test", "--workspace", "--locked"]);
+        assert_eq!(
+            args(&["--test", "api", "browser"]),
+            ["test", "--workspace", "--locked", "--test", "api", "browser"]
+        );
+    }
+
+    #[test]
+    fn packages_picked_by_the_caller_are_not_widened_to_the_workspace() {
+        for given in [
+            &["-p", "gateway", "--test", "api", "browser"][..],
+            &["--package", "gateway"],
+            &["--package=gateway"],
+            &["-pgateway"],
+            &["-p", "gateway", "-p", "room-service"],
+        ] {
+            let built = args(given);
+            assert!(!built.contains(&"--workspace".to_owned()), "{given:?} gave {built:?}");
+            assert_eq!(built[..2], ["test", "--locked"], "{given:?}");
+            assert_eq!(built[2..], *given, "{given:?}: the caller's arguments follow as given");
+        }
+    }
+
+    #[test]
+    fn a_workspace_of_the_callers_own_is_not_given_twice() {
+        assert_eq!(
+            args(&["--workspace", "--exclude", "xtask"]),
+            ["test", "--locked", "--workspace", "--exclude", "xtask"]
+        );
+        assert_eq!(args(&["--all"]), ["test", "--locked", "--all"]);
+    }
+
+    #[test]
+    fn an_exclude_alone_gets_the_workspace_cargo_requires_with_it() {
+        assert_eq!(args(&["--exclude", "xtask"]), ["test", "--workspace", "--locked", "--exclude", "xtask"]);
+    }
+
+    #[test]
+    fn what_follows_a_bare_double_dash_is_for_the_test_binaries() {
+        assert_eq!(
+            args(&["--", "-p", "--workspace"]),
+            ["test", "--workspace", "--locked", "--", "-p", "--workspace"],
+            "a -p after -- is a test filter's business, not a package"
+        );
+    }
+
+    #[test]
+    fn locked_given_by_the_caller_is_not_given_twice() {
+        assert_eq!(args(&["--locked", "-p", "xtask"]), ["test", "--locked", "-p", "xtask"]);
+    }
 }

@@ -16,6 +16,10 @@ use crate::supervise::{self, Stop, Supervisor, Timing};
 pub const NO_REDIS: &str = "redis-server not found: running ONE room-service on the in-process \
      broker (apt-get install redis-server for the multi-instance topology)";
 
+/// The Redis Cluster of `--redis-cluster`: 3 masters, each with a replica.
+const CLUSTER_MASTERS: u16 = 3;
+const CLUSTER_REPLICAS: u16 = 1;
+
 /// Runs the `up` command. `Ok` after a Ctrl+C / SIGTERM; an error when the
 /// topology could not start or one of its processes ended by itself.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -45,9 +49,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Broker::StartRedis { server, port, .. } => {
             supervisor.say(&format!("starting {} on port {port} (nothing kept on disk)", server.display()))
         }
-        Broker::StartCluster { first_port, .. } => supervisor.say(&format!(
-            "starting a Redis Cluster (3 masters, 3 replicas) on ports {first_port}-{} (nothing kept on disk)",
-            first_port + plan::CLUSTER_NODES - 1
+        Broker::StartCluster { first_port, masters, replicas, .. } => supervisor.say(&format!(
+            "starting a Redis Cluster ({masters} masters, {} replicas) on ports {first_port}-{} (nothing kept on disk)",
+            masters * replicas,
+            first_port + masters * (1 + replicas) - 1
         )),
         Broker::Existing { .. } => supervisor.say("using the Redis given by --redis-url"),
         Broker::InProcess => supervisor.say(NO_REDIS),
@@ -97,7 +102,8 @@ fn choose_broker(
         };
         let dir = std::env::temp_dir().join(format!("chat-xtask-redis-cluster-{}", std::process::id()));
         let first_port = args.redis_port.unwrap_or(plan::DEFAULT_CLUSTER_PORT);
-        return Ok((Broker::StartCluster { server, cli, first_port, dir: dir.clone() }, Some(dir)));
+        let (masters, replicas) = (CLUSTER_MASTERS, CLUSTER_REPLICAS);
+        return Ok((Broker::StartCluster { server, cli, first_port, masters, replicas, dir: dir.clone() }, Some(dir)));
     }
     let Some(server) = find_on_path("redis-server") else {
         return Ok((Broker::InProcess, None));
@@ -130,7 +136,8 @@ fn refuse_busy_ports(plan: &Plan, host: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
+/// Where `program` is on `PATH`, if it is an executable there.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
 }

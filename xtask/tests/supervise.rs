@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use xtask::plan::{Plan, Process, Tier};
+use xtask::plan::{Inherit, Plan, Process, Tier};
 use xtask::prefix::Style;
 use xtask::supervise::{Stop, Supervisor, Timing};
 
@@ -36,7 +36,7 @@ fn sh(name: &str, script: &str, log: &Path, ready_port: u16) -> Process {
         program: PathBuf::from("sh"),
         args: vec!["-c".to_owned(), script.to_owned()],
         env: BTreeMap::from([("NAME".to_owned(), name.to_owned()), ("LOG".to_owned(), log.display().to_string())]),
-        env_remove: Vec::new(),
+        inherit: Inherit::AllBut(Vec::new()),
         ready_port,
     }
 }

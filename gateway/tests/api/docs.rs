@@ -196,11 +196,6 @@ fn configuration_documents_every_variable_and_only_those() {
 
 // --- README.md's layout ------------------------------------------------------
 
-/// Listed paths that may be missing while what they name still lives at
-/// its old home, because the move is on another branch: `(listed, old home)`.
-/// Once the old home is gone the listed path must exist like any other.
-const MOVING: &[(&str, &str)] = &[("bench/", "gateway/examples/bench")];
-
 /// The lines of the code block under `## Layout`: (line number, path, the rest).
 fn layout(readme: &str) -> Vec<(usize, String, String)> {
     let mut lines = readme.lines().enumerate().skip_while(|(_, line)| line.trim() != "## Layout");
@@ -239,8 +234,7 @@ fn the_readme_layout_matches_the_repository() {
     for (line, path, _) in &listed {
         let on_disk = root().join(path);
         let exists = if path.ends_with('/') { on_disk.is_dir() } else { on_disk.exists() };
-        let moving = MOVING.iter().any(|(new, old)| new == path && root().join(old).exists());
-        if !exists && !moving {
+        if !exists {
             problems.push(format!(
                 "README.md:{line}: the layout lists `{path}`, which does not exist: remove the line or fix the path"
             ));

@@ -19,5 +19,6 @@ mod recovery;
 mod redis_cluster;
 mod resume;
 mod security;
+mod shell;
 mod spread;
 mod storm;

@@ -10,6 +10,8 @@
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`shell`]: the binary started as the bench starts it takes nothing of
+//!   the shell's configuration.
 
 mod support;
 
@@ -21,3 +23,4 @@ mod sending;
 mod serving;
 mod spans;
 mod store;
+mod shell;

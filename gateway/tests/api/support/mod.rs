@@ -3,7 +3,6 @@
 //! them, WebSocket clients on real sockets and gRPC clients on real channels.
 
 mod client;
-mod redis_cluster;
 pub mod tab;
 
 use std::future::Future;
@@ -16,10 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-pub use chat_testkit::RedisServer;
+pub use chat_testkit::{RedisCluster, RedisServer};
 #[allow(unused_imports)] // each test file uses a different part
 pub use client::{Client, http_get, messages, metric, texts};
-pub use redis_cluster::RedisCluster;
 
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -1,23 +1,29 @@
 //! The chat's benchmark: real WebSocket browsers against the standard
-//! topology (Redis, 2 room-services, 3 gateways as separate processes) and,
-//! side by side, against the floor (a minimal in-memory fan-out server with no
-//! gRPC and no Redis), with the CPU share of every process.
+//! topology (Redis, 2 room-services, 3 gateways as separate processes,
+//! started by the same code as `cargo xtask up`) and, side by side, against
+//! the floor (a minimal in-memory fan-out server with no gRPC and no Redis),
+//! with the CPU share of every process.
+//!
+//! A workspace crate of its own, not an example or a test target, so
+//! `cargo test` never builds it. It builds the gateway and room-service
+//! itself, as `cargo xtask up` does (release; `--debug`), unless
+//! `--bin-dir` points at executables built before:
 //!
 //! ```sh
-//! cargo build --release -p gateway -p room-service --bins --example bench
-//! target/release/examples/bench                                  # sweep, 10 rooms x 100 browsers
-//! target/release/examples/bench --sweep 10000,30000 --step-secs 3 --svg sweep.svg
-//! target/release/examples/bench --idle 10000                     # memory and connect
-//! target/release/examples/bench --storm 10x1000                  # join storm
-//! target/release/examples/bench --busy-room                      # one busy room
-//! target/release/examples/bench --gateway ws://127.0.0.1:3000/ws # an existing deployment
+//! cargo run --release -p chat-bench --                                # sweep, 10 rooms x 100 browsers
+//! cargo run --release -p chat-bench -- --sweep 10000,30000 --step-secs 3 --svg sweep.svg
+//! cargo run --release -p chat-bench -- --idle 10000                   # memory and connect
+//! cargo run --release -p chat-bench -- --storm 10x1000                # join storm
+//! cargo run --release -p chat-bench -- --busy-room                    # one busy room
+//! cargo run --release -p chat-bench -- --gateway ws://127.0.0.1:3000/ws   # an existing deployment
 //! ```
 //!
 //! `docs/benchmarks.md` says what each number means and how it is taken.
 //!
 //! # Layout
 //! - [`topology`]: starting and stopping the processes under test (the
-//!   standard topology, or the floor re-executing this program).
+//!   standard topology through xtask's plan and supervisor, or the floor
+//!   re-executing this program).
 //! - [`floor`]: the floor server itself (`--serve-floor`, hidden).
 //! - [`procstat`]: CPU time and RSS of a process from `/proc`.
 //! - [`client`]: one browser: connect, join, read and classify every frame.
@@ -112,14 +118,25 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     room_services: usize,
     /// Run the started topology on a local Redis Cluster of this many
-    /// masters (no replicas; nodes on ports 21100 and up, bus ports +10000)
-    /// instead of one Redis; 0: one Redis.
-    #[arg(long, default_value_t = 0)]
+    /// masters (no replicas; a free block of ports in 20000-21999, bus ports
+    /// +10000) instead of one Redis; 0: one Redis.
+    #[arg(long, default_value_t = 0, value_parser = parse_cluster)]
     redis_cluster: usize,
+    /// Build and run the debug gateway and room-service instead of the
+    /// release ones (quick checks, not numbers).
+    #[arg(long, conflicts_with = "bin_dir")]
+    debug: bool,
+    /// Run the gateway and room-service executables in this folder instead of
+    /// building them (e.g. an older build to compare with).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
 
-    /// Run as the floor server (how the bench starts it; prints its address).
+    /// Run as the floor server (how the bench starts it).
     #[arg(long, hide = true)]
     serve_floor: bool,
+    /// The floor server's port on 127.0.0.1.
+    #[arg(long, hide = true, default_value_t = 0)]
+    floor_port: u16,
 }
 
 fn parse_storm(s: &str) -> Result<(usize, usize), String> {
@@ -128,6 +145,14 @@ fn parse_storm(s: &str) -> Result<(usize, usize), String> {
     match (parse(rooms), parse(members)) {
         (Some(r), Some(m)) => Ok((r, m)),
         _ => Err(format!("expected ROOMSxMEMBERS with both above 0, e.g. 10x1000; got {s:?}")),
+    }
+}
+
+fn parse_cluster(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(masters) if masters == 0 || masters >= 3 => Ok(masters),
+        Ok(_) => Err("a Redis Cluster needs at least 3 masters (0: one Redis)".to_owned()),
+        Err(_) => Err(format!("expected a number of masters, got {s:?}")),
     }
 }
 
@@ -160,9 +185,9 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if args.serve_floor {
-        return runtime.block_on(floor::serve());
+        return runtime.block_on(floor::serve(args.floor_port));
     }
-    runtime.block_on(async {
+    let run = async {
         if let Some(n) = args.idle {
             idle::run(&args, n).await
         } else if let Some((rooms, members)) = args.storm {
@@ -171,6 +196,15 @@ fn main() -> anyhow::Result<()> {
             busy::run(&args).await
         } else {
             sweep::run(&args).await
+        }
+    };
+    // The servers run in process groups of their own (a Ctrl+C in the
+    // terminal reaches only the bench): on one, the run is dropped and with
+    // it the runtime, which kills every child (`kill_on_drop`).
+    runtime.block_on(async {
+        tokio::select! {
+            outcome = run => outcome,
+            _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted: the processes the bench started are killed"),
         }
     })
 }

@@ -15,9 +15,9 @@
 //!   do not share a lock on the message path;
 //! - small read buffers (a chat connection reads tiny frames).
 //!
-//! Run as its own process (`bench --serve-floor`, started by the bench) so
-//! its CPU is read from /proc like the gateways'. It prints
-//! `listening on ADDR` and serves until killed.
+//! Run as its own process (`bench --serve-floor --floor-port P`, started by
+//! the bench like the gateways) so its CPU is read from /proc like theirs.
+//! It serves on 127.0.0.1:P until stopped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,11 +106,11 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-pub async fn serve() -> anyhow::Result<()> {
+pub async fn serve(port: u16) -> anyhow::Result<()> {
     // A storm of connects must not overflow the accept queue (tokio's
     // `bind` listens with a backlog of 1024).
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(([127, 0, 0, 1], 0).into())?;
+    socket.bind(([127, 0, 0, 1], port).into())?;
     let listener = socket.listen(ACCEPT_BACKLOG)?;
     println!("listening on {}", listener.local_addr()?);
     let app = Router::new().route("/ws", get(upgrade)).with_state(Arc::new(Hub::default()));

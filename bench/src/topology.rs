@@ -1,0 +1,259 @@
+//! The processes under test: start them, know their pids, stop them.
+//!
+//! - The standard topology, started by the same code as `cargo xtask up`:
+//!   xtask builds the binaries (or takes them from `--bin-dir`), its
+//!   [`plan`] decides the processes — a `redis-server` (or a Redis Cluster,
+//!   joined by testkit's recipe), the room-services, then the gateways, on
+//!   free loopback ports ([`scratch`]) — and its [`Supervisor`] starts them
+//!   tier by tier and stops them in reverse. The bench's own settings go on
+//!   top: no send limit, a short drain, room for every browser, logs at
+//!   `warn` into `<tmp>/<name>.log`.
+//! - The floor: this program re-executed as `--serve-floor --floor-port P`,
+//!   under the same supervisor.
+//! - An existing deployment (`--gateway`): just URLs, nothing started, no
+//!   pids to read.
+//!
+//! Every process the bench starts is [isolated](xtask::plan::Plan::isolated)
+//! from the shell it runs in: it gets only the [`ESSENTIALS`] of the bench's
+//! environment (PATH, HOME, …) and what the plan sets, so a `JWT_SECRET` or
+//! `PING_SECS` left exported there cannot change what is measured.
+//!
+//! [`ESSENTIALS`]: xtask::plan::ESSENTIALS
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use xtask::plan::{self, Inherit, Plan, Process, Tier};
+use xtask::supervise::{Interrupts, Output, Stop, Supervisor, Timing};
+use xtask::{binaries, ports, scratch};
+
+use crate::procstat::Watched;
+
+/// How long a started process gets to accept connections, and how long a
+/// tier gets to exit after SIGTERM before it is killed.
+const TIMING: Timing = Timing { startup: Duration::from_secs(30), grace: Duration::from_secs(3) };
+/// Where everything listens.
+const HOST: &str = "127.0.0.1";
+/// Log lines of a process shown when it did not come up.
+const LOG_TAIL: usize = 15;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Topology,
+    Floor,
+    Existing,
+}
+
+/// What the bench loads: gateway URLs and the processes behind them.
+pub struct Deployment {
+    pub kind: Kind,
+    /// WebSocket URLs of the gateways (or of the floor).
+    pub urls: Vec<String>,
+    /// Processes to read CPU and memory of, in table order; gateways (or the
+    /// floor) in the order of `urls`.
+    pub procs: Vec<Watched>,
+    started: Option<Started>,
+}
+
+/// What the bench started and must stop.
+struct Started {
+    supervisor: Supervisor,
+    /// Never fed: the bench ends a run by itself (a Ctrl+C ends the bench,
+    /// and `kill_on_drop` its children).
+    interrupts: Interrupts,
+    /// Logs and Redis's files.
+    dir: PathBuf,
+}
+
+impl Deployment {
+    pub fn label(&self) -> &'static str {
+        match self.kind {
+            Kind::Topology => "topology",
+            Kind::Floor => "floor",
+            Kind::Existing => "deployment",
+        }
+    }
+
+    /// The processes under test plus the bench itself.
+    pub fn watched(&self) -> Vec<Watched> {
+        let mut all = self.procs.clone();
+        all.push(Watched::bench());
+        all
+    }
+
+    /// The process serving `urls[i]`, when the bench started it.
+    pub fn gateway_process(&self, i: usize) -> Option<&Watched> {
+        let gateways: Vec<&Watched> =
+            self.procs.iter().filter(|p| p.name.starts_with("gw") || p.name == "floor").collect();
+        gateways.get(i).copied()
+    }
+
+    pub fn existing(urls: Vec<String>) -> Self {
+        Self { kind: Kind::Existing, urls, procs: Vec::new(), started: None }
+    }
+
+    /// Stops what the bench started, gateways first (SIGTERM, then SIGKILL
+    /// after [`TIMING`]'s grace), and removes its logs.
+    pub async fn stop(self) {
+        if let Some(mut started) = self.started {
+            started.supervisor.stop(&mut started.interrupts).await;
+            let _ = std::fs::remove_dir_all(&started.dir);
+        }
+    }
+}
+
+/// Starts `plan` under a supervisor logging into `dir`; fails with the log
+/// of the process that did not come up.
+async fn start_plan(plan: &Plan, dir: PathBuf) -> anyhow::Result<Started> {
+    let mut supervisor = Supervisor::with_output(plan, Output::LogFiles(dir.clone()), TIMING);
+    let (_never, mut interrupts) = mpsc::channel(1);
+    let failure = match supervisor.start(plan, &mut interrupts).await {
+        Ok(None) => return Ok(Started { supervisor, interrupts, dir }),
+        Ok(Some(stop)) => {
+            let name = match &stop {
+                Stop::Exited { name, .. } | Stop::NotReady { name, .. } => Some(name.clone()),
+                Stop::Signal(_) => None,
+            };
+            let log = name.and_then(|name| supervisor.log_tail(&name, LOG_TAIL)).unwrap_or_default();
+            anyhow::anyhow!("{stop}; its log:\n{log}")
+        }
+        Err(error) => error,
+    };
+    supervisor.stop(&mut interrupts).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Err(failure.context("starting the processes under test"))
+}
+
+/// A scratch directory for one started deployment.
+fn scratch_dir(what: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("chat-bench-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Short names for the tables: `redis` (or `redis1`…), `rs1`…, `gw1`…
+fn table_name(role: &str, index: usize, of: usize) -> String {
+    match role {
+        plan::REDIS if of == 1 => "redis".to_owned(),
+        plan::REDIS => format!("redis{}", index + 1),
+        plan::ROOM_SERVICES => format!("rs{}", index + 1),
+        plan::GATEWAYS => format!("gw{}", index + 1),
+        other => other.to_owned(),
+    }
+}
+
+/// The standard topology for `args`, as `cargo xtask up` plans it on free
+/// ports and isolated ([`scratch`]), with the bench's settings: gateways
+/// accept `max_connections` browsers each.
+async fn topology_plan(args: &crate::Args, max_connections: usize, dir: &Path) -> anyhow::Result<Plan> {
+    let binaries = match &args.bin_dir {
+        Some(bin_dir) => binaries::in_dir(bin_dir)?,
+        None => binaries::build(args.debug).await?,
+    };
+    let count = |flag: &str, n: usize| u16::try_from(n).with_context(|| format!("{flag} {n} is too many"));
+    let shape = scratch::Shape {
+        gateways: count("--gateways", args.gateways)?,
+        room_services: count("--room-services", args.room_services)?,
+        redis: match args.redis_cluster {
+            0 => scratch::Redis::One,
+            masters => scratch::Redis::Cluster { masters: count("--redis-cluster", masters)? },
+        },
+    };
+    let mut plan = scratch::plan(&shape, &binaries, dir)?;
+    plan.set_env(plan::GATEWAYS, "MAX_CONNECTIONS", &max_connections.to_string());
+    // The senders post far past a person's rate on purpose.
+    plan.set_env(plan::GATEWAYS, "SEND_RATE", "0");
+    // Every simulated browser connects from this machine's address.
+    plan.set_env(plan::GATEWAYS, "MAX_CONNECTIONS_PER_IP", "0");
+    plan.set_env(plan::GATEWAYS, "DRAIN_SECS", "1");
+    for role in [plan::ROOM_SERVICES, plan::GATEWAYS] {
+        plan.set_env(role, "RUST_LOG", "warn");
+    }
+    Ok(plan)
+}
+
+/// Starts Redis, the room-services and the gateways `args` asks for.
+pub async fn start_topology(args: &crate::Args, max_connections: usize) -> anyhow::Result<Deployment> {
+    let dir = scratch_dir("topology")?;
+    let plan = match topology_plan(args, max_connections, &dir).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(error);
+        }
+    };
+    let started = start_plan(&plan, dir).await?;
+
+    let pids: BTreeMap<&str, Option<u32>> = started.supervisor.pids().into_iter().collect();
+    let mut deployment = Deployment { kind: Kind::Topology, urls: Vec::new(), procs: Vec::new(), started: None };
+    for tier in &plan.tiers {
+        for (i, process) in tier.processes.iter().enumerate() {
+            let name = table_name(tier.role, i, tier.processes.len());
+            deployment.procs.push(Watched { name, pid: pids.get(process.name.as_str()).copied().flatten() });
+            if tier.role == plan::GATEWAYS {
+                deployment.urls.push(format!("ws://{}:{}/ws", plan.connect_host, process.ready_port));
+            }
+        }
+    }
+    deployment.started = Some(started);
+    Ok(deployment)
+}
+
+/// Starts the floor: this program with `--serve-floor`, on a free port.
+pub async fn start_floor() -> anyhow::Result<Deployment> {
+    let exe = std::env::current_exe().context("where is this program?")?;
+    let port = ports::free_range(HOST, 1, &[])?;
+    let floor = Process {
+        name: "floor".to_owned(),
+        program: exe,
+        args: vec!["--serve-floor".to_owned(), "--floor-port".to_owned(), port.to_string()],
+        env: BTreeMap::from([("RUST_LOG".to_owned(), "warn".to_owned())]),
+        inherit: Inherit::Essentials,
+        ready_port: port,
+    };
+    let plan = Plan {
+        tiers: vec![Tier { role: "floor", processes: vec![floor], setup: None }],
+        connect_host: HOST.to_owned(),
+        notes: Vec::new(),
+    };
+    let started = start_plan(&plan, scratch_dir("floor")?).await?;
+    let pid = started.supervisor.pids().first().and_then(|(_, pid)| *pid);
+    Ok(Deployment {
+        kind: Kind::Floor,
+        urls: vec![format!("ws://{HOST}:{port}/ws")],
+        procs: vec![Watched { name: "floor".into(), pid }],
+        started: Some(started),
+    })
+}
+
+/// What the flags ask to measure, in order: the topology (or the given
+/// deployment), then the floor.
+pub fn sides(args: &crate::Args) -> Vec<Kind> {
+    let mut sides = Vec::new();
+    if !args.gateway.is_empty() {
+        sides.push(Kind::Existing);
+    } else if !args.floor_only {
+        sides.push(Kind::Topology);
+    }
+    if args.gateway.is_empty() && !args.no_floor {
+        sides.push(Kind::Floor);
+    }
+    sides
+}
+
+/// Starts one side; gateways accept at least `connections` browsers.
+pub async fn start(kind: Kind, args: &crate::Args, connections: usize) -> anyhow::Result<Deployment> {
+    let deployment = match kind {
+        Kind::Topology => start_topology(args, connections.max(10_000) + 100).await?,
+        Kind::Floor => start_floor().await?,
+        Kind::Existing => Deployment::existing(args.gateway.clone()),
+    };
+    let pids: Vec<String> =
+        deployment.procs.iter().map(|p| format!("{} {}", p.name, p.pid.unwrap_or_default())).collect();
+    println!("[{}] up: {} ({})", deployment.label(), deployment.urls.join(" "), pids.join(", "));
+    Ok(deployment)
+}
