@@ -21,6 +21,6 @@ mod instances;
 mod retention;
 mod sending;
 mod serving;
+mod shell;
 mod spans;
 mod store;
-mod shell;
