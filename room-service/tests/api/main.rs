@@ -10,9 +10,11 @@
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`archive`]: the archiver, History by cursor and Search with a store.
 
 mod support;
 
+mod archive;
 mod broker_contract;
 mod health_probe;
 mod instances;
