@@ -192,12 +192,7 @@ async fn start(
 /// unset. Failing to reach it stops the start: a room-service that was told
 /// to keep messages for good must not quietly serve without doing so.
 async fn connect_store(config: &Config) -> anyhow::Result<Option<store::Store>> {
-    let Some(url) = &config.database_url else {
-        tracing::info!(
-            "no DATABASE_URL: history is only what Redis keeps (HISTORY_LEN per room), not durable; no search"
-        );
-        return Ok(None);
-    };
+    let Some(url) = &config.database_url else { return Ok(None) };
     let shown = config::redact(url);
     // On a task of its own: the compiler cannot prove sqlx's migration
     // future `Send` for every lifetime when it is part of `run`'s future.
@@ -243,6 +238,12 @@ async fn serve<B: Broker>(
     let stopping = CancellationToken::new();
     let rooms =
         Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics), store));
+    if archive.is_none() {
+        // Said once everything else connected: a failed start stays one line.
+        tracing::info!(
+            "no DATABASE_URL: history is only what Redis keeps (HISTORY_LEN per room), not durable; no search"
+        );
+    }
     tokio::spawn(metrics::upkeep(metrics.handle(), stopping.clone()));
     if let Some(metrics_listener) = metrics_listener {
         let archive = archive.as_ref().map(|a| Arc::clone(&a.archive));

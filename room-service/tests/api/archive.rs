@@ -223,3 +223,34 @@ async fn search_without_a_store_says_it_needs_database_url() {
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(refused.message().contains("search needs DATABASE_URL"), "{}", refused.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_service_taking_a_room_over_copies_what_the_last_one_did_not_archive() {
+    let postgres = PostgresServer::start().await;
+    // The first one keeps no store: as if it died before archiving anything.
+    let first = RoomService::start(|_| {}).await;
+    let mut grpc = first.grpc().await;
+    let last = send_all(&mut grpc, "general", (1..=250).map(|n| format!("message {n}"))).await;
+
+    // The next one, on the same Redis, starts serving the room.
+    let mut config = room_service::Config::with_redis(Some(first.redis.url()));
+    config.database_url = Some(postgres.url());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    tokio::spawn(room_service::run(config, listener, std::future::pending()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("url");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let channel = loop {
+        match channel.connect().await {
+            Ok(channel) => break channel,
+            Err(error) => assert!(tokio::time::Instant::now() < deadline, "not up: {error}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut next = RoomServiceClient::new(channel);
+    let _reading = serve_room(&mut next, "general").await;
+
+    let store = Store::connect(&postgres.url()).await.expect("store");
+    archived_up_to(&store, "general", last, PATIENCE).await;
+    assert_eq!(stored_seqs(&store, "general").await, (1..=last).collect::<Vec<_>>(), "all of it, once");
+}
