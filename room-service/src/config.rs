@@ -83,6 +83,14 @@ pub struct Config {
     #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
     pub grpc_token: Option<String>,
 
+    /// PostgreSQL to keep every room's messages in for good, e.g.
+    /// postgres://user:password@host:5432/chat: checked (and its schema
+    /// brought up to date) at start, which fails if it cannot be reached.
+    /// Enables scrollback past what Redis holds and Search. Unset: history
+    /// is only what Redis keeps (HISTORY_LEN per room), not durable.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Serve chat.v1.RoomService without GRPC_TOKEN on a non-loopback HOST,
     /// on purpose (e.g. on a private network nothing else can reach).
     /// Without it such a start is refused: anyone who can reach the port

@@ -12,6 +12,9 @@
 //! - `presence_batch`: joins and leaves of a room applied in batches, one
 //!   Redis step and one presence event per batch.
 //! - `store`: the durable record of messages in PostgreSQL (paging, search).
+//! - `archive`: copies every stored message of the rooms served here from
+//!   Redis into the store, in batches off the send path, catching up from
+//!   the Redis history whatever it missed.
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
@@ -38,6 +41,7 @@
 // so the dead-code lint sees everything else.
 #![warn(unreachable_pub)]
 
+mod archive;
 mod auth;
 mod broker;
 mod config;
@@ -66,6 +70,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::archive::Archive;
 use crate::config::RedisTarget;
 use crate::service::Rooms;
 
@@ -136,7 +141,13 @@ async fn start(
     };
     let metrics = Arc::new(RoomServiceMetrics::new(&instance));
     let fanout = Fanout::new(FANOUT_CAPACITY, Arc::clone(&metrics));
-    let parts = Parts { config, listener, metrics_listener, metrics };
+    let store = connect_store(&config).await?;
+    let archive = store.as_ref().map(|store| {
+        let (archive, queue) = Archive::new(Arc::clone(&metrics));
+        fanout.archive_to(Arc::clone(&archive));
+        Archiving { archive, queue, store: store.clone() }
+    });
+    let parts = Parts { config, listener, metrics_listener, metrics, store, archive };
     match parts.config.redis()? {
         RedisTarget::Single(url) => {
             let broker = RedisBroker::connect(&url, parts.config.retention(), fanout).await.with_context(|| {
@@ -177,12 +188,45 @@ async fn start(
     }
 }
 
+/// The store `DATABASE_URL` names, connected and migrated; `None` when it is
+/// unset. Failing to reach it stops the start: a room-service that was told
+/// to keep messages for good must not quietly serve without doing so.
+async fn connect_store(config: &Config) -> anyhow::Result<Option<store::Store>> {
+    let Some(url) = &config.database_url else { return Ok(None) };
+    let shown = config::redact(url);
+    // On a task of its own: the compiler cannot prove sqlx's migration
+    // future `Send` for every lifetime when it is part of `run`'s future.
+    let owned = url.clone();
+    let connected = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Handle::current().block_on(async move { store::Store::connect(&owned).await })
+    })
+    .await
+    .context("connecting the store panicked")?;
+    let store = connected.with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL at {shown} (check DATABASE_URL, or unset it to keep history in Redis only)"
+        )
+    })?;
+    tracing::info!(database = shown, "store: PostgreSQL; messages are archived there in batches");
+    Ok(Some(store))
+}
+
 /// What `serve` needs besides the broker.
 struct Parts {
     config: Config,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     metrics: Arc<RoomServiceMetrics>,
+    store: Option<store::Store>,
+    archive: Option<Archiving>,
+}
+
+/// The archiver's parts, made before the broker so that the fanout offers
+/// it every message from the first; its task starts in `serve`.
+struct Archiving {
+    archive: Arc<Archive>,
+    queue: tokio::sync::mpsc::Receiver<store::StoredMessage>,
+    store: store::Store,
 }
 
 async fn serve<B: Broker>(
@@ -190,15 +234,28 @@ async fn serve<B: Broker>(
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Parts { config, listener, metrics_listener, metrics } = parts;
+    let Parts { config, listener, metrics_listener, metrics, store, archive } = parts;
     let stopping = CancellationToken::new();
     let rooms =
-        Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics)));
+        Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics), store));
+    if archive.is_none() {
+        // Said once everything else connected: a failed start stays one line.
+        tracing::info!(
+            "no DATABASE_URL: history is only what Redis keeps (HISTORY_LEN per room), not durable; no search"
+        );
+    }
     tokio::spawn(metrics::upkeep(metrics.handle(), stopping.clone()));
     if let Some(metrics_listener) = metrics_listener {
-        tokio::spawn(metrics::serve(metrics_listener, metrics.handle(), stopping.clone()));
+        let archive = archive.as_ref().map(|a| Arc::clone(&a.archive));
+        tokio::spawn(metrics::serve(metrics_listener, metrics.handle(), archive, stopping.clone()));
     }
-    let http = tonic::service::Routes::from(metrics::routes(metrics.handle()));
+    let http = tonic::service::Routes::from(metrics::routes(
+        metrics.handle(),
+        archive.as_ref().map(|a| Arc::clone(&a.archive)),
+    ));
+    if let Some(Archiving { archive, queue, store }) = archive {
+        tokio::spawn(archive::run(archive, queue, store, Arc::clone(&broker), stopping.clone()));
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RoomServiceServer<Rooms<B>>>().await;

@@ -5,6 +5,7 @@
 //! Each room-service keeps its own registry (no process-wide recorder), so
 //! several in one process — as in the tests — count apart.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use chat_runtime::metrics::upkeep;
+
+use crate::archive::Archive;
 
 const SHED: &str = "chat_room_service_calls_shed_total";
 const SHED_HELP: &str = "Calls refused because this room-service was busy, by reason";
@@ -40,6 +43,17 @@ pub struct RoomServiceMetrics {
     pub(crate) publish_to_receive: Histogram,
     /// Presence changes applied per broker step.
     pub(crate) presence_batch: Histogram,
+    /// Messages received (or known stored in Redis) not yet in PostgreSQL.
+    pub(crate) archive_lag_messages: Gauge,
+    /// Age of the oldest message not yet in PostgreSQL.
+    pub(crate) archive_lag_seconds: Gauge,
+    /// Messages the archiver wrote into PostgreSQL (new rows only).
+    pub(crate) archived: Counter,
+    /// Archiver writes or catch-ups that failed (each retried).
+    pub(crate) archive_failures: Counter,
+    /// Messages the archiver's full channel could not take (their rooms are
+    /// caught up from Redis instead).
+    pub(crate) archive_dropped: Counter,
 }
 
 impl std::fmt::Debug for RoomServiceMetrics {
@@ -78,6 +92,25 @@ impl RoomServiceMetrics {
             ),
             presence_batch: registry
                 .histogram("chat_room_service_presence_batch_changes", "Presence changes applied per broker step"),
+            archive_lag_messages: registry
+                .gauge("chat_archive_lag_messages", "Messages received by this room-service not yet in PostgreSQL"),
+            archive_lag_seconds: registry
+                .gauge("chat_archive_lag_seconds", "Age of the oldest message this room-service has not yet archived"),
+            archived: registry.counter(
+                "chat_archive_messages_total",
+                &[],
+                "Messages archived into PostgreSQL (new rows; copies already there are not counted)",
+            ),
+            archive_failures: registry.counter(
+                "chat_archive_failures_total",
+                &[],
+                "Archive writes or catch-ups from Redis that failed (each is retried)",
+            ),
+            archive_dropped: registry.counter(
+                "chat_archive_dropped_total",
+                &[],
+                "Messages the archiver's full queue could not take; their rooms are caught up from Redis",
+            ),
             registry,
         }
     }
@@ -104,16 +137,28 @@ impl RoomServiceMetrics {
 
 /// `/metrics` (Prometheus text) and `/healthz`, served on the gRPC port and
 /// on the separate `METRICS_PORT` when one is set.
-pub(crate) fn routes(handle: PrometheusHandle) -> Router {
-    Router::new().route("/metrics", get(render)).route("/healthz", get(|| async { "ok\n" })).with_state(handle)
+/// `/healthz` says `ok`, and on a second line when the store is behind (a
+/// note, not a failure: chat goes on on Redis meanwhile).
+pub(crate) fn routes(handle: PrometheusHandle, archive: Option<Arc<Archive>>) -> Router {
+    let healthz = move || {
+        let behind = archive.as_ref().and_then(|a| a.health_line()).unwrap_or_default();
+        async move { format!("ok\n{behind}") }
+    };
+    Router::new().route("/metrics", get(render)).route("/healthz", get(healthz)).with_state(handle)
 }
 
 /// Serves [`routes`] on a listener of their own until `stopping` is cancelled.
-pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle, stopping: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    archive: Option<Arc<Archive>>,
+    stopping: CancellationToken,
+) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics at /metrics");
     }
-    let result = axum::serve(listener, routes(handle)).with_graceful_shutdown(stopping.cancelled_owned()).await;
+    let result =
+        axum::serve(listener, routes(handle, archive)).with_graceful_shutdown(stopping.cancelled_owned()).await;
     if let Err(error) = result {
         tracing::warn!(%error, "metrics server failed");
     }

@@ -163,8 +163,11 @@ async fn join_returns_history_and_a_system_message_reaches_the_room() {
         let frame = client.next_where(|f| f["type"] == "message").await;
         assert_eq!((frame["username"].as_str(), frame["text"].as_str()), (Some("system"), Some("maintenance at noon")));
     }
-    let history =
-        grpc.history(HistoryRequest { room: "general".into(), limit: 2 }).await.expect("History").into_inner();
+    let history = grpc
+        .history(HistoryRequest { room: "general".into(), limit: 2, ..Default::default() })
+        .await
+        .expect("History")
+        .into_inner();
     assert_eq!(history.events.len(), 2);
     assert_eq!(history.events.last().map(|e| e.seq), Some(history.last_seq));
 }

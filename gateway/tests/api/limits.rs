@@ -194,7 +194,10 @@ async fn with_tokens_a_users_connections_share_one_send_bucket_and_other_users_k
     assert_eq!(got[0].0.iter().filter(|text| text.contains("bob-")).count(), BURST, "{got:?}");
 
     let mut grpc = topology.grpc(0).await;
-    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 100 }).await.expect("history");
+    let history = grpc
+        .history(HistoryRequest { room: "general".into(), limit: 100, ..Default::default() })
+        .await
+        .expect("history");
     let stored = history
         .into_inner()
         .events

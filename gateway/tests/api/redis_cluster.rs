@@ -122,7 +122,7 @@ async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in
     let history = topology
         .grpc(1)
         .await
-        .history(HistoryRequest { room: "room-7".into(), limit: 100 })
+        .history(HistoryRequest { room: "room-7".into(), limit: 100, ..Default::default() })
         .await
         .expect("History")
         .into_inner()
@@ -222,8 +222,12 @@ async fn a_master_failover_loses_no_acknowledged_message() {
     assert_eq!(live[0]["text"], "after", "live delivery after the failover: {live:?}");
 
     // And the new master's history holds them all.
-    let history =
-        grpc.history(HistoryRequest { room: "general".into(), limit: 100 }).await.expect("History").into_inner().events;
+    let history = grpc
+        .history(HistoryRequest { room: "general".into(), limit: 100, ..Default::default() })
+        .await
+        .expect("History")
+        .into_inner()
+        .events;
     let stored: Vec<String> = history
         .iter()
         .filter_map(|e| match &e.kind {

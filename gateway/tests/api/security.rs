@@ -156,7 +156,7 @@ async fn a_burst_over_the_send_limit_is_refused_and_the_connection_stays() {
     }
     // Nothing refused was stored.
     let mut grpc = topology.grpc(0).await;
-    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 100 }).await;
+    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 100, ..Default::default() }).await;
     let stored: Vec<String> = history
         .expect("history")
         .into_inner()

@@ -10,11 +10,12 @@
 //! end.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chat_proto::v1::RoomEvent;
 use tokio::sync::broadcast;
 
+use crate::archive::Archive;
 use crate::metrics::RoomServiceMetrics;
 
 /// The local readers of every room this process is subscribed to.
@@ -23,6 +24,8 @@ pub struct Fanout {
     rooms: Mutex<HashMap<String, Tap>>,
     capacity: usize,
     metrics: Arc<RoomServiceMetrics>,
+    /// Where stored messages are copied to PostgreSQL, when a store is set.
+    archive: OnceLock<Arc<Archive>>,
 }
 
 #[derive(Debug)]
@@ -58,7 +61,18 @@ impl Drop for Reader {
 impl Fanout {
     /// `capacity` bounds the events buffered per room for its slowest reader.
     pub fn new(capacity: usize, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
-        Arc::new(Self { rooms: Mutex::new(HashMap::new()), capacity: capacity.max(1), metrics })
+        Arc::new(Self {
+            rooms: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            metrics,
+            archive: OnceLock::new(),
+        })
+    }
+
+    /// Copies every stored message delivered from now on to the archiver,
+    /// and tells it which rooms start being served. Set once, at start.
+    pub(crate) fn archive_to(&self, archive: Arc<Archive>) {
+        let _ = self.archive.set(archive);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tap>> {
@@ -71,6 +85,9 @@ impl Fanout {
     pub(crate) fn deliver(&self, room: &str, event: Arc<RoomEvent>) -> usize {
         self.metrics.events_received.increment(1);
         self.metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
+        if let Some(archive) = self.archive.get() {
+            archive.offer(room, &event);
+        }
         match self.lock().get(room) {
             Some(tap) => tap.tx.send(event).unwrap_or(0),
             None => 0,
@@ -97,6 +114,11 @@ impl Fanout {
     pub(crate) fn mark_live(&self, room: &str) {
         if let Some(tap) = self.lock().get_mut(room) {
             tap.live = true;
+        }
+        // Live before the catch-up reads Redis: anything stored after that
+        // read arrives on the bus, so nothing falls between the two.
+        if let Some(archive) = self.archive.get() {
+            archive.serving(room);
         }
     }
 

@@ -10,11 +10,13 @@
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`archive`]: the archiver, History by cursor and Search with a store.
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
 mod support;
 
+mod archive;
 mod broker_contract;
 mod health_probe;
 mod instances;

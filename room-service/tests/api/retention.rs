@@ -21,7 +21,11 @@ async fn a_room_with_no_events_for_its_ttl_is_forgotten() {
         rooms.is_empty()
     })
     .await;
-    let history = grpc.clone().history(HistoryRequest { room: "idle".into(), limit: 10 }).await.expect("History");
+    let history = grpc
+        .clone()
+        .history(HistoryRequest { room: "idle".into(), limit: 10, ..Default::default() })
+        .await
+        .expect("History");
     let history = history.into_inner();
     assert!(history.events.is_empty(), "history expired with the room: {history:?}");
     assert_eq!(history.last_seq, 0);
