@@ -57,7 +57,7 @@ impl Hub {
                 );
                 // A room's stream logs under its own span, not the joining
                 // connection's, since it outlives that connection.
-                tokio::spawn(run.instrument(tracing::info_span!(parent: None, "feed", %room)));
+                tokio::spawn(run.instrument(tracing::debug_span!(parent: None, "feed", %room)));
                 feed
             });
             feed.add(conn, listener);

@@ -390,7 +390,7 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     type SubscribeStream = ReceiverStream<Result<RoomEvent, Status>>;
 
-    #[tracing::instrument(skip_all, fields(
+    #[tracing::instrument(level = "debug", skip_all, fields(
         room = request.get_ref().room.as_str(),
         gateway = request.get_ref().gateway.as_str(),
     ))]

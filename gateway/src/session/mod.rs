@@ -119,7 +119,9 @@ pub(crate) struct Session {
 
 /// Runs a connection until the browser leaves, is too slow, goes silent, or
 /// the gateway drains. `resume`: the session token the browser came back with.
-/// Everything it logs, and every call it makes, is inside its `conn` span.
+/// Everything it logs, and every call it makes, is inside its `conn` span
+/// (at debug: a span entered on every wake-up of every connection costs
+/// latency under load, measured; the info lines carry `conn` themselves).
 pub(crate) async fn run(
     socket: WebSocket,
     shared: Arc<Shared>,
@@ -127,7 +129,7 @@ pub(crate) async fn run(
     caller: Caller,
     resume: Option<SessionToken>,
 ) {
-    let span = tracing::info_span!("conn", conn, member = tracing::field::Empty, user = tracing::field::Empty);
+    let span = tracing::debug_span!("conn", conn, member = tracing::field::Empty, user = tracing::field::Empty);
     serve(socket, shared, conn, caller, resume).instrument(span).await;
 }
 
