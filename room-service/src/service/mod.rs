@@ -22,8 +22,8 @@ use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
     BatchedMessage, ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
     JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping,
-    MembersRequest, MembersResponse, Room, RoomEvent, SearchHit, SearchRequest, SearchResponse, SendBatchRequest,
-    SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TextRange, TypingRequest, TypingResponse,
+    MembersRequest, MembersResponse, Room, RoomEvent, SearchRequest, SearchResponse, SendBatchRequest,
+    SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, Username, names};
 use tokio_stream::wrappers::ReceiverStream;
@@ -31,20 +31,18 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange};
+use crate::broker::{Broker, BrokerError, Leave, Outgoing, PresenceChange};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence_batch::PresenceBatcher;
-use crate::store::bounds::MAX_PAGE;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::stream;
+
+mod history;
 
 /// History returned when a request asks for 0 events.
 const DEFAULT_HISTORY: usize = 50;
 /// The most events one Join returns.
 const MAX_HISTORY: usize = 500;
-/// Search hits per page when the request asks for 0 (at most the store's
-/// `MAX_SEARCH_PAGE`).
-const DEFAULT_SEARCH_PAGE: u32 = 20;
 /// The most rooms ListRooms returns.
 const MAX_ROOMS_LISTED: usize = 1000;
 /// Members per Members page when the request asks for 0, and at most.
@@ -92,32 +90,6 @@ impl<B: Broker> Rooms<B> {
         Self { broker, presence, presence_ttl, stopping, metrics, store }
     }
 
-    /// The page of messages below `before` (exclusive), at most `limit`,
-    /// oldest first: from Redis when it holds the whole page, else from the
-    /// store. Returns the page and whether nothing older exists.
-    async fn page_before(&self, room: &RoomName, before: u64, limit: u32) -> Result<(Vec<RoomEvent>, bool), Status> {
-        let start = before.saturating_sub(1).saturating_sub(u64::from(limit));
-        let want = before.saturating_sub(1) - start;
-        if want == 0 {
-            return Ok((Vec::new(), true));
-        }
-        let mut events = self.broker.after(room, start, want as usize).await.map_err(|e| self.failed(e))?;
-        events.retain(|e| e.seq < before);
-        let whole = events.len() as u64 == want && events.first().is_none_or(|e| e.seq == start + 1);
-        if whole {
-            return Ok((events, start == 0));
-        }
-        match &self.store {
-            Some(store) => {
-                let page = store.before(room.as_str(), Some(before), limit).await.map_err(store_status)?;
-                let reached_first = page.reached_first();
-                Ok((page.messages.into_iter().map(|m| m.into_event()).collect(), reached_first))
-            }
-            // No store: history goes back as far as Redis holds it.
-            None => Ok((events, true)),
-        }
-    }
-
     fn expires_at(&self) -> i64 {
         now_ms() + i64::try_from(self.presence_ttl.as_millis()).unwrap_or(i64::MAX / 2)
     }
@@ -128,26 +100,6 @@ impl<B: Broker> Rooms<B> {
             self.metrics.broker_errors.increment(1);
         }
         error.into()
-    }
-
-    /// Every stored event after `after_seq` up to `position`, if `epoch` is
-    /// the room's and its history still holds them all; else `None`.
-    async fn missed(
-        &self,
-        room: &RoomName,
-        position: &Position,
-        epoch: &str,
-        after_seq: u64,
-    ) -> Result<Option<Vec<RoomEvent>>, Status> {
-        let last = position.last_seq;
-        if epoch != position.epoch || after_seq > last || last - after_seq > MAX_RESUMED {
-            return Ok(None);
-        }
-        let want = usize::try_from(last - after_seq).unwrap_or(usize::MAX);
-        let mut events = self.broker.after(room, after_seq, want).await.map_err(|e| self.failed(e))?;
-        events.retain(|e| e.seq <= last);
-        let whole = events.len() == want && events.first().is_none_or(|e| e.seq == after_seq + 1);
-        Ok(whole.then_some(events))
     }
 
     /// Removes members whose presence ran out and tells the room they left.
@@ -190,18 +142,6 @@ fn history_limit(requested: u32) -> usize {
     match requested {
         0 => DEFAULT_HISTORY,
         n => (n as usize).min(MAX_HISTORY),
-    }
-}
-
-/// A store call's failure as a status: out-of-bounds input is the caller's
-/// to fix; PostgreSQL failing is INTERNAL (not UNAVAILABLE: every
-/// room-service shares the one database, moving elsewhere would not help).
-fn store_status(error: StoreError) -> Status {
-    if error.is_bad_input() {
-        Status::invalid_argument(error.to_string())
-    } else {
-        tracing::warn!(%error, "store call failed");
-        Status::internal(error.to_string())
     }
 }
 
@@ -421,68 +361,12 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
-        let HistoryRequest { room, limit, before_seq } = request.into_inner();
-        let room = RoomName::try_from(room).map_err(invalid)?;
-        let limit = match limit {
-            0 => DEFAULT_HISTORY as u32,
-            n if n <= MAX_PAGE => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "limit is {n}: a History page holds 1 to {MAX_PAGE} messages (0 for {DEFAULT_HISTORY})"
-                )));
-            }
-        };
-        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
-        let newest = position.last_seq + 1;
-        let before = match before_seq {
-            0 => newest,
-            n if n <= newest => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "before_seq is {n}, past the room's last message ({}): give a page's next_before_seq, or 0 for the newest",
-                    position.last_seq
-                )));
-            }
-        };
-        let (events, reached_first) = self.page_before(&room, before, limit).await?;
-        let next_before_seq = if reached_first { 0 } else { events.first().map_or(0, |e| e.seq) };
-        Ok(Response::new(HistoryResponse {
-            reached_first: reached_first || next_before_seq == 0,
-            events,
-            epoch: position.epoch,
-            last_seq: position.last_seq,
-            next_before_seq,
-        }))
+        self.history_page(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn search(&self, request: Request<SearchRequest>) -> Result<Response<SearchResponse>, Status> {
-        let SearchRequest { room, query, before_seq, limit } = request.into_inner();
-        let room = RoomName::try_from(room).map_err(invalid)?;
-        let Some(store) = &self.store else {
-            return Err(Status::failed_precondition(
-                "search needs DATABASE_URL: this room-service keeps no store of messages to search",
-            ));
-        };
-        let limit = if limit == 0 { DEFAULT_SEARCH_PAGE } else { limit };
-        let before = (before_seq != 0).then_some(before_seq);
-        let page = store.search(room.as_str(), &query, before, limit).await.map_err(store_status)?;
-        let hits = page
-            .hits
-            .into_iter()
-            .map(|hit| SearchHit {
-                highlights: hit
-                    .highlights
-                    .iter()
-                    .map(|r| TextRange {
-                        start: u32::try_from(r.start).unwrap_or(u32::MAX),
-                        end: u32::try_from(r.end).unwrap_or(u32::MAX),
-                    })
-                    .collect(),
-                event: Some(hit.message.into_event()),
-            })
-            .collect();
-        Ok(Response::new(SearchResponse { hits, next_before_seq: page.next_before.unwrap_or(0) }))
+        self.search_page(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
