@@ -262,3 +262,26 @@ async fn without_a_store_a_flushed_room_starts_a_new_epoch() {
     assert_eq!(after[0].seq, 1, "numbering starts over");
     assert_ne!(after[0].epoch, before[0].epoch, "in a new epoch");
 }
+
+/// On a Redis Cluster the same scripts run in each room's slot: a room
+/// whose master was flushed goes on in its epoch from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_flushed_room_goes_on_from_the_store() {
+    let postgres = PostgresServer::start().await;
+    let url = postgres.url();
+    let topology = Topology::on_cluster_with(3, 0, 1, 0, |rs| rs.database_url = Some(url)).await;
+    let store = Store::connect(&postgres.url()).await.expect("store");
+    let mut grpc = topology.grpc(0).await;
+    let _serving = serve_room(&mut grpc).await;
+    let before = send_system(&mut grpc, "before", 5).await;
+    archived_up_to(&store, 5).await;
+
+    let cluster = topology.redis_cluster.as_ref().expect("a cluster");
+    for port in cluster.masters().await {
+        redis::cmd("FLUSHALL").query_async::<()>(&mut cluster.node(port).await).await.expect("FLUSHALL");
+    }
+    let after = send_system(&mut grpc, "after", 1).await;
+    assert_eq!((after[0].epoch.as_str(), after[0].seq), (before[0].epoch.as_str(), 6), "numbering goes on");
+    let history = whole_history(&mut grpc, &before[0].epoch).await;
+    assert_eq!(history.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+}
