@@ -7,8 +7,10 @@
 //! sequence, history, publish: one round trip; its answer is read by its
 //! tag, see `message_reply`), `presence.lua` applies a
 //! batch of joins and leaves, publishes one presence event and reads the
-//! room back; `seed.lua` starts the numbering of a room Redis has none for,
-//! when rooms are seeded by the caller (a room-service with a store). Events come in on a second, RESP3 connection
+//! room back. When rooms are seeded by the caller (a room-service with a
+//! store), both answer `unseeded` for a room with no epoch, and `seed.lua`
+//! starts its numbering where the caller says. Events come in on a second,
+//! RESP3 connection
 //! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
 //! to a room's channel only while some local reader wants the room, and the
 //! connection subscribes again by itself after a reconnect.
