@@ -254,3 +254,32 @@ async fn a_room_service_taking_a_room_over_copies_what_the_last_one_did_not_arch
     archived_up_to(&store, "general", last, PATIENCE).await;
     assert_eq!(stored_seqs(&store, "general").await, (1..=last).collect::<Vec<_>>(), "all of it, once");
 }
+
+/// The embedded mode (no Redis) with a store: rooms live in the process and
+/// go with it, but a room-service started again on the same store goes on
+/// with each room's epoch and numbering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_room_service_restarted_on_its_store_goes_on_with_the_numbering() {
+    let postgres = PostgresServer::start().await;
+    let store = Store::connect(&postgres.url()).await.expect("store");
+    let embedded = |url: String| {
+        RoomService::start(move |config| {
+            config.redis_url = None;
+            config.database_url = Some(url);
+        })
+    };
+    let first = embedded(postgres.url()).await;
+    let mut grpc = first.grpc().await;
+    let _reading = serve_room(&mut grpc, "general").await;
+    let last = send_all(&mut grpc, "general", (1..=3).map(|n| format!("message {n}"))).await;
+    archived_up_to(&store, "general", last, PATIENCE).await;
+    let epoch = grpc.history(HistoryRequest { room: "general".into(), ..Default::default() }).await;
+    let epoch = epoch.expect("History").into_inner().epoch;
+    drop((_reading, grpc, first));
+
+    let second = embedded(postgres.url()).await;
+    let mut grpc = second.grpc().await;
+    let sent = grpc.send(SendRequest { room: "general".into(), text: "again".into(), ..Default::default() }).await;
+    let event = sent.expect("Send").into_inner().event.expect("the stored event");
+    assert_eq!((event.epoch.as_str(), event.seq), (epoch.as_str(), last + 1), "the room goes on where it was");
+}
