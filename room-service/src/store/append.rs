@@ -1,4 +1,5 @@
-//! The write path into the store: a batch of messages in one statement.
+//! The write path into the store: a batch of messages in one statement,
+//! which also moves each room's numbering forward.
 
 use super::bounds::{self, MAX_APPEND};
 use super::{Store, StoreError, StoredMessage};
@@ -7,11 +8,29 @@ use super::{Store, StoreError, StoredMessage};
 /// array parameter and `UNNEST` turns the arrays back into rows. A message
 /// already stored (same room and seq) is skipped, so copying a batch again
 /// after a crash or a takeover stores nothing twice.
+///
+/// The same statement moves each room's numbering (`rooms`, see
+/// `migrations/0002_rooms.sql`) up to the batch's newest message of that
+/// room: one upsert per room, only forward, so a batch archived late by a
+/// second room-service never moves it back. Rows go in room order, so two
+/// archivers writing the same rooms take their row locks in one order.
 const APPEND: &str = "
-    INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
-    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
-                         $5::text[], $6::text[], $7::text[], $8::text[])
-    ON CONFLICT (room, seq) DO NOTHING";
+    WITH batch AS (
+        SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
+                             $5::text[], $6::text[], $7::text[], $8::text[])
+            AS b (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+    ), stored AS (
+        INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+        SELECT * FROM batch
+        ON CONFLICT (room, seq) DO NOTHING
+        RETURNING 1
+    ), numbered AS (
+        INSERT INTO rooms (room, epoch, last_seq)
+        SELECT DISTINCT ON (room) room, epoch, seq FROM batch ORDER BY room, seq DESC
+        ON CONFLICT (room) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq
+            WHERE rooms.last_seq < EXCLUDED.last_seq
+    )
+    SELECT count(*) FROM stored";
 
 impl Store {
     /// Stores `messages` (at most [`MAX_APPEND`], of any rooms, in any
@@ -42,7 +61,7 @@ impl Store {
             text.push(m.text.as_str());
             client_id.push(m.client_id.as_str());
         }
-        let done = sqlx::query(APPEND)
+        let new: i64 = sqlx::query_scalar(APPEND)
             .bind(room)
             .bind(seq)
             .bind(epoch)
@@ -51,8 +70,8 @@ impl Store {
             .bind(username)
             .bind(text)
             .bind(client_id)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(new.unsigned_abs())
     }
 }

@@ -6,6 +6,10 @@ use super::StoreError;
 /// Messages in one scrollback page (Mattermost: 60 by default, 200 at
 /// most): the wire's bound, which a gateway checks too.
 pub use chat_proto::limits::MAX_HISTORY_PAGE as MAX_PAGE;
+/// Messages one ascending range ([`after`](super::Store::after)) returns:
+/// a resume's missed messages are read in ranges of this many (a resume
+/// gets at most 10,000), each one index range scan of a few ms.
+pub const MAX_RANGE: u32 = 1000;
 /// Hits in one search page: search reads more than a page does
 /// (`ts_headline` parses every hit again).
 pub use chat_proto::limits::MAX_SEARCH_PAGE;
@@ -20,6 +24,10 @@ pub const MAX_FORGET_BATCH: u32 = 10_000;
 
 pub(crate) fn page(limit: u32) -> Result<u32, StoreError> {
     if (1..=MAX_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::PageLimit(limit)) }
+}
+
+pub(crate) fn range(limit: u32) -> Result<u32, StoreError> {
+    if (1..=MAX_RANGE).contains(&limit) { Ok(limit) } else { Err(StoreError::RangeLimit(limit)) }
 }
 
 pub(crate) fn search_page(limit: u32) -> Result<u32, StoreError> {
@@ -56,6 +64,7 @@ mod tests {
     #[test]
     fn limits_are_checked_at_both_ends() {
         assert!(page(0).is_err() && page(1).is_ok() && page(MAX_PAGE).is_ok() && page(MAX_PAGE + 1).is_err());
+        assert!(range(0).is_err() && range(MAX_RANGE).is_ok() && range(MAX_RANGE + 1).is_err());
         assert!(search_page(0).is_err() && search_page(MAX_SEARCH_PAGE).is_ok());
         assert!(search_page(MAX_SEARCH_PAGE + 1).is_err());
         assert!(forget_batch(0).is_err() && forget_batch(MAX_FORGET_BATCH + 1).is_err());

@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_SEARCH_PAGE};
+use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_RANGE, MAX_SEARCH_PAGE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a page of {0} messages was asked for: a page holds 1 to {MAX_PAGE}")]
     PageLimit(u32),
+    #[error("a range of {0} messages was asked for: a range holds 1 to {MAX_RANGE}")]
+    RangeLimit(u32),
     #[error("a search page of {0} hits was asked for: a search page holds 1 to {MAX_SEARCH_PAGE}")]
     SearchLimit(u32),
     /// Too short, too long, or without a word ([`chat_proto::query`]).
@@ -38,6 +40,7 @@ impl StoreError {
         matches!(
             self,
             Self::PageLimit(_)
+                | Self::RangeLimit(_)
                 | Self::SearchLimit(_)
                 | Self::Query(_)
                 | Self::AppendTooMany(_)
