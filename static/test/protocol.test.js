@@ -15,6 +15,11 @@ const recordingList = () => {
     lines,
     add: (line) => lines.push(line),
     removePending: (cid) => lines.splice(lines.findIndex((l) => l.cid === cid), 1),
+    prepend: (more) => lines.unshift(...more),
+    dropFirstDay: () => {
+      const at = lines.findIndex((l) => l.type === "day");
+      if (at >= 0) lines.splice(at, 1);
+    },
   };
 };
 
