@@ -89,7 +89,7 @@ export class RoomHistory {
     const block = target === "context" ? this.context : { list: this.room.list, back: this.live };
     if (typeof frame.epoch === "string" && this.room.epoch != null && frame.epoch !== this.room.epoch) {
       // The room's history was started over: its seqs are not the ones shown.
-      block.back.stopped = true;
+      block.back.stop();
       block.list.prepend([
         { type: "notice", kind: "gap", ts: Date.now(), text: "The room's history was reset; older messages can't be shown" },
       ]);
@@ -106,12 +106,18 @@ export class RoomHistory {
     return { target, opened, seq: opened ? this.context.seq : null };
   }
 
-  /** A refused `history` request: forgotten, so it can be asked again. Returns whether one was in flight. */
-  refused() {
-    const had = this.ask != null;
-    if (this.ask?.target === "context" && !this.context?.ready) this.context = null;
+  /**
+   * A refused `history` request: forgotten, so it can be asked again, or
+   * with `stop` (the gateway refused the request itself, e.g. its cursor)
+   * its block asks no more. Returns whether one was in flight.
+   */
+  refused({ stop = false } = {}) {
+    const ask = this.ask;
     this.ask = null;
-    return had;
+    if (!ask) return false;
+    if (ask.target === "context" && !this.context?.ready) this.context = null;
+    else if (stop) (ask.target === "context" ? this.context?.back : this.live)?.stop();
+    return true;
   }
 
   /** The connection went away: its request will never be answered. */

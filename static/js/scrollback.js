@@ -139,6 +139,11 @@ export class Scrollback {
     return { lines, dropTopDay };
   }
 
+  /** Ask no more (the gateway refused this block's request, or its history was reset). */
+  stop() {
+    this.stopped = true;
+  }
+
   firstMarker() {
     return { type: "notice", kind: "first", ts: null, text: `This is the first message of #${this.room}` };
   }

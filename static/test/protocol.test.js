@@ -37,6 +37,10 @@ function page({ read = false } = {}) {
     toBottom: () => {},
     giveBack: () => false,
     messageList: recordingList,
+    keepPlace: (_room, change) => change(),
+    nearTop: () => state.nearTop ?? false,
+    reveal: () => false,
+    holds: () => false,
   };
   const send = (frame) => state.connected && sent.push(frame) > 0;
   const protocol = createProtocol({ store, send, ids: clientIds("tab1"), view });
