@@ -80,6 +80,18 @@ export function createHistory({ store, send, view }) {
       return false;
     }
     if (code === "not_joined" && ours) search.offline(); // the rejoin's search goes again by hand
+    // Over the connection's history/search rate: scroll-back goes on after the wait by itself.
+    if (code === "rate_limited" && room.pending.size === 0) {
+      if (room.history.refused()) {
+        const wait = Number.isFinite(frame.retry_after_ms) ? frame.retry_after_ms : 1_000;
+        setTimeout(() => store.get(room.name) === room && view.nearTop(room) && loadOlder(room), wait);
+        return true;
+      }
+      if (ours && search.refused(code, text)) {
+        store.searchChanged();
+        return true;
+      }
+    }
     // A busy or failed room-service: a send's, when one waits; else ours.
     if (SERVICE_ERRORS.has(code) && room.pending.size === 0) {
       if (room.history.refused()) return true; // scrolling asks again

@@ -144,8 +144,16 @@ export class Scrollback {
     this.stopped = true;
   }
 
+  /**
+   * The top line once nothing is older: the room's first message, or
+   * (history without a store ends where Redis does) the oldest one kept.
+   */
   firstMarker() {
-    return { type: "notice", kind: "first", ts: null, text: `This is the first message of #${this.room}` };
+    const text =
+      this.oldestSeq == null || this.oldestSeq <= 1
+        ? `This is the first message of #${this.room}`
+        : `This is the oldest message #${this.room} keeps`;
+    return { type: "notice", kind: "first", ts: null, text };
   }
 }
 

@@ -161,6 +161,15 @@ describe("Scrollback", () => {
     assert.equal(back.canAsk, false);
   });
 
+  it("a history that ends above seq 1 (no store) says the oldest kept message is the top", () => {
+    const back = new Scrollback("general");
+    back.saw(420);
+    const frame = { ...answer("general", 420, PAGE), reached_first: true, next_before_seq: 0 };
+    const { lines } = back.page(frame, (ev) => ({ type: "message", ev }));
+    assert.equal(lines[0].text, "This is the oldest message #general keeps");
+    assert.equal(back.canAsk, false);
+  });
+
   it("a page that moves nothing stops the block rather than asking the same again", () => {
     const back = new Scrollback("general");
     back.saw(30);
@@ -257,6 +266,17 @@ describe("scroll-back in a room", () => {
     protocol.onFrame({ ...joined("general", 451, 500), recovered: true, history: [] });
     take();
     assert.equal(protocol.loadOlder(room), true);
+  });
+
+  it("over the rate limit, scroll-back asks again after the wait while the reader is still at the top", async () => {
+    const { protocol, room, state, take } = inGeneral();
+    protocol.loadOlder(room);
+    take();
+    state.nearTop = true;
+    protocol.onFrame({ type: "error", room: "general", code: "rate_limited", message: "slow down", retry_after_ms: 5 });
+    assert.deepEqual(room.list.lines.filter((l) => l.kind === "error"), [], "no note: nothing the reader must do");
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.deepEqual(take(), [{ type: "history", room: "general", before_seq: 451, limit: PAGE }]);
   });
 
   it("a refused cursor stops the block with a note; a busy room-service only forgets the request", () => {
