@@ -4,6 +4,7 @@
 //! and headless Chromium showing the page (`browser`).
 
 pub mod browser;
+mod chromedriver;
 mod client;
 pub mod tab;
 
