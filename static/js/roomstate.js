@@ -138,7 +138,11 @@ export class RoomState {
     }
     this.resumeAsked = null;
     // The room's position now; history and live messages move it on.
-    if (typeof frame.epoch === "string") this.epoch = frame.epoch;
+    if (typeof frame.epoch === "string") {
+      // History started over: the seqs above the shown ones are not its seqs, so scroll-back stops.
+      if (this.epoch != null && frame.epoch !== this.epoch) this.history.live.stop();
+      this.epoch = frame.epoch;
+    }
     this.lastSeq = Number.isFinite(frame.last_seq) ? frame.last_seq : null;
     let fresh = 0;
     for (const ev of frame.history ?? []) {

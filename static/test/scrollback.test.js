@@ -279,6 +279,15 @@ describe("scroll-back in a room", () => {
     assert.deepEqual(take(), [{ type: "history", room: "general", before_seq: 451, limit: PAGE }]);
   });
 
+  it("a rejoin into a room whose history started over (another epoch) stops scroll-back", () => {
+    const { protocol, room, take } = inGeneral();
+    protocol.onDown();
+    protocol.onWelcome({ type: "welcome", limits: {} });
+    protocol.onFrame({ ...joined("general", 300, 302), epoch: "e2" });
+    take();
+    assert.equal(protocol.loadOlder(room), false);
+  });
+
   it("a refused cursor stops the block with a note; a busy room-service only forgets the request", () => {
     const { protocol, room, take } = inGeneral();
     protocol.loadOlder(room);
