@@ -13,6 +13,7 @@ mod chaos;
 mod cluster;
 mod docs;
 mod embedded;
+mod history;
 mod hostile_frames;
 mod limits;
 mod operations;

@@ -31,17 +31,7 @@ impl<B: Broker> Rooms<B> {
             }
         };
         let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
-        let newest = position.last_seq + 1;
-        let before = match before_seq {
-            0 => newest,
-            n if n <= newest => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "before_seq is {n}, past the room's last message ({}): give a page's next_before_seq, or 0 for the newest",
-                    position.last_seq
-                )));
-            }
-        };
+        let before = cursor(before_seq, &position)?;
         let (events, reached_first) = self.page_before(&room, before, limit).await?;
         let next_before_seq = if reached_first { 0 } else { events.first().map_or(0, |e| e.seq) };
         Ok(HistoryResponse {
@@ -63,6 +53,9 @@ impl<B: Broker> Rooms<B> {
             ));
         };
         let limit = if limit == 0 { DEFAULT_SEARCH_PAGE } else { limit };
+        // The same cursor rule as History's, so a client pages both alike.
+        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
+        cursor(before_seq, &position)?;
         let before = (before_seq != 0).then_some(before_seq);
         let page = store.search(room.as_str(), &query, before, limit).await.map_err(store_status)?;
         let hits = page
@@ -127,6 +120,20 @@ impl<B: Broker> Rooms<B> {
         events.retain(|e| e.seq <= last);
         let whole = events.len() == want && events.first().is_none_or(|e| e.seq == after_seq + 1);
         Ok(whole.then_some(events))
+    }
+}
+
+/// A `before_seq` cursor checked against the room's position: 0 is the
+/// newest (the last seq + 1); past that is no page's cursor.
+fn cursor(before_seq: u64, position: &Position) -> Result<u64, Status> {
+    let newest = position.last_seq + 1;
+    match before_seq {
+        0 => Ok(newest),
+        n if n <= newest => Ok(n),
+        n => Err(Status::invalid_argument(format!(
+            "before_seq is {n}, past the room's last message ({}): give a page's next_before_seq, or 0 for the newest",
+            position.last_seq
+        ))),
     }
 }
 

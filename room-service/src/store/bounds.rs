@@ -3,13 +3,14 @@
 
 use super::StoreError;
 
-/// Messages in one scrollback page (Mattermost: 60 by default, 200 at most).
-pub const MAX_PAGE: u32 = 100;
+/// Messages in one scrollback page (Mattermost: 60 by default, 200 at
+/// most): the wire's bound, which a gateway checks too.
+pub use chat_proto::limits::MAX_HISTORY_PAGE as MAX_PAGE;
 /// Hits in one search page: search reads more than a page does
 /// (`ts_headline` parses every hit again).
-pub const MAX_SEARCH_PAGE: u32 = 50;
+pub use chat_proto::limits::MAX_SEARCH_PAGE;
 /// Bytes of a search query (what people type in a search box).
-pub const MAX_QUERY_BYTES: usize = 256;
+pub use chat_proto::query::MAX_QUERY_BYTES;
 /// Messages in one [`append`](super::Store::append): one statement of at
 /// most ~4 MB of text (4 KiB each), a few ms to insert.
 pub const MAX_APPEND: usize = 1000;
@@ -26,15 +27,11 @@ pub(crate) fn search_page(limit: u32) -> Result<u32, StoreError> {
 }
 
 /// A query of 1 to [`MAX_QUERY_BYTES`] bytes with at least one letter or
-/// digit: PostgreSQL's parser finds no word in anything else, and would
+/// digit ([`chat_proto::query::check_query`], the rule gateways check
+/// too): PostgreSQL's parser finds no word in anything else, and would
 /// match nothing.
 pub(crate) fn query(query: &str) -> Result<&str, StoreError> {
-    if query.is_empty() || query.len() > MAX_QUERY_BYTES {
-        return Err(StoreError::QueryLength(query.len()));
-    }
-    if !query.chars().any(char::is_alphanumeric) {
-        return Err(StoreError::QueryWithoutWords);
-    }
+    chat_proto::query::check_query(query).map_err(StoreError::Query)?;
     Ok(query)
 }
 
