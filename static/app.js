@@ -6,7 +6,9 @@
 // changed), js/connection.js (WebSocket with reconnect), js/roomstate.js
 // (one room's state without the DOM: resume position, dedupe, live events
 // held while joining, unread count, members, and the lines its message
-// list shows), js/pending.js (sends waiting for their echo, no DOM),
+// list shows), js/roomhistory.js and js/scrollback.js (a room's scroll-back
+// and the block around a search hit, no DOM), js/history.js (the history
+// and search frames), js/search.js (the search, no DOM), js/pending.js (sends waiting for their echo, no DOM),
 // js/messagelist.js (draws a room's lines into its message list),
 // js/screen.js (draws state into the page's fixed elements), js/view.js
 // (DOM builders, text only), js/format.js (pure helpers), js/members.js
@@ -30,7 +32,17 @@
 //                                                     join/leave notices, one per presence frame; no data-id
 //        .notice.error / .notice.info                 local notes, no data-id
 //        .notice.gap ("Earlier messages may be missing")  a resume that could not recover all
+//        .notice.first ("This is the first message of #NAME")  the top: nothing older
 //        .day                                         date separator
+//        .msg.found (.flash while it flashes)         the message a search hit jumped to (focused)
+//     scrolled near the top, the list asks for older messages and puts them above, the
+//     reader's place kept
+//   #search-toggle  #search-panel[data-state=idle|searching|unavailable]  #search-form
+//        #search-label (label of #search-input)  #search-input  #search-btn  #search-close
+//        #search-status (what was found, or what went wrong)
+//        #search-results > li.hit[data-seq] > button.hit-open (.author .time .hit-text with <mark>s)
+//        #search-more ("More results")        Escape closes the panel
+//   #context-bar (shown with a block around a search hit instead of the live list)  #latest-btn
 //   #members li.member[data-member-id][data-username] (.own)   at most MAX_SHOWN (js/members.js)
 //   #member-count (the room's true size)   #members-panel[data-stale=true|false]
 //   #members-more ("and N more")   #members-more-btn ("Show more": fetches the next page)
@@ -52,7 +64,7 @@ import { Connection } from "./js/connection.js";
 import { gatewayUrls, pageToken } from "./js/endpoints.js";
 import { byteLength, checkName, checkRoom } from "./js/format.js";
 import { createProtocol } from "./js/protocol.js";
-import { autosize, follow, nearBottom } from "./js/render.js";
+import { autosize, follow, nearBottom, nearTop } from "./js/render.js";
 import * as screen from "./js/screen.js";
 import * as storage from "./js/storage.js";
 import { Store } from "./js/store.js";
@@ -63,6 +75,7 @@ const store = new Store();
 const view = follow(store, {
   open: (name) => store.setActive(store.get(name)),
   leave: (name) => protocol.removeRoom(name),
+  jump: (seq) => protocol.jumpTo(seq),
 });
 // Every attempt carries the tab's session, so a reconnect is the same member:
 // the room sees no leave and no join (docs/protocol.md, "Sessions and resuming").
@@ -150,6 +163,18 @@ function countBytes() {
   return bytes > max;
 }
 
+/** Opens the search panel of the room on screen, the box focused; or closes it, focus back on its button. */
+function toggleSearch(open) {
+  if (open) {
+    protocol.openSearch();
+    ui.searchInput.focus();
+    ui.searchInput.select();
+  } else {
+    protocol.closeSearch();
+    ui.searchToggle.focus();
+  }
+}
+
 // ---- start ------------------------------------------------------------------
 
 ui.joinForm.addEventListener("submit", join);
@@ -171,6 +196,18 @@ ui.jumpBtn.addEventListener("click", () => {
 });
 ui.messages.addEventListener("scroll", () => {
   if (nearBottom()) ui.jumpBtn.hidden = true;
+  if (nearTop()) protocol.loadOlder(store.active);
+});
+ui.searchToggle.addEventListener("click", () => toggleSearch(ui.searchPanel.hidden));
+ui.searchForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  protocol.searchFor(ui.searchInput.value);
+});
+ui.searchClose.addEventListener("click", () => toggleSearch(false));
+ui.searchMore.addEventListener("click", () => protocol.moreResults());
+ui.latestBtn.addEventListener("click", () => {
+  protocol.toLatest();
+  ui.composer.focus();
 });
 ui.sidebarToggle.addEventListener("click", () => document.body.classList.toggle("sidebar-open"));
 ui.membersToggle.addEventListener("click", () => {
@@ -180,7 +217,9 @@ ui.membersToggle.addEventListener("click", () => {
 ui.membersMoreBtn.addEventListener("click", () => protocol.showMoreMembers());
 ui.scrim.addEventListener("click", () => document.body.classList.remove("sidebar-open", "members-open"));
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape") document.body.classList.remove("sidebar-open", "members-open");
+  if (e.key !== "Escape") return;
+  if (!ui.searchPanel.hidden) toggleSearch(false);
+  document.body.classList.remove("sidebar-open", "members-open");
 });
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) store.markRead();

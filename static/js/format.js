@@ -89,6 +89,10 @@ export function describeError(frame, limits = FIRST_LIMITS) {
     too_many_rooms: `You are in the most rooms one connection may be in (${limits.max_rooms}). Leave one to join another.`,
     unavailable: "The chat service can't be reached right now. Trying again shortly.",
     internal: "The chat service had a problem with that request.",
+    bad_cursor: "The server could not page from where this page asked. Reloading the page usually fixes it.",
+    bad_limit: "The server refused how many messages this page asked for. Reloading the page usually fixes it.",
+    bad_query: "That search can't be run: use 1–256 bytes with at least one letter or digit.",
+    search_unavailable: "Search needs the server's message store",
   };
   if (frame.code === "unavailable" && Number.isFinite(frame.retry_after_ms)) {
     words.unavailable = "The chat service is busy right now. Trying again in a moment.";

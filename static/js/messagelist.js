@@ -2,7 +2,8 @@
 // #messages when the room is shown, js/render.js) that draws the lines its
 // room's state decides (js/roomstate.js), with the builders of js/view.js.
 // It decides nothing: what a line says, whether it groups with the one
-// before, where a date goes, all come with the line.
+// before, where a date goes, all come with the line. Lines come at the
+// bottom (`add`) or, from scroll-back, above the top (`prepend`).
 
 import { dayEl, el, messageEl, noticeEl, pendingEl } from "./view.js";
 
@@ -23,6 +24,21 @@ export class MessageList {
       return;
     }
     this.el.insertBefore(draw(line), this.firstPending());
+  }
+
+  /** Draws `lines` (stored lines, oldest first) above the top: older messages, a marker. */
+  prepend(lines) {
+    this.el.prepend(...lines.map(draw));
+  }
+
+  /** The topmost date line goes: the page drawn above it ends on its day. */
+  dropFirstDay() {
+    this.el.querySelector(":scope > .day")?.remove();
+  }
+
+  /** The element of the message `seq`, if this list shows it. */
+  find(seq) {
+    return this.el.querySelector(`.msg[data-seq="${Number(seq)}"]`);
   }
 
   removePending(cid) {

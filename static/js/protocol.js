@@ -1,6 +1,7 @@
 // The page's half of the protocol (docs/protocol.md): what each frame from
 // the gateway does to the rooms in the store, and the frames the page sends
-// (join, leave, send, typing, members). It decides; the store holds the
+// (join, leave, send, typing, members; history and search through
+// js/history.js). It decides; the store holds the
 // state and tells the views what changed (js/store.js), and each room's
 // state (js/roomstate.js) decides what its message list shows. What it
 // needs of the screen comes in as `view` (js/render.js `follow`): whether a
@@ -9,6 +10,7 @@
 // here, so it runs under Node's test runner (test/protocol.test.js).
 
 import { describeError } from "./format.js";
+import { createHistory } from "./history.js";
 import { RoomState } from "./roomstate.js";
 import { TypingPacer } from "./typing.js";
 
@@ -29,6 +31,8 @@ const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "un
 export function createProtocol({ store, send, ids, view }) {
   /** When this tab says it is typing, per room. */
   const pace = new TypingPacer();
+  /** Scroll-back, search and jumps to a hit (js/history.js). */
+  const history = createHistory({ store, send, view });
 
   // ---- connection events ------------------------------------------------
 
@@ -42,6 +46,7 @@ export function createProtocol({ store, send, ids, view }) {
       room.goOffline();
       store.changed(room);
     }
+    history.onDown();
   }
 
   function onFrame(frame) {
@@ -68,6 +73,12 @@ export function createProtocol({ store, send, ids, view }) {
           store.changed(room, "typing");
         }
         break;
+      case "history":
+        if (room?.status === "joined") history.onHistory(room, frame);
+        break;
+      case "search_results":
+        history.onSearchResults(frame);
+        break;
       case "left":
         break; // the room was dropped from the page when leave was sent
       case "error":
@@ -89,6 +100,8 @@ export function createProtocol({ store, send, ids, view }) {
     for (const f of room.pending.frames(room.name)) send(f);
     store.changed(room);
     refetchMembersIfStale(room);
+    // History shorter than the screen: scroll-back goes on by itself.
+    if (view.nearTop(room)) history.loadOlder(room);
   }
 
   function onEvent(room, frame) {
@@ -147,6 +160,7 @@ export function createProtocol({ store, send, ids, view }) {
       view.showBanner(text, detail);
       return;
     }
+    if (room.status === "joined" && history.refused(room, frame, text)) return;
     if (room.status === "joining") {
       if (frame.code === "unavailable" || frame.code === "internal") {
         room.status = "offline";
@@ -261,5 +275,24 @@ export function createProtocol({ store, send, ids, view }) {
     if (change.type === "active" && store.active) refetchMembersIfStale(store.active);
   });
 
-  return { onWelcome, onDown, onFrame, addRoom, enter, removeRoom, say, typed, showMoreMembers, refetchMembersIfStale };
+  const { loadOlder, jumpTo, toLatest, openSearch, searchFor, moreResults, closeSearch } = history;
+  return {
+    onWelcome,
+    onDown,
+    onFrame,
+    addRoom,
+    enter,
+    removeRoom,
+    say,
+    typed,
+    showMoreMembers,
+    refetchMembersIfStale,
+    loadOlder,
+    jumpTo,
+    toLatest,
+    openSearch,
+    searchFor,
+    moreResults,
+    closeSearch,
+  };
 }

@@ -7,15 +7,21 @@
 // questions about the screen that js/protocol.js asks (is this room being
 // read? is the member list visible?) and does the few things it asks
 // (keep the messages scrolled to the bottom, give refused text back to
-// the message box, show a banner).
+// the message box, show a banner). For scroll-back and search
+// (js/history.js) it keeps the reader's place while older messages go in
+// above, says whether the reader is near the top, shows a message (scrolled
+// to, flashed and focused), and draws the search panel and which of a
+// room's lists is on screen: its live one or the block around a search hit.
 
 import * as storage from "./storage.js";
 import {
   layout,
+  renderContext,
   membersVisible,
   renderHeader,
   renderMembers,
   renderRoomItem,
+  renderSearch,
   renderTitle,
   renderTyping,
   showBanner,
@@ -26,12 +32,15 @@ import { roomItemEl } from "./view.js";
 
 /** Closer to the bottom than this counts as at the bottom: new messages keep it there. */
 const NEAR_BOTTOM_PX = 80;
+/** Closer to the top than this asks for older messages (about five lines ahead of the reader). */
+const NEAR_TOP_PX = 300;
 /** The message box grows with its text up to this height, then scrolls. */
 const COMPOSER_MAX_PX = 160;
 
 /**
  * Subscribes to `store` and draws what each change names. `actions.open`
- * and `actions.leave` (a room's name) are what the room list's buttons do.
+ * and `actions.leave` (a room's name) are what the room list's buttons do,
+ * `actions.jump` (a seq) what a search hit does.
  * Returns the view that js/protocol.js is given.
  */
 export function follow(store, actions) {
@@ -57,8 +66,17 @@ export function follow(store, actions) {
     if (next != null) typingTimer = setTimeout(drawTyping, Math.max(0, next - Date.now()));
   };
 
+  /** The list of the room on screen that is shown: its live one or a block around a search hit. */
+  const drawList = (room) => {
+    const el = room.history.shown.list.el;
+    if (ui.messages.firstElementChild !== el) ui.messages.replaceChildren(el);
+    renderContext(room);
+  };
+
   const drawActive = () => {
     renderHeader(store.active);
+    renderContext(store.active);
+    renderSearch(store.search, store.active, actions.jump);
     renderMembers(store.active);
     drawTyping();
     layout(store.size, storage.loadName());
@@ -77,7 +95,7 @@ export function follow(store, actions) {
       drawActive();
       return;
     }
-    ui.messages.replaceChildren(room.list.el);
+    drawList(room);
     ui.messages.scrollTop = room.scrollTop ?? ui.messages.scrollHeight;
     ui.jumpBtn.hidden = true;
     ui.composer.value = room.draft;
@@ -114,12 +132,16 @@ export function follow(store, actions) {
         if (parts.has("header")) renderHeader(room);
         if (parts.has("members")) renderMembers(room);
         if (parts.has("typing")) drawTyping();
+        if (parts.has("list")) drawList(room);
         break;
       }
       case "limits":
         // The name field holds no more than the gateway takes (index.html's
         // maxlength is the page's own number, until the first welcome).
         ui.name.maxLength = store.limits.max_username_chars;
+        break;
+      case "search":
+        renderSearch(store.search, store.active, actions.jump);
         break;
     }
   });
@@ -139,7 +161,8 @@ export function follow(store, actions) {
      * own message; else shows "New messages ↓" when something was added.
      */
     withScroll(room, change) {
-      if (room !== store.active) return change();
+      // A block around a search hit is on screen: the live list is not.
+      if (room !== store.active || room.history.inContext) return change();
       const atBottom = nearBottom();
       const result = change();
       if (atBottom || result?.own) ui.messages.scrollTop = ui.messages.scrollHeight;
@@ -149,6 +172,41 @@ export function follow(store, actions) {
     /** Scrolls `room`'s messages to the bottom, if it is on screen. */
     toBottom(room) {
       if (room === store.active) ui.messages.scrollTop = ui.messages.scrollHeight;
+    },
+    /**
+     * Runs `change` (which puts older messages above the top of one of
+     * `room`'s lists) keeping the reader's place: what was in view stays
+     * where it was, however much went in above it.
+     */
+    keepPlace(room, change) {
+      if (room !== store.active) return change();
+      const box = ui.messages;
+      const fromBottom = box.scrollHeight - box.scrollTop;
+      const result = change();
+      box.scrollTop = box.scrollHeight - fromBottom;
+      return result;
+    },
+    /** Whether `room` is on screen with its messages scrolled (nearly) to the top. */
+    nearTop: (room) => room === store.active && nearTop(),
+    /** Whether `list` (a js/messagelist.js list) shows message `seq`. */
+    holds: (list, seq) => list.find(seq) != null,
+    /**
+     * Shows message `seq` of the list on screen: scrolled to the middle,
+     * flashed, and focused (so the keyboard goes on from it). Returns
+     * false when that list does not hold it.
+     */
+    reveal(room, seq) {
+      if (room !== store.active) return false;
+      const node = room.history.shown.list.find(seq);
+      if (!node) return false;
+      for (const old of ui.messages.querySelectorAll(".msg.found")) old.classList.remove("found", "flash");
+      node.scrollIntoView({ block: "center" });
+      node.classList.add("found");
+      void node.offsetWidth; // restart the flash when the same message is shown again
+      node.classList.add("flash");
+      node.tabIndex = -1;
+      node.focus({ preventScroll: true });
+      return true;
     },
     /**
      * A refused message's text goes back to the message box, if `room` is
@@ -174,4 +232,9 @@ export function autosize() {
 export function nearBottom() {
   const box = ui.messages;
   return box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
+}
+
+/** Whether the messages are scrolled (nearly) to the top: older ones are wanted. */
+export function nearTop() {
+  return ui.messages.scrollTop < NEAR_TOP_PX;
 }

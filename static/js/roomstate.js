@@ -14,6 +14,11 @@
 //                      pending lines go at the bottom, every other line just
 //                      above the first pending one, so waiting sends stay last
 //   removePending(cid) the pending line of `cid` goes (its echo came, or it was refused)
+//   prepend(lines)     lines (of the same kinds, not pending) go above the top, in order
+//   dropFirstDay()     the topmost date line goes (a page prepended above ends on its day)
+//
+// Older messages come by scroll-back, and a search hit the list does not
+// hold comes in a context block of its own (js/roomhistory.js, `history`).
 //
 // Messages are deduplicated by their `id`, because a (re)join may send
 // again messages already shown (the last 50 after a resume that could not
@@ -33,6 +38,7 @@
 import { dayKey } from "./format.js";
 import { mergePresence, presenceNotice, shownMembers } from "./members.js";
 import { Pending } from "./pending.js";
+import { RoomHistory } from "./roomhistory.js";
 import { Typists } from "./typing.js";
 
 /** Messages from one person closer together than this share one author line. */
@@ -92,6 +98,8 @@ export class RoomState {
     this.scrollTop = null;
     this.last = null; // {memberId, ts} of the last message line, for grouping
     this.lastDay = null;
+    /** Scroll-back and the context block around a search hit (js/roomhistory.js). */
+    this.history = new RoomHistory(this);
   }
 
   /**
@@ -130,7 +138,11 @@ export class RoomState {
     }
     this.resumeAsked = null;
     // The room's position now; history and live messages move it on.
-    if (typeof frame.epoch === "string") this.epoch = frame.epoch;
+    if (typeof frame.epoch === "string") {
+      // History started over: the seqs above the shown ones are not its seqs, so scroll-back stops.
+      if (this.epoch != null && frame.epoch !== this.epoch) this.history.live.stop();
+      this.epoch = frame.epoch;
+    }
     this.lastSeq = Number.isFinite(frame.last_seq) ? frame.last_seq : null;
     let fresh = 0;
     for (const ev of frame.history ?? []) {
@@ -218,6 +230,7 @@ export class RoomState {
     this.typing.clear();
     this.early = [];
     this.membersAsk = null;
+    this.history.offline();
   }
 
   /**
@@ -276,9 +289,17 @@ export class RoomState {
       this.last.memberId === ev.member_id &&
       ev.ts - this.last.ts < GROUP_MS &&
       dayKey(ev.ts) === this.lastDay;
-    this.append({ type: "message", ev, own, cont, tag: this.tagFor(ev.member_id, ev.username) }, ev.ts);
+    this.append({ ...this.lineFor(ev, cont), own }, ev.ts);
     this.last = { memberId: ev.member_id, ts: ev.ts };
+    // The room's first message: nothing older to scroll back to, and a marker says so.
+    const first = this.history.live.saw(ev.seq);
+    if (first) this.list.prepend([first]);
     return { added: true, message: true, own };
+  }
+
+  /** The line of a stored message; `cont` when it shares the author line of the one before. */
+  lineFor(ev, cont) {
+    return { type: "message", ev, own: this.isOwn(ev), cont: Boolean(cont), tag: this.tagFor(ev.member_id, ev.username) };
   }
 
   /** Add a stored line (above any pending ones), after a date separator when its day is new. */
@@ -287,6 +308,7 @@ export class RoomState {
     if (key !== this.lastDay) {
       this.lastDay = key;
       this.list.add({ type: "day", ts });
+      this.history.live.noteDay(key);
       this.last = null;
     }
     this.list.add(line);

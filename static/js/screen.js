@@ -4,7 +4,8 @@
 
 import { typingText } from "./format.js";
 import { MAX_SHOWN } from "./members.js";
-import { bannerEl, memberEl } from "./view.js";
+import { MAX_HITS, markedParts } from "./search.js";
+import { bannerEl, hitEl, memberEl } from "./view.js";
 
 const MAX_BANNERS = 3;
 
@@ -15,7 +16,8 @@ export const ui = Object.fromEntries(
     "room-list", "room-title", "room-sub", "leave-btn", "messages", "jump-btn", "members",
     "member-count", "members-panel", "members-more", "members-more-btn", "typing", "conn-state", "conn-text", "retry-btn", "composer-form", "composer",
     "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
-    "total-unread", "scrim",
+    "total-unread", "scrim", "search-toggle", "search-panel", "search-form", "search-label", "search-input",
+    "search-btn", "search-close", "search-status", "search-results", "search-more", "context-bar", "latest-btn",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
 );
 
@@ -121,4 +123,41 @@ export function showBanner(title, detail) {
   }
   ui.banners.append(bannerEl(title, detail, (b) => b.remove()));
   while (ui.banners.children.length > MAX_BANNERS) ui.banners.firstElementChild.remove();
+}
+
+/**
+ * The search panel of the room on screen (js/search.js): open or not, its
+ * label, status line, hits (newest first; new pages are appended, so a
+ * focused hit keeps its focus) and "More results". `onJump(seq)` is what
+ * a hit does when chosen.
+ */
+export function renderSearch(search, active, onJump) {
+  const open = active != null && search.isOpenFor(active.name);
+  ui.searchPanel.hidden = !open;
+  ui.searchToggle.setAttribute("aria-expanded", String(open));
+  if (!open) {
+    ui.searchResults.replaceChildren();
+    return;
+  }
+  ui.searchLabel.textContent = `Search #${active.name}`;
+  ui.searchInput.disabled = search.unavailable;
+  ui.searchBtn.disabled = search.unavailable;
+  ui.searchPanel.dataset.state = search.unavailable ? "unavailable" : search.asking ? "searching" : "idle";
+  ui.searchStatus.textContent = search.status();
+  ui.searchStatus.classList.toggle("problem", Boolean(search.problem));
+  const shown = [...ui.searchResults.children];
+  const same = shown.every((li, i) => Number(li.dataset.seq) === search.hits[i]?.message.seq);
+  if (!same) ui.searchResults.replaceChildren();
+  for (const hit of search.hits.slice(same ? shown.length : 0)) {
+    const seq = hit.message.seq;
+    ui.searchResults.append(hitEl(hit.message, markedParts(hit.message.text, hit.highlights), () => onJump(seq)));
+  }
+  ui.searchMore.hidden = !(search.next > 0 && search.hits.length < MAX_HITS);
+  ui.searchMore.disabled = search.asking != null;
+  ui.searchMore.textContent = search.asking != null && search.answered ? "Loading…" : "More results";
+}
+
+/** The bar over a block around a search hit, with its way back to the newest messages. */
+export function renderContext(active) {
+  ui.contextBar.hidden = !active?.history.inContext;
 }

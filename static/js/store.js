@@ -11,12 +11,15 @@
 // each message.
 
 import { FIRST_LIMITS, readLimits } from "./limits.js";
+import { Search } from "./search.js";
 
 /**
  * The parts of a room a view may draw: its entry in the room list, and
- * for the room on screen its header, member list and typing line.
+ * for the room on screen its header, member list, typing line and which
+ * of its message lists is on screen (the live one or the block around a
+ * search hit, js/roomhistory.js).
  */
-export const PARTS = Object.freeze(["item", "header", "members", "typing"]);
+export const PARTS = Object.freeze(["item", "header", "members", "typing", "list"]);
 
 /**
  * Changes, as subscribers get them:
@@ -25,6 +28,7 @@ export const PARTS = Object.freeze(["item", "header", "members", "typing"]);
  *   {type: "active", previous} another room (or the same again, or none) is on screen
  *   {type: "room", room, parts} a room changed; `parts` (a Set of PARTS) says what
  *   {type: "limits"}           the gateway's limits came
+ *   {type: "search"}           the search (`search`, js/search.js) changed
  */
 export class Store {
   constructor() {
@@ -34,6 +38,8 @@ export class Store {
     this.active = null;
     /** The gateway's limits (js/limits.js): the last `welcome`'s, or the page's own until one came. */
     this.limits = { ...FIRST_LIMITS };
+    /** The search of the room on screen (js/search.js); one per page. */
+    this.search = new Search();
     this.listeners = new Set();
   }
 
@@ -107,6 +113,11 @@ export class Store {
   /** `room` changed; `parts` (of PARTS) say what to redraw, all of them when none are named. */
   changed(room, ...parts) {
     this.emit({ type: "room", room, parts: new Set(parts.length > 0 ? parts : PARTS) });
+  }
+
+  /** The search changed: its box, status and hits are drawn again. */
+  searchChanged() {
+    this.emit({ type: "search" });
   }
 
   /** What a reload joins again: [{room, username}] in list order. */

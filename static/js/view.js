@@ -130,3 +130,23 @@ export function bannerEl(title, detail, onDismiss) {
   b.append(words, close);
   return b;
 }
+
+/**
+ * A search hit: a button (keyboard and screen readers reach it) with the
+ * author, the time and the text, its found words in <mark>. `parts` is
+ * js/search.js `markedParts`: every piece goes in as text.
+ */
+export function hitEl(message, parts, onOpen) {
+  const li = el("li", "hit");
+  li.dataset.seq = String(message.seq);
+  const open = el("button", "hit-open");
+  open.type = "button";
+  const meta = el("span", "hit-meta");
+  meta.append(el("span", "author", message.username ?? "?"), timeEl(message.ts));
+  const text = el("span", "hit-text");
+  for (const part of parts) text.append(part.marked ? el("mark", null, part.text) : document.createTextNode(part.text));
+  open.append(meta, text);
+  open.addEventListener("click", () => onOpen());
+  li.append(open);
+  return li;
+}

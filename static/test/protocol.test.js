@@ -15,6 +15,11 @@ const recordingList = () => {
     lines,
     add: (line) => lines.push(line),
     removePending: (cid) => lines.splice(lines.findIndex((l) => l.cid === cid), 1),
+    prepend: (more) => lines.unshift(...more),
+    dropFirstDay: () => {
+      const at = lines.findIndex((l) => l.type === "day");
+      if (at >= 0) lines.splice(at, 1);
+    },
   };
 };
 
@@ -32,6 +37,10 @@ function page({ read = false } = {}) {
     toBottom: () => {},
     giveBack: () => false,
     messageList: recordingList,
+    keepPlace: (_room, change) => change(),
+    nearTop: () => state.nearTop ?? false,
+    reveal: () => false,
+    holds: () => false,
   };
   const send = (frame) => state.connected && sent.push(frame) > 0;
   const protocol = createProtocol({ store, send, ids: clientIds("tab1"), view });

@@ -27,6 +27,13 @@ function recordingList() {
       assert.ok(at >= 0, `no pending line ${cid} to remove`);
       lines.splice(at, 1);
     },
+    prepend(more) {
+      lines.unshift(...more);
+    },
+    dropFirstDay() {
+      const at = lines.findIndex((l) => l.type === "day");
+      if (at >= 0) lines.splice(at, 1);
+    },
   };
 }
 
@@ -150,6 +157,7 @@ describe("RoomState messages", () => {
     assert.deepEqual(shown(list), [], "nothing is shown before `joined`");
     r.applyJoined(joined("m1", { to: 3, members: [{ member_id: "bob-1", username: "bob" }] }));
     assert.deepEqual(shown(list), [
+      "This is the first message of #general",
       "msg message 1",
       "msg message 2",
       "msg message 3",
@@ -191,7 +199,8 @@ describe("RoomState messages", () => {
   it("groups one author's messages close together, and starts a day with a date line", () => {
     const { room: r, list } = room();
     r.applyJoined(joined("m1", { to: 2 }));
-    const [day, first, second] = list.lines;
+    const [marker, day, first, second] = list.lines;
+    assert.equal(marker.kind, "first", "seq 1 is the room's first message: a marker above it");
     assert.equal(day.type, "day");
     assert.equal(first.cont, false);
     assert.equal(second.cont, true, "the same author a second later shares the author line");
@@ -210,7 +219,13 @@ describe("RoomState pending sends", () => {
     assert.equal(r.pending.size, 2, "another tab's client id settles nothing");
     const echo = r.applyLive(own(2, `${TAB}-a`));
     assert.deepEqual(echo, { added: true, message: true, own: true });
-    assert.deepEqual(shown(list), ["You joined", "msg message 1", "msg mine 2", "pending mine 2"]);
+    assert.deepEqual(shown(list), [
+      "This is the first message of #general",
+      "You joined",
+      "msg message 1",
+      "msg mine 2",
+      "pending mine 2",
+    ]);
     assert.deepEqual(r.pending.frames("general"), [
       { type: "send", room: "general", text: "mine 2", client_id: `${TAB}-b` },
     ]);

@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod browser;
+mod browser_history;
 mod cache;
 mod chaos;
 mod cluster;

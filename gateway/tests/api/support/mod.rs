@@ -1,7 +1,10 @@
 //! Real topologies for tests: a redis-server the test starts, room-services
 //! and gateways running in-process on port 0 exactly as their binaries run
-//! them, WebSocket clients on real sockets and gRPC clients on real channels.
+//! them, WebSocket clients on real sockets and gRPC clients on real channels,
+//! and headless Chromium showing the page (`browser`).
 
+pub mod browser;
+mod chromedriver;
 mod client;
 pub mod tab;
 
