@@ -15,6 +15,10 @@
 //! - `archive`: copies every stored message of the rooms served here from
 //!   Redis into the store, in batches off the send path, catching up from
 //!   the Redis history whatever it missed.
+//! - `group_commit`: `STORE_SYNC=1`, sends answered once PostgreSQL
+//!   committed them, many sends per transaction.
+//! - `retention`: `HISTORY_RETENTION_DAYS`, old messages removed from the
+//!   store in small batches.
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
@@ -45,8 +49,10 @@ mod archive;
 mod auth;
 mod broker;
 mod config;
+mod group_commit;
 mod metrics;
 mod presence_batch;
+mod retention;
 mod service;
 pub mod store;
 mod stream;
@@ -141,13 +147,21 @@ async fn start(
     };
     let metrics = Arc::new(RoomServiceMetrics::new(&instance));
     let fanout = Fanout::new(FANOUT_CAPACITY, Arc::clone(&metrics));
+    config.check_store()?;
     let store = connect_store(&config).await?;
+    let sync = store.as_ref().filter(|_| config.store_sync).map(|store| {
+        let (committer, queue) = group_commit::Committer::new();
+        let committed = Arc::new(group_commit::Committed::default());
+        tokio::spawn(group_commit::run(queue, store.clone(), Arc::clone(&committed), Arc::clone(&metrics)));
+        (committer, committed)
+    });
+    let (committer, committed) = sync.unzip();
     let archive = store.as_ref().map(|store| {
-        let (archive, queue) = Archive::new(Arc::clone(&metrics));
+        let (archive, queue) = Archive::new(Arc::clone(&metrics), committed);
         fanout.archive_to(Arc::clone(&archive));
         Archiving { archive, queue, store: store.clone() }
     });
-    let parts = Parts { config, listener, metrics_listener, metrics, store, archive };
+    let parts = Parts { config, listener, metrics_listener, metrics, store, committer, archive };
     match parts.config.redis()? {
         RedisTarget::Single(url) => {
             let broker = RedisBroker::connect(&url, parts.config.retention(), fanout).await.with_context(|| {
@@ -207,7 +221,14 @@ async fn connect_store(config: &Config) -> anyhow::Result<Option<store::Store>> 
             "cannot connect to PostgreSQL at {shown} (check DATABASE_URL, or unset it to keep history in Redis only)"
         )
     })?;
-    tracing::info!(database = shown, "store: PostgreSQL; messages are archived there in batches");
+    if config.store_sync {
+        tracing::info!(
+            database = shown,
+            "store: PostgreSQL, STORE_SYNC: a send is answered once PostgreSQL committed it (group commit)"
+        );
+    } else {
+        tracing::info!(database = shown, "store: PostgreSQL; messages are archived there in batches");
+    }
     Ok(Some(store))
 }
 
@@ -218,6 +239,8 @@ struct Parts {
     metrics_listener: Option<TcpListener>,
     metrics: Arc<RoomServiceMetrics>,
     store: Option<store::Store>,
+    /// STORE_SYNC's committer, its task already running.
+    committer: Option<group_commit::Committer>,
     archive: Option<Archiving>,
 }
 
@@ -234,10 +257,19 @@ async fn serve<B: Broker>(
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Parts { config, listener, metrics_listener, metrics, store, archive } = parts;
+    let Parts { config, listener, metrics_listener, metrics, store, committer, archive } = parts;
     let stopping = CancellationToken::new();
-    let rooms =
-        Arc::new(Rooms::new(Arc::clone(&broker), config.presence_ttl(), stopping.clone(), Arc::clone(&metrics), store));
+    if let (Some(store), Some(keep_for)) = (&store, config.history_retention()) {
+        tokio::spawn(retention::run(store.clone(), keep_for, Arc::clone(&metrics), stopping.clone()));
+    }
+    let rooms = Arc::new(Rooms::new(
+        Arc::clone(&broker),
+        config.presence_ttl(),
+        stopping.clone(),
+        Arc::clone(&metrics),
+        store,
+        committer,
+    ));
     if archive.is_none() {
         // Said once everything else connected: a failed start stays one line.
         tracing::info!(

@@ -31,10 +31,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::broker::{Broker, BrokerError, Leave, Outgoing, PresenceChange};
+use crate::broker::{Broker, BrokerError, Leave, Outgoing, PresenceChange, Stored};
+use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence_batch::PresenceBatcher;
-use crate::store::Store;
+use crate::store::{Store, StoredMessage};
 use crate::stream;
 
 mod history;
@@ -76,6 +77,8 @@ pub(crate) struct Rooms<B> {
     metrics: Arc<RoomServiceMetrics>,
     /// The durable record (DATABASE_URL): older History pages and Search.
     store: Option<Store>,
+    /// STORE_SYNC: sends are answered once the store committed them.
+    committer: Option<Committer>,
 }
 
 impl<B: Broker> Rooms<B> {
@@ -85,9 +88,23 @@ impl<B: Broker> Rooms<B> {
         stopping: CancellationToken,
         metrics: Arc<RoomServiceMetrics>,
         store: Option<Store>,
+        committer: Option<Committer>,
     ) -> Self {
         let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics));
-        Self { broker, presence, presence_ttl, stopping, metrics, store }
+        Self { broker, presence, presence_ttl, stopping, metrics, store, committer }
+    }
+
+    /// With STORE_SYNC, a place in the committer's queue, taken before the
+    /// Redis step (a full queue refuses the send before it is stored).
+    fn reserve_commit(&self) -> Result<Option<Place<'_>>, Status> {
+        self.committer.as_ref().map(Committer::reserve).transpose()
+    }
+
+    /// With STORE_SYNC, waits until the store committed what Redis stored
+    /// (repeats too: a retry after a failed commit is committed now).
+    async fn commit(place: Option<Place<'_>>, stored: &[Stored]) -> Result<(), Status> {
+        let Some(place) = place else { return Ok(()) };
+        place.commit(stored.iter().filter_map(|s| StoredMessage::of(&s.event)).collect()).await
     }
 
     fn expires_at(&self) -> i64 {
@@ -263,7 +280,9 @@ impl<B: Broker> RoomService for Rooms<B> {
             ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
+        let place = self.reserve_commit()?;
         let stored = self.broker.append_messages(&room, sender.as_ref(), outgoing).await.map_err(|e| self.failed(e))?;
+        Self::commit(place, &stored).await?;
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         if !stored.repeat {
             self.metrics.published("message");
@@ -298,7 +317,9 @@ impl<B: Broker> RoomService for Rooms<B> {
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
+        let place = self.reserve_commit()?;
         let stored = self.broker.append_messages(&room, Some(&sender), outgoing).await.map_err(|e| self.failed(e))?;
+        Self::commit(place, &stored).await?;
         for _ in stored.iter().filter(|s| !s.repeat) {
             self.metrics.published("message");
         }
