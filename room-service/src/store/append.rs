@@ -7,10 +7,19 @@ use super::{Store, StoreError, StoredMessage};
 /// array parameter and `UNNEST` turns the arrays back into rows. A message
 /// already stored (same room and seq) is skipped, so copying a batch again
 /// after a crash or a takeover stores nothing twice.
+///
+/// Rows go in `(room, seq)` order: several writers may insert the same
+/// messages at once (two room-services' archivers, or the `STORE_SYNC`
+/// committer and the archiver), each waiting on the other's uncommitted
+/// rows; taken in one order by all, those waits can never form a cycle
+/// (a deadlock PostgreSQL would break by failing one of them after a
+/// second).
 const APPEND: &str = "
     INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
     SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
                          $5::text[], $6::text[], $7::text[], $8::text[])
+        AS m(room, seq, epoch, ts_ms, member_id, username, body, client_id)
+    ORDER BY m.room, m.seq
     ON CONFLICT (room, seq) DO NOTHING";
 
 impl Store {

@@ -122,9 +122,24 @@ async fn assert_every_acknowledged_message_stored_once(store: &Store, acked: &[A
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_service_killed_mid_burst_loses_no_acknowledged_message() {
+    killed_mid_burst(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_store_sync_a_room_service_killed_mid_burst_loses_no_acknowledged_message() {
+    killed_mid_burst(true).await;
+}
+
+/// Two room-services (with `STORE_SYNC=1` when `sync`), one killed with
+/// `kill -9` while ~2,000 messages/s flow through the rooms both serve.
+async fn killed_mid_burst(sync: bool) {
     let postgres = PostgresServer::start().await;
     let redis = RedisServer::start().await;
-    let env = [("REDIS_URL", redis.url()), ("DATABASE_URL", postgres.url())];
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("DATABASE_URL", postgres.url()),
+        ("STORE_SYNC", if sync { "1" } else { "0" }.to_owned()),
+    ];
     let mut doomed = RoomServiceProcess::start(free_port(), &env).await;
     let survivor = RoomServiceProcess::start(free_port(), &env).await;
     let rooms: Vec<String> = (0..4).map(|n| format!("burst-{n}")).collect();
