@@ -52,6 +52,7 @@ const RETRY_AFTER_MS: u64 = 100;
 #[derive(Debug)]
 pub(crate) struct Waiting {
     messages: Vec<StoredMessage>,
+    /// Ok, or why the messages are not acknowledged.
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -111,7 +112,7 @@ impl Place<'_> {
             // INTERNAL, not UNAVAILABLE: that would tell the gateway this
             // room-service is gone, but every room-service shares the store.
             Ok(Err(error)) => Err(Status::internal(format!(
-                "STORE_SYNC: the store is not reachable ({error}); the message is in Redis but not acknowledged: \
+                "STORE_SYNC: {error}; the message is in Redis but not acknowledged: \
                  send it again with the same client_id once the store is back"
             ))),
             Err(_) => Err(shutting_down()),
@@ -168,30 +169,53 @@ fn gather(first: Waiting, queue: &mut mpsc::Receiver<Waiting>, carry: &mut Optio
     group
 }
 
-/// Writes one group in one statement and wakes each of its calls.
+/// Writes one group in one statement and wakes each of its calls: Ok when
+/// the store holds every one of its messages as given.
 async fn write(group: Vec<Waiting>, store: &Store, committed: &Committed, metrics: &RoomServiceMetrics) {
     let mut messages = Vec::with_capacity(group.iter().map(|w| w.messages.len()).sum());
+    // Each call's messages are `messages[start..end]`.
     let mut wake = Vec::with_capacity(group.len());
     for waiting in group {
+        let start = messages.len();
         messages.extend(waiting.messages);
-        wake.push(waiting.done);
+        wake.push((waiting.done, start..messages.len()));
     }
-    let result = match store.append(&messages).await {
-        Ok(new) => {
+    match store.append_confirmed(&messages).await {
+        Ok((new, differ)) => {
             metrics.archived.increment(new);
             metrics.sync_group.record(messages.len() as f64);
-            committed.record(&messages);
-            Ok(())
+            let differ: HashSet<usize> = differ.into_iter().collect();
+            for i in &differ {
+                let m = &messages[*i];
+                tracing::warn!(
+                    room = m.room,
+                    seq = m.seq,
+                    "STORE_SYNC: the store holds another message at this seq; not acknowledged"
+                );
+            }
+            let held: Vec<StoredMessage> =
+                messages.iter().enumerate().filter(|(i, _)| !differ.contains(i)).map(|(_, m)| m.clone()).collect();
+            committed.record(&held);
+            for (done, range) in wake {
+                let result = match range.clone().find(|i| differ.contains(i)) {
+                    None => Ok(()),
+                    Some(i) => Err(format!(
+                        "the store already holds another message at seq {} of room {:?} (the room's numbering in Redis started again below the store's)",
+                        messages[i].seq, messages[i].room
+                    )),
+                };
+                // A call that gave up meanwhile (its deadline passed) is gone.
+                let _ = done.send(result);
+            }
         }
         Err(error) => {
             metrics.sync_failures.increment(1);
             tracing::warn!(%error, messages = messages.len(), sends = wake.len(), "STORE_SYNC: could not commit; those sends fail");
-            Err(error.to_string())
+            let error = format!("the store is not reachable ({error})");
+            for (done, _) in wake {
+                let _ = done.send(Err(error.clone()));
+            }
         }
-    };
-    for done in wake {
-        // A call that gave up meanwhile (its deadline passed) is gone.
-        let _ = done.send(result.clone());
     }
 }
 

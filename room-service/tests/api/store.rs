@@ -281,3 +281,17 @@ async fn the_store_fails_while_postgres_is_down_and_works_when_it_is_back() {
     assert_eq!(store.append(&numbered("general", 11..=12)).await.expect("stores again"), 2);
     assert_eq!(count(&store, "general").await, 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_append_tells_a_copy_from_another_message_under_the_same_seq() {
+    let (_postgres, store) = store().await;
+    store.append(&numbered("general", 1..=2)).await.expect("append");
+
+    // Seq 2 again as it was (a retry), seq 1 as another message (a room
+    // numbered again from 1), seq 3 new.
+    let mut again = numbered("general", 1..=3);
+    again[0].text = "another message".into();
+    let (new, differ) = store.append_confirmed(&again).await.expect("append");
+    assert_eq!((new, differ), (1, vec![0]), "only seq 1 holds something else");
+    assert_eq!(store.append_confirmed(&numbered("general", 4..=5)).await.expect("append"), (2, vec![]));
+}
