@@ -1,6 +1,7 @@
 //! Who is on one connection and what they may do: the identity its token
 //! gave (if tokens are in force) and its rate-limit buckets. Built at the
-//! upgrade, handed to the session, asked before each `join` and `send`.
+//! upgrade, handed to the session, asked before each `join`, `send`,
+//! `history` and `search`.
 
 use chat_proto::ErrorCode;
 use chat_proto::{RoomName, Username};
@@ -46,6 +47,12 @@ impl Caller {
     /// May this connection send a message to `room` now?
     pub(crate) fn send(&self, room: &str) -> Result<(), Refusal> {
         self.limits.send(room)
+    }
+
+    /// May this connection read `room`'s stored messages (`history`,
+    /// `search`) now?
+    pub(crate) fn read(&self, room: &str) -> Result<(), Refusal> {
+        self.limits.read(room)
     }
 }
 

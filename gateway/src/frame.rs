@@ -44,9 +44,28 @@ pub(crate) enum ClientFrame {
         #[serde(default)]
         after: String,
     },
+    /// A page of the room's stored messages before `before_seq`. The cursor
+    /// and limit are taken as any JSON and checked by [`crate::pages`], so
+    /// a bad one gets its own code (`bad_cursor`, `bad_limit`).
+    History {
+        room: String,
+        #[serde(default)]
+        before_seq: Option<serde_json::Value>,
+        #[serde(default)]
+        limit: Option<serde_json::Value>,
+    },
+    /// A page of the room's messages that match `query`, newest first.
+    Search {
+        room: String,
+        query: String,
+        #[serde(default)]
+        before_seq: Option<serde_json::Value>,
+        #[serde(default)]
+        limit: Option<serde_json::Value>,
+    },
 }
 
-const CLIENT_TYPES: [&str; 5] = ["join", "leave", "send", "typing", "members"];
+const CLIENT_TYPES: [&str; 7] = ["join", "leave", "send", "typing", "members", "history", "search"];
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
@@ -57,6 +76,8 @@ impl ClientFrame {
             ClientFrame::Send { .. } => "send",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Members { .. } => "members",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Search { .. } => "search",
         }
     }
 }

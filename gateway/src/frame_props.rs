@@ -17,6 +17,17 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
         (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id }),
         text.prop_map(|room| ClientFrame::Typing { room }),
         (text, text).prop_map(|(room, after)| ClientFrame::Members { room, after }),
+        (text, any::<Option<u64>>(), any::<Option<u32>>()).prop_map(|(room, before_seq, limit)| {
+            ClientFrame::History { room, before_seq: before_seq.map(|n| json!(n)), limit: limit.map(|n| json!(n)) }
+        }),
+        (text, text, any::<Option<u64>>(), any::<Option<u32>>()).prop_map(|(room, query, before_seq, limit)| {
+            ClientFrame::Search {
+                room,
+                query,
+                before_seq: before_seq.map(|n| json!(n)),
+                limit: limit.map(|n| json!(n)),
+            }
+        }),
     ]
 }
 
@@ -29,6 +40,12 @@ fn to_json(frame: &ClientFrame) -> String {
         }
         ClientFrame::Typing { room } => json!({"type": "typing", "room": room}),
         ClientFrame::Members { room, after } => json!({"type": "members", "room": room, "after": after}),
+        ClientFrame::History { room, before_seq, limit } => {
+            json!({"type": "history", "room": room, "before_seq": before_seq, "limit": limit})
+        }
+        ClientFrame::Search { room, query, before_seq, limit } => {
+            json!({"type": "search", "room": room, "query": query, "before_seq": before_seq, "limit": limit})
+        }
     }
     .to_string()
 }

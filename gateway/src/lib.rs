@@ -11,7 +11,10 @@
 //!   [`liveness`] pings it and notices when it went silent.
 //! - [`serve`]: the HTTP server loop, with a deadline for the first request;
 //!   [`drain`] ends it all within `DRAIN_SECS` of the shutdown signal.
-//! - [`frame`]: the JSON browser protocol (`docs/protocol.md`).
+//! - [`frame`]: the JSON browser protocol (`docs/protocol.md`); [`pages`]
+//!   its `history` and `search` frames (a joined room's stored messages by
+//!   cursor), with [`highlights`] turning search matches into the UTF-16
+//!   offsets a page slices text by.
 //! - [`hub`] and [`feed`]: per room, one upstream stream shared by all local
 //!   browsers in it, each event encoded once.
 //! - [`presence`]: a room's joins and leaves gathered into at most one
@@ -22,7 +25,7 @@
 //! - Security (docs/security.md): [`origin`] (which pages may connect),
 //!   [`auth`] (tokens), [`client_addr`] (the client's address behind
 //!   trusted proxies), [`per_ip`] (connections per address), [`rate`]
-//!   (send and join limits, per user with tokens), [`caller`] (who a
+//!   (send, join and read limits, per user with tokens), [`caller`] (who a
 //!   connection is and what it may do, asked before each frame), and
 //!   [`closing`] (close codes for broken frames).
 //!
@@ -47,11 +50,13 @@ mod config;
 mod drain;
 mod feed;
 mod frame;
+mod highlights;
 mod hub;
 pub mod limits;
 mod liveness;
 mod metrics;
 mod origin;
+mod pages;
 mod per_ip;
 mod presence;
 mod rate;

@@ -58,6 +58,20 @@ pub const JOIN_BURST: u32 = 40;
 pub const JOIN_RATE: u32 = 1;
 /// History sent with `joined`.
 pub const JOIN_HISTORY: u32 = 50;
+/// `history` and `search` frames at once on a fresh connection: a page
+/// opening a room and scrolling back a few screens fits.
+pub const READ_BURST: u32 = 20;
+/// `history` and `search` frames per second after the burst (one bucket
+/// for both, per connection); past it `rate_limited` with `retry_after_ms`.
+/// Ten pages a second outpaces any reader, and bounds what a script can make
+/// the store read (a search reads far more than a send writes).
+pub const READ_RATE: u32 = 10;
+/// Messages in a `history` answer when the frame names no `limit` (at most
+/// [`chat_proto::limits::MAX_HISTORY_PAGE`]).
+pub const HISTORY_PAGE: u32 = 50;
+/// Hits in a `search_results` answer when the frame names no `limit` (at
+/// most [`chat_proto::limits::MAX_SEARCH_PAGE`]).
+pub const SEARCH_PAGE: u32 = 20;
 /// The longest epoch a resuming join may name (room epochs are 12
 /// characters); longer is `bad_json`.
 pub const MAX_EPOCH_BYTES: usize = 64;

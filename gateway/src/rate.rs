@@ -14,6 +14,9 @@
 //! - **sends, without tokens**: the connection's own; there is no user to
 //!   share one with (the per-address connection cap, [`crate::per_ip`],
 //!   bounds how many buckets one client gets).
+//! - **history and search** (reads of the store): the connection's own,
+//!   one bucket for both; they are answered one at a time anyway, and the
+//!   bucket bounds how hard one connection makes the store work.
 //! - **joins**: always the connection's own. A gateway restart makes every
 //!   tab rejoin all its rooms at once (up to 32 each), and the join burst is
 //!   sized for one tab doing that; shared by a user's tabs it would refuse
@@ -30,7 +33,7 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, NotUntil, Quot
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::Refusal;
-use crate::limits::{JOIN_BURST, JOIN_RATE, USER_BUCKET_SWEEP};
+use crate::limits::{JOIN_BURST, JOIN_RATE, READ_BURST, READ_RATE, USER_BUCKET_SWEEP};
 
 type UserBuckets = DefaultKeyedRateLimiter<Arc<str>>;
 
@@ -40,6 +43,7 @@ type UserBuckets = DefaultKeyedRateLimiter<Arc<str>>;
 pub(crate) struct Rates {
     send: Option<Quota>,
     join: Option<Quota>,
+    read: Option<Quota>,
     /// `Some` when sends are limited.
     users: Option<Arc<UserBuckets>>,
 }
@@ -49,6 +53,7 @@ impl std::fmt::Debug for Rates {
         f.debug_struct("Rates")
             .field("send", &self.send)
             .field("join", &self.join)
+            .field("read", &self.read)
             .field("users", &self.users.as_ref().map(|u| u.len()))
             .finish()
     }
@@ -56,10 +61,15 @@ impl std::fmt::Debug for Rates {
 
 impl Rates {
     /// `SEND_RATE` messages per second with bursts of `SEND_BURST`; either 0
-    /// turns the send limit off. Joins are always limited.
+    /// turns the send limit off. Joins and reads are always limited.
     pub(crate) fn new(send_rate: u32, send_burst: u32) -> Self {
         let send = quota(send_rate, send_burst);
-        Self { send, join: quota(JOIN_RATE, JOIN_BURST), users: send.map(|q| Arc::new(RateLimiter::keyed(q))) }
+        Self {
+            send,
+            join: quota(JOIN_RATE, JOIN_BURST),
+            read: quota(READ_RATE, READ_BURST),
+            users: send.map(|q| Arc::new(RateLimiter::keyed(q))),
+        }
     }
 
     /// The buckets of one new connection: `user` (a token's `sub`) sends
@@ -70,7 +80,7 @@ impl Rates {
             (Some(users), Some(user)) => Some(Bucket::User { users: Arc::clone(users), user: Arc::from(user) }),
             _ => own(self.send),
         };
-        Limits { send, join: own(self.join) }
+        Limits { send, join: own(self.join), read: own(self.read) }
     }
 
     /// Forgets the users whose bucket is full again (what a new one would
@@ -134,13 +144,14 @@ impl Bucket {
 pub(crate) struct Limits {
     send: Option<Bucket>,
     join: Option<Bucket>,
+    read: Option<Bucket>,
 }
 
 impl Limits {
     /// No limits at all.
     #[cfg(test)]
     pub(crate) fn none() -> Self {
-        Self { send: None, join: None }
+        Self { send: None, join: None, read: None }
     }
 
     /// Takes one message from the send bucket, or says when to try again.
@@ -151,6 +162,12 @@ impl Limits {
     /// Takes one join from the join bucket, or says when to try again.
     pub(crate) fn join(&self, room: &str) -> Result<(), Refusal> {
         take(self.join.as_ref(), room, "joins")
+    }
+
+    /// Takes one `history` or `search` from the read bucket, or says when
+    /// to try again.
+    pub(crate) fn read(&self, room: &str) -> Result<(), Refusal> {
+        take(self.read.as_ref(), room, "history and search requests")
     }
 }
 
@@ -220,6 +237,19 @@ mod tests {
         // Joins stay per connection, even for one user.
         assert!((0..JOIN_BURST).all(|_| tab1.join("r").is_ok()));
         assert!(tab2.join("r").is_ok(), "ada's other tab has its own joins");
+    }
+
+    #[test]
+    fn reads_have_a_bucket_of_their_own_per_connection() {
+        let rates = Rates::new(0, 0);
+        let (tab1, tab2) = (rates.for_connection(Some("ada")), rates.for_connection(Some("ada")));
+        assert!((0..READ_BURST).all(|_| tab1.read("r").is_ok()), "a burst of reads passes");
+        let refusal = tab1.read("r").expect_err("over the burst");
+        assert_eq!(refusal.code, ErrorCode::RateLimited);
+        assert!(refusal.message.contains("history and search"), "{}", refusal.message);
+        assert!(refusal.retry_after_ms.is_some_and(|ms| ms <= 1000 / u64::from(READ_RATE)));
+        assert!(tab2.read("r").is_ok(), "another connection of the same user reads on");
+        assert!(tab1.join("r").is_ok() && tab1.send("r").is_ok(), "reads take nothing from joins or sends");
     }
 
     #[test]

@@ -26,10 +26,14 @@ pub enum ErrorCode {
     Unavailable,
     BadRequest,
     Internal,
+    BadCursor,
+    BadLimit,
+    BadQuery,
+    SearchUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::BadJson,
         Self::UnknownType,
         Self::BinaryFrame,
@@ -47,6 +51,10 @@ impl ErrorCode {
         Self::Unavailable,
         Self::BadRequest,
         Self::Internal,
+        Self::BadCursor,
+        Self::BadLimit,
+        Self::BadQuery,
+        Self::SearchUnavailable,
     ];
 
     /// The code as it goes on the wire.
@@ -69,6 +77,10 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::BadRequest => "bad_request",
             Self::Internal => "internal",
+            Self::BadCursor => "bad_cursor",
+            Self::BadLimit => "bad_limit",
+            Self::BadQuery => "bad_query",
+            Self::SearchUnavailable => "search_unavailable",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! server (`v1::room_service_server`); `FILE_DESCRIPTOR_SET` feeds gRPC server
 //! reflection so `grpcurl` can describe the service. [`limits`] holds the
 //! bounds both sides of the wire enforce, [`names`] the rules for names and
-//! text.
+//! text, [`query`] the rule for search queries.
 
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -18,6 +18,7 @@ pub mod checked;
 pub mod codes;
 pub mod limits;
 pub mod names;
+pub mod query;
 
 pub use checked::{MemberId, RoomName, Username};
 pub use codes::{ErrorCode, LeaveReason};

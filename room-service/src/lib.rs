@@ -12,6 +12,9 @@
 //! - `presence_batch`: joins and leaves of a room applied in batches, one
 //!   Redis step and one presence event per batch.
 //! - `store`: the durable record of messages in PostgreSQL (paging, search).
+//! - `seeding`: with a store, Redis is a cache: a room Redis lost is seeded
+//!   from where the store says its numbering stands, so it keeps its epoch
+//!   and goes on from its last seq.
 //! - `archive`: copies every stored message of the rooms served here from
 //!   Redis into the store, in batches off the send path, catching up from
 //!   the Redis history whatever it missed.
@@ -53,6 +56,7 @@ mod group_commit;
 mod metrics;
 mod presence_batch;
 mod retention;
+mod seeding;
 mod service;
 pub mod store;
 mod stream;
@@ -78,6 +82,7 @@ use tonic_health::ServingStatus;
 
 use crate::archive::Archive;
 use crate::config::RedisTarget;
+use crate::seeding::Seeder;
 use crate::service::Rooms;
 
 /// Events buffered per room for the slowest local stream before it must
@@ -161,10 +166,15 @@ async fn start(
         fanout.archive_to(Arc::clone(&archive));
         Archiving { archive, queue, store: store.clone() }
     });
-    let parts = Parts { config, listener, metrics_listener, metrics, store, committer, archive };
+    let parts =
+        Parts { config, listener, metrics_listener, metrics, store, committer, archive, fanout: Arc::clone(&fanout) };
+    // With a store, a room Redis has no numbering for is seeded from it
+    // (`seeding`), never started afresh by the broker.
+    let seeded = parts.store.is_some();
     match parts.config.redis()? {
         RedisTarget::Single(url) => {
-            let broker = RedisBroker::connect(&url, parts.config.retention(), fanout).await.with_context(|| {
+            let connected = RedisBroker::connect(&url, parts.config.retention(), fanout).await;
+            let broker = connected.map(|b| if seeded { b.seeded_by_caller() } else { b }).with_context(|| {
                 format!(
                     "cannot connect to Redis at {} (check REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD, or unset them to run alone on the in-process broker)",
                     config::redact(&url)
@@ -181,6 +191,7 @@ async fn start(
             let broker =
                 RedisBroker::connect_cluster(&seeds, password.as_deref(), parts.config.retention(), fanout)
                     .await
+                    .map(|b| if seeded { b.seeded_by_caller() } else { b })
                     .with_context(|| {
                         format!(
                             "cannot connect to the Redis Cluster at {shown} (check REDIS_CLUSTER_URLS and REDIS_PASSWORD; the nodes must run with cluster-enabled yes)"
@@ -197,6 +208,7 @@ async fn start(
                 "broker: in-process (no REDIS_URL, REDIS_HOST or REDIS_CLUSTER_URLS); rooms live in this process only"
             );
             let broker = MemoryBroker::new(parts.config.retention(), fanout);
+            let broker = if seeded { broker.seeded_by_caller() } else { broker };
             serve(parts, Arc::new(broker), shutdown).await
         }
     }
@@ -242,6 +254,8 @@ struct Parts {
     /// STORE_SYNC's committer, its task already running.
     committer: Option<group_commit::Committer>,
     archive: Option<Archiving>,
+    /// The broker's fanout: what this process saw of each room, for seeding.
+    fanout: Arc<Fanout>,
 }
 
 /// The archiver's parts, made before the broker so that the fanout offers
@@ -257,17 +271,19 @@ async fn serve<B: Broker>(
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Parts { config, listener, metrics_listener, metrics, store, committer, archive } = parts;
+    let Parts { config, listener, metrics_listener, metrics, store, committer, archive, fanout } = parts;
     let stopping = CancellationToken::new();
     if let (Some(store), Some(keep_for)) = (&store, config.history_retention()) {
         tokio::spawn(retention::run(store.clone(), keep_for, Arc::clone(&metrics), stopping.clone()));
     }
+    let seeder = store.as_ref().map(|store| Arc::new(Seeder::new(Arc::clone(&broker), store.clone(), fanout)));
     let rooms = Arc::new(Rooms::new(
         Arc::clone(&broker),
         config.presence_ttl(),
         stopping.clone(),
         Arc::clone(&metrics),
         store,
+        seeder,
         committer,
     ));
     if archive.is_none() {

@@ -20,8 +20,9 @@ use chat_proto::RoomName;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use crate::broker::{Broker, PresenceChange, Snapshot, SnapshotSize};
+use crate::broker::{Broker, PresenceChange, PresenceOutcome, Snapshot, SnapshotSize};
 use crate::metrics::RoomServiceMetrics;
+use crate::seeding::Seeder;
 
 /// Changes waiting in one room's queue at most; more are refused as busy.
 pub(crate) const QUEUE_PER_ROOM: usize = 8192;
@@ -50,6 +51,8 @@ pub(crate) struct PresenceBatcher<B> {
     broker: Arc<B>,
     rooms: Mutex<HashMap<RoomName, mpsc::Sender<Pending>>>,
     metrics: Arc<RoomServiceMetrics>,
+    /// With a store: seeds a room Redis lost before its batch is applied.
+    seeder: Option<Arc<Seeder<B>>>,
 }
 
 impl<B> std::fmt::Debug for PresenceBatcher<B> {
@@ -59,8 +62,8 @@ impl<B> std::fmt::Debug for PresenceBatcher<B> {
 }
 
 impl<B: Broker> PresenceBatcher<B> {
-    pub(crate) fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>) -> Arc<Self> {
-        Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics })
+    pub(crate) fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>, seeder: Option<Arc<Seeder<B>>>) -> Arc<Self> {
+        Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics, seeder })
     }
 
     /// Queues one change for the room and waits for the batch that applies it.
@@ -124,7 +127,7 @@ impl<B: Broker> PresenceBatcher<B> {
         let (changes, replies): (Vec<PresenceChange>, Vec<(usize, oneshot::Sender<Applied>)>) =
             batch.into_iter().map(|p| (p.change, (p.history, p.reply))).unzip();
         self.metrics.presence_batch.record(changes.len() as f64);
-        match self.broker.apply_presence(room, &changes, size).await {
+        match self.apply_seeded(room, &changes, size).await {
             Ok(outcome) => {
                 let full = Arc::new(outcome.snapshot);
                 tracing::debug!(%room, changes = changes.len(), members = full.member_count, "presence batch applied");
@@ -138,15 +141,32 @@ impl<B: Broker> PresenceBatcher<B> {
                     let _ = reply.send(Ok((applied, snapshot)));
                 }
             }
-            Err(error) => {
-                self.metrics.broker_errors.increment(1);
-                tracing::warn!(%room, %error, changes = changes.len(), "presence batch failed");
-                let status = Status::from(error);
+            Err(status) => {
+                tracing::warn!(%room, error = status.message(), changes = changes.len(), "presence batch failed");
                 for (_, reply) in replies {
                     let _ = reply.send(Err(status.clone()));
                 }
             }
         }
+    }
+}
+
+impl<B: Broker> PresenceBatcher<B> {
+    /// Applies the batch; a room Redis lost is seeded first (with a store).
+    async fn apply_seeded(
+        &self,
+        room: &RoomName,
+        changes: &[PresenceChange],
+        size: SnapshotSize,
+    ) -> Result<PresenceOutcome, Status> {
+        let applied = match &self.seeder {
+            Some(seeder) => seeder.retry(room, || self.broker.apply_presence(room, changes, size)).await?,
+            None => self.broker.apply_presence(room, changes, size).await,
+        };
+        applied.map_err(|error| {
+            self.metrics.broker_errors.increment(1);
+            Status::from(error)
+        })
     }
 }
 

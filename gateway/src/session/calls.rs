@@ -36,6 +36,8 @@ pub(super) enum Answer {
     /// A batch of sends stored: the repeats among them are echoed here,
     /// since only new messages are published.
     Stored(Result<SendBatchResponse, Refusal>),
+    /// A `history` or `search` answer, encoded by its call.
+    Read(Result<Utf8Bytes, Refusal>),
 }
 
 /// A room this connection is in, or is joining.
@@ -320,10 +322,12 @@ impl Session {
             })],
             Answer::Done(Ok(())) => Vec::new(),
             Answer::Stored(Ok(reply)) => self.echo_repeats(&reply),
+            Answer::Read(Ok(frame)) => vec![frame],
             Answer::Left(_, Err(refusal))
             | Answer::Members(_, Err(refusal))
             | Answer::Done(Err(refusal))
-            | Answer::Stored(Err(refusal)) => {
+            | Answer::Stored(Err(refusal))
+            | Answer::Read(Err(refusal)) => {
                 vec![self.refuse(&refusal)]
             }
         }
@@ -390,7 +394,7 @@ pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Re
 /// A call's future, boxed, inside its span: the calls of one connection
 /// (whose span is their parent) can then be told apart in the logs. The
 /// spans are at `debug`, so at the default `info` they cost nothing.
-fn traced(span: tracing::Span, call: impl Future<Output = Answer> + Send + 'static) -> Call {
+pub(super) fn traced(span: tracing::Span, call: impl Future<Output = Answer> + Send + 'static) -> Call {
     Box::pin(call.instrument(span))
 }
 

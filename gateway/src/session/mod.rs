@@ -48,9 +48,11 @@ use crate::metrics::GatewayMetrics;
 use crate::session_token::SessionToken;
 
 // The session's parts: the calls it makes and what their answers send
-// back (`calls`), how it ends (`ending`), and how it writes (`writing`).
+// back (`calls`), the reads of stored messages (`history`), how it ends
+// (`ending`), and how it writes (`writing`).
 mod calls;
 mod ending;
+mod history;
 mod writing;
 
 use calls::{Answer, Batch, Call, Room, answered};
@@ -312,6 +314,8 @@ impl Session {
                 None => return Ok(()),
             },
             ClientFrame::Members { room, after } => self.members(&room, after)?,
+            ClientFrame::History { room, before_seq, limit } => self.history(&room, before_seq, limit)?,
+            ClientFrame::Search { room, query, before_seq, limit } => self.search(&room, query, before_seq, limit)?,
         };
         self.call = Some(call);
         Ok(())

@@ -8,10 +8,12 @@ mod support;
 
 mod bad_input;
 mod browser;
+mod cache;
 mod chaos;
 mod cluster;
 mod docs;
 mod embedded;
+mod history;
 mod hostile_frames;
 mod limits;
 mod operations;

@@ -8,6 +8,11 @@
 //! never loses a stored event. Taps whose last reader is gone are removed by
 //! [`Fanout::remove_idle`], which tells the broker which bus subscriptions to
 //! end.
+//!
+//! Each tap also remembers the newest stored event it passed on
+//! ([`Fanout::newest`]): a message Redis acknowledged but the archiver had
+//! not yet copied when Redis lost the room is gone, but a room-service that
+//! saw it seeds the room above it, so its seq is not given out again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -34,6 +39,20 @@ struct Tap {
     readers: usize,
     /// Whether the bus subscription behind this tap is in place.
     live: bool,
+    /// The epoch and seq of the newest stored event delivered.
+    newest: Option<(String, u64)>,
+}
+
+impl Tap {
+    fn saw(&mut self, event: &RoomEvent) {
+        if event.seq == 0 {
+            return;
+        }
+        match &mut self.newest {
+            Some((epoch, seq)) if *epoch == event.epoch => *seq = (*seq).max(event.seq),
+            newest => *newest = Some((event.epoch.clone(), event.seq)),
+        }
+    }
 }
 
 /// A reader of one room's events; dropping it lets the tap go idle.
@@ -88,10 +107,19 @@ impl Fanout {
         if let Some(archive) = self.archive.get() {
             archive.offer(room, &event);
         }
-        match self.lock().get(room) {
-            Some(tap) => tap.tx.send(event).unwrap_or(0),
+        match self.lock().get_mut(room) {
+            Some(tap) => {
+                tap.saw(&event);
+                tap.tx.send(event).unwrap_or(0)
+            }
             None => 0,
         }
+    }
+
+    /// The epoch and seq of the newest stored event this process delivered
+    /// for the room, while it has a tap for it.
+    pub(crate) fn newest(&self, room: &str) -> Option<(String, u64)> {
+        self.lock().get(room).and_then(|tap| tap.newest.clone())
     }
 
     /// Adds a reader to the room. The flag is true when the tap has no bus
@@ -102,6 +130,7 @@ impl Fanout {
             tx: broadcast::channel(self.capacity).0,
             readers: 0,
             live: false,
+            newest: None,
         });
         tap.readers += 1;
         let subscription = Subscription {
@@ -168,6 +197,21 @@ mod tests {
         assert_eq!(fanout.deliver("dev", event(1)), 0, "no tap, nobody gets it");
         assert_eq!(a.events.recv().await.expect("a gets it").seq, 1);
         assert_eq!(b.events.recv().await.expect("b gets it").seq, 1);
+    }
+
+    #[tokio::test]
+    async fn the_newest_stored_event_of_a_room_is_remembered() {
+        let fanout = Fanout::new(8, Arc::new(RoomServiceMetrics::new("test")));
+        let (_reader, _) = fanout.tap("general");
+        assert_eq!(fanout.newest("general"), None);
+        let stored = |epoch: &str, seq| Arc::new(RoomEvent { seq, epoch: epoch.into(), ..Default::default() });
+        fanout.deliver("general", stored("e1", 7));
+        fanout.deliver("general", stored("e1", 5));
+        fanout.deliver("general", event(0));
+        assert_eq!(fanout.newest("general"), Some(("e1".to_owned(), 7)), "the highest, not the last; typing is no seq");
+        fanout.deliver("general", stored("e2", 1));
+        assert_eq!(fanout.newest("general"), Some(("e2".to_owned(), 1)), "a new epoch starts over");
+        assert_eq!(fanout.newest("dev"), None);
     }
 
     #[tokio::test]

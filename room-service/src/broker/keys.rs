@@ -5,7 +5,7 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `chat:{r}:seq` | string | the last sequence number given out |
-//! | `chat:{r}:epoch` | string | the id of the room's current history |
+//! | `chat:{r}:epoch` | string | the id of the room's current history (set by its first event; with a store, seeded from the store's record by `seed.lua`) |
 //! | `chat:{r}:log` | stream | stored events, entry id `<seq>-1`, capped with `MAXLEN ~` |
 //! | `chat:{r}:members` | hash | member id → JSON record (see `record.rs`) |
 //! | `chat:{r}:roster` | sorted set, all scores 0 | `<name>\0<member id>`: members in name order, for paging |

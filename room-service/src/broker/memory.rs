@@ -29,6 +29,9 @@ pub struct MemoryBroker {
     rooms: Mutex<HashMap<RoomName, RoomLog>>,
     fanout: Arc<Fanout>,
     retention: Retention,
+    /// Whether rooms it has none of (new, forgotten by the room TTL, or
+    /// lost with a restart) are left for the caller to seed.
+    seeded_by_caller: bool,
 }
 
 #[derive(Debug)]
@@ -47,9 +50,13 @@ struct RoomLog {
 
 impl RoomLog {
     fn new() -> Self {
+        Self::starting_at(new_epoch(), 0)
+    }
+
+    fn starting_at(epoch: String, last_seq: u64) -> Self {
         Self {
-            epoch: new_epoch(),
-            last_seq: 0,
+            epoch,
+            last_seq,
             history: VecDeque::new(),
             members: HashMap::new(),
             roster: BTreeSet::new(),
@@ -171,7 +178,26 @@ impl MemoryBroker {
     /// Keeps what `retention` says of each room and hands events to local
     /// readers through `fanout`.
     pub fn new(retention: Retention, fanout: Arc<Fanout>) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), fanout, retention }
+        Self { rooms: Mutex::new(HashMap::new()), fanout, retention, seeded_by_caller: false }
+    }
+
+    /// Rooms it has none of are not started here: writes to them fail with
+    /// [`BrokerError::Unseeded`] until the caller [`Broker::seed`]s them (a
+    /// room-service with a store, so an embedded room-service that restarts
+    /// goes on with each room's numbering).
+    #[must_use]
+    pub fn seeded_by_caller(mut self) -> Self {
+        self.seeded_by_caller = true;
+        self
+    }
+
+    /// The room's log for a write; a room it has none of starts at a fresh
+    /// epoch, or is refused when rooms are seeded by the caller.
+    fn log<'a>(&self, rooms: &'a mut HashMap<RoomName, RoomLog>, room: &RoomName) -> BrokerResult<&'a mut RoomLog> {
+        if self.seeded_by_caller && !rooms.contains_key(room) {
+            return Err(BrokerError::Unseeded(room.to_string()));
+        }
+        Ok(rooms.entry(room.clone()).or_insert_with(RoomLog::new))
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, RoomLog>> {
@@ -188,7 +214,7 @@ impl Broker for MemoryBroker {
     ) -> BrokerResult<Vec<Stored>> {
         let member_id = sender.map_or("", |id| id.as_str());
         let mut rooms = self.lock();
-        let log = rooms.entry(room.clone()).or_insert_with(RoomLog::new);
+        let log = self.log(&mut rooms, room)?;
         let name = match member_id {
             "" => "system".to_owned(),
             id => log
@@ -239,7 +265,7 @@ impl Broker for MemoryBroker {
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
         let mut rooms = self.lock();
-        let log = rooms.entry(room.clone()).or_insert_with(RoomLog::new);
+        let log = self.log(&mut rooms, room)?;
         let mut diff = PresenceDiff::default();
         let mut applied = Vec::with_capacity(changes.len());
         let mut all = log.reap(chat_runtime::clock::now_ms());
@@ -311,6 +337,15 @@ impl Broker for MemoryBroker {
 
     async fn position(&self, room: &RoomName) -> BrokerResult<Position> {
         Ok(self.lock().get(room).map(RoomLog::position).unwrap_or_default())
+    }
+
+    async fn seed(&self, room: &RoomName, epoch: &str, last_seq: u64) -> BrokerResult<bool> {
+        let mut rooms = self.lock();
+        if rooms.contains_key(room) {
+            return Ok(false);
+        }
+        rooms.insert(room.clone(), RoomLog::starting_at(epoch.to_owned(), last_seq));
+        Ok(true)
     }
 
     async fn member(&self, room: &RoomName, member_id: &MemberId) -> BrokerResult<Option<Member>> {

@@ -10,7 +10,8 @@
 --       6 roster zset, 7 rooms set (on a cluster, the one in the room's
 --       slot), 8.. one dedupe key per message (KEYS[1] when unused: on a
 --       cluster every key named must be in the room's slot, and "" is not)
--- ARGV: 1 channel, 2 history length, 3 epoch to use if the room has none,
+-- ARGV: 1 channel, 2 history length, 3 epoch to use if the room has none
+--       ("": start none, the room-service seeds rooms from its store),
 --       4 room name, 5 member id ("" for a system message), 6 dedupe ttl
 --       seconds, 7 room ttl seconds (a room with no event for this long is
 --       forgotten), 8 the publish command (PUBLISH; SPUBLISH on a Redis
@@ -19,7 +20,8 @@
 -- Returns a reply tagged by its first value (read in message_reply.rs):
 -- {"stored", payloads, repeats}: per message, the stored message (or the
 -- first one stored under its dedupe key) and 1 if it was that repeat, else
--- 0; or {"not_member"}, storing nothing. A payload is
+-- 0; or {"not_member"}, storing nothing; or {"unseeded"}: the room has no
+-- epoch and ARGV[3] is "", storing nothing. A payload is
 -- `<seq>:<epoch>:<name length>:<name><body>` (see envelope.rs).
 local member_id = ARGV[5]
 local name = 'system'
@@ -31,6 +33,9 @@ end
 
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
+  -- Redis lost the room (or it is new): with a store, where its numbering
+  -- goes on from is the room-service's to say (seed.lua), not a fresh start.
+  if ARGV[3] == '' then return {'unseeded'} end
   epoch = ARGV[3]
   redis.call('SET', KEYS[3], epoch)
 end

@@ -1,10 +1,19 @@
 //! What `message.lua` answers, read by its tag: `{"stored", payloads,
-//! repeats}` or `{"not_member"}`. Anything else is not a reply this
+//! repeats}`, `{"not_member"}` or `{"unseeded"}`. Anything else is not a reply this
 //! room-service's script gives, and is said as it came.
 
 use redis::Value;
 
 use super::{BrokerError, BrokerResult};
+
+/// The tag `message.lua` and `presence.lua` answer with, changing
+/// nothing, for a room with no epoch when told not to start one.
+pub(super) const UNSEEDED: &[u8] = b"unseeded";
+
+/// Whether a script's reply is the `{"unseeded"}` refusal.
+pub(super) fn is_unseeded(reply: &[Value]) -> bool {
+    matches!(reply, [Value::BulkString(tag)] if tag == UNSEEDED)
+}
 
 /// The longest excerpt of an unexpected reply put into an error.
 const SHOWN_CHARS: usize = 200;
@@ -17,6 +26,9 @@ pub(super) enum MessageReply {
     Stored { payloads: Vec<Vec<u8>>, repeats: Vec<bool> },
     /// The sender is not in the room; nothing was stored.
     NotMember,
+    /// The room has no epoch and the script was told not to start one:
+    /// nothing was stored; the room-service seeds the room and sends again.
+    Unseeded,
 }
 
 impl MessageReply {
@@ -24,6 +36,7 @@ impl MessageReply {
         let odd = |why: String| BrokerError::Corrupt(format!("message.lua answered {why}: {}", shown(&reply)));
         match reply.as_slice() {
             [Value::BulkString(tag)] if tag == b"not_member" => Ok(Self::NotMember),
+            [Value::BulkString(tag)] if tag == UNSEEDED => Ok(Self::Unseeded),
             [Value::BulkString(tag), payloads, repeats] if tag == b"stored" => {
                 let payloads: Vec<Vec<u8>> = redis::from_redis_value_ref(payloads)
                     .map_err(|e| odd(format!("payloads that are not bytes ({e})")))?;
@@ -76,6 +89,8 @@ mod tests {
             }
         );
         assert_eq!(MessageReply::decode(vec![bulk("not_member")]).expect("a refusal"), MessageReply::NotMember);
+        assert_eq!(MessageReply::decode(vec![bulk("unseeded")]).expect("a refusal"), MessageReply::Unseeded);
+        assert!(is_unseeded(&[bulk("unseeded")]) && !is_unseeded(&[bulk("unseeded"), bulk("x")]));
     }
 
     #[test]

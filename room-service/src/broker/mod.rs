@@ -8,6 +8,13 @@
 //! process, for the embedded single-instance mode. Both hand events to local
 //! listeners through a [`Fanout`], which keeps one tap per room whatever the
 //! number of gateway streams reading it.
+//!
+//! Where a room's numbering (epoch, last seq) starts: by default a broker
+//! starts a room it has none for at a fresh epoch. Told `seeded_by_caller`
+//! (a room-service with a store), it starts none itself: a write to such a
+//! room fails with [`BrokerError::Unseeded`], changing nothing, and the
+//! caller [`Broker::seed`]s it from where its store says the numbering
+//! stands. The brokers know nothing of the store.
 
 mod cluster;
 mod connection;
@@ -36,6 +43,11 @@ pub enum BrokerError {
     NotMember(String),
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// The room has no numbering here (Redis lost it, or it is new) and this
+    /// broker was told not to start one itself ([`RedisBroker::seeded_by_caller`]):
+    /// nothing was changed; [`Broker::seed`] the room, then call again.
+    #[error("room {0:?} has no epoch here (new, or lost by Redis) and must be seeded from the store first")]
+    Unseeded(String),
     /// Something stored in Redis could not be read back.
     #[error("stored room data is unreadable: {0}")]
     Corrupt(String),
@@ -192,7 +204,16 @@ pub trait Broker: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = BrokerResult<Vec<RoomEvent>>> + Send;
 
+    /// Where the room's sequence stands; an empty epoch for a room this
+    /// broker has no numbering for.
     fn position(&self, room: &RoomName) -> impl Future<Output = BrokerResult<Position>> + Send;
+
+    /// Starts the room's numbering at `epoch` with `last_seq` given out, if
+    /// it has none (new, or lost by Redis); atomically, so of two
+    /// room-services seeding a room at once one wins and the other's call
+    /// changes nothing. Returns whether this call seeded it. A sequence
+    /// still standing higher (only the epoch was lost) is kept.
+    fn seed(&self, room: &RoomName, epoch: &str, last_seq: u64) -> impl Future<Output = BrokerResult<bool>> + Send;
 
     /// One member, if present (expired or not).
     fn member(

@@ -8,7 +8,8 @@
 --       4 seq, 5 epoch, 6 history stream, 7 rooms set (on a cluster, the
 --       one in the room's slot)
 -- ARGV: 1 channel, 2 the publish command (PUBLISH; SPUBLISH on a Redis
---       Cluster), 3 epoch to use if the room has none, 4 room name,
+--       Cluster), 3 epoch to use if the room has none ("": start none, the
+--       room-service seeds rooms from its store), 4 room name,
 --       5 room ttl seconds, 6 history events to read back, 7 members to
 --       read back, 8 roster cursor to start after ("" = from the start),
 --       9 now in ms: members whose presence ran out by then leave first
@@ -25,7 +26,15 @@
 -- `-id\0record\0reason` left, `~id\0connection` taken over from that
 -- connection, `=id\0record` restored.
 -- Returns {applied flags, epoch, last seq, history payloads, member ids,
---          member records, member count, next cursor ("" = no more)}.
+--          member records, member count, next cursor ("" = no more)};
+-- or {"unseeded"} when there are changes or expiries to apply, the room has
+-- no epoch and ARGV[3] is "": nothing is changed (a read alone answers
+-- with an empty epoch).
+local epoch = redis.call('GET', KEYS[5])
+if not epoch and ARGV[3] == '' and (tonumber(ARGV[10]) > 0 or ARGV[9] ~= '') then
+  return {'unseeded'}
+end
+
 local function entry(record, id)
   return cjson.decode(record).u .. '\0' .. id
 end
@@ -105,10 +114,9 @@ for i = 0, tonumber(ARGV[10]) - 1 do
 end
 
 local count = redis.call('HLEN', KEYS[1])
-local epoch = redis.call('GET', KEYS[5])
 if not epoch then
   epoch = ARGV[3]
-  redis.call('SET', KEYS[5], epoch)
+  if epoch ~= '' then redis.call('SET', KEYS[5], epoch) end
 end
 if #lines > 0 then
   redis.call('SADD', KEYS[7], ARGV[4])

@@ -7,7 +7,10 @@
 //! sequence, history, publish: one round trip; its answer is read by its
 //! tag, see `message_reply`), `presence.lua` applies a
 //! batch of joins and leaves, publishes one presence event and reads the
-//! room back. Events come in on a second, RESP3 connection
+//! room back. When rooms are seeded by the caller (a room-service with a
+//! store), both answer `unseeded` for a room with no epoch, and `seed.lua`
+//! starts its numbering where the caller says. Events come in on a second,
+//! RESP3 connection
 //! whose pushes are decoded once and handed to the [`Fanout`]; it subscribes
 //! to a room's channel only while some local reader wants the room, and the
 //! connection subscribes again by itself after a reconnect.
@@ -26,7 +29,7 @@ use tokio_util::sync::DropGuard;
 
 use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
-use super::message_reply::MessageReply;
+use super::message_reply::{MessageReply, is_unseeded};
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
     Retention, Snapshot, SnapshotSize, Stored, Subscription, cluster, envelope, new_epoch, record,
@@ -53,7 +56,11 @@ pub struct RedisBroker {
     message: Script,
     presence: Script,
     heartbeat: Script,
+    seed: Script,
     retention: Retention,
+    /// Whether rooms without an epoch are left for the caller to seed
+    /// (scripts answer `unseeded`) instead of started at a fresh epoch.
+    seeded_by_caller: bool,
 }
 
 impl RedisBroker {
@@ -134,8 +141,26 @@ impl RedisBroker {
             message: Script::new(include_str!("message.lua")),
             presence: Script::new(include_str!("presence.lua")),
             heartbeat: Script::new(include_str!("heartbeat.lua")),
+            seed: Script::new(include_str!("seed.lua")),
             retention,
+            seeded_by_caller: false,
         }
+    }
+
+    /// Rooms without an epoch (new, or lost by Redis) are not started here:
+    /// writes to them fail with [`BrokerError::Unseeded`] until the caller
+    /// [`Broker::seed`]s them — a room-service with a store, which knows
+    /// where each room's numbering stands.
+    #[must_use]
+    pub fn seeded_by_caller(mut self) -> Self {
+        self.seeded_by_caller = true;
+        self
+    }
+
+    /// What the scripts get as "the epoch to use if the room has none":
+    /// nothing when rooms are seeded by the caller.
+    fn epoch_for_new_rooms(&self) -> String {
+        if self.seeded_by_caller { String::new() } else { new_epoch() }
     }
 
     fn conn(&self) -> Connection {
@@ -180,7 +205,7 @@ impl RedisBroker {
             .key(self.registry_key(room))
             .arg(&keys.channel)
             .arg(self.commands.publish_command())
-            .arg(new_epoch())
+            .arg(self.epoch_for_new_rooms())
             .arg(room)
             .arg(self.retention.room_ttl.as_secs())
             .arg(size.history)
@@ -208,8 +233,13 @@ impl RedisBroker {
             };
         }
         type Reply = (Vec<i64>, String, u64, Vec<Vec<u8>>, Vec<String>, Vec<Option<Vec<u8>>>, u32, String);
+        let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
+        if is_unseeded(&reply) {
+            return Err(BrokerError::Unseeded(room.to_owned()));
+        }
         let (applied, epoch, last_seq, history, ids, records, member_count, members_next): Reply =
-            call.invoke_async(&mut self.conn()).await?;
+            redis::from_redis_value(Value::Array(reply))
+                .map_err(|e| BrokerError::Corrupt(format!("presence.lua answered an unreadable reply: {e}")))?;
         let history = history.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<_>>()?;
         // A record missing beside its roster entry (never written so) is skipped.
         let members = ids
@@ -279,7 +309,7 @@ impl Broker for RedisBroker {
         }
         call.arg(&keys.channel)
             .arg(self.retention.history_len)
-            .arg(new_epoch())
+            .arg(self.epoch_for_new_rooms())
             .arg(room.as_str())
             .arg(member_id)
             .arg(DEDUPE_TTL_SECS)
@@ -292,6 +322,7 @@ impl Broker for RedisBroker {
         let (payloads, repeats) = match MessageReply::decode(reply)? {
             MessageReply::Stored { payloads, repeats } => (payloads, repeats),
             MessageReply::NotMember => return Err(BrokerError::NotMember(member_id.to_owned())),
+            MessageReply::Unseeded => return Err(BrokerError::Unseeded(room.to_string())),
         };
         if payloads.len() != messages.len() {
             return Err(BrokerError::Corrupt(format!(
@@ -369,6 +400,14 @@ impl Broker for RedisBroker {
         let (epoch, last_seq): (Option<String>, Option<u64>) =
             redis::cmd("MGET").arg(&keys.epoch).arg(&keys.seq).query_async(&mut self.conn()).await?;
         Ok(Position { epoch: epoch.unwrap_or_default(), last_seq: last_seq.unwrap_or(0) })
+    }
+
+    async fn seed(&self, room: &RoomName, epoch: &str, last_seq: u64) -> BrokerResult<bool> {
+        let keys = Keys::of(room);
+        let mut call = self.seed.prepare_invoke();
+        call.key(&keys.epoch).key(&keys.seq).arg(epoch).arg(last_seq).arg(self.retention.room_ttl.as_secs());
+        let seeded: i64 = call.invoke_async(&mut self.conn()).await?;
+        Ok(seeded == 1)
     }
 
     async fn member(&self, room: &RoomName, member_id: &MemberId) -> BrokerResult<Option<Member>> {

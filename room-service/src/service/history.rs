@@ -1,13 +1,13 @@
 //! History and Search: pages of a room's messages by cursor, newest
 //! first, from Redis while it still holds the whole page and from the
-//! store (PostgreSQL) below that; and the resume of a member that missed
-//! events, from the room's Redis history.
+//! store (PostgreSQL) below what it holds.
 
 use chat_proto::RoomName;
 use chat_proto::v1::{HistoryRequest, HistoryResponse, RoomEvent, SearchHit, SearchRequest, SearchResponse, TextRange};
 use tonic::Status;
 
-use super::{DEFAULT_HISTORY, MAX_RESUMED, Rooms, invalid};
+use super::resume::contiguous_tail;
+use super::{DEFAULT_HISTORY, Rooms, invalid};
 use crate::broker::{Broker, Position};
 use crate::store::StoreError;
 use crate::store::bounds::MAX_PAGE;
@@ -30,18 +30,8 @@ impl<B: Broker> Rooms<B> {
                 )));
             }
         };
-        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
-        let newest = position.last_seq + 1;
-        let before = match before_seq {
-            0 => newest,
-            n if n <= newest => n,
-            n => {
-                return Err(Status::invalid_argument(format!(
-                    "before_seq is {n}, past the room's last message ({}): give a page's next_before_seq, or 0 for the newest",
-                    position.last_seq
-                )));
-            }
-        };
+        let position = self.position(&room).await?;
+        let before = cursor(before_seq, &position)?;
         let (events, reached_first) = self.page_before(&room, before, limit).await?;
         let next_before_seq = if reached_first { 0 } else { events.first().map_or(0, |e| e.seq) };
         Ok(HistoryResponse {
@@ -63,6 +53,9 @@ impl<B: Broker> Rooms<B> {
             ));
         };
         let limit = if limit == 0 { DEFAULT_SEARCH_PAGE } else { limit };
+        // The same cursor rule as History's, so a client pages both alike.
+        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
+        cursor(before_seq, &position)?;
         let before = (before_seq != 0).then_some(before_seq);
         let page = store.search(room.as_str(), &query, before, limit).await.map_err(store_status)?;
         let hits = page
@@ -84,8 +77,9 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// The page of messages below `before` (exclusive), at most `limit`,
-    /// oldest first: from Redis when it holds the whole page, else from the
-    /// store. Returns the page and whether nothing older exists.
+    /// oldest first: from Redis when it holds the whole page, else what
+    /// Redis holds of its newest end and the rest from the store. Returns
+    /// the page and whether nothing older exists.
     async fn page_before(&self, room: &RoomName, before: u64, limit: u32) -> Result<(Vec<RoomEvent>, bool), Status> {
         let start = before.saturating_sub(1).saturating_sub(u64::from(limit));
         let want = before.saturating_sub(1) - start;
@@ -98,42 +92,41 @@ impl<B: Broker> Rooms<B> {
         if whole {
             return Ok((events, start == 0));
         }
-        match &self.store {
-            Some(store) => {
-                let page = store.before(room.as_str(), Some(before), limit).await.map_err(store_status)?;
-                let reached_first = page.reached_first();
-                Ok((page.messages.into_iter().map(|m| m.into_event()).collect(), reached_first))
-            }
+        let Some(store) = &self.store else {
             // No store: history goes back as far as Redis holds it.
-            None => Ok((events, true)),
-        }
+            return Ok((events, true));
+        };
+        // What Redis holds up to the cursor (after a loss, only what was
+        // sent since), and the rest of the page from the store below it.
+        let newer = contiguous_tail(events, before - 1);
+        let below = newer.first().map_or(before, |e| e.seq);
+        let rest = limit - u32::try_from(newer.len()).unwrap_or(limit);
+        let page = store.before(room.as_str(), Some(below), rest).await.map_err(store_status)?;
+        let reached_first = page.reached_first();
+        let mut events: Vec<RoomEvent> = page.messages.into_iter().map(|m| m.into_event()).collect();
+        events.extend(newer);
+        Ok((events, reached_first))
     }
+}
 
-    /// Every stored event after `after_seq` up to `position`, if `epoch` is
-    /// the room's and its history still holds them all; else `None`.
-    pub(super) async fn missed(
-        &self,
-        room: &RoomName,
-        position: &Position,
-        epoch: &str,
-        after_seq: u64,
-    ) -> Result<Option<Vec<RoomEvent>>, Status> {
-        let last = position.last_seq;
-        if epoch != position.epoch || after_seq > last || last - after_seq > MAX_RESUMED {
-            return Ok(None);
-        }
-        let want = usize::try_from(last - after_seq).unwrap_or(usize::MAX);
-        let mut events = self.broker.after(room, after_seq, want).await.map_err(|e| self.failed(e))?;
-        events.retain(|e| e.seq <= last);
-        let whole = events.len() == want && events.first().is_none_or(|e| e.seq == after_seq + 1);
-        Ok(whole.then_some(events))
+/// A `before_seq` cursor checked against the room's position: 0 is the
+/// newest (the last seq + 1); past that is no page's cursor.
+fn cursor(before_seq: u64, position: &Position) -> Result<u64, Status> {
+    let newest = position.last_seq + 1;
+    match before_seq {
+        0 => Ok(newest),
+        n if n <= newest => Ok(n),
+        n => Err(Status::invalid_argument(format!(
+            "before_seq is {n}, past the room's last message ({}): give a page's next_before_seq, or 0 for the newest",
+            position.last_seq
+        ))),
     }
 }
 
 /// A store call's failure as a status: out-of-bounds input is the caller's
 /// to fix; PostgreSQL failing is INTERNAL (not UNAVAILABLE: every
 /// room-service shares the one database, moving elsewhere would not help).
-fn store_status(error: StoreError) -> Status {
+pub(super) fn store_status(error: StoreError) -> Status {
     if error.is_bad_input() {
         Status::invalid_argument(error.to_string())
     } else {

@@ -31,14 +31,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::broker::{Broker, BrokerError, Leave, Outgoing, PresenceChange, Stored};
+use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
 use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence_batch::PresenceBatcher;
+use crate::seeding::{Seeder, Unknown};
 use crate::store::{Store, StoredMessage};
 use crate::stream;
 
 mod history;
+mod resume;
 
 /// History returned when a request asks for 0 events.
 const DEFAULT_HISTORY: usize = 50;
@@ -77,6 +79,8 @@ pub(crate) struct Rooms<B> {
     metrics: Arc<RoomServiceMetrics>,
     /// The durable record (DATABASE_URL): older History pages and Search.
     store: Option<Store>,
+    /// With a store: seeds rooms Redis lost (see `seeding`).
+    seeder: Option<Arc<Seeder<B>>>,
     /// STORE_SYNC: sends are answered once the store committed them.
     committer: Option<Committer>,
 }
@@ -88,10 +92,11 @@ impl<B: Broker> Rooms<B> {
         stopping: CancellationToken,
         metrics: Arc<RoomServiceMetrics>,
         store: Option<Store>,
+        seeder: Option<Arc<Seeder<B>>>,
         committer: Option<Committer>,
     ) -> Self {
-        let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics));
-        Self { broker, presence, presence_ttl, stopping, metrics, store, committer }
+        let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone());
+        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder, committer }
     }
 
     /// With STORE_SYNC, a place in the committer's queue, taken before the
@@ -117,6 +122,38 @@ impl<B: Broker> Rooms<B> {
             self.metrics.broker_errors.increment(1);
         }
         error.into()
+    }
+
+    /// Stores messages; a room Redis lost is seeded first (with a store).
+    /// With STORE_SYNC, returns once the store committed them too.
+    async fn append(
+        &self,
+        room: &RoomName,
+        sender: Option<&MemberId>,
+        outgoing: Vec<Outgoing>,
+    ) -> Result<Vec<Stored>, Status> {
+        let place = self.reserve_commit()?;
+        let stored = match &self.seeder {
+            // Each attempt takes its own copy: a refused one stored nothing.
+            Some(seeder) => seeder.retry(room, || self.broker.append_messages(room, sender, outgoing.clone())).await?,
+            None => self.broker.append_messages(room, sender, outgoing).await,
+        };
+        let stored = stored.map_err(|e| self.failed(e))?;
+        Self::commit(place, &stored).await?;
+        Ok(stored)
+    }
+
+    /// Where the room's sequence stands. A room Redis has no epoch for is
+    /// seeded first when the store knows it (with a store), so a reader
+    /// right after Redis lost the room sees its epoch and last seq.
+    async fn position(&self, room: &RoomName) -> Result<Position, Status> {
+        let position = self.broker.position(room).await.map_err(|e| self.failed(e))?;
+        match &self.seeder {
+            Some(seeder) if position.epoch.is_empty() && seeder.seed(room, Unknown::LeaveUnseeded).await? => {
+                self.broker.position(room).await.map_err(|e| self.failed(e))
+            }
+            _ => Ok(position),
+        }
     }
 
     /// Removes members whose presence ran out and tells the room they left.
@@ -170,6 +207,8 @@ impl From<BrokerError> for Status {
             // to retry elsewhere, but every room-service shares the one Redis.
             BrokerError::Redis(_) => Status::internal(error.to_string()),
             BrokerError::Corrupt(_) => Status::internal(error.to_string()),
+            // Only after the room was seeded and lost again, more than once.
+            BrokerError::Unseeded(_) => Status::internal(error.to_string()),
         }
     }
 }
@@ -211,9 +250,14 @@ impl<B: Broker> RoomService for Rooms<B> {
         if !epoch.is_empty() {
             tracing::debug!(after_seq, recovered = missed.is_some(), "member resuming");
         }
+        let recovered = missed.is_some();
+        let history = match missed {
+            Some(missed) => missed,
+            None => self.newest(&room, &snapshot.position, &snapshot.history, history_limit(limit)).await?,
+        };
         Ok(Response::new(JoinResponse {
-            recovered: missed.is_some(),
-            history: missed.unwrap_or_else(|| snapshot.history.clone()),
+            recovered,
+            history,
             members: snapshot.members.clone(),
             epoch: snapshot.position.epoch.clone(),
             last_seq: snapshot.position.last_seq,
@@ -280,9 +324,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
-        let place = self.reserve_commit()?;
-        let stored = self.broker.append_messages(&room, sender.as_ref(), outgoing).await.map_err(|e| self.failed(e))?;
-        Self::commit(place, &stored).await?;
+        let stored = self.append(&room, sender.as_ref(), outgoing).await?;
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         if !stored.repeat {
             self.metrics.published("message");
@@ -317,9 +359,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
-        let place = self.reserve_commit()?;
-        let stored = self.broker.append_messages(&room, Some(&sender), outgoing).await.map_err(|e| self.failed(e))?;
-        Self::commit(place, &stored).await?;
+        let stored = self.append(&room, Some(&sender), outgoing).await?;
         for _ in stored.iter().filter(|s| !s.repeat) {
             self.metrics.published("message");
         }
@@ -360,7 +400,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         let room = RoomName::try_from(request.room.as_str()).map_err(invalid)?;
         // Live first, then the position: nothing published in between is missed.
         let subscription = self.broker.subscribe(&room).await.map_err(|e| self.failed(e))?;
-        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
+        let position = self.position(&room).await?;
         let (start_epoch, start_seq) = (position.epoch.clone(), position.last_seq);
         tracing::info!(after_seq = request.after_seq, "stream opened");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
@@ -420,7 +460,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         let room = RoomName::try_from(room).map_err(invalid)?;
         self.reap(&room).await?;
         let page = self.broker.members_page(&room, "", MAX_MEMBERS_LISTED).await.map_err(|e| self.failed(e))?;
-        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
+        let position = self.position(&room).await?;
         Ok(Response::new(Room {
             name: room.into(),
             member_count: page.member_count,

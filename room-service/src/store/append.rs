@@ -1,4 +1,5 @@
-//! The write path into the store: a batch of messages in one statement.
+//! The write path into the store: a batch of messages in one statement,
+//! which also moves each room's numbering forward.
 
 use super::bounds::{self, MAX_APPEND};
 use super::{Store, StoreError, StoredMessage};
@@ -8,6 +9,11 @@ use super::{Store, StoreError, StoredMessage};
 /// already stored (same room and seq) is skipped, so copying a batch again
 /// after a crash or a takeover stores nothing twice.
 ///
+/// The same statement moves each room's numbering (`rooms`, see
+/// `migrations/0002_rooms.sql`) up to the batch's newest message of that
+/// room: one upsert per room, only forward, so a batch archived late by a
+/// second room-service never moves it back.
+///
 /// Rows go in `(room, seq)` order: several writers may insert the same
 /// messages at once (two room-services' archivers, or the `STORE_SYNC`
 /// committer and the archiver), each waiting on the other's uncommitted
@@ -15,12 +21,22 @@ use super::{Store, StoreError, StoredMessage};
 /// (a deadlock PostgreSQL would break by failing one of them after a
 /// second).
 const APPEND: &str = "
-    INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
-    SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
-                         $5::text[], $6::text[], $7::text[], $8::text[])
-        AS m(room, seq, epoch, ts_ms, member_id, username, body, client_id)
-    ORDER BY m.room, m.seq
-    ON CONFLICT (room, seq) DO NOTHING";
+    WITH batch AS (
+        SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
+                             $5::text[], $6::text[], $7::text[], $8::text[])
+            AS b (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+    ), stored AS (
+        INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+        SELECT * FROM batch ORDER BY room, seq
+        ON CONFLICT (room, seq) DO NOTHING
+        RETURNING 1
+    ), numbered AS (
+        INSERT INTO rooms (room, epoch, last_seq)
+        SELECT DISTINCT ON (room) room, epoch, seq FROM batch ORDER BY room, seq DESC
+        ON CONFLICT (room) DO UPDATE SET epoch = EXCLUDED.epoch, last_seq = EXCLUDED.last_seq
+            WHERE rooms.last_seq < EXCLUDED.last_seq
+    )
+    SELECT count(*) FROM stored";
 
 impl Store {
     /// Stores `messages` (at most [`MAX_APPEND`], of any rooms, in any
@@ -51,7 +67,7 @@ impl Store {
             text.push(m.text.as_str());
             client_id.push(m.client_id.as_str());
         }
-        let done = sqlx::query(APPEND)
+        let new: i64 = sqlx::query_scalar(APPEND)
             .bind(room)
             .bind(seq)
             .bind(epoch)
@@ -60,8 +76,8 @@ impl Store {
             .bind(username)
             .bind(text)
             .bind(client_id)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(new.unsigned_abs())
     }
 }

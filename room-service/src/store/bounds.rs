@@ -3,13 +3,18 @@
 
 use super::StoreError;
 
-/// Messages in one scrollback page (Mattermost: 60 by default, 200 at most).
-pub const MAX_PAGE: u32 = 100;
+/// Messages in one scrollback page (Mattermost: 60 by default, 200 at
+/// most): the wire's bound, which a gateway checks too.
+pub use chat_proto::limits::MAX_HISTORY_PAGE as MAX_PAGE;
+/// Messages one ascending range ([`after`](super::Store::after)) returns:
+/// a resume's missed messages are read in ranges of this many (a resume
+/// gets at most 10,000), each one index range scan of a few ms.
+pub const MAX_RANGE: u32 = 1000;
 /// Hits in one search page: search reads more than a page does
 /// (`ts_headline` parses every hit again).
-pub const MAX_SEARCH_PAGE: u32 = 50;
+pub use chat_proto::limits::MAX_SEARCH_PAGE;
 /// Bytes of a search query (what people type in a search box).
-pub const MAX_QUERY_BYTES: usize = 256;
+pub use chat_proto::query::MAX_QUERY_BYTES;
 /// Messages in one [`append`](super::Store::append): one statement of at
 /// most ~4 MB of text (4 KiB each), a few ms to insert.
 pub const MAX_APPEND: usize = 1000;
@@ -21,20 +26,20 @@ pub(crate) fn page(limit: u32) -> Result<u32, StoreError> {
     if (1..=MAX_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::PageLimit(limit)) }
 }
 
+pub(crate) fn range(limit: u32) -> Result<u32, StoreError> {
+    if (1..=MAX_RANGE).contains(&limit) { Ok(limit) } else { Err(StoreError::RangeLimit(limit)) }
+}
+
 pub(crate) fn search_page(limit: u32) -> Result<u32, StoreError> {
     if (1..=MAX_SEARCH_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::SearchLimit(limit)) }
 }
 
 /// A query of 1 to [`MAX_QUERY_BYTES`] bytes with at least one letter or
-/// digit: PostgreSQL's parser finds no word in anything else, and would
+/// digit ([`chat_proto::query::check_query`], the rule gateways check
+/// too): PostgreSQL's parser finds no word in anything else, and would
 /// match nothing.
 pub(crate) fn query(query: &str) -> Result<&str, StoreError> {
-    if query.is_empty() || query.len() > MAX_QUERY_BYTES {
-        return Err(StoreError::QueryLength(query.len()));
-    }
-    if !query.chars().any(char::is_alphanumeric) {
-        return Err(StoreError::QueryWithoutWords);
-    }
+    chat_proto::query::check_query(query).map_err(StoreError::Query)?;
     Ok(query)
 }
 
@@ -59,6 +64,7 @@ mod tests {
     #[test]
     fn limits_are_checked_at_both_ends() {
         assert!(page(0).is_err() && page(1).is_ok() && page(MAX_PAGE).is_ok() && page(MAX_PAGE + 1).is_err());
+        assert!(range(0).is_err() && range(MAX_RANGE).is_ok() && range(MAX_RANGE + 1).is_err());
         assert!(search_page(0).is_err() && search_page(MAX_SEARCH_PAGE).is_ok());
         assert!(search_page(MAX_SEARCH_PAGE + 1).is_err());
         assert!(forget_batch(0).is_err() && forget_batch(MAX_FORGET_BATCH + 1).is_err());

@@ -4,18 +4,19 @@
 
 use std::time::Duration;
 
-use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_QUERY_BYTES, MAX_SEARCH_PAGE};
+use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_RANGE, MAX_SEARCH_PAGE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a page of {0} messages was asked for: a page holds 1 to {MAX_PAGE}")]
     PageLimit(u32),
+    #[error("a range of {0} messages was asked for: a range holds 1 to {MAX_RANGE}")]
+    RangeLimit(u32),
     #[error("a search page of {0} hits was asked for: a search page holds 1 to {MAX_SEARCH_PAGE}")]
     SearchLimit(u32),
-    #[error("the search query is {0} bytes: it must be 1 to {MAX_QUERY_BYTES} bytes")]
-    QueryLength(usize),
-    #[error("the search query has no letters or digits to search for")]
-    QueryWithoutWords,
+    /// Too short, too long, or without a word ([`chat_proto::query`]).
+    #[error("{0}")]
+    Query(chat_proto::names::Invalid),
     #[error("{0} messages were given to append at once: at most {MAX_APPEND} per call")]
     AppendTooMany(usize),
     #[error("a retention batch of {0} rows was asked for: 1 to {MAX_FORGET_BATCH}")]
@@ -39,9 +40,9 @@ impl StoreError {
         matches!(
             self,
             Self::PageLimit(_)
+                | Self::RangeLimit(_)
                 | Self::SearchLimit(_)
-                | Self::QueryLength(_)
-                | Self::QueryWithoutWords
+                | Self::Query(_)
                 | Self::AppendTooMany(_)
                 | Self::ForgetBatch(_)
                 | Self::SeqOutOfRange(_)

@@ -1,5 +1,5 @@
-//! Reading a room's record back: its high-water mark, and pages of older
-//! messages by keyset. Both are ranges of the `(room, seq)` primary key, as
+//! Reading a room's record back: its high-water mark, pages of older
+//! messages by keyset, and ranges of newer ones (what a resume missed). Both are ranges of the `(room, seq)` primary key, as
 //! fast on a room's first page as ten thousand pages down (never `OFFSET`,
 //! which reads and throws away every row it skips).
 
@@ -59,5 +59,21 @@ impl Store {
         messages.reverse();
         let next_before = if more { messages.first().map(|m| m.seq) } else { None };
         Ok(Page { messages, next_before })
+    }
+
+    /// Up to `limit` (1 to [`bounds::MAX_RANGE`]) of `room`'s messages with
+    /// a seq above `after_seq`, oldest first: what a member resuming from
+    /// `after_seq` missed, where Redis no longer holds it.
+    pub async fn after(&self, room: &str, after_seq: u64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        let limit = bounds::range(limit)?;
+        let after = bounds::seq(after_seq)?;
+        let rows =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3"))
+                .bind(room)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(StoredMessage::from_row).collect::<Result<_, _>>()?)
     }
 }

@@ -21,8 +21,10 @@ use sqlx::postgres::PgConnection;
 use super::StoreError;
 
 /// Every migration: version, file name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_messages.sql", include_str!("../../migrations/0001_messages.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_messages.sql", include_str!("../../migrations/0001_messages.sql")),
+    (2, "0002_rooms.sql", include_str!("../../migrations/0002_rooms.sql")),
+];
 
 /// The embedded files as a source for sqlx's migrator.
 #[derive(Debug)]

@@ -6,7 +6,9 @@
 //! idempotent by `(room, seq)`, so copying the same messages again after a
 //! crash or a takeover stores them once), starting above the room's
 //! [`Store::high_water`] mark. Scrollback past what Redis holds reads pages
-//! from it by keyset ([`Store::before`]), search reads its full-text index
+//! from it by keyset ([`Store::before`]), a resume reads what it missed
+//! ([`Store::after`]), a room Redis lost is seeded from where its numbering
+//! stands ([`Store::numbering`]), search reads its full-text index
 //! ([`Store::search`]), and retention deletes old messages a small batch at
 //! a time ([`Store::forget_before`]).
 //!
@@ -14,8 +16,9 @@
 //! - [`bounds`]: the limits of every call, checked before any SQL runs.
 //! - [`migrations`]: the schema, embedded from `room-service/migrations/`
 //!   and brought up to date at [`Store::connect`].
-//! - [`append`], [`confirm`], [`history`], [`search`], [`retention`]: the
-//!   calls, one file each ([`confirm`]: the append `STORE_SYNC` answers by).
+//! - [`append`], [`confirm`], [`history`], [`numbering`], [`search`],
+//!   [`retention`]: the calls, one file each ([`confirm`]: the append
+//!   `STORE_SYNC` answers by).
 //!
 //! Every query is a runtime `sqlx::query` with bound parameters: nothing a
 //! person typed is ever spliced into SQL, and building needs no database.
@@ -27,6 +30,7 @@ mod error;
 mod history;
 pub mod message;
 mod migrations;
+mod numbering;
 mod retention;
 mod search;
 
@@ -39,6 +43,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 pub use error::StoreError;
 pub use history::Page;
 pub use message::StoredMessage;
+pub use numbering::Numbering;
 pub use search::{Hit, SearchPage};
 
 /// Connections one room-service holds. Its work for the store is one

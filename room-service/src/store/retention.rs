@@ -3,10 +3,13 @@
 //! inserts go on between batches. The caller repeats until a batch comes
 //! back short, pausing as it likes.
 //!
-//! Each room's newest message (its highest seq) is kept whatever its age:
-//! it is the room's last seq and epoch, which the room's numbering continues
-//! from when Redis lost the room (a restart, an eviction, its TTL), and it
-//! keeps a quiet room from vanishing from the store altogether.
+//! Each room's newest message (its highest seq) is kept whatever its age.
+//! The room's numbering does not need it (the `rooms` table keeps that),
+//! but the archiver's catch-up does: it copies from Redis everything above
+//! the room's high-water mark, the newest row's seq. A room left with no
+//! row would be copied again from the start of what Redis holds, bringing
+//! back the very messages just removed (for the next round to remove
+//! again). Kept, it also shows a quiet room's last message in scrollback.
 
 use super::bounds;
 use super::{Store, StoreError};

@@ -257,3 +257,68 @@ async fn a_room_service_taking_a_room_over_copies_what_the_last_one_did_not_arch
     archived_up_to(&store, "general", last, PATIENCE).await;
     assert_eq!(stored_seqs(&store, "general").await, (1..=last).collect::<Vec<_>>(), "all of it, once");
 }
+
+/// The embedded mode (no Redis) with a store: rooms live in the process and
+/// go with it, but a room-service started again on the same store goes on
+/// with each room's epoch and numbering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_room_service_restarted_on_its_store_goes_on_with_the_numbering() {
+    let postgres = PostgresServer::start().await;
+    let store = Store::connect(&postgres.url()).await.expect("store");
+    let embedded = |url: String| {
+        RoomService::start(move |config| {
+            config.redis_url = None;
+            config.database_url = Some(url);
+        })
+    };
+    let first = embedded(postgres.url()).await;
+    let mut grpc = first.grpc().await;
+    let _reading = serve_room(&mut grpc, "general").await;
+    let last = send_all(&mut grpc, "general", (1..=3).map(|n| format!("message {n}"))).await;
+    archived_up_to(&store, "general", last, PATIENCE).await;
+    let epoch = grpc.history(HistoryRequest { room: "general".into(), ..Default::default() }).await;
+    let epoch = epoch.expect("History").into_inner().epoch;
+    drop((_reading, grpc, first));
+
+    let second = embedded(postgres.url()).await;
+    let mut grpc = second.grpc().await;
+    let sent = grpc.send(SendRequest { room: "general".into(), text: "again".into(), ..Default::default() }).await;
+    let event = sent.expect("Send").into_inner().event.expect("the stored event");
+    assert_eq!((event.epoch.as_str(), event.seq), (epoch.as_str(), last + 1), "the room goes on where it was");
+}
+
+/// The default mode's window: messages Redis acknowledged while PostgreSQL
+/// was down, then Redis flushed. A room Redis lost takes nothing while the
+/// store cannot say where its numbering stands (refused, saying why); once
+/// PostgreSQL is back the room goes on above every seq it gave out, none
+/// given twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lost_while_postgresql_is_down_waits_for_it_and_reuses_no_seq() {
+    let mut postgres = PostgresServer::start().await;
+    let service = archiving(&postgres, 1000).await;
+    let mut grpc = service.grpc().await;
+    let _reading = serve_room(&mut grpc, "general").await;
+    send_all(&mut grpc, "general", (1..=5).map(|n| format!("archived {n}"))).await;
+    let store = Store::connect(&postgres.url()).await.expect("store");
+    archived_up_to(&store, "general", 5, PATIENCE).await;
+
+    postgres.stop().await;
+    let last = send_all(&mut grpc, "general", (1..=5).map(|n| format!("only in Redis {n}"))).await;
+    assert_eq!(last, 10);
+    let mut redis = service.redis.connection().await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut redis).await.expect("FLUSHALL");
+    let request = || SendRequest { room: "general".into(), text: "after".into(), ..Default::default() };
+    let refused = grpc.send(request()).await.expect_err("no numbering to go on from while PostgreSQL is down");
+    assert!(refused.message().contains("try again once PostgreSQL answers"), "{}", refused.message());
+
+    postgres.restart().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    let event = loop {
+        match grpc.send(request()).await {
+            Ok(sent) => break sent.into_inner().event.expect("the stored event"),
+            Err(status) => assert!(tokio::time::Instant::now() < deadline, "still refused: {status}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(event.seq, last + 1, "above every seq given out, archived or not");
+}

@@ -35,6 +35,41 @@ async fn the_in_process_broker_keeps_the_same_contract() {
     contract(&MemoryBroker::new(RETENTION, fanout())).await;
 }
 
+/// Brokers told that rooms are seeded by the caller (a room-service with a
+/// store) start no room themselves: writes to a room they have no epoch
+/// for are refused, changing nothing, until it is seeded; a seed happens
+/// once, and the room goes on from the seeded seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_brokers_leave_rooms_to_be_seeded_when_told() {
+    let redis = RedisServer::start().await;
+    let on_redis = RedisBroker::connect(&redis.url(), RETENTION, fanout()).await.expect("connects");
+    rooms_are_seeded_by_the_caller(&on_redis.seeded_by_caller()).await;
+    rooms_are_seeded_by_the_caller(&MemoryBroker::new(RETENTION, fanout()).seeded_by_caller()).await;
+}
+
+async fn rooms_are_seeded_by_the_caller<B: Broker>(broker: &B) {
+    let lost = room("lost");
+    let unseeded = |result: Result<_, BrokerError>, what: &str| match result {
+        Err(BrokerError::Unseeded(room)) => assert_eq!(room, "lost", "{what}"),
+        other => panic!("{what}: not refused as unseeded: {other:?}"),
+    };
+    unseeded(broker.append_messages(&lost, None, vec![message(&lost, "hi", "")]).await.map(|_| ()), "a send");
+    let joining = [join("m1", "ada", "c1")];
+    unseeded(broker.apply_presence(&lost, &joining, SNAPSHOT).await.map(|_| ()), "a join");
+    let position = broker.position(&lost).await.expect("a position");
+    assert_eq!(position.epoch, "", "a refused call started no epoch: {position:?}");
+    let page = broker.members_page(&lost, "", 10).await.expect("a read needs no seed");
+    assert_eq!(page.member_count, 0, "the refused join changed nothing");
+
+    assert!(broker.seed(&lost, "kept-epoch", 300).await.expect("seeds"), "the first seed seeds");
+    assert!(!broker.seed(&lost, "other-epoch", 5).await.expect("answers"), "a second seed changes nothing");
+    let stored = broker.append_messages(&lost, None, vec![message(&lost, "next", "")]).await.expect("stored");
+    assert_eq!((stored[0].event.epoch.as_str(), stored[0].event.seq), ("kept-epoch", 301), "goes on from the seed");
+    let joined = broker.apply_presence(&lost, &joining, SNAPSHOT).await.expect("a join");
+    assert_eq!(joined.snapshot.position.epoch, "kept-epoch");
+    assert_eq!(joined.snapshot.position.last_seq, 301);
+}
+
 async fn contract<B: Broker>(broker: &B) {
     messages_are_numbered_named_and_stored_once(broker).await;
     history_is_bounded_and_read_back_in_order(broker).await;

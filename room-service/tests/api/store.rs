@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use chat_testkit::PostgresServer;
-use room_service::store::bounds::{MAX_PAGE, MAX_QUERY_BYTES, MAX_SEARCH_PAGE};
-use room_service::store::{Store, StoreError, StoredMessage};
+use room_service::store::bounds::{MAX_PAGE, MAX_QUERY_BYTES, MAX_RANGE, MAX_SEARCH_PAGE};
+use room_service::store::{Numbering, Store, StoreError, StoredMessage};
 
 /// A fresh PostgreSQL and a store connected to it.
 async fn store() -> (PostgresServer, Store) {
@@ -247,6 +247,52 @@ async fn retention_forgets_only_older_messages_in_batches_keeping_each_room_s_ne
     let random = store.before("random", None, MAX_PAGE).await.expect("page");
     assert_eq!(random.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [100]);
     assert_eq!(store.forget_before(5_000, 100).await.expect("forget"), 0);
+    let random = store.numbering("random").await.expect("numbering");
+    assert_eq!(random.map(|n| n.last_seq), Some(100), "a room whose rows all went keeps its numbering");
+}
+
+/// Where each room's numbering stands (what a room Redis lost is seeded
+/// from) follows appends forward only, per room, in the epoch of its newest
+/// message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbering_moves_forward_with_appends_only() {
+    let (_postgres, store) = store().await;
+    assert_eq!(store.numbering("general").await.expect("numbering"), None, "a room never archived has none");
+    let mut batch = numbered("general", 1..=40);
+    batch.extend(numbered("random", 1..=7));
+    store.append(&batch).await.expect("append");
+    let at = |last_seq| Some(Numbering { epoch: "ep0ch".into(), last_seq });
+    assert_eq!(store.numbering("general").await.expect("numbering"), at(40));
+    assert_eq!(store.numbering("random").await.expect("numbering"), at(7));
+
+    // A batch archived late (a second room-service's) does not move it back.
+    store.append(&numbered("general", 30..=35)).await.expect("append again");
+    assert_eq!(store.numbering("general").await.expect("numbering"), at(40));
+    let mut newer = numbered("general", 41..=42);
+    newer.iter_mut().for_each(|m| m.epoch = "next".into());
+    store.append(&newer).await.expect("append");
+    let general = store.numbering("general").await.expect("numbering");
+    assert_eq!(general, Some(Numbering { epoch: "next".into(), last_seq: 42 }), "the newest message's epoch");
+}
+
+/// What a resume missed, read in ascending ranges above a seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_after_a_seq_come_oldest_first_and_bounded() {
+    let (_postgres, store) = store().await;
+    store.append(&numbered("general", 1..=1200)).await.expect_err("more than MAX_APPEND at once");
+    store.append(&numbered("general", 1..=1000)).await.expect("append");
+    store.append(&numbered("general", 1001..=1200)).await.expect("append");
+    store.append(&numbered("random", 1..=10)).await.expect("append");
+
+    let seqs = |messages: Vec<StoredMessage>| messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let range = store.after("general", 250, MAX_RANGE).await.expect("a range");
+    assert_eq!(seqs(range), (251..=1200).take(MAX_RANGE as usize).collect::<Vec<_>>());
+    assert_eq!(seqs(store.after("general", 1195, 3).await.expect("a range")), [1196, 1197, 1198]);
+    assert!(store.after("general", 1200, 10).await.expect("a range").is_empty(), "nothing above the newest");
+    for limit in [0, MAX_RANGE + 1] {
+        let refused = store.after("general", 0, limit).await.expect_err("out of bounds");
+        assert!(matches!(refused, StoreError::RangeLimit(_)) && refused.is_bad_input(), "{limit}: {refused}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

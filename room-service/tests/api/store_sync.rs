@@ -1,14 +1,19 @@
 //! `STORE_SYNC=1`: a send is acknowledged only once PostgreSQL committed it.
 //! Checked right after each acknowledgement, in a burst from concurrent
-//! senders; and with PostgreSQL stopped, sends fail saying so, and the
-//! gateway's retry with the same client id succeeds once it is back.
+//! senders; with PostgreSQL stopped, sends fail saying so, and the
+//! gateway's retry with the same client id succeeds once it is back; and
+//! `FLUSHALL` on Redis mid-burst loses nothing acknowledged, the numbering
+//! going on above what the store holds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chat_proto::v1::{HistoryRequest, SendRequest};
 use chat_testkit::PostgresServer;
 use room_service::store::Store;
 
-use crate::archive::reqwest_metrics;
-use crate::support::RoomService;
+use crate::archive::{reqwest_metrics, stored_seqs};
+use crate::support::{RoomService, eventually};
 
 /// A room-service on its own Redis that acknowledges sends once `postgres`
 /// committed them. No Subscribe stream is open, so its archiver is offered
@@ -113,4 +118,76 @@ async fn with_store_sync_sends_fail_while_postgresql_is_down_and_a_retry_succeed
     let next_seq = next.event.expect("event").seq;
     assert_eq!(next_seq, 3);
     assert!(stored_at(&store, "general", next_seq).await.is_some(), "in PostgreSQL at the ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_store_sync_flushall_mid_burst_loses_no_acknowledged_message_and_numbering_continues() {
+    let postgres = PostgresServer::start().await;
+    let service = syncing(&postgres).await;
+    let grpc = service.grpc().await;
+    let store = Store::connect(&postgres.url()).await.expect("store");
+
+    // 4 senders at once, each keeping what was acknowledged; a send refused
+    // (e.g. in flight at the flush) is not acknowledged and not counted.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|sender| {
+            let (mut grpc, acked, done) = (grpc.clone(), Arc::clone(&acked), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut i = 0;
+                while !done.load(Ordering::Relaxed) {
+                    i += 1;
+                    let client_id = format!("s{sender}-{i}");
+                    let request = SendRequest {
+                        room: "general".into(),
+                        text: format!("message {i}"),
+                        client_id: client_id.clone(),
+                        ..Default::default()
+                    };
+                    if let Ok(reply) = grpc.send(request).await {
+                        mine.push((reply.into_inner().event.expect("event").seq, client_id));
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let count = &acked;
+    eventually("the burst is under way", || async move { count.load(Ordering::Relaxed) >= 300 }).await;
+    let mut redis = service.redis.connection().await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut redis).await.expect("FLUSHALL");
+    let at_flush = acked.load(Ordering::Relaxed);
+    // Sends are acknowledged again: numbered above what the store holds
+    // (numbering again from 1 would find every seq taken and be refused).
+    eventually(
+        "sends are acknowledged after the flush",
+        || async move { count.load(Ordering::Relaxed) >= at_flush + 300 },
+    )
+    .await;
+    done.store(true, Ordering::Relaxed);
+    let mut all: Vec<(u64, String)> = Vec::new();
+    for sender in senders {
+        all.extend(sender.await.expect("a sender"));
+    }
+
+    all.sort();
+    let seqs: Vec<u64> = all.iter().map(|(seq, _)| *seq).collect();
+    let mut unique = seqs.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), seqs.len(), "no seq acknowledged twice");
+    for (seq, client_id) in &all {
+        let at = stored_at(&store, "general", *seq).await;
+        assert_eq!(
+            at.map(|m| m.client_id).as_deref(),
+            Some(client_id.as_str()),
+            "acknowledged seq {seq} is in PostgreSQL"
+        );
+    }
+    let last = *seqs.last().expect("acknowledged sends");
+    let page_seqs = stored_seqs(&store, "general").await;
+    assert_eq!(page_seqs, (1..=page_seqs.len() as u64).collect::<Vec<_>>(), "no gap in PostgreSQL");
+    assert!(page_seqs.len() as u64 >= last);
 }

@@ -143,8 +143,20 @@ impl Topology {
     /// Room-services on a real Redis Cluster of `masters` masters with
     /// `replicas` replicas each (REDIS_CLUSTER_URLS), and gateways.
     pub async fn on_cluster(masters: usize, replicas: usize, room_services: usize, gateways: usize) -> Self {
+        Self::on_cluster_with(masters, replicas, room_services, gateways, |_| {}).await
+    }
+
+    /// [`Self::on_cluster`] with the room-services' config adjusted by `tweak`.
+    pub async fn on_cluster_with(
+        masters: usize,
+        replicas: usize,
+        room_services: usize,
+        gateways: usize,
+        tweak: impl FnOnce(&mut room_service::Config),
+    ) -> Self {
         let cluster = RedisCluster::start(masters, replicas).await;
-        let config = quick(room_service::Config::with_redis_cluster(cluster.urls()));
+        let mut config = quick(room_service::Config::with_redis_cluster(cluster.urls()));
+        tweak(&mut config);
         let mut topology = Self::build(None, config, room_services, gateways).await;
         topology.redis_cluster = Some(cluster);
         topology
