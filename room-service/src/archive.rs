@@ -19,6 +19,11 @@
 //!   (chat goes on meanwhile), then the rooms marked while it was down are
 //!   caught up from Redis.
 //!
+//! With `STORE_SYNC=1` the committer has already written most of these
+//! messages: a batch leaves out those it noted in [`Committed`] (the bus
+//! brings each message here all the same, so anything not committed, or
+//! committed by another room-service, is still written here).
+//!
 //! What is not yet in PostgreSQL is the lag: `chat_archive_lag_messages` and
 //! `chat_archive_lag_seconds`, and a line in `/healthz` while it is large.
 
@@ -34,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::group_commit::Committed;
 use crate::metrics::RoomServiceMetrics;
 use crate::store::bounds::MAX_APPEND;
 use crate::store::{Store, StoredMessage};
@@ -69,6 +75,8 @@ pub(crate) struct Archive {
     failing: AtomicBool,
     /// Age of the oldest message not yet archived, in ms (0: none).
     lag_ms: AtomicU64,
+    /// What the STORE_SYNC committer wrote, to leave out of batches.
+    committed: Option<Arc<Committed>>,
     metrics: Arc<RoomServiceMetrics>,
 }
 
@@ -80,8 +88,12 @@ struct Behind {
 }
 
 impl Archive {
-    /// The archive and the receiving end of its channel, for [`run`].
-    pub(crate) fn new(metrics: Arc<RoomServiceMetrics>) -> (Arc<Self>, mpsc::Receiver<StoredMessage>) {
+    /// The archive and the receiving end of its channel, for [`run`];
+    /// `committed` when STORE_SYNC writes messages before it does.
+    pub(crate) fn new(
+        metrics: Arc<RoomServiceMetrics>,
+        committed: Option<Arc<Committed>>,
+    ) -> (Arc<Self>, mpsc::Receiver<StoredMessage>) {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let archive = Self {
             tx,
@@ -90,6 +102,7 @@ impl Archive {
             dropped: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             lag_ms: AtomicU64::new(0),
+            committed,
             metrics,
         };
         (Arc::new(archive), rx)
@@ -214,6 +227,11 @@ pub(crate) async fn run<B: Broker>(
 /// Writes the batch; on success empties it. Kept on failure, to be written
 /// again: order within a room is kept, and appends are idempotent.
 async fn write(archive: &Archive, store: &Store, batch: &mut Vec<StoredMessage>) -> bool {
+    if let Some(committed) = &archive.committed {
+        let offered = batch.len();
+        batch.retain(|m| !committed.take(&m.room, m.seq));
+        archive.queued.fetch_sub((offered - batch.len()) as u64, Ordering::Relaxed);
+    }
     if batch.is_empty() {
         return true;
     }

@@ -91,6 +91,20 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Answer a Send or SendBatch only once PostgreSQL committed its
+    /// messages (group commit: many sends per transaction), instead of once
+    /// Redis holds them. Needs DATABASE_URL. While PostgreSQL is down, sends
+    /// fail (INTERNAL) rather than being acknowledged.
+    #[arg(long, env = "STORE_SYNC", value_parser = clap::builder::BoolishValueParser::new())]
+    pub store_sync: bool,
+
+    /// Days a message is kept in the store (PostgreSQL) before retention
+    /// removes it, a small batch at a time; each room's newest message is
+    /// kept whatever its age. 0 (the default): kept for ever. Needs
+    /// DATABASE_URL.
+    #[arg(long, env = "HISTORY_RETENTION_DAYS", default_value_t = 0)]
+    pub history_retention_days: u32,
+
     /// Serve chat.v1.RoomService without GRPC_TOKEN on a non-loopback HOST,
     /// on purpose (e.g. on a private network nothing else can reach).
     /// Without it such a start is refused: anyone who can reach the port
@@ -139,6 +153,26 @@ impl Config {
         let mut config = Self::with_redis(None);
         config.redis_cluster_urls = seeds;
         config
+    }
+
+    /// Refuses store settings that cannot work: `STORE_SYNC` or
+    /// `HISTORY_RETENTION_DAYS` without a store to apply them to.
+    pub(crate) fn check_store(&self) -> Result<(), ConfigError> {
+        if self.database_url.is_some() {
+            return Ok(());
+        }
+        if self.store_sync {
+            return Err(ConfigError::SyncWithoutStore);
+        }
+        if self.history_retention_days > 0 {
+            return Err(ConfigError::RetentionWithoutStore);
+        }
+        Ok(())
+    }
+
+    /// How long the store keeps a message; `None`: for ever.
+    pub(crate) fn history_retention(&self) -> Option<Duration> {
+        (self.history_retention_days > 0).then(|| Duration::from_secs(u64::from(self.history_retention_days) * 86_400))
     }
 
     /// Which Redis to use, from REDIS_URL, REDIS_HOST/PORT/PASSWORD or
@@ -195,6 +229,14 @@ pub(crate) enum ConfigError {
     TwoRedises,
     #[error("REDIS_HOST is empty: set it to the Redis host name, or unset it")]
     EmptyHost,
+    #[error(
+        "STORE_SYNC=1 acknowledges a send once PostgreSQL committed it, but DATABASE_URL is not set: set DATABASE_URL, or unset STORE_SYNC"
+    )]
+    SyncWithoutStore,
+    #[error(
+        "HISTORY_RETENTION_DAYS removes old messages from the store, but DATABASE_URL is not set: set DATABASE_URL, or unset HISTORY_RETENTION_DAYS"
+    )]
+    RetentionWithoutStore,
 }
 
 /// Percent-encodes everything but unreserved characters, so any password
@@ -309,6 +351,22 @@ mod tests {
         for (flags, expected) in cases {
             assert_eq!(parse(flags).redis(), expected, "flags {flags:?}");
         }
+    }
+
+    #[test]
+    fn store_settings_need_a_store() {
+        let cases: [(&[&str], Result<(), ConfigError>); 5] = [
+            (&[], Ok(())),
+            (&["--store-sync"], Err(ConfigError::SyncWithoutStore)),
+            (&["--history-retention-days", "30"], Err(ConfigError::RetentionWithoutStore)),
+            (&["--store-sync", "--database-url", "postgres://db/chat"], Ok(())),
+            (&["--history-retention-days", "30", "--database-url", "postgres://db/chat"], Ok(())),
+        ];
+        for (flags, expected) in cases {
+            assert_eq!(parse(flags).check_store(), expected, "flags {flags:?}");
+        }
+        assert_eq!(parse(&["--history-retention-days", "2"]).history_retention(), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse(&[]).history_retention(), None, "0: kept for ever");
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! - `archive`: copies every stored message of the rooms served here from
 //!   Redis into the store, in batches off the send path, catching up from
 //!   the Redis history whatever it missed.
+//! - `group_commit`: `STORE_SYNC=1`, sends answered once PostgreSQL
+//!   committed them, many sends per transaction.
+//! - `retention`: `HISTORY_RETENTION_DAYS`, old messages removed from the
+//!   store in small batches.
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
@@ -48,8 +52,10 @@ mod archive;
 mod auth;
 mod broker;
 mod config;
+mod group_commit;
 mod metrics;
 mod presence_batch;
+mod retention;
 mod seeding;
 mod service;
 pub mod store;
@@ -146,13 +152,22 @@ async fn start(
     };
     let metrics = Arc::new(RoomServiceMetrics::new(&instance));
     let fanout = Fanout::new(FANOUT_CAPACITY, Arc::clone(&metrics));
+    config.check_store()?;
     let store = connect_store(&config).await?;
+    let sync = store.as_ref().filter(|_| config.store_sync).map(|store| {
+        let (committer, queue) = group_commit::Committer::new();
+        let committed = Arc::new(group_commit::Committed::default());
+        tokio::spawn(group_commit::run(queue, store.clone(), Arc::clone(&committed), Arc::clone(&metrics)));
+        (committer, committed)
+    });
+    let (committer, committed) = sync.unzip();
     let archive = store.as_ref().map(|store| {
-        let (archive, queue) = Archive::new(Arc::clone(&metrics));
+        let (archive, queue) = Archive::new(Arc::clone(&metrics), committed);
         fanout.archive_to(Arc::clone(&archive));
         Archiving { archive, queue, store: store.clone() }
     });
-    let parts = Parts { config, listener, metrics_listener, metrics, store, archive, fanout: Arc::clone(&fanout) };
+    let parts =
+        Parts { config, listener, metrics_listener, metrics, store, committer, archive, fanout: Arc::clone(&fanout) };
     // With a store, a room Redis has no numbering for is seeded from it
     // (`seeding`), never started afresh by the broker.
     let seeded = parts.store.is_some();
@@ -218,7 +233,14 @@ async fn connect_store(config: &Config) -> anyhow::Result<Option<store::Store>> 
             "cannot connect to PostgreSQL at {shown} (check DATABASE_URL, or unset it to keep history in Redis only)"
         )
     })?;
-    tracing::info!(database = shown, "store: PostgreSQL; messages are archived there in batches");
+    if config.store_sync {
+        tracing::info!(
+            database = shown,
+            "store: PostgreSQL, STORE_SYNC: a send is answered once PostgreSQL committed it (group commit)"
+        );
+    } else {
+        tracing::info!(database = shown, "store: PostgreSQL; messages are archived there in batches");
+    }
     Ok(Some(store))
 }
 
@@ -229,6 +251,8 @@ struct Parts {
     metrics_listener: Option<TcpListener>,
     metrics: Arc<RoomServiceMetrics>,
     store: Option<store::Store>,
+    /// STORE_SYNC's committer, its task already running.
+    committer: Option<group_commit::Committer>,
     archive: Option<Archiving>,
     /// The broker's fanout: what this process saw of each room, for seeding.
     fanout: Arc<Fanout>,
@@ -247,8 +271,11 @@ async fn serve<B: Broker>(
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Parts { config, listener, metrics_listener, metrics, store, archive, fanout } = parts;
+    let Parts { config, listener, metrics_listener, metrics, store, committer, archive, fanout } = parts;
     let stopping = CancellationToken::new();
+    if let (Some(store), Some(keep_for)) = (&store, config.history_retention()) {
+        tokio::spawn(retention::run(store.clone(), keep_for, Arc::clone(&metrics), stopping.clone()));
+    }
     let seeder = store.as_ref().map(|store| Arc::new(Seeder::new(Arc::clone(&broker), store.clone(), fanout)));
     let rooms = Arc::new(Rooms::new(
         Arc::clone(&broker),
@@ -257,6 +284,7 @@ async fn serve<B: Broker>(
         Arc::clone(&metrics),
         store,
         seeder,
+        committer,
     ));
     if archive.is_none() {
         // Said once everything else connected: a failed start stays one line.

@@ -54,6 +54,12 @@ pub struct RoomServiceMetrics {
     /// Messages the archiver's full channel could not take (their rooms are
     /// caught up from Redis instead).
     pub(crate) archive_dropped: Counter,
+    /// Messages per STORE_SYNC commit (one statement each).
+    pub(crate) sync_group: Histogram,
+    /// STORE_SYNC commits that failed (their sends were not acknowledged).
+    pub(crate) sync_failures: Counter,
+    /// Messages retention removed from the store (HISTORY_RETENTION_DAYS).
+    pub(crate) retention_removed: Counter,
 }
 
 impl std::fmt::Debug for RoomServiceMetrics {
@@ -110,6 +116,20 @@ impl RoomServiceMetrics {
                 "chat_archive_dropped_total",
                 &[],
                 "Messages the archiver's full queue could not take; their rooms are caught up from Redis",
+            ),
+            sync_group: registry.histogram(
+                "chat_store_sync_group_messages",
+                "Messages per STORE_SYNC commit: the sends that waited together, written in one statement",
+            ),
+            sync_failures: registry.counter(
+                "chat_store_sync_failures_total",
+                &[],
+                "STORE_SYNC commits that failed; their sends were answered with an error, not acknowledged",
+            ),
+            retention_removed: registry.counter(
+                "chat_retention_removed_total",
+                &[],
+                "Messages removed from the store for being older than HISTORY_RETENTION_DAYS",
             ),
             registry,
         }

@@ -32,10 +32,11 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
+use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence_batch::PresenceBatcher;
 use crate::seeding::{Seeder, Unknown};
-use crate::store::Store;
+use crate::store::{Store, StoredMessage};
 use crate::stream;
 
 mod history;
@@ -80,6 +81,8 @@ pub(crate) struct Rooms<B> {
     store: Option<Store>,
     /// With a store: seeds rooms Redis lost (see `seeding`).
     seeder: Option<Arc<Seeder<B>>>,
+    /// STORE_SYNC: sends are answered once the store committed them.
+    committer: Option<Committer>,
 }
 
 impl<B: Broker> Rooms<B> {
@@ -90,9 +93,23 @@ impl<B: Broker> Rooms<B> {
         metrics: Arc<RoomServiceMetrics>,
         store: Option<Store>,
         seeder: Option<Arc<Seeder<B>>>,
+        committer: Option<Committer>,
     ) -> Self {
         let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone());
-        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder }
+        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder, committer }
+    }
+
+    /// With STORE_SYNC, a place in the committer's queue, taken before the
+    /// Redis step (a full queue refuses the send before it is stored).
+    fn reserve_commit(&self) -> Result<Option<Place<'_>>, Status> {
+        self.committer.as_ref().map(Committer::reserve).transpose()
+    }
+
+    /// With STORE_SYNC, waits until the store committed what Redis stored
+    /// (repeats too: a retry after a failed commit is committed now).
+    async fn commit(place: Option<Place<'_>>, stored: &[Stored]) -> Result<(), Status> {
+        let Some(place) = place else { return Ok(()) };
+        place.commit(stored.iter().filter_map(|s| StoredMessage::of(&s.event)).collect()).await
     }
 
     fn expires_at(&self) -> i64 {
@@ -108,18 +125,22 @@ impl<B: Broker> Rooms<B> {
     }
 
     /// Stores messages; a room Redis lost is seeded first (with a store).
+    /// With STORE_SYNC, returns once the store committed them too.
     async fn append(
         &self,
         room: &RoomName,
         sender: Option<&MemberId>,
         outgoing: Vec<Outgoing>,
     ) -> Result<Vec<Stored>, Status> {
+        let place = self.reserve_commit()?;
         let stored = match &self.seeder {
             // Each attempt takes its own copy: a refused one stored nothing.
             Some(seeder) => seeder.retry(room, || self.broker.append_messages(room, sender, outgoing.clone())).await?,
             None => self.broker.append_messages(room, sender, outgoing).await,
         };
-        stored.map_err(|e| self.failed(e))
+        let stored = stored.map_err(|e| self.failed(e))?;
+        Self::commit(place, &stored).await?;
+        Ok(stored)
     }
 
     /// Where the room's sequence stands. A room Redis has no epoch for is

@@ -12,8 +12,14 @@ use super::{Store, StoreError, StoredMessage};
 /// The same statement moves each room's numbering (`rooms`, see
 /// `migrations/0002_rooms.sql`) up to the batch's newest message of that
 /// room: one upsert per room, only forward, so a batch archived late by a
-/// second room-service never moves it back. Rows go in room order, so two
-/// archivers writing the same rooms take their row locks in one order.
+/// second room-service never moves it back.
+///
+/// Rows go in `(room, seq)` order: several writers may insert the same
+/// messages at once (two room-services' archivers, or the `STORE_SYNC`
+/// committer and the archiver), each waiting on the other's uncommitted
+/// rows; taken in one order by all, those waits can never form a cycle
+/// (a deadlock PostgreSQL would break by failing one of them after a
+/// second).
 const APPEND: &str = "
     WITH batch AS (
         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
@@ -21,7 +27,7 @@ const APPEND: &str = "
             AS b (room, seq, epoch, ts_ms, member_id, username, body, client_id)
     ), stored AS (
         INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
-        SELECT * FROM batch
+        SELECT * FROM batch ORDER BY room, seq
         ON CONFLICT (room, seq) DO NOTHING
         RETURNING 1
     ), numbered AS (

@@ -16,14 +16,16 @@
 //! - [`bounds`]: the limits of every call, checked before any SQL runs.
 //! - [`migrations`]: the schema, embedded from `room-service/migrations/`
 //!   and brought up to date at [`Store::connect`].
-//! - [`append`], [`history`], [`numbering`], [`search`], [`retention`]: the
-//!   calls, one file each.
+//! - [`append`], [`confirm`], [`history`], [`numbering`], [`search`],
+//!   [`retention`]: the calls, one file each ([`confirm`]: the append
+//!   `STORE_SYNC` answers by).
 //!
 //! Every query is a runtime `sqlx::query` with bound parameters: nothing a
 //! person typed is ever spliced into SQL, and building needs no database.
 
 mod append;
 pub mod bounds;
+mod confirm;
 mod error;
 mod history;
 pub mod message;

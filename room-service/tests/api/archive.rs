@@ -16,7 +16,7 @@ use crate::support::{PATIENCE, RoomService};
 
 /// A room-service on its own Redis, archiving into `postgres`, keeping
 /// `history_len` messages per room in Redis.
-async fn archiving(postgres: &PostgresServer, history_len: usize) -> RoomService {
+pub(crate) async fn archiving(postgres: &PostgresServer, history_len: usize) -> RoomService {
     let url = postgres.url();
     RoomService::start(move |config| {
         config.database_url = Some(url);
@@ -27,7 +27,10 @@ async fn archiving(postgres: &PostgresServer, history_len: usize) -> RoomService
 
 /// A Subscribe stream for `room`, kept open: the room-service serves (and
 /// archives) a room while a gateway reads it.
-async fn serve_room(grpc: &mut RoomServiceClient<Channel>, room: &str) -> tonic::Streaming<chat_proto::v1::RoomEvent> {
+pub(crate) async fn serve_room(
+    grpc: &mut RoomServiceClient<Channel>,
+    room: &str,
+) -> tonic::Streaming<chat_proto::v1::RoomEvent> {
     let request = SubscribeRequest { room: room.into(), gateway: "test".into(), ..Default::default() };
     grpc.subscribe(request).await.expect("Subscribe").into_inner()
 }
@@ -44,7 +47,7 @@ async fn send_all(grpc: &mut RoomServiceClient<Channel>, room: &str, texts: impl
 }
 
 /// Every seq the store holds for `room`, paged oldest-last by keyset.
-async fn stored_seqs(store: &Store, room: &str) -> Vec<u64> {
+pub(crate) async fn stored_seqs(store: &Store, room: &str) -> Vec<u64> {
     let mut seqs = Vec::new();
     let mut before = None;
     loop {
@@ -59,7 +62,7 @@ async fn stored_seqs(store: &Store, room: &str) -> Vec<u64> {
 
 /// Waits until the store's high-water mark for `room` is `last`, within
 /// `patience`.
-async fn archived_up_to(store: &Store, room: &str, last: u64, patience: std::time::Duration) {
+pub(crate) async fn archived_up_to(store: &Store, room: &str, last: u64, patience: std::time::Duration) {
     let deadline = tokio::time::Instant::now() + patience;
     loop {
         let high = store.high_water(room).await.ok().flatten();
@@ -92,7 +95,7 @@ async fn messages_sent_over_grpc_reach_postgresql_exactly_once() {
 }
 
 /// The room-service's /metrics text, over plain HTTP/1.1 on its gRPC port.
-async fn reqwest_metrics(service: &RoomService) -> String {
+pub(crate) async fn reqwest_metrics(service: &RoomService) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(service.addr).await.expect("connect");
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("ask");

@@ -118,7 +118,7 @@ async fn a_startup_error_is_one_line_naming_what_to_fix() {
     let closed = free_port();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken_port = taken.local_addr().expect("addr").port();
-    let cases: [(&[(&str, String)], &str); 5] = [
+    let cases: [(&[(&str, String)], &str); 7] = [
         (&[("REDIS_URL", format!("redis://127.0.0.1:{closed}"))], "cannot connect to Redis at"),
         (&[("REDIS_HOST", "127.0.0.1".into()), ("REDIS_PORT", closed.to_string())], "REDIS_HOST"),
         (
@@ -127,6 +127,11 @@ async fn a_startup_error_is_one_line_naming_what_to_fix() {
         ),
         (&[("METRICS_PORT", taken_port.to_string())], "cannot listen for metrics"),
         (&[("DATABASE_URL", format!("postgres://chat:pw@127.0.0.1:{closed}/chat"))], "cannot connect to PostgreSQL at"),
+        (
+            &[("STORE_SYNC", "1".into())],
+            "STORE_SYNC=1 acknowledges a send once PostgreSQL committed it, but DATABASE_URL is not set",
+        ),
+        (&[("HISTORY_RETENTION_DAYS", "30".into())], "DATABASE_URL is not set"),
     ];
     for (env, expected) in cases {
         let stderr = fails_with(env).await;

@@ -11,6 +11,10 @@
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
 //! - [`archive`]: the archiver, History by cursor and Search with a store.
+//! - [`store_sync`]: `STORE_SYNC=1`, acknowledged once PostgreSQL committed.
+//! - [`store_retention`]: `HISTORY_RETENTION_DAYS` on a running room-service.
+//! - [`crash`]: a room-service killed and PostgreSQL stopped mid-burst lose
+//!   nothing acknowledged ([`process`]: the binary as a process to kill).
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
@@ -18,11 +22,15 @@ mod support;
 
 mod archive;
 mod broker_contract;
+mod crash;
 mod health_probe;
 mod instances;
+mod process;
 mod retention;
 mod sending;
 mod serving;
 mod shell;
 mod spans;
 mod store;
+mod store_retention;
+mod store_sync;

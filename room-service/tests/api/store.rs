@@ -220,7 +220,7 @@ async fn out_of_bounds_requests_say_what_was_wrong() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_forgets_only_older_messages_in_batches() {
+async fn retention_forgets_only_older_messages_in_batches_keeping_each_room_s_newest() {
     let (_postgres, store) = store().await;
     // 250 old messages over two rooms, then 30 recent ones.
     let mut batch: Vec<StoredMessage> =
@@ -238,12 +238,14 @@ async fn retention_forgets_only_older_messages_in_batches() {
         }
     }
 
-    assert_eq!(batches, [100, 100, 50], "250 old messages, 100 at a time");
+    assert_eq!(batches, [100, 100, 49], "250 old messages but random's newest, 100 at a time");
     let left = store.before("general", None, MAX_PAGE).await.expect("page");
     assert_eq!(left.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), (151..=180).collect::<Vec<_>>());
     assert!(left.reached_first(), "the oldest kept message is now the first");
     assert_eq!(store.high_water("general").await.expect("high water"), Some(180));
-    assert_eq!(store.high_water("random").await.expect("high water"), None);
+    // A room whose every message is old keeps its newest: its last seq.
+    let random = store.before("random", None, MAX_PAGE).await.expect("page");
+    assert_eq!(random.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [100]);
     assert_eq!(store.forget_before(5_000, 100).await.expect("forget"), 0);
     let random = store.numbering("random").await.expect("numbering");
     assert_eq!(random.map(|n| n.last_seq), Some(100), "a room whose rows all went keeps its numbering");
@@ -324,4 +326,18 @@ async fn the_store_fails_while_postgres_is_down_and_works_when_it_is_back() {
     assert_eq!(store.high_water("general").await.expect("answers again"), Some(10), "what was stored is kept");
     assert_eq!(store.append(&numbered("general", 11..=12)).await.expect("stores again"), 2);
     assert_eq!(count(&store, "general").await, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_append_tells_a_copy_from_another_message_under_the_same_seq() {
+    let (_postgres, store) = store().await;
+    store.append(&numbered("general", 1..=2)).await.expect("append");
+
+    // Seq 2 again as it was (a retry), seq 1 as another message (a room
+    // numbered again from 1), seq 3 new.
+    let mut again = numbered("general", 1..=3);
+    again[0].text = "another message".into();
+    let (new, differ) = store.append_confirmed(&again).await.expect("append");
+    assert_eq!((new, differ), (1, vec![0]), "only seq 1 holds something else");
+    assert_eq!(store.append_confirmed(&numbered("general", 4..=5)).await.expect("append"), (2, vec![]));
 }
