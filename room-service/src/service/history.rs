@@ -53,8 +53,10 @@ impl<B: Broker> Rooms<B> {
             ));
         };
         let limit = if limit == 0 { DEFAULT_SEARCH_PAGE } else { limit };
-        // The same cursor rule as History's, so a client pages both alike.
-        let position = self.broker.position(&room).await.map_err(|e| self.failed(e))?;
+        // The same cursor rule as History's, so a client pages both alike;
+        // a room Redis lost is seeded from the store first, or every cursor
+        // into its stored messages would look past its end.
+        let position = self.position(&room).await?;
         cursor(before_seq, &position)?;
         let before = (before_seq != 0).then_some(before_seq);
         let page = store.search(room.as_str(), &query, before, limit).await.map_err(store_status)?;
