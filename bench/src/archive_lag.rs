@@ -104,9 +104,17 @@ async fn scrape(address: &str) -> std::io::Result<Option<(f64, f64)>> {
 /// `chat_archive_lag_messages` and `chat_archive_lag_seconds` from a
 /// Prometheus text page.
 fn gauges(page: &str) -> Option<(f64, f64)> {
+    // `name value` or `name{labels} value` (the room-services add a global
+    // label).
     let value = |name: &str| {
-        page.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        page.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !rest.starts_with([' ', '{']) {
+                return None;
+            }
+            rest.split_ascii_whitespace().last()?.parse::<f64>().ok()
+        })
     };
     Some((value("chat_archive_lag_messages")?, value("chat_archive_lag_seconds")?))
 }
+

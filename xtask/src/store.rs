@@ -39,7 +39,7 @@ pub enum Store {
     /// One someone else runs (`--database-url`).
     Existing(String),
     /// No store: history in Redis only.
-    None { why: String },
+    Absent { why: String },
 }
 
 impl Store {
@@ -51,11 +51,11 @@ impl Store {
             return Store::Existing(url.to_owned());
         }
         if postgres_server::bin_dir().is_none() {
-            return Store::None { why: NO_STORE.to_owned() };
+            return Store::Absent { why: NO_STORE.to_owned() };
         }
         match Self::scratch().await {
             Ok(store) => store,
-            Err(error) => Store::None {
+            Err(error) => Store::Absent {
                 why: format!(
                     "{error:#}: history is what Redis keeps, HISTORY_LEN messages per room, and is NOT durable; \
                      no search (or give --database-url URL)"
@@ -77,7 +77,7 @@ impl Store {
         match self {
             Store::Scratch(server) => Some(server.url()),
             Store::Existing(url) => Some(url.clone()),
-            Store::None { .. } => None,
+            Store::Absent { .. } => None,
         }
     }
 
@@ -92,7 +92,7 @@ impl Store {
                 server.dir().display()
             ),
             Store::Existing(url) => format!("history is kept in PostgreSQL at {} (--database-url)", redact(url)),
-            Store::None { why } => why.clone(),
+            Store::Absent { why } => why.clone(),
         }
     }
 
@@ -176,7 +176,7 @@ mod tests {
     fn without_a_store_the_shells_database_url_is_kept_from_the_room_services() {
         let mut plan = plan_up();
 
-        Store::None { why: NO_STORE.to_owned() }.apply(&mut plan);
+        Store::Absent { why: NO_STORE.to_owned() }.apply(&mut plan);
 
         for process in plan.processes().filter(|p| p.name.starts_with("room-service")) {
             assert!(!process.env.contains_key(DATABASE_URL), "{}", process.name);
