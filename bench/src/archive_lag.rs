@@ -48,8 +48,10 @@ pub struct LagWatch {
 impl LagWatch {
     /// Starts scraping `room_services` (`http://host:port` each).
     pub fn start(room_services: &[String]) -> Self {
-        let addresses: Vec<String> =
-            room_services.iter().map(|url| url.trim_start_matches("http://").trim_end_matches('/').to_owned()).collect();
+        let addresses: Vec<String> = room_services
+            .iter()
+            .map(|url| url.trim_start_matches("http://").trim_end_matches('/').to_owned())
+            .collect();
         let peak = Arc::new(Mutex::new(Lag::default()));
         let task = tokio::spawn({
             let peak = Arc::clone(&peak);
@@ -117,4 +119,3 @@ fn gauges(page: &str) -> Option<(f64, f64)> {
     };
     Some((value("chat_archive_lag_messages")?, value("chat_archive_lag_seconds")?))
 }
-

@@ -44,7 +44,16 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         tokio::time::sleep(SETTLE).await;
         println!(
             "{:>9} {:>9} {:>10} {:>10} {:>12} {:>8} {:>8} {:>8} {:>5} {:>12}  CPU % of one core",
-            "offered", "sent/s", "acked/s", "to all/s", "deliveries/s", "p50 ms", "p99 ms", "lost", "4008", "lag msgs/s"
+            "offered",
+            "sent/s",
+            "acked/s",
+            "to all/s",
+            "deliveries/s",
+            "p50 ms",
+            "p99 ms",
+            "lost",
+            "4008",
+            "lag msgs/s"
         );
         let (mut best, mut best_archived) = (None, None);
         for &rate in &args.busy_rates {

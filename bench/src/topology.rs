@@ -47,7 +47,9 @@ const LOG_TAIL: usize = 15;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// The standard topology; `store`: with a scratch PostgreSQL behind it.
-    Topology { store: bool },
+    Topology {
+        store: bool,
+    },
     Floor,
     Existing,
 }
@@ -115,7 +117,14 @@ impl Deployment {
     }
 
     pub fn existing(urls: Vec<String>) -> Self {
-        Self { kind: Kind::Existing, urls, procs: Vec::new(), room_services: Vec::new(), redis_port: None, started: None }
+        Self {
+            kind: Kind::Existing,
+            urls,
+            procs: Vec::new(),
+            room_services: Vec::new(),
+            redis_port: None,
+            started: None,
+        }
     }
 
     /// The `DATABASE_URL` of the scratch PostgreSQL, when there is one.

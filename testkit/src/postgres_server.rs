@@ -126,8 +126,7 @@ impl PostgresServer {
         // From here on the drop removes the dir, whatever fails.
         let mut server = Self { child: None, dir: dir.clone(), bin, owner, options };
         // PostgreSQL wants its files to itself.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| io("make private", e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io("make private", e))?;
         if let Some(owner) = owner {
             std::os::unix::fs::chown(&dir, Some(owner.uid), Some(owner.gid))
                 .map_err(|e| io("hand to the postgres user", e))?;

@@ -35,7 +35,7 @@ pub const NO_STORE: &str = "PostgreSQL not found (no initdb on PATH or under /us
 #[derive(Debug)]
 pub enum Store {
     /// Started here; stopped and removed by [`Store::stop`] (or the drop).
-    Scratch(PostgresServer),
+    Scratch(Box<PostgresServer>),
     /// One someone else runs (`--database-url`).
     Existing(String),
     /// No store: history in Redis only.
@@ -69,7 +69,7 @@ impl Store {
         let server = PostgresServer::try_start(Options { own_process_group: true })
             .await
             .context("could not start a scratch PostgreSQL")?;
-        Ok(Store::Scratch(server))
+        Ok(Store::Scratch(Box::new(server)))
     }
 
     /// The `DATABASE_URL` the room-services get.
@@ -152,7 +152,8 @@ mod tests {
             first_grpc_port: 50051,
             first_metrics_port: 0,
         };
-        let binaries = Binaries { room_service: PathBuf::from("/t/room-service"), gateway: PathBuf::from("/t/gateway") };
+        let binaries =
+            Binaries { room_service: PathBuf::from("/t/room-service"), gateway: PathBuf::from("/t/gateway") };
         plan::plan(&layout, &Broker::Existing { url: "redis://127.0.0.1:6379".to_owned() }, &binaries).expect("plan")
     }
 
