@@ -43,6 +43,8 @@ const TIMING: Timing = Timing { startup: Duration::from_secs(30), grace: Duratio
 const HOST: &str = "127.0.0.1";
 /// Log lines of a process shown when it did not come up.
 const LOG_TAIL: usize = 15;
+/// Starts of the topology tried when a chosen port was taken meanwhile.
+const START_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -219,22 +221,31 @@ async fn topology_plan(args: &crate::Args, max_connections: usize, dir: &Path) -
 /// Starts Redis, the room-services and the gateways `args` asks for, with
 /// a scratch PostgreSQL behind the room-services when `store`.
 pub async fn start_topology(args: &crate::Args, max_connections: usize, store: bool) -> anyhow::Result<Deployment> {
-    let dir = scratch_dir("topology")?;
-    let mut plan = match topology_plan(args, max_connections, &dir).await {
-        Ok(plan) => plan,
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(error);
+    let store = if store { Some(Store::scratch().await?) } else { None };
+    let mut attempt = 1;
+    let (plan, mut started) = loop {
+        let dir = scratch_dir("topology")?;
+        let mut plan = match topology_plan(args, max_connections, &dir).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+        };
+        if let Some(store) = &store {
+            store.apply(&mut plan);
+        }
+        match start_plan(&plan, dir).await {
+            Ok(started) => break (plan, started),
+            // A free port can be taken between choosing it and listening on
+            // it (by a client's ephemeral port, on a busy machine): choose again.
+            Err(error) if attempt < START_ATTEMPTS && format!("{error:#}").contains("Address already in use") => {
+                eprintln!("[topology] a port was taken before the process listened on it; choosing ports again");
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
         }
     };
-    let store = if store {
-        let store = Store::scratch().await?;
-        store.apply(&mut plan);
-        Some(store)
-    } else {
-        None
-    };
-    let mut started = start_plan(&plan, dir).await?;
     started.store = store;
 
     let pids: BTreeMap<&str, Option<u32>> = started.supervisor.pids().into_iter().collect();
