@@ -123,10 +123,13 @@ async fn set_last_seq(port: u16, last: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `psql` next to `initdb`.
+/// `psql` next to `initdb` (the server's own version), else the one on PATH.
 fn psql() -> anyhow::Result<PathBuf> {
-    let bin = postgres_server::bin_dir().context("PostgreSQL is not installed")?;
-    Ok(bin.join("psql"))
+    postgres_server::bin_dir()
+        .map(|bin| bin.join("psql"))
+        .filter(|psql| psql.is_file())
+        .or_else(|| find_on_path("psql"))
+        .context("psql is not installed: apt-get install -y postgresql-client")
 }
 
 /// xorshift64*: random enough for picking depths, no dependency.
