@@ -23,7 +23,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<()> {
         "idle: {n} browsers in rooms of {ROOM_SIZE} on one gateway, then {} messages per room",
         args.after_messages
     );
-    for kind in topology::sides(args) {
+    for kind in topology::sides(args, topology::StoreMode::Off) {
         let deployment = topology::start(kind, args, n).await?;
         let label = deployment.label();
         let gateway = deployment.gateway_process(0).cloned();

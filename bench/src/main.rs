@@ -10,11 +10,13 @@
 //! `--bin-dir` points at executables built before:
 //!
 //! ```sh
-//! cargo run --release -p chat-bench --                                # sweep, 10 rooms x 100 browsers
+//! cargo run --release -p chat-bench --                                # sweep, store on and off, 10 rooms x 100 browsers
 //! cargo run --release -p chat-bench -- --sweep 10000,30000 --step-secs 3 --svg sweep.svg
+//! cargo run --release -p chat-bench -- --store off                    # sweep without PostgreSQL only
 //! cargo run --release -p chat-bench -- --idle 10000                   # memory and connect
 //! cargo run --release -p chat-bench -- --storm 10x1000                # join storm
-//! cargo run --release -p chat-bench -- --busy-room                    # one busy room
+//! cargo run --release -p chat-bench -- --busy-room                    # one busy room, and how fast it is archived
+//! cargo run --release -p chat-bench -- --scrollback                   # History pages from a room of 1M rows
 //! cargo run --release -p chat-bench -- --gateway ws://127.0.0.1:3000/ws   # an existing deployment
 //! ```
 //!
@@ -29,9 +31,11 @@
 //! - [`client`]: one browser: connect, join, read and classify every frame.
 //! - [`fleet`]: many browsers in rooms, and senders posting at a paced rate;
 //!   one measured step.
-//! - [`sweep`], [`idle`], [`storm`], [`busy`]: the four modes.
+//! - [`sweep`], [`idle`], [`storm`], [`busy`], [`scrollback`]: the five modes.
+//! - [`archive_lag`]: the room-services' archive lag, scraped during a step.
 //! - [`stats`], [`report`], [`svg`]: percentiles, tables, the plot.
 
+mod archive_lag;
 mod busy;
 mod client;
 mod fleet;
@@ -39,6 +43,7 @@ mod floor;
 mod idle;
 mod procstat;
 mod report;
+mod scrollback;
 mod stats;
 mod storm;
 mod svg;
@@ -96,6 +101,24 @@ pub struct Args {
     /// the first step the room does not carry.
     #[arg(long, value_delimiter = ',', default_value = "100,200,500,1000,2000,5000,10000")]
     busy_rates: Vec<u64>,
+    /// Scrollback mode: History pages at random depths of a room of
+    /// --scrollback-rows messages written straight into PostgreSQL.
+    #[arg(long)]
+    scrollback: bool,
+    /// Messages in the scrollback room.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(101..))]
+    scrollback_rows: u64,
+    /// History pages read in scrollback mode (after 50 not counted).
+    #[arg(long, default_value_t = 2000)]
+    scrollback_pages: usize,
+    /// Messages per History page in scrollback mode (1 to 100).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
+    page_limit: u32,
+    /// Whether the started topology keeps history in a scratch PostgreSQL:
+    /// `both` runs it with the store and then without in the same run.
+    /// Default: both for the sweep, on for --busy-room, off for --idle and --storm.
+    #[arg(long, value_enum)]
+    store: Option<topology::StoreMode>,
     /// Messages each room's sender posts after all joined (idle and storm modes).
     #[arg(long, default_value_t = 5)]
     after_messages: usize,
@@ -194,6 +217,8 @@ fn main() -> anyhow::Result<()> {
             storm::run(&args, rooms, members).await
         } else if args.busy_room {
             busy::run(&args).await
+        } else if args.scrollback {
+            scrollback::run(&args).await
         } else {
             sweep::run(&args).await
         }

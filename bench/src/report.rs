@@ -1,6 +1,8 @@
-//! Tables: the sweep's rows, topology and floor side by side, and the lines
-//! every mode shares (joins, a step's deliveries).
+//! Tables: the sweep's rows, the topology with and without the store and
+//! the floor side by side, and the lines every mode shares (joins, a step's
+//! deliveries).
 
+use crate::archive_lag::Lag;
 use crate::fleet::{JoinReport, StepResult};
 use crate::stats::{ms, percentile_ms, summary};
 
@@ -10,12 +12,14 @@ pub struct SweepRow {
     pub side: &'static str,
     pub offered: u64,
     pub result: StepResult,
+    /// The peak archive lag during the step, with the store on.
+    pub lag: Option<Lag>,
 }
 
 pub fn sweep_header() -> String {
     format!(
-        "{:>9} {:<9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5}  CPU % of one core",
-        "offered/s", "side", "delivered/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "dup", "ooo", "4008"
+        "{:>9} {:<9} {:>11} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5} {:>12}  CPU % of one core",
+        "offered/s", "side", "delivered/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "dup", "ooo", "4008", "lag msgs/s"
     )
 }
 
@@ -23,7 +27,7 @@ pub fn sweep_line(row: &SweepRow) -> String {
     let r = &row.result;
     let l = &r.latencies_us;
     format!(
-        "{:>9} {:<9} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5}  {}",
+        "{:>9} {:<9} {:>11.0} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>5} {:>12}  {}",
         row.offered,
         row.side,
         r.delivered_per_sec(),
@@ -34,6 +38,7 @@ pub fn sweep_line(row: &SweepRow) -> String {
         r.duplicates,
         r.out_of_order,
         r.cut_off,
+        row.lag.map_or_else(|| "-".to_owned(), |lag| lag.show()),
         r.cpu
     )
 }

@@ -21,7 +21,7 @@ const AFTER_RATE: f64 = 10.0;
 pub async fn run(args: &Args, rooms: usize, members: usize) -> anyhow::Result<()> {
     let n = rooms * members;
     println!("storm: {rooms} rooms x {members} browsers ({n}) join one gateway at once");
-    for kind in topology::sides(args) {
+    for kind in topology::sides(args, topology::StoreMode::Off) {
         let deployment = topology::start(kind, args, n).await?;
         let label = deployment.label();
         let plan = fleet::plan(rooms, members, 1, 1, true);

@@ -31,7 +31,9 @@ fn nice_step(max: f64, n: f64) -> f64 {
 
 pub fn plot(rows: &[SweepRow], title: &str) -> String {
     let mut series = Vec::new();
-    for (side, color) in [("topology", "#c0392b"), ("deployment", "#c0392b"), ("floor", "#2471a3")] {
+    for (side, color) in
+        [("topo+pg", "#7d3c98"), ("topology", "#c0392b"), ("deployment", "#c0392b"), ("floor", "#2471a3")]
+    {
         for (p, dashed) in [(50.0, false), (99.0, true)] {
             let points: Vec<(f64, f64)> = rows
                 .iter()

@@ -1,7 +1,9 @@
 //! Sweep mode (the default): rooms × members browsers spread over the
 //! gateways, one sender per room, and a step per offered rate; the same run
-//! against the topology and then the floor, printed side by side, with the
-//! latency-vs-throughput plot.
+//! against the topology with the store (a scratch PostgreSQL the
+//! room-services archive into), without it, and then the floor, printed
+//! side by side, with the peak archive lag of each step and the
+//! latency-vs-throughput plot. `--store on|off` runs one of the two.
 //!
 //! An offered rate is in deliveries/s: every message is delivered to every
 //! member of its room (the sender's echo included), so each room's sender
@@ -9,9 +11,10 @@
 
 use std::time::Duration;
 
+use crate::archive_lag::LagWatch;
 use crate::fleet::{self, Fleet};
 use crate::report::{self, SweepRow};
-use crate::topology;
+use crate::topology::{self, StoreMode};
 use crate::{Args, svg};
 
 /// Quiet time after joining and between steps, so presence traffic and the
@@ -25,7 +28,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         args.step_secs, args.drain_secs, args.sweep
     );
     let mut rows = Vec::new();
-    for kind in topology::sides(args) {
+    for kind in topology::sides(args, StoreMode::Both) {
         let deployment = topology::start(kind, args, rooms * members).await?;
         let side = deployment.label();
         let plan = fleet::plan(rooms, members, 1, deployment.urls.len(), false);
@@ -34,10 +37,15 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             Fleet::connect(&deployment.urls, &plan, concurrency, Duration::from_secs_f64(args.join_timeout_secs)).await;
         report::joins(deployment.label(), &fleet.joins, plan.len());
         let procs = deployment.watched();
+        let lag = deployment.database_url().map(|_| LagWatch::start(&deployment.room_services));
         tokio::time::sleep(SETTLE).await;
         println!("{}", report::sweep_header());
         for &offered in &args.sweep {
             let per_room = offered as f64 / (rooms * members) as f64;
+            // What came before (joins, the settle) belongs to no step.
+            if let Some(lag) = &lag {
+                lag.take();
+            }
             let result = fleet
                 .step(
                     per_room,
@@ -47,11 +55,12 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                     &procs,
                 )
                 .await;
-            let row = SweepRow { side, offered, result };
+            let row = SweepRow { side, offered, result, lag: lag.as_ref().map(LagWatch::take) };
             println!("{}", report::sweep_line(&row));
             rows.push(row);
             tokio::time::sleep(SETTLE).await;
         }
+        drop(lag);
         fleet.close();
         deployment.stop().await;
     }

@@ -7,7 +7,10 @@
 //!   free loopback ports ([`scratch`]) — and its [`Supervisor`] starts them
 //!   tier by tier and stops them in reverse. The bench's own settings go on
 //!   top: no send limit, a short drain, room for every browser, logs at
-//!   `warn` into `<tmp>/<name>.log`.
+//!   `warn` into `<tmp>/<name>.log`. With the store on, a scratch
+//!   PostgreSQL (xtask's [`Store::scratch`], testkit's recipe) is started
+//!   first and every room-service gets its `DATABASE_URL`; it is stopped
+//!   after them.
 //! - The floor: this program re-executed as `--serve-floor --floor-port P`,
 //!   under the same supervisor.
 //! - An existing deployment (`--gateway`): just URLs, nothing started, no
@@ -27,6 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc;
 use xtask::plan::{self, Inherit, Plan, Process, Tier};
+use xtask::store::Store;
 use xtask::supervise::{Interrupts, Output, Stop, Supervisor, Timing};
 use xtask::{binaries, ports, scratch};
 
@@ -39,12 +43,28 @@ const TIMING: Timing = Timing { startup: Duration::from_secs(30), grace: Duratio
 const HOST: &str = "127.0.0.1";
 /// Log lines of a process shown when it did not come up.
 const LOG_TAIL: usize = 15;
+/// Starts of the topology tried when a chosen port was taken meanwhile.
+const START_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Topology,
+    /// The standard topology; `store`: with a scratch PostgreSQL behind it.
+    Topology {
+        store: bool,
+    },
     Floor,
     Existing,
+}
+
+/// Whether the started topology keeps history in PostgreSQL (`--store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreMode {
+    /// Redis only.
+    Off,
+    /// With a scratch PostgreSQL (`DATABASE_URL` on every room-service).
+    On,
+    /// Both, one after the other, in the same run: on, then off.
+    Both,
 }
 
 /// What the bench loads: gateway URLs and the processes behind them.
@@ -55,6 +75,10 @@ pub struct Deployment {
     /// Processes to read CPU and memory of, in table order; gateways (or the
     /// floor) in the order of `urls`.
     pub procs: Vec<Watched>,
+    /// The room-services' gRPC addresses (`http://host:port`), when started.
+    pub room_services: Vec<String>,
+    /// The port of the started Redis (one Redis only).
+    pub redis_port: Option<u16>,
     started: Option<Started>,
 }
 
@@ -66,12 +90,15 @@ struct Started {
     interrupts: Interrupts,
     /// Logs and Redis's files.
     dir: PathBuf,
+    /// The scratch PostgreSQL, stopped after the room-services.
+    store: Option<Store>,
 }
 
 impl Deployment {
     pub fn label(&self) -> &'static str {
         match self.kind {
-            Kind::Topology => "topology",
+            Kind::Topology { store: false } => "topology",
+            Kind::Topology { store: true } => "topo+pg",
             Kind::Floor => "floor",
             Kind::Existing => "deployment",
         }
@@ -92,7 +119,19 @@ impl Deployment {
     }
 
     pub fn existing(urls: Vec<String>) -> Self {
-        Self { kind: Kind::Existing, urls, procs: Vec::new(), started: None }
+        Self {
+            kind: Kind::Existing,
+            urls,
+            procs: Vec::new(),
+            room_services: Vec::new(),
+            redis_port: None,
+            started: None,
+        }
+    }
+
+    /// The `DATABASE_URL` of the scratch PostgreSQL, when there is one.
+    pub fn database_url(&self) -> Option<String> {
+        self.started.as_ref()?.store.as_ref()?.url()
     }
 
     /// Stops what the bench started, gateways first (SIGTERM, then SIGKILL
@@ -100,6 +139,9 @@ impl Deployment {
     pub async fn stop(self) {
         if let Some(mut started) = self.started {
             started.supervisor.stop(&mut started.interrupts).await;
+            if let Some(store) = started.store {
+                store.stop().await;
+            }
             let _ = std::fs::remove_dir_all(&started.dir);
         }
     }
@@ -111,7 +153,7 @@ async fn start_plan(plan: &Plan, dir: PathBuf) -> anyhow::Result<Started> {
     let mut supervisor = Supervisor::with_output(plan, Output::LogFiles(dir.clone()), TIMING);
     let (_never, mut interrupts) = mpsc::channel(1);
     let failure = match supervisor.start(plan, &mut interrupts).await {
-        Ok(None) => return Ok(Started { supervisor, interrupts, dir }),
+        Ok(None) => return Ok(Started { supervisor, interrupts, dir, store: None }),
         Ok(Some(stop)) => {
             let name = match &stop {
                 Stop::Exited { name, .. } | Stop::NotReady { name, .. } => Some(name.clone()),
@@ -176,26 +218,55 @@ async fn topology_plan(args: &crate::Args, max_connections: usize, dir: &Path) -
     Ok(plan)
 }
 
-/// Starts Redis, the room-services and the gateways `args` asks for.
-pub async fn start_topology(args: &crate::Args, max_connections: usize) -> anyhow::Result<Deployment> {
-    let dir = scratch_dir("topology")?;
-    let plan = match topology_plan(args, max_connections, &dir).await {
-        Ok(plan) => plan,
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(error);
+/// Starts Redis, the room-services and the gateways `args` asks for, with
+/// a scratch PostgreSQL behind the room-services when `store`.
+pub async fn start_topology(args: &crate::Args, max_connections: usize, store: bool) -> anyhow::Result<Deployment> {
+    let store = if store { Some(Store::scratch().await?) } else { None };
+    let mut attempt = 1;
+    let (plan, mut started) = loop {
+        let dir = scratch_dir("topology")?;
+        let mut plan = match topology_plan(args, max_connections, &dir).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+        };
+        if let Some(store) = &store {
+            store.apply(&mut plan);
+        }
+        match start_plan(&plan, dir).await {
+            Ok(started) => break (plan, started),
+            // A free port can be taken between choosing it and listening on
+            // it (by a client's ephemeral port, on a busy machine): choose again.
+            Err(error) if attempt < START_ATTEMPTS && format!("{error:#}").contains("Address already in use") => {
+                eprintln!("[topology] a port was taken before the process listened on it; choosing ports again");
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
         }
     };
-    let started = start_plan(&plan, dir).await?;
+    started.store = store;
 
     let pids: BTreeMap<&str, Option<u32>> = started.supervisor.pids().into_iter().collect();
-    let mut deployment = Deployment { kind: Kind::Topology, urls: Vec::new(), procs: Vec::new(), started: None };
+    let mut deployment = Deployment {
+        kind: Kind::Topology { store: started.store.is_some() },
+        urls: Vec::new(),
+        procs: Vec::new(),
+        room_services: Vec::new(),
+        redis_port: None,
+        started: None,
+    };
     for tier in &plan.tiers {
         for (i, process) in tier.processes.iter().enumerate() {
             let name = table_name(tier.role, i, tier.processes.len());
             deployment.procs.push(Watched { name, pid: pids.get(process.name.as_str()).copied().flatten() });
-            if tier.role == plan::GATEWAYS {
-                deployment.urls.push(format!("ws://{}:{}/ws", plan.connect_host, process.ready_port));
+            let address = format!("{}:{}", plan.connect_host, process.ready_port);
+            match tier.role {
+                plan::GATEWAYS => deployment.urls.push(format!("ws://{address}/ws")),
+                plan::ROOM_SERVICES => deployment.room_services.push(format!("http://{address}")),
+                plan::REDIS if tier.processes.len() == 1 => deployment.redis_port = Some(process.ready_port),
+                _ => {}
             }
         }
     }
@@ -226,18 +297,27 @@ pub async fn start_floor() -> anyhow::Result<Deployment> {
         kind: Kind::Floor,
         urls: vec![format!("ws://{HOST}:{port}/ws")],
         procs: vec![Watched { name: "floor".into(), pid }],
+        room_services: Vec::new(),
+        redis_port: None,
         started: Some(started),
     })
 }
 
-/// What the flags ask to measure, in order: the topology (or the given
-/// deployment), then the floor.
-pub fn sides(args: &crate::Args) -> Vec<Kind> {
+/// What the flags ask to measure, in order: the topology (with the store,
+/// then without, as `--store` says, `default` when it does not; or the
+/// given deployment), then the floor.
+pub fn sides(args: &crate::Args, default: StoreMode) -> Vec<Kind> {
     let mut sides = Vec::new();
     if !args.gateway.is_empty() {
         sides.push(Kind::Existing);
     } else if !args.floor_only {
-        sides.push(Kind::Topology);
+        match args.store.unwrap_or(default) {
+            StoreMode::Off => sides.push(Kind::Topology { store: false }),
+            StoreMode::On => sides.push(Kind::Topology { store: true }),
+            StoreMode::Both => {
+                sides.extend([Kind::Topology { store: true }, Kind::Topology { store: false }]);
+            }
+        }
     }
     if args.gateway.is_empty() && !args.no_floor {
         sides.push(Kind::Floor);
@@ -248,7 +328,7 @@ pub fn sides(args: &crate::Args) -> Vec<Kind> {
 /// Starts one side; gateways accept at least `connections` browsers.
 pub async fn start(kind: Kind, args: &crate::Args, connections: usize) -> anyhow::Result<Deployment> {
     let deployment = match kind {
-        Kind::Topology => start_topology(args, connections.max(10_000) + 100).await?,
+        Kind::Topology { store } => start_topology(args, connections.max(10_000) + 100, store).await?,
         Kind::Floor => start_floor().await?,
         Kind::Existing => Deployment::existing(args.gateway.clone()),
     };

@@ -1,14 +1,15 @@
 //! # chat-testkit
 //!
 //! Real parts started and stopped by whoever needs them: the integration
-//! tests of every crate, and (for the Redis Cluster) `cargo xtask up` and the
-//! bench.
+//! tests of every crate, and (for the Redis Cluster and the scratch
+//! PostgreSQL) `cargo xtask up` and the bench.
 //!
 //! - [`RedisServer`]: a `redis-server` on a private unix socket, so a Redis
 //!   already running on the machine is left alone and tests never collide
 //!   on a port.
 //! - [`PostgresServer`]: a scratch PostgreSQL cluster in a temp dir, on a
-//!   unix socket there, in the same way.
+//!   unix socket there, in the same way ([`postgres_server::bin_dir`]
+//!   says whether PostgreSQL is installed at all).
 //! - [`redis_cluster`]: a local Redis Cluster — the one recipe (node
 //!   arguments, joining, waiting until it is ok) used by the tests'
 //!   [`RedisCluster`] and by xtask's supervisor.
@@ -17,7 +18,7 @@
 
 pub mod redis_cluster;
 
-mod postgres_server;
+pub mod postgres_server;
 mod redis_server;
 pub mod rerun;
 

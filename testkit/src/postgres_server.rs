@@ -15,6 +15,14 @@
 //! `initdb` and `postgres` run as the `postgres` user that Debian's package
 //! creates, and the temp dir is handed to that user.
 //!
+//! Tests call [`start`], which fails the test with what to do; `cargo xtask
+//! up` and the bench call [`try_start`] with [`Options`] of their own (a
+//! process group of its own, so a Ctrl+C in the terminal reaches only them
+//! and they stop PostgreSQL after the room-services that write to it).
+//!
+//! [`start`]: PostgresServer::start
+//! [`try_start`]: PostgresServer::try_start
+//!
 //! [`stop`]: PostgresServer::stop
 //! [`restart`]: PostgresServer::restart
 
@@ -41,6 +49,28 @@ const READY_WITHIN: Duration = Duration::from_secs(15);
 /// How long a fast shutdown may take before the server is killed.
 const STOPPED_WITHIN: Duration = Duration::from_secs(10);
 
+/// How [`PostgresServer::try_start`] starts the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Run `postgres` in a process group of its own: a Ctrl+C in the
+    /// terminal then does not reach it, and whoever started it decides when
+    /// it stops ([`PostgresServer::stop`], or the drop). Off for tests, so
+    /// an interrupted test run takes its servers with it.
+    pub own_process_group: bool,
+}
+
+/// Why a scratch PostgreSQL could not start, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError(String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
 #[derive(Debug)]
 pub struct PostgresServer {
     child: Option<Child>,
@@ -50,6 +80,7 @@ pub struct PostgresServer {
     bin: PathBuf,
     /// Who runs them when the tests run as root; `None`: the tests' own user.
     owner: Option<Owner>,
+    options: Options,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,32 +96,44 @@ impl PostgresServer {
     /// waits until it accepts connections (about a second or two). Fails
     /// the test with the install command when PostgreSQL is not installed.
     pub async fn start() -> Self {
-        let bin = find_bin().unwrap_or_else(|| {
-            panic!(
+        match Self::try_start(Options::default()).await {
+            Ok(server) => server,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// [`Self::start`] for a program rather than a test: an error saying
+    /// what was wrong and what to do instead of a panic. The temp dir is
+    /// removed again when the start fails.
+    pub async fn try_start(options: Options) -> Result<Self, StartError> {
+        let bin = bin_dir().ok_or_else(|| {
+            StartError(
                 "PostgreSQL is not installed: no `initdb` and `postgres` on PATH or under \
-                 /usr/lib/postgresql/*/bin. The tests need a real PostgreSQL: install it with \
-                 `apt-get install -y postgresql` (or run `cargo xtask test`, which does)"
+                 /usr/lib/postgresql/*/bin. Install it with `apt-get install -y postgresql` \
+                 (or run `cargo xtask test`, which does)"
+                    .to_owned(),
             )
-        });
-        let owner = owner();
+        })?;
+        let owner = owner()?;
         let dir = std::env::temp_dir().join(format!(
-            "chat-test-pg-{}-{}",
+            "chat-pg-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create a temp dir for PostgreSQL");
+        let io = |what: &str, e: std::io::Error| StartError(format!("cannot {what} {} ({e})", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(|e| io("create PostgreSQL's temp dir", e))?;
+        // From here on the drop removes the dir, whatever fails.
+        let mut server = Self { child: None, dir: dir.clone(), bin, owner, options };
         // PostgreSQL wants its files to itself.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .expect("make PostgreSQL's temp dir private");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io("make private", e))?;
         if let Some(owner) = owner {
             std::os::unix::fs::chown(&dir, Some(owner.uid), Some(owner.gid))
-                .expect("hand PostgreSQL's temp dir to the postgres user");
+                .map_err(|e| io("hand to the postgres user", e))?;
         }
-        let mut server = Self { child: None, dir, bin, owner };
-        server.initdb().await;
-        server.spawn().await;
-        server
+        server.initdb().await?;
+        server.spawn().await?;
+        Ok(server)
     }
 
     /// A `postgres://` URL for sqlx (or psql): the superuser `postgres`
@@ -124,7 +167,9 @@ impl PostgresServer {
     /// connections.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.spawn().await;
+        if let Err(error) = self.spawn().await {
+            panic!("{error}");
+        }
     }
 
     fn data(&self) -> PathBuf {
@@ -148,10 +193,13 @@ impl PostgresServer {
         if let Some(owner) = self.owner {
             command.uid(owner.uid).gid(owner.gid);
         }
+        if self.options.own_process_group {
+            command.process_group(0);
+        }
         command
     }
 
-    async fn initdb(&self) {
+    async fn initdb(&self) -> Result<(), StartError> {
         let output = self
             .command("initdb")
             .arg("-D")
@@ -162,9 +210,9 @@ impl PostgresServer {
             .args(["--locale=C.UTF-8", "--no-sync", "--no-instructions"])
             .output()
             .await
-            .unwrap_or_else(|e| panic!("cannot run {} ({e})", self.bin.join("initdb").display()));
+            .map_err(|e| StartError(format!("cannot run {} ({e})", self.bin.join("initdb").display())))?;
         if !output.status.success() {
-            panic!(
+            return Err(StartError(format!(
                 "initdb failed ({}) in {}: {}{}",
                 output.status,
                 self.dir.display(),
@@ -174,13 +222,17 @@ impl PostgresServer {
                 } else {
                     ""
                 }
-            );
+            )));
         }
+        Ok(())
     }
 
-    async fn spawn(&mut self) {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.log()).expect("open PostgreSQL's log file");
+    async fn spawn(&mut self) -> Result<(), StartError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .map_err(|e| StartError(format!("cannot open {} ({e})", self.log().display())))?;
         if let Some(owner) = self.owner {
             let _ = std::os::unix::fs::chown(self.log(), Some(owner.uid), Some(owner.gid));
         }
@@ -197,25 +249,25 @@ impl PostgresServer {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} ({e})", self.bin.join("postgres").display()));
+            .map_err(|e| StartError(format!("cannot start {} ({e})", self.bin.join("postgres").display())))?;
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < READY_WITHIN {
             if accepts_connections(&self.socket()).await {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("postgres exited ({status}) while starting: {}", self.log_tail());
+                return Err(StartError(format!("postgres exited ({status}) while starting: {}", self.log_tail())));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!(
+        Err(StartError(format!(
             "postgres did not accept connections within {READY_WITHIN:?} on {}: {}",
             self.socket().display(),
             self.log_tail()
-        );
+        )))
     }
 
     /// The end of `postgres.log`, for a failure message.
@@ -272,8 +324,9 @@ async fn accepts_connections(socket: &Path) -> bool {
 }
 
 /// The dir with `initdb` and `postgres`: the first `PATH` dir that has both,
-/// else Debian's `/usr/lib/postgresql/<version>/bin` of the highest version.
-fn find_bin() -> Option<PathBuf> {
+/// else Debian's `/usr/lib/postgresql/<version>/bin` of the highest version;
+/// `None` when PostgreSQL is not installed.
+pub fn bin_dir() -> Option<PathBuf> {
     let has_both = |dir: &Path| ["initdb", "postgres"].iter().all(|p| is_executable(&dir.join(p)));
     let on_path =
         std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect::<Vec<_>>()).unwrap_or_default();
@@ -297,19 +350,19 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
-/// `Some` (the postgres user) when the tests run as root, which PostgreSQL
+/// `Some` (the postgres user) when we run as root, which PostgreSQL
 /// refuses to run as.
-fn owner() -> Option<Owner> {
+fn owner() -> Result<Option<Owner>, StartError> {
     if !Uid::effective().is_root() {
-        return None;
+        return Ok(None);
     }
     match User::from_name(USER) {
-        Ok(Some(user)) => Some(Owner { uid: user.uid.as_raw(), gid: user.gid.as_raw() }),
-        _ => panic!(
-            "the tests run as root, which PostgreSQL refuses to run as, and there is no `{USER}` \
+        Ok(Some(user)) => Ok(Some(Owner { uid: user.uid.as_raw(), gid: user.gid.as_raw() })),
+        _ => Err(StartError(format!(
+            "this runs as root, which PostgreSQL refuses to run as, and there is no `{USER}` \
              user to run it as: install Debian's package (`apt-get install -y postgresql` creates \
-             it) or run the tests as another user"
-        ),
+             it) or run as another user"
+        ))),
     }
 }
 

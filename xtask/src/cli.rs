@@ -19,7 +19,9 @@ pub enum Command {
     ///
     /// Starts redis-server from PATH when there is one (with no persistence, in
     /// a temporary directory); without it, runs ONE room-service on the
-    /// in-process broker and says so.
+    /// in-process broker and says so. Starts a scratch PostgreSQL for the
+    /// durable history when initdb is installed (or uses --database-url);
+    /// without it, history is Redis's only and not durable, and it says so.
     Up(UpArgs),
 
     /// Install what the tests need when it is missing (with apt, as root; or
@@ -98,13 +100,25 @@ pub struct UpArgs {
     #[arg(long, conflicts_with = "redis_url")]
     pub redis_cluster: bool,
 
+    /// Keep history in this PostgreSQL instead of starting a scratch one,
+    /// e.g. postgres://chat:secret@127.0.0.1:5432/chat (room-services get it
+    /// as DATABASE_URL). Without it a scratch PostgreSQL is started in a
+    /// temp dir when initdb is installed; with none, history is Redis's only.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+
     /// Address every process listens on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
 
     /// Build and run the debug binaries instead of the release ones.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bin_dir")]
     pub debug: bool,
+
+    /// Run the room-service and gateway executables in this folder instead
+    /// of building them.
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]
@@ -128,7 +142,9 @@ mod tests {
         assert_eq!(args.redis_port, None);
         assert_eq!(args.redis_url, None);
         assert!(!args.redis_cluster);
+        assert_eq!(args.database_url, None);
         assert!(!args.debug);
+        assert_eq!(args.bin_dir, None);
     }
 
     #[test]

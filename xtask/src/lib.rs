@@ -4,7 +4,8 @@
 //! # `cargo xtask up`
 //! Builds `room-service` and `gateway`, then runs the whole topology on this
 //! machine with no Docker: a throw-away `redis-server` when one is on `PATH`,
-//! room-services sharing it, and gateways spreading rooms over them. Every
+//! a scratch PostgreSQL for the durable history when `initdb` is installed,
+//! room-services sharing them, and gateways spreading rooms over them. Every
 //! child's output is shown line by line behind its name; Ctrl+C (or SIGTERM)
 //! stops them all, gateways first, and returns.
 //!
@@ -23,6 +24,8 @@
 //! - [`ports`]: choosing and checking local TCP ports.
 //! - [`prefix`]: copying a child's output to ours, each line behind its name.
 //! - [`supervise`]: spawning the plan, waiting for it, and stopping it.
+//! - [`store`]: the PostgreSQL the room-services keep history in (a scratch
+//!   one, `--database-url`, or none), and what is said about it.
 //! - [`scratch`]: the same topology on free ports, isolated from the shell,
 //!   for programs that start their own (the bench, the process tests).
 //! - [`up`]: the `up` command, tying the above together.
@@ -39,6 +42,7 @@ pub mod plan;
 pub mod ports;
 pub mod prefix;
 pub mod scratch;
+pub mod store;
 pub mod supervise;
 pub mod test;
 pub mod token;

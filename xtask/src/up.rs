@@ -1,5 +1,6 @@
-//! `cargo xtask up`: build, decide the topology, check its ports, run it until
-//! Ctrl+C or until one of its processes ends, then stop it all.
+//! `cargo xtask up`: build, decide the topology, check its ports, start the
+//! store ([`crate::store`]), run it until Ctrl+C or until one of its
+//! processes ends, then stop it all, the store last.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use crate::cli::UpArgs;
 use crate::plan::{self, Broker, Layout, Plan};
 use crate::ports;
 use crate::prefix::Style;
+use crate::store::Store;
 use crate::supervise::{self, Stop, Supervisor, Timing};
 
 /// What is said when there is no redis-server, word for word.
@@ -25,7 +27,10 @@ const CLUSTER_REPLICAS: u16 = 1;
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Built before any signal handler is installed, so a Ctrl+C during the
     // build ends cargo and us the ordinary way.
-    let binaries = binaries::build(args.debug).await?;
+    let binaries = match &args.bin_dir {
+        Some(dir) => binaries::in_dir(dir)?,
+        None => binaries::build(args.debug).await?,
+    };
 
     let layout = Layout {
         host: args.host.clone(),
@@ -36,7 +41,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         first_metrics_port: args.first_metrics_port,
     };
     let (broker, scratch_dir) = choose_broker(&args, &layout, &binaries)?;
-    let plan = plan::plan(&layout, &broker, &binaries)?;
+    let mut plan = plan::plan(&layout, &broker, &binaries)?;
     refuse_busy_ports(&plan, &layout.host)?;
     if let Some(dir) = &scratch_dir {
         std::fs::create_dir_all(dir)?;
@@ -61,7 +66,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         supervisor.say(note);
     }
 
+    // Listening before PostgreSQL starts: a Ctrl+C while it does (it is in
+    // a process group of its own) stops everything the ordinary way.
     let mut interrupts = supervise::interrupts()?;
+    if args.database_url.is_none() && chat_testkit::postgres_server::bin_dir().is_some() {
+        supervisor.say("starting a scratch PostgreSQL in a temp dir (initdb; nothing kept after exit)");
+    }
+    let store = Store::choose(args.database_url.as_deref()).await;
+    store.apply(&mut plan);
+    supervisor.say(&store.announcement());
+
     let outcome = supervisor.run(&plan, &mut interrupts).await;
     let stop = match &outcome {
         Ok(stop) => {
@@ -74,6 +88,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     };
     supervisor.stop(&mut interrupts).await;
+    // After the room-services: they write to it until they are gone.
+    store.stop().await;
     if let Some(dir) = scratch_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
