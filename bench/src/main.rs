@@ -13,6 +13,7 @@
 //! cargo run --release -p chat-bench --                                # sweep, store on and off, 10 rooms x 100 browsers
 //! cargo run --release -p chat-bench -- --sweep 10000,30000 --step-secs 3 --svg sweep.svg
 //! cargo run --release -p chat-bench -- --store off                    # sweep without PostgreSQL only
+//! cargo run --release -p chat-bench -- --store all                    # STORE_SYNC=1, store on, store off
 //! cargo run --release -p chat-bench -- --idle 10000                   # memory and connect
 //! cargo run --release -p chat-bench -- --storm 10x1000                # join storm
 //! cargo run --release -p chat-bench -- --busy-room                    # one busy room, and how fast it is archived
@@ -115,7 +116,8 @@ pub struct Args {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
     page_limit: u32,
     /// Whether the started topology keeps history in a scratch PostgreSQL:
-    /// `both` runs it with the store and then without in the same run.
+    /// `both` runs it with the store and then without in the same run;
+    /// `sync` with the store and STORE_SYNC=1; `all`: sync, on, off.
     /// Default: both for the sweep, on for --busy-room, off for --idle and --storm.
     #[arg(long, value_enum)]
     store: Option<topology::StoreMode>,

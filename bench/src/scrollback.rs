@@ -36,7 +36,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let (rows, pages, limit) = (args.scrollback_rows, args.scrollback_pages, args.page_limit);
     ensure!(rows > u64::from(limit), "--scrollback-rows must be above --page-limit");
     println!("scrollback: a room of {rows} messages in PostgreSQL, {pages} History pages of {limit} at random depths");
-    let deployment = topology::start(Kind::Topology { store: true }, args, 10).await?;
+    let deployment = topology::start(Kind::Topology { store: true, sync: false }, args, 10).await?;
     let outcome = measure(&deployment, rows, pages, limit).await;
     deployment.stop().await;
     outcome

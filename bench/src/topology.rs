@@ -48,9 +48,11 @@ const START_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// The standard topology; `store`: with a scratch PostgreSQL behind it.
+    /// The standard topology; `store`: with a scratch PostgreSQL behind it;
+    /// `sync`: and `STORE_SYNC=1` (a send answered once PostgreSQL has it).
     Topology {
         store: bool,
+        sync: bool,
     },
     Floor,
     Existing,
@@ -65,6 +67,11 @@ pub enum StoreMode {
     On,
     /// Both, one after the other, in the same run: on, then off.
     Both,
+    /// With the store and `STORE_SYNC=1`: sends acknowledged after
+    /// PostgreSQL committed them (group commit).
+    Sync,
+    /// All three in the same run: sync, on, off.
+    All,
 }
 
 /// What the bench loads: gateway URLs and the processes behind them.
@@ -97,8 +104,9 @@ struct Started {
 impl Deployment {
     pub fn label(&self) -> &'static str {
         match self.kind {
-            Kind::Topology { store: false } => "topology",
-            Kind::Topology { store: true } => "topo+pg",
+            Kind::Topology { store: false, .. } => "topology",
+            Kind::Topology { store: true, sync: false } => "topo+pg",
+            Kind::Topology { store: true, sync: true } => "topo+pgsync",
             Kind::Floor => "floor",
             Kind::Existing => "deployment",
         }
@@ -220,7 +228,12 @@ async fn topology_plan(args: &crate::Args, max_connections: usize, dir: &Path) -
 
 /// Starts Redis, the room-services and the gateways `args` asks for, with
 /// a scratch PostgreSQL behind the room-services when `store`.
-pub async fn start_topology(args: &crate::Args, max_connections: usize, store: bool) -> anyhow::Result<Deployment> {
+pub async fn start_topology(
+    args: &crate::Args,
+    max_connections: usize,
+    store: bool,
+    sync: bool,
+) -> anyhow::Result<Deployment> {
     let store = if store { Some(Store::scratch().await?) } else { None };
     let mut attempt = 1;
     let (plan, mut started) = loop {
@@ -234,6 +247,9 @@ pub async fn start_topology(args: &crate::Args, max_connections: usize, store: b
         };
         if let Some(store) = &store {
             store.apply(&mut plan);
+            if sync {
+                plan.set_env(plan::ROOM_SERVICES, "STORE_SYNC", "1");
+            }
         }
         match start_plan(&plan, dir).await {
             Ok(started) => break (plan, started),
@@ -250,7 +266,7 @@ pub async fn start_topology(args: &crate::Args, max_connections: usize, store: b
 
     let pids: BTreeMap<&str, Option<u32>> = started.supervisor.pids().into_iter().collect();
     let mut deployment = Deployment {
-        kind: Kind::Topology { store: started.store.is_some() },
+        kind: Kind::Topology { store: started.store.is_some(), sync: sync && started.store.is_some() },
         urls: Vec::new(),
         procs: Vec::new(),
         room_services: Vec::new(),
@@ -303,6 +319,10 @@ pub async fn start_floor() -> anyhow::Result<Deployment> {
     })
 }
 
+const OFF: Kind = Kind::Topology { store: false, sync: false };
+const ON: Kind = Kind::Topology { store: true, sync: false };
+const SYNC: Kind = Kind::Topology { store: true, sync: true };
+
 /// What the flags ask to measure, in order: the topology (with the store,
 /// then without, as `--store` says, `default` when it does not; or the
 /// given deployment), then the floor.
@@ -312,11 +332,11 @@ pub fn sides(args: &crate::Args, default: StoreMode) -> Vec<Kind> {
         sides.push(Kind::Existing);
     } else if !args.floor_only {
         match args.store.unwrap_or(default) {
-            StoreMode::Off => sides.push(Kind::Topology { store: false }),
-            StoreMode::On => sides.push(Kind::Topology { store: true }),
-            StoreMode::Both => {
-                sides.extend([Kind::Topology { store: true }, Kind::Topology { store: false }]);
-            }
+            StoreMode::Off => sides.push(OFF),
+            StoreMode::On => sides.push(ON),
+            StoreMode::Both => sides.extend([ON, OFF]),
+            StoreMode::Sync => sides.push(SYNC),
+            StoreMode::All => sides.extend([SYNC, ON, OFF]),
         }
     }
     if args.gateway.is_empty() && !args.no_floor {
@@ -328,7 +348,7 @@ pub fn sides(args: &crate::Args, default: StoreMode) -> Vec<Kind> {
 /// Starts one side; gateways accept at least `connections` browsers.
 pub async fn start(kind: Kind, args: &crate::Args, connections: usize) -> anyhow::Result<Deployment> {
     let deployment = match kind {
-        Kind::Topology { store } => start_topology(args, connections.max(10_000) + 100, store).await?,
+        Kind::Topology { store, sync } => start_topology(args, connections.max(10_000) + 100, store, sync).await?,
         Kind::Floor => start_floor().await?,
         Kind::Existing => Deployment::existing(args.gateway.clone()),
     };

@@ -161,8 +161,10 @@ impl Archive {
         ))
     }
 
-    /// Sets the lag gauges from what is pending: the batch in hand (its
-    /// first message is the oldest on the channel) and the rooms to catch up.
+    /// Sets the lag gauges from what is pending: the oldest message in hand
+    /// (the batch being written, or with a backlog on the channel, the
+    /// batch just written: those waiting behind it are younger but not by
+    /// much) and the rooms to catch up.
     fn update_lag(&self, oldest_in_batch: Option<i64>) {
         let oldest_behind = self.behind().values().map(|b| b.since_ms).min();
         let oldest = match (oldest_in_batch, oldest_behind) {
@@ -211,6 +213,10 @@ pub(crate) async fn run<B: Broker>(
             archive.update_lag(batch.first().map(|m| m.ts_ms));
             continue;
         }
+        // Taken before the write empties the batch: when more wait on the
+        // channel (a backlog), the age of what was just written is the lag
+        // they have at least, and the gauge must say so rather than 0.
+        let oldest_written = batch.first().map(|m| m.ts_ms);
         let ok = write(&archive, &store, &mut batch).await && catch_up(&archive, &store, &*broker).await;
         archive.failing.store(!ok, Ordering::Relaxed);
         if ok {
@@ -220,7 +226,8 @@ pub(crate) async fn run<B: Broker>(
             retry_at = Some(tokio::time::Instant::now() + backoff);
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
-        archive.update_lag(batch.first().map(|m| m.ts_ms));
+        let backlog = archive.queued.load(Ordering::Relaxed) > 0;
+        archive.update_lag(batch.first().map(|m| m.ts_ms).or(oldest_written.filter(|_| backlog)));
     }
 }
 
