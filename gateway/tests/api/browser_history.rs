@@ -13,15 +13,13 @@
 //! block of its own around it, left for the newest messages with "Jump to
 //! latest".
 
-use std::time::Duration;
-
 use chat_testkit::PostgresServer;
 use room_service::store::Store;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::browser::{Driver, Tab};
-use crate::support::{Client, PATIENCE, Topology};
+use crate::support::{Client, Topology, archived_up_to};
 
 /// Messages each room-service keeps per room in Redis; older ones are only in the store.
 const HISTORY_LEN: usize = 100;
@@ -48,7 +46,7 @@ async fn the_page_scrolls_back_to_the_first_message_and_jumps_to_a_search_hit() 
     let mut seeder = topology.client(0).await;
     seed(&mut seeder).await;
     let store = Store::connect(&postgres.url()).await.expect("the test's own store connection");
-    archived_up_to(&store, SEEDED).await;
+    archived_up_to(&store, ROOM, SEEDED).await;
     let mut driver = Driver::start().await;
 
     // Scroll-back: to the first message, each page going in above the reader.
@@ -164,19 +162,6 @@ async fn seed(client: &mut Client) {
         client.send_together(frames).await;
         let last = *batch.last().expect("a batch");
         client.next_where(|f| f["type"] == "message" && f["seq"] == last).await;
-    }
-}
-
-/// Waits until the store's high-water mark for the room is `last`.
-async fn archived_up_to(store: &Store, last: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    loop {
-        let high = store.high_water(ROOM).await.ok().flatten();
-        if high == Some(last) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the store reached {high:?}, not {last}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

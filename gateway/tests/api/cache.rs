@@ -14,7 +14,7 @@ use room_service::store::Store;
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use crate::support::{Client, PATIENCE, Topology, messages, texts};
+use crate::support::{Client, PATIENCE, Topology, archived_up_to, messages, texts};
 
 const ROOM: &str = "lobby";
 
@@ -71,19 +71,6 @@ async fn send_system(grpc: &mut RoomServiceClient<Channel>, label: &str, n: usiz
         events.push(grpc.send(request).await.expect("Send").into_inner().event.expect("the stored event"));
     }
     events
-}
-
-/// Waits until the store holds `room` up to `last`.
-async fn archived_up_to(store: &Store, last: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let high = store.high_water(ROOM).await.ok().flatten();
-        if high == Some(last) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the store reached {high:?}, not {last}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Loses the room from Redis: empties Redis, or waits until the room's
@@ -153,7 +140,7 @@ async fn a_lost_room_keeps_its_history_epoch_and_numbering(loss: Loss) {
     let missed_before = said_in_frames(&post(&mut bob, "missed", 200).await);
     let last = missed_before.last().expect("200 posted").0;
     assert_eq!(last, 300);
-    archived_up_to(&store, last).await;
+    archived_up_to(&store, ROOM, last).await;
 
     lose(&topology, loss).await;
 
@@ -167,7 +154,7 @@ async fn a_lost_room_keeps_its_history_epoch_and_numbering(loss: Loss) {
     assert_eq!(seqs, vec![199, 198, 197, 196, 195], "{loss:?}: search pages below the cursor, newest first");
     let after = send_system(&mut grpc, "after", 10).await;
     assert_eq!((after[0].epoch.as_str(), after[0].seq), (epoch.as_str(), last + 1), "{loss:?}: numbering goes on");
-    archived_up_to(&store, last + 10).await;
+    archived_up_to(&store, ROOM, last + 10).await;
 
     let history = whole_history(&mut grpc, &epoch).await;
     assert_eq!(
@@ -245,7 +232,7 @@ async fn two_room_services_seeding_a_room_at_once_agree_on_it() {
     let _serving = (serve_room(&mut a).await, serve_room(&mut b).await);
     let before = send_system(&mut a, "before", 50).await;
     let epoch = before[0].epoch.clone();
-    archived_up_to(&store, 50).await;
+    archived_up_to(&store, ROOM, 50).await;
 
     lose(&topology, Loss::Flush).await;
     let (on_a, on_b) = tokio::join!(send_together(&a, "a", 20), send_together(&b, "b", 20));
@@ -281,7 +268,7 @@ async fn on_a_redis_cluster_a_flushed_room_goes_on_from_the_store() {
     let mut grpc = topology.grpc(0).await;
     let _serving = serve_room(&mut grpc).await;
     let before = send_system(&mut grpc, "before", 5).await;
-    archived_up_to(&store, 5).await;
+    archived_up_to(&store, ROOM, 5).await;
 
     let cluster = topology.redis_cluster.as_ref().expect("a cluster");
     for port in cluster.masters().await {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, PATIENCE, Topology, messages};
+use crate::support::{Client, Topology, archived_up_to, messages};
 
 /// Messages each room keeps in Redis: far fewer than the big room holds,
 /// so its older pages come from PostgreSQL.
@@ -68,19 +68,7 @@ async fn send_all(client: &mut Client, room: &str, texts: impl IntoIterator<Item
 /// Waits until the store holds `room` up to `last`: the archiver caught up.
 async fn archived(postgres: &PostgresServer, room: &str, last: u64) {
     let store = Store::connect(&postgres.url()).await.expect("the test's own store connection");
-    let patience = PATIENCE * 3;
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let high = store.high_water(room).await.ok().flatten();
-        if high == Some(last) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the store reached {high:?} of {room}, not {last}, within {patience:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    archived_up_to(&store, room, last).await;
 }
 
 fn seq(message: &Value) -> u64 {

@@ -3,6 +3,7 @@
 //! them, WebSocket clients on real sockets and gRPC clients on real channels,
 //! and headless Chromium showing the page (`browser`).
 
+mod archived;
 pub mod browser;
 mod chromedriver;
 mod client;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+pub use archived::archived_up_to;
 pub use chat_testkit::{RedisCluster, RedisServer};
 #[allow(unused_imports)] // each test file uses a different part
 pub use client::{Client, http_get, messages, metric, texts};
