@@ -64,7 +64,7 @@ async fn measure(deployment: &topology::Deployment, rows: u64, pages: usize, lim
         let before_seq = u64::from(limit) + 1 + random.below(rows - u64::from(limit) + 1);
         let asked = Instant::now();
         let page = client
-            .history(HistoryRequest { room: ROOM.to_owned(), limit, before_seq })
+            .history(HistoryRequest { room: ROOM.to_owned(), limit, before_seq, ..Default::default() })
             .await
             .with_context(|| format!("History before_seq {before_seq}"))?
             .into_inner();

@@ -452,6 +452,7 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
                     gateway: gateway.to_string(),
                     joined_at_ms: 0,
                     connection: listener.connection.to_string(),
+                    user_id: String::new(),
                 }),
                 history_limit: 1,
                 restore: true,

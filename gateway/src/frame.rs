@@ -210,7 +210,7 @@ impl<'a> EventView<'a> {
                 ts,
             },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
-            Kind::Presence(_) => return None,
+            Kind::Presence(_) | Kind::Inbox(_) => return None,
         })
     }
 }

@@ -30,10 +30,12 @@ pub enum ErrorCode {
     BadLimit,
     BadQuery,
     SearchUnavailable,
+    BadDirect,
+    BadRead,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::BadJson,
         Self::UnknownType,
         Self::BinaryFrame,
@@ -55,6 +57,8 @@ impl ErrorCode {
         Self::BadLimit,
         Self::BadQuery,
         Self::SearchUnavailable,
+        Self::BadDirect,
+        Self::BadRead,
     ];
 
     /// The code as it goes on the wire.
@@ -81,6 +85,8 @@ impl ErrorCode {
             Self::BadLimit => "bad_limit",
             Self::BadQuery => "bad_query",
             Self::SearchUnavailable => "search_unavailable",
+            Self::BadDirect => "bad_direct",
+            Self::BadRead => "bad_read",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod checked;
 pub mod codes;
 pub mod limits;
 pub mod names;
+pub mod people;
 pub mod query;
 
 pub use checked::{MemberId, RoomName, Username};

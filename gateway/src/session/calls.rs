@@ -69,6 +69,7 @@ impl Session {
             gateway: self.shared.gateway.to_string(),
             joined_at_ms: 0,
             connection: self.connection.to_string(),
+            user_id: String::new(),
         }
     }
 
@@ -297,7 +298,7 @@ impl Session {
 
     pub(super) fn members(&mut self, room: &str, after: String) -> Result<Call, Refusal> {
         let (room, _) = self.joined(room)?;
-        let request = MembersRequest { room: room.to_string(), after, limit: 0 };
+        let request = MembersRequest { room: room.to_string(), after, limit: 0, user_id: String::new() };
         let shared = Arc::clone(&self.shared);
         Ok(traced(tracing::debug_span!("call", rpc = "members", %room), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.members(r).await }).await;

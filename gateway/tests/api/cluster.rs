@@ -104,7 +104,7 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
         let room = topology
             .grpc(i)
             .await
-            .get_room(GetRoomRequest { room: "general".into() })
+            .get_room(GetRoomRequest { room: "general".into(), ..Default::default() })
             .await
             .expect("GetRoom")
             .into_inner();
@@ -131,7 +131,7 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
     assert_eq!(gone["reason"], "disconnected", "{gone}");
 
     let room =
-        topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into() }).await.expect("GetRoom").into_inner();
+        topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
     assert_eq!(room.members.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["ada"]);
 }
 

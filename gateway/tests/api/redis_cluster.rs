@@ -115,7 +115,7 @@ async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in
 
     // Presence and history, as on one Redis.
     let room =
-        topology.grpc(1).await.get_room(GetRoomRequest { room: "room-7".into() }).await.expect("GetRoom").into_inner();
+        topology.grpc(1).await.get_room(GetRoomRequest { room: "room-7".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
     let mut members: Vec<&str> = room.members.iter().map(|m| m.username.as_str()).collect();
     members.sort();
     assert_eq!(members, ["ada", "bob", "cy"]);

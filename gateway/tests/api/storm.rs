@@ -86,7 +86,7 @@ async fn a_storm_of_joins_into_one_room_gets_everyone_in_and_cuts_no_one_off() {
     );
 
     let room =
-        topology.grpc(0).await.get_room(GetRoomRequest { room: "lecture".into() }).await.expect("GetRoom").into_inner();
+        topology.grpc(0).await.get_room(GetRoomRequest { room: "lecture".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
     assert_eq!(room.member_count as usize, STORM, "the room-service counts everyone");
 
     // Paging through `members` gives everyone, once.

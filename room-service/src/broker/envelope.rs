@@ -137,6 +137,7 @@ mod tests {
             gateway: "g".into(),
             joined_at_ms: 5,
             connection: "g/r-1".into(),
+            user_id: "u1".into(),
         };
         let bob = Member { member_id: "g/2".into(), username: "bob".into(), ..ada.clone() };
         let payload =

@@ -32,6 +32,10 @@ struct Record<'a> {
     /// its session does not resume in time. Written by `presence.lua` only.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     d: Option<Cow<'a, str>>,
+    /// The user behind the member (see `Member::user_id`); absent in
+    /// records written before users were kept.
+    #[serde(borrow, default, skip_serializing_if = "str::is_empty")]
+    i: Cow<'a, str>,
 }
 
 /// The record to store for `member`.
@@ -42,6 +46,7 @@ pub(crate) fn encode(member: &Member) -> String {
         t: member.joined_at_ms,
         c: Cow::Borrowed(&member.connection),
         d: None,
+        i: Cow::Borrowed(&member.user_id),
     };
     serde_json::to_string(&record).unwrap_or_default()
 }
@@ -56,6 +61,7 @@ pub(crate) fn decode(member_id: &str, record: &[u8]) -> BrokerResult<Member> {
         gateway: record.g.into_owned(),
         joined_at_ms: record.t,
         connection: record.c.into_owned(),
+        user_id: record.i.into_owned(),
     })
 }
 
@@ -82,6 +88,7 @@ mod tests {
             gateway: "gw-1".into(),
             joined_at_ms: 17,
             connection: "gw-1/ab-7".into(),
+            user_id: "ada@example".into(),
         }
     }
 

@@ -19,7 +19,7 @@ const DEFAULT_SEARCH_PAGE: u32 = 20;
 impl<B: Broker> Rooms<B> {
     /// One History page: `before_seq` checked against the room's position.
     pub(super) async fn history_page(&self, request: HistoryRequest) -> Result<HistoryResponse, Status> {
-        let HistoryRequest { room, limit, before_seq } = request;
+        let HistoryRequest { room, limit, before_seq, user_id: _ } = request;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let limit = match limit {
             0 => DEFAULT_HISTORY as u32,
@@ -45,7 +45,7 @@ impl<B: Broker> Rooms<B> {
 
     /// One Search page from the store's full-text index, newest first.
     pub(super) async fn search_page(&self, request: SearchRequest) -> Result<SearchResponse, Status> {
-        let SearchRequest { room, query, before_seq, limit } = request;
+        let SearchRequest { room, query, before_seq, limit, user_id: _ } = request;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let Some(store) = &self.store else {
             return Err(Status::failed_precondition(

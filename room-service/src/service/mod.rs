@@ -20,7 +20,7 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    BatchedMessage, ChatMessage, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
+    BatchedMessage, ChatMessage, Direct, GetRoomRequest, MarkReadRequest, MarkReadResponse, OpenDirectRequest, UserRoomsRequest, UserRoomsResponse, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
     JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping,
     MembersRequest, MembersResponse, Room, RoomEvent, SearchRequest, SearchResponse, SendBatchRequest,
     SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
@@ -432,7 +432,7 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn members(&self, request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
-        let MembersRequest { room, after, limit } = request.into_inner();
+        let MembersRequest { room, after, limit, user_id: _ } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         if after.len() > MAX_CURSOR_BYTES {
             return Err(Status::invalid_argument(format!(
@@ -456,7 +456,7 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
-        let GetRoomRequest { room } = request.into_inner();
+        let GetRoomRequest { room, user_id: _ } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         self.reap(&room).await?;
         let page = self.broker.members_page(&room, "", MAX_MEMBERS_LISTED).await.map_err(|e| self.failed(e))?;
@@ -487,5 +487,17 @@ impl<B: Broker> RoomService for Rooms<B> {
             self.broker.heartbeat(&room, &member_ids, self.expires_at()).await.map_err(|e| self.failed(e))?;
         tracing::trace!(members = member_ids.len(), unknown = unknown_member_ids.len(), "heartbeat");
         Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
+    }
+
+    async fn open_direct(&self, _request: Request<OpenDirectRequest>) -> Result<Response<Direct>, Status> {
+        Err(Status::unimplemented("direct conversations are not built yet"))
+    }
+
+    async fn user_rooms(&self, _request: Request<UserRoomsRequest>) -> Result<Response<UserRoomsResponse>, Status> {
+        Err(Status::unimplemented("a user's rooms are not built yet"))
+    }
+
+    async fn mark_read(&self, _request: Request<MarkReadRequest>) -> Result<Response<MarkReadResponse>, Status> {
+        Err(Status::unimplemented("read markers are not built yet"))
     }
 }

@@ -121,7 +121,7 @@ async fn history_pages_back_through_redis_and_the_store_to_the_first_message() {
     let mut pages = 0;
     loop {
         let page = grpc
-            .history(HistoryRequest { room: "general".into(), limit: 100, before_seq })
+            .history(HistoryRequest { room: "general".into(), limit: 100, before_seq, ..Default::default() })
             .await
             .expect("History")
             .into_inner();
@@ -141,7 +141,7 @@ async fn history_pages_back_through_redis_and_the_store_to_the_first_message() {
     assert_eq!(pages, 11);
 
     let odd = grpc
-        .history(HistoryRequest { room: "general".into(), limit: 7, before_seq: 500 })
+        .history(HistoryRequest { room: "general".into(), limit: 7, before_seq: 500, ..Default::default() })
         .await
         .expect("a page from the store")
         .into_inner();
@@ -149,7 +149,7 @@ async fn history_pages_back_through_redis_and_the_store_to_the_first_message() {
 
     for (limit, before_seq, says) in [(101, 0, "limit is 101"), (10, total + 2, "before_seq is 1052")] {
         let refused =
-            grpc.history(HistoryRequest { room: "general".into(), limit, before_seq }).await.expect_err("refused");
+            grpc.history(HistoryRequest { room: "general".into(), limit, before_seq, ..Default::default() }).await.expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
         assert!(refused.message().contains(says), "{}", refused.message());
     }

@@ -91,6 +91,7 @@ fn member(id: &str, name: &str, connection: &str) -> Member {
         gateway: "gw-1".into(),
         joined_at_ms: 1,
         connection: connection.into(),
+        user_id: format!("u-{id}"),
     }
 }
 
