@@ -32,3 +32,7 @@ pub const LAST_SEQ_HEADER: &str = "room-last-seq";
 /// Metadata on a RESOURCE_EXHAUSTED status: the room-service is busy (not
 /// gone) and the caller should try again after this many milliseconds.
 pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
+/// Metadata on a refusal (INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND)
+/// naming the [`ErrorCode`] a gateway should pass on to the browser, e.g.
+/// `bad_direct`, when the gRPC code alone does not say which it is.
+pub const ERROR_CODE_HEADER: &str = "chat-error-code";
