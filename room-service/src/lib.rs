@@ -54,6 +54,7 @@ mod broker;
 mod config;
 mod group_commit;
 mod metrics;
+pub mod people;
 mod presence_batch;
 mod retention;
 mod seeding;
