@@ -4,6 +4,8 @@
 //!
 //! - [`broker_contract`]: the promises of the `Broker` trait, checked on
 //!   the Redis broker and on the in-process one alike.
+//! - [`directory_contract`]: the promises of the `Directory` trait (people's
+//!   state), on Redis, a Redis Cluster and in process alike.
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
@@ -23,6 +25,7 @@ mod support;
 mod archive;
 mod broker_contract;
 mod crash;
+mod directory_contract;
 mod health_probe;
 mod instances;
 mod process;
