@@ -20,11 +20,10 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    BatchedMessage, ChatMessage, Direct, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest,
-    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse,
-    MarkReadRequest, MarkReadResponse, MemberTyping, MembersRequest, MembersResponse, OpenDirectRequest, Room,
-    RoomEvent, SearchRequest, SearchResponse, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
-    SubscribeRequest, TypingRequest, TypingResponse, UserRoomsRequest, UserRoomsResponse,
+    BatchedMessage, ChatMessage, Direct, GetRoomRequest, MarkReadRequest, MarkReadResponse, OpenDirectRequest, UserRoomsRequest, UserRoomsResponse, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
+    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping,
+    MembersRequest, MembersResponse, Room, RoomEvent, SearchRequest, SearchResponse, SendBatchRequest,
+    SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, Username, names};
 use tokio_stream::wrappers::ReceiverStream;
