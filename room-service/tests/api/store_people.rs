@@ -181,31 +181,63 @@ async fn a_removed_room_takes_its_mentions_and_comes_back_without_them() {
     assert_eq!(store.user_room("ada", "general").await.expect("room"), Some(state("general", 2, 5_000, &[])));
 }
 
-/// A reader moving the marker while senders mention the user: whatever
-/// the interleaving, no mention is left at or below the marker, even in
-/// the table (readers filter them anyway: this checks the locking).
+/// A mention and a marker move of the same user's room in flight at once
+/// (a sender's message, a reader on another device): whichever commits
+/// first, no mention is left at or below the marker, not even in the table
+/// (readers filter those anyway: this checks the locking). The other side
+/// is played by a transaction of our own, held open until the store's call
+/// is seen waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mentions_racing_the_marker_never_stay_below_it() {
+async fn a_mention_and_a_marker_in_flight_together_leave_no_mention_below_the_marker() {
     let (postgres, store) = store().await;
     store.add_rooms(&[add("ada", "general", 0, 1_000)]).await.expect("add");
-    let mut tasks = Vec::new();
-    for seq in 1..=300_u64 {
-        let (mentioner, reader) = (store.clone(), store.clone());
-        tasks.push(tokio::spawn(async move { mentioner.add_mention("ada", "general", seq).await.map(|_| ()) }));
-        tasks.push(tokio::spawn(async move { reader.mark_read("ada", "general", seq).await.map(|_| ()) }));
-    }
-    for task in tasks {
-        task.await.expect("task").expect("store call");
-    }
+    let mut ours = raw(&postgres).await;
 
-    let ada = store.user_room("ada", "general").await.expect("room").expect("ada's");
-    assert_eq!(ada.read_seq, 300);
-    assert_eq!(ada.mentions, Vec::<u64>::new());
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mentions WHERE user_id = 'ada'")
-        .fetch_one(&mut raw(&postgres).await)
+    // A marker move to 10, uncommitted, while a mention of seq 5 comes in:
+    // the mention waits for it, then sees the marker has passed.
+    sqlx::query("BEGIN").execute(&mut ours).await.expect("begin");
+    sqlx::query("UPDATE user_rooms SET read_seq = 10 WHERE user_id = 'ada'").execute(&mut ours).await.expect("move");
+    let mentioner = store.clone();
+    let mention = tokio::spawn(async move { mentioner.add_mention("ada", "general", 5).await });
+    wait_for_a_lock_wait_or(&postgres, &mention).await;
+    sqlx::query("COMMIT").execute(&mut ours).await.expect("commit");
+    mention.await.expect("task").expect("add_mention");
+    assert_eq!(mentions_in_table(&mut ours).await, 0, "a mention was recorded below the marker that passed it");
+
+    // A mention of seq 15, uncommitted, while the marker moves to 20: the
+    // move waits for it, then drops it.
+    sqlx::query("BEGIN").execute(&mut ours).await.expect("begin");
+    sqlx::query("SELECT 1 FROM user_rooms WHERE user_id = 'ada' FOR SHARE").execute(&mut ours).await.expect("lock");
+    sqlx::query("INSERT INTO mentions VALUES ('ada', 'general', 15)").execute(&mut ours).await.expect("mention");
+    let reader = store.clone();
+    let read = tokio::spawn(async move { reader.mark_read("ada", "general", 20).await });
+    wait_for_a_lock_wait_or(&postgres, &read).await;
+    sqlx::query("COMMIT").execute(&mut ours).await.expect("commit");
+    assert_eq!(read.await.expect("task").expect("mark_read"), Some(state("general", 20, 1_000, &[])));
+    assert_eq!(mentions_in_table(&mut ours).await, 0, "the marker passed a mention and left it");
+}
+
+async fn mentions_in_table(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM mentions").fetch_one(conn).await.expect("count mentions")
+}
+
+/// Returns once some statement of the database waits for a lock, or once
+/// `call` is done (it did not wait: what it did is then checked).
+async fn wait_for_a_lock_wait_or<T>(postgres: &PostgresServer, call: &tokio::task::JoinHandle<T>) {
+    let mut watcher = raw(postgres).await;
+    for _ in 0..1000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(&mut watcher)
         .await
-        .expect("count mentions");
-    assert_eq!(left, 0, "a mention was recorded below a marker that had passed it");
+        .expect("pg_stat_activity");
+        if waiting > 0 || call.is_finished() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the store's call neither waited for our transaction nor finished");
 }
 
 /// Retention forgets old messages and nothing of people: profiles, direct
