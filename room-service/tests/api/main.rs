@@ -12,6 +12,8 @@
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`store_people`]: people in the store (profiles, direct conversations,
+//!   users' rooms, markers, mentions).
 //! - [`archive`]: the archiver, History by cursor and Search with a store.
 //! - [`store_sync`]: `STORE_SYNC=1`, acknowledged once PostgreSQL committed.
 //! - [`store_retention`]: `HISTORY_RETENTION_DAYS` on a running room-service.
@@ -35,5 +37,6 @@ mod serving;
 mod shell;
 mod spans;
 mod store;
+mod store_people;
 mod store_retention;
 mod store_sync;
