@@ -46,7 +46,8 @@ async fn open(grpc: &mut Grpc, opener: &str, with: &[&str]) -> Result<Direct, St
 }
 
 async fn send(grpc: &mut Grpc, room: &str, name: &str, text: &str) -> u64 {
-    let request = SendRequest { room: room.into(), member_id: format!("m-{name}"), text: text.into(), ..Default::default() };
+    let request =
+        SendRequest { room: room.into(), member_id: format!("m-{name}"), text: text.into(), ..Default::default() };
     grpc.send(request).await.expect("sent").into_inner().event.expect("stored").seq
 }
 
@@ -105,7 +106,10 @@ async fn a_conversation_is_one_room_from_either_side(service: &RoomService) {
     let seq = send(&mut grpc, &first.room, "ada", "hello bob").await;
     let bob = entry(&mut grpc, "bob", &first.room).await.expect("bob's");
     assert_eq!((bob.last_seq, bob.read_seq, bob.unread), (seq, 0, 1));
-    assert_eq!(bob.last.and_then(|e| e.kind).map(|k| matches!(k, Kind::Message(m) if m.text == "hello bob")), Some(true));
+    assert_eq!(
+        bob.last.and_then(|e| e.kind).map(|k| matches!(k, Kind::Message(m) if m.text == "hello bob")),
+        Some(true)
+    );
     // The sender has read their own message, off the reply path.
     eventually("ada's marker on her message", || {
         let mut grpc = grpc.clone();
@@ -198,7 +202,8 @@ async fn unread_counts_messages_after_the_marker_which_never_moves_back() {
     assert_eq!(general.unread, 1, "sent after cy joined");
     join(&mut grpc, "lobby", "cy").await.expect("joins lobby");
     assert_eq!(entry(&mut grpc, "cy", "lobby").await.expect("cy's lobby").unread, 0);
-    let leave = LeaveRequest { room: "lobby".into(), member_id: "m-cy".into(), reason: "left".into(), ..Default::default() };
+    let leave =
+        LeaveRequest { room: "lobby".into(), member_id: "m-cy".into(), reason: "left".into(), ..Default::default() };
     grpc.leave(leave).await.expect("leaves");
     assert!(entry(&mut grpc, "cy", "lobby").await.is_none(), "left on purpose: not cy's any more");
 }
@@ -254,7 +259,10 @@ async fn inbox_updates_reach_the_users_inbox_room() {
             seen.push(update);
         }
     }
-    assert_eq!((seen[0].reason.as_str(), seen[0].room.as_ref().map(|r| r.room.as_str())), ("direct", Some(dm.as_str())));
+    assert_eq!(
+        (seen[0].reason.as_str(), seen[0].room.as_ref().map(|r| r.room.as_str())),
+        ("direct", Some(dm.as_str()))
+    );
 
     join(&mut grpc, &dm, "ada").await.expect("joins");
     let seq = send(&mut grpc, &dm, "ada", "hi").await;
