@@ -65,8 +65,10 @@ impl<B: Directory> People<B> {
             written.map_err(|e| self.broker_failed(e))?;
         }
         if let Some(store) = &self.store {
-            for p in &fresh {
-                store.put_profile(&p.user_id, &p.name).await.map_err(store_failed)?;
+            // Concurrent, as far as the store's pool allows.
+            let writes = fresh.iter().map(|p| store.put_profile(&p.user_id, &p.name));
+            for written in futures_util::future::join_all(writes).await {
+                written.map_err(store_failed)?;
             }
         }
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
