@@ -240,6 +240,18 @@ async fn next_update(stream: &mut tonic::Streaming<chat_proto::v1::RoomEvent>) -
     }
 }
 
+/// The next inbox update for `user` with `reason` on `stream` (a shard
+/// carries other users' updates too, and updates sent from different tasks
+/// may come in either order).
+async fn next_for(stream: &mut tonic::Streaming<chat_proto::v1::RoomEvent>, user: &str, reason: &str) -> UserRoom {
+    loop {
+        let update = next_update(stream).await;
+        if update.user_id == user && update.reason == reason {
+            return *update.room.expect("the entry");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_updates_reach_the_users_inbox_room() {
     let service = RoomService::start(|_| {}).await;
@@ -251,38 +263,29 @@ async fn inbox_updates_reach_the_users_inbox_room() {
     let mut inbox = grpc.subscribe(request).await.expect("Subscribe").into_inner();
 
     let dm = open(&mut grpc, "ada", &["u-bob"]).await.expect("opens").room;
-    let mut seen = Vec::new();
-    // The shard may carry others' updates: keep bob's.
-    while seen.is_empty() {
-        let update = next_update(&mut inbox).await;
-        if update.user_id == "u-bob" {
-            seen.push(update);
-        }
-    }
-    assert_eq!(
-        (seen[0].reason.as_str(), seen[0].room.as_ref().map(|r| r.room.as_str())),
-        ("direct", Some(dm.as_str()))
-    );
+    let opened = next_for(&mut inbox, "u-bob", "direct").await;
+    assert_eq!((opened.room.as_str(), opened.kind.as_str()), (dm.as_str(), "direct"));
 
     join(&mut grpc, &dm, "ada").await.expect("joins");
     let seq = send(&mut grpc, &dm, "ada", "hi").await;
-    let update = loop {
-        let update = next_update(&mut inbox).await;
-        if update.user_id == "u-bob" {
-            break update;
-        }
-    };
-    let room = update.room.expect("the entry");
-    assert_eq!((update.reason.as_str(), room.room.as_str(), room.unread), ("message", dm.as_str(), 1));
+    let message = next_for(&mut inbox, "u-bob", "message").await;
+    assert_eq!((message.room.as_str(), message.last_seq, message.unread), (dm.as_str(), seq, 1));
 
     mark(&mut grpc, "bob", &dm, seq).await.expect("reads");
-    let update = loop {
-        let update = next_update(&mut inbox).await;
-        if update.user_id == "u-bob" {
-            break update;
-        }
-    };
-    assert_eq!((update.reason.as_str(), update.room.expect("entry").read_seq), ("read", seq));
+    let read = next_for(&mut inbox, "u-bob", "read").await;
+    assert_eq!((read.room.as_str(), read.read_seq, read.unread), (dm.as_str(), seq, 0));
+
+    join(&mut grpc, "lobby", "bob").await.expect("joins lobby");
+    assert_eq!(next_for(&mut inbox, "u-bob", "joined").await.room, "lobby");
+    let mention = send(&mut grpc, "lobby", "bob", "talking to myself").await;
+    join(&mut grpc, "lobby", "ada").await.expect("ada joins lobby");
+    send(&mut grpc, "lobby", "ada", "@bob see this").await;
+    let mentioned = next_for(&mut inbox, "u-bob", "mention").await;
+    assert_eq!((mentioned.room.as_str(), mentioned.mentions, mentioned.last_seq), ("lobby", 1, mention + 1));
+    let leave =
+        LeaveRequest { room: "lobby".into(), member_id: "m-bob".into(), reason: "left".into(), ..Default::default() };
+    grpc.leave(leave).await.expect("leaves");
+    assert_eq!(next_for(&mut inbox, "u-bob", "left").await.room, "lobby");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
