@@ -237,3 +237,28 @@ async fn a_user_whose_gateway_crashed_finds_what_came_meanwhile_in_the_snapshot(
     assert_eq!(missed["unread"], 1, "{missed}");
     assert_eq!(missed["last"]["text"], "while you were away", "{missed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_inbox_stream_breaks_the_gateway_sends_a_fresh_snapshot() {
+    let mut topology = Topology::start(2, 1).await;
+    let mut ada = topology.client(0).await;
+    let mut bob = topology.client(0).await;
+    ada.join("lobby", "ada").await;
+    bob.join("lobby", "bob").await;
+    let bob_id = bob.user_id();
+
+    // The room-service bob's inbox stream comes from fails; updates
+    // published meanwhile would be lost, so a snapshot comes unasked.
+    topology.kill_room_service(topology.owner_of(&chat_proto::people::inbox_room(&bob_id))).await;
+    let dm = open_dm(&mut ada, std::slice::from_ref(&bob_id)).await;
+    let room = dm["room"].as_str().unwrap_or_else(|| panic!("a dm: {dm}")).to_owned();
+    let snapshot = bob.next_of("rooms").await;
+    assert!(entry(&snapshot, "lobby").is_some(), "{snapshot}");
+    // Bob learns of the conversation: by the update, or in the snapshot.
+    if entry(&snapshot, &room).is_none() {
+        bob.next_where(|f| {
+            (f["type"] == "inbox" && f["room"]["room"] == room) || (f["type"] == "rooms" && entry(f, &room).is_some())
+        })
+        .await;
+    }
+}
