@@ -182,6 +182,8 @@ async fn unread_counts_are_exact_markers_never_move_back_and_bad_input_is_refuse
     }
     ada.say("general", "@bob look at this").await;
     messages(&mut ada, "general", 200).await;
+    // Mentions are counted after the send is answered: wait until bob is told.
+    assert_eq!(inbox(&mut bob, "general", "mention").await["mentions"], 1);
     bob.close().await;
 
     let mut bob = Client::resume(topology.gateway_addr(0), &session).await;
