@@ -563,7 +563,8 @@ mod tests {
             room: Some(Box::new(UserRoom { room: "general".into(), ..UserRoom::default() })),
             reason: "read".into(),
         };
-        let event = RoomEvent { room: "inbox.3".into(), kind: Some(Kind::Inbox(update)), ..RoomEvent::default() };
+        let event =
+            RoomEvent { room: "inbox.3".into(), kind: Some(Kind::Inbox(Box::new(update))), ..RoomEvent::default() };
         assert_eq!(feed.deliver(&event, &metrics), 2, "both of bob's connections");
         assert!(to_ada.try_recv().is_err(), "not ada's");
         for queue in [&mut to_bob, &mut to_bob_phone] {

@@ -203,6 +203,7 @@ impl Session {
         if let Err(end) = self.write(socket, vec![welcome]).await {
             return end;
         }
+        self.snapshot_soon();
         let (too_slow, moved) = (Arc::clone(&self.too_slow), Arc::clone(&self.moved));
         let draining = self.shared.draining.clone();
         // Made once, not per turn of the loop: each turn would register and
@@ -210,10 +211,6 @@ impl Session {
         let mut drained = std::pin::pin!(draining.cancelled());
         let (mut slow, mut elsewhere) = (std::pin::pin!(too_slow.notified()), std::pin::pin!(moved.notified()));
         loop {
-            if self.call.is_none() && self.person.rooms_due {
-                self.person.rooms_due = false;
-                self.call = Some(self.snapshot());
-            }
             let stashed = if self.call.is_none() { self.stashed.take() } else { None };
             let step = match stashed {
                 Some(frame) => Step::Frame(frame),

@@ -2,11 +2,15 @@
 //! user, its inbox listener, and the calls for `open_dm`, `read` and
 //! `rooms`.
 //!
-//! A session listens on its user's inbox room from start to end. Its first
-//! call, right after `welcome`, is the `rooms` snapshot: it waits for the
-//! inbox feed to be open, so every update after the snapshot reaches the
-//! browser. The snapshot is taken again whenever the inbox feed says updates
-//! may have been missed (`rooms_due`), as the next call the session makes.
+//! A session listens on its user's inbox room from start to end. Right
+//! after `welcome` it takes the `rooms` snapshot in a task of its own
+//! ([`Session::snapshot_soon`]): the task waits for the inbox feed to be
+//! open, so every update after the snapshot reaches the browser, and queues
+//! the frame with the feeds' deliveries, so the browser's first frames
+//! (its joins) are not held up by it. The same happens whenever the inbox
+//! feed says updates may have been missed (a resync). The order of a
+//! snapshot and updates around it does not matter: updates carry whole
+//! entries, merged by the larger `last_seq` and `read_seq`.
 
 use std::sync::Arc;
 
@@ -16,8 +20,13 @@ use chat_proto::{ErrorCode, RoomName};
 
 use super::Session;
 use super::calls::{Answer, Call, traced};
-use crate::feed::{Feed, Listener};
-use crate::frame::{Refusal, check_direct, refusal_of};
+use std::future::Future;
+
+use axum::extract::ws::Utf8Bytes;
+use tracing::Instrument;
+
+use crate::feed::{Delivery, Feed, Listener};
+use crate::frame::{self, Refusal, check_direct, refusal_of};
 use crate::hub::Hub;
 use crate::limits::READY_WAIT;
 
@@ -32,8 +41,6 @@ pub(super) struct User {
     pub inbox_room: Arc<str>,
     /// The inbox room's feed, with this connection listening on it.
     pub inbox: Arc<Feed>,
-    /// A `rooms` snapshot is owed (at start, and after an inbox resync).
-    pub rooms_due: bool,
 }
 
 impl User {
@@ -42,7 +49,7 @@ impl User {
         let user_id = Arc::clone(&listener.user_id);
         let inbox_room: Arc<str> = Arc::from(inbox_room(&user_id));
         let inbox = hub.add(&inbox_room, conn, listener);
-        Self { user_id, name: name.map(Arc::from), inbox_room, inbox, rooms_due: true }
+        Self { user_id, name: name.map(Arc::from), inbox_room, inbox }
     }
 }
 
@@ -89,27 +96,51 @@ impl Session {
         Ok(self.snapshot())
     }
 
-    /// The `rooms` snapshot, once the inbox feed is open (so no update
-    /// after it is missed).
+    /// The call that answers a `rooms` frame.
     pub(super) fn snapshot(&self) -> Call {
+        let take = self.take_snapshot();
+        traced(tracing::debug_span!("call", rpc = "user_rooms"), async move { Answer::Read(take.await) })
+    }
+
+    /// Takes a `rooms` snapshot in a task of its own and queues it (or the
+    /// error that says it could not) like a delivery: at most one per
+    /// session start and per inbox resync. A session that ended meanwhile
+    /// has dropped its queue, and the frame with it.
+    pub(super) fn snapshot_soon(&self) {
+        let (take, queue) = (self.take_snapshot(), self.queue.clone());
+        let (room, epoch) = (Arc::clone(&self.person.inbox_room), Arc::from(""));
+        let span = tracing::debug_span!("call", rpc = "user_rooms");
+        tokio::spawn(
+            async move {
+                let frame = take.await.unwrap_or_else(|refusal| frame::refusal(&refusal));
+                let delivery = Delivery { room, epoch, seq: 0, from: None, frame, resync: false };
+                let _ = queue.send(Arc::new(delivery)).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// The `rooms` frame, once the inbox feed is open (so no update after
+    /// the snapshot is missed).
+    fn take_snapshot(&self) -> impl Future<Output = Result<Utf8Bytes, Refusal>> + Send + 'static {
         let request = UserRoomsRequest { user_id: self.person.user_id.to_string(), limit: 0 };
         let (shared, inbox, inbox_room) =
             (Arc::clone(&self.shared), Arc::clone(&self.person.inbox), Arc::clone(&self.person.inbox_room));
-        traced(tracing::debug_span!("call", rpc = "user_rooms"), async move {
+        async move {
             if !inbox.wait_ready(READY_WAIT).await {
-                return Answer::Read(Err(Refusal::new(
+                return Err(Refusal::new(
                     ErrorCode::Unavailable,
                     "your rooms cannot be followed now: no room-service could be reached; send {\"type\":\"rooms\"} to ask again",
-                )));
+                ));
             }
             let services = shared.hub.services();
             let reply = services.call(&inbox_room, request, |mut c, r| async move { c.user_rooms(r).await }).await;
-            Answer::Read(reply.map(|reply| crate::inbox::rooms(&reply.rooms)).map_err(|status| {
+            reply.map(|reply| crate::inbox::rooms(&reply.rooms)).map_err(|status| {
                 let mut refusal = refusal_of(&status, &inbox_room);
                 refusal.room = None; // the inbox room is no room of the browser's
                 refusal
-            }))
-        })
+            })
+        }
     }
 
     /// The name this user is known by: the token's, or the one they last joined with.

@@ -63,7 +63,7 @@ impl Session {
         let mut written = 0;
         while let Some(delivery) = next.take() {
             if delivery.resync {
-                self.person.rooms_due = true; // the inbox missed updates: a snapshot next
+                self.snapshot_soon(); // the inbox may have missed updates
             } else if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
                 if held.len() >= QUEUE_FRAMES {
                     return Err(End::Close(CloseCode::SlowConsumer));

@@ -73,7 +73,8 @@ async fn a_direct_message_reaches_a_user_on_another_gateway_before_they_join_it(
     let topology = Topology::start(2, 3).await;
     let (mut ada, mut cy, mut bob) = (topology.client(0).await, topology.client(1).await, topology.client(2).await);
     for (client, name) in [(&mut ada, "ada"), (&mut bob, "bob"), (&mut cy, "cy")] {
-        assert_eq!(client.rooms["type"], "rooms", "a snapshot follows the welcome: {}", client.rooms);
+        let snapshot = client.snapshot().await;
+        assert_eq!(snapshot["rooms"], json!([]), "a snapshot follows the welcome: {snapshot}");
         client.join("lobby", name).await;
     }
     ada.next_join_of("cy").await;
@@ -161,12 +162,13 @@ async fn with_tokens_reading_on_one_device_clears_the_others() {
     assert_eq!(echoed["unread"], 0, "the reading device hears it too: {echoed}");
 
     // A device that connects later starts from the same counts.
-    let tablet = Client::connect_to(topology.gateway_addr(1), &format!("?token={bob_token}")).await;
-    let seen = entry(&tablet.rooms, &room).expect("the conversation is in bob's rooms");
+    let mut tablet = Client::connect_to(topology.gateway_addr(1), &format!("?token={bob_token}")).await;
+    let snapshot = tablet.snapshot().await;
+    let seen = entry(&snapshot, &room).expect("the conversation is in bob's rooms");
     for field in ["unread", "read_seq", "last_seq", "mentions"] {
         assert_eq!(seen[field], cleared[field], "{field}: {seen} vs {cleared}");
     }
-    assert!(entry(&tablet.rooms, "lobby").is_some(), "rooms joined on another device: {}", tablet.rooms);
+    assert!(entry(&snapshot, "lobby").is_some(), "rooms joined on another device: {snapshot}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +189,7 @@ async fn unread_counts_are_exact_markers_never_move_back_and_bad_input_is_refuse
     bob.close().await;
 
     let mut bob = Client::resume(topology.gateway_addr(0), &session).await;
-    let general = entry(&bob.rooms, "general").expect("general is bob's");
+    let general = entry(&bob.snapshot().await, "general").expect("general is bob's");
     assert_eq!((general["unread"].clone(), general["mentions"].clone()), (json!(200), json!(1)), "{general}");
     let last_seq = general["last_seq"].as_u64().expect("last_seq");
 
@@ -233,9 +235,9 @@ async fn a_user_whose_gateway_crashed_finds_what_came_meanwhile_in_the_snapshot(
     ada.say(&room, "while you were away").await;
     messages(&mut ada, &room, 1).await;
 
-    let bob = Client::resume(topology.gateway_addr(0), &session).await;
+    let mut bob = Client::resume(topology.gateway_addr(0), &session).await;
     assert_eq!(bob.welcome["resumed"], true, "{}", bob.welcome);
-    let missed = entry(&bob.rooms, &room).expect("the conversation is bob's");
+    let missed = entry(&bob.snapshot().await, &room).expect("the conversation is bob's");
     assert_eq!(missed["unread"], 1, "{missed}");
     assert_eq!(missed["last"]["text"], "while you were away", "{missed}");
 }
@@ -254,6 +256,7 @@ async fn when_the_inbox_stream_breaks_the_gateway_sends_a_fresh_snapshot() {
     topology.kill_room_service(topology.owner_of(&chat_proto::people::inbox_room(&bob_id))).await;
     let dm = open_dm(&mut ada, std::slice::from_ref(&bob_id)).await;
     let room = dm["room"].as_str().unwrap_or_else(|| panic!("a dm: {dm}")).to_owned();
+    bob.snapshot().await;
     let snapshot = bob.next_of("rooms").await;
     assert!(entry(&snapshot, "lobby").is_some(), "{snapshot}");
     // Bob learns of the conversation: by the update, or in the snapshot.

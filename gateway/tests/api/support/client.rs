@@ -68,9 +68,11 @@ pub struct Client {
     pub gateway: String,
     /// The `welcome` frame the connection opened with.
     pub welcome: Value,
-    /// The `rooms` snapshot that follows every welcome (or the `error`
-    /// that says it could not be taken).
-    pub rooms: Value,
+    /// The `rooms` snapshot the gateway sends unasked after `welcome`,
+    /// once it has come: [`Client::next`] keeps it here rather than hand
+    /// it to tests reading frames one by one; [`Client::snapshot`] waits
+    /// for it.
+    rooms: Option<Value>,
 }
 
 impl Client {
@@ -83,11 +85,10 @@ impl Client {
     pub async fn connect_to(addr: SocketAddr, query: &str) -> Self {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}")).await.expect("websocket connects");
-        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: Value::Null };
+        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: None };
         let welcome = client.next_of("welcome").await;
         client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
         client.welcome = welcome;
-        client.rooms = client.first_rooms().await;
         client
     }
 
@@ -96,12 +97,20 @@ impl Client {
         Self::connect_to(addr, &format!("?session={session}")).await
     }
 
-    /// The snapshot the gateway sends unasked after `welcome` (`rooms`, or
-    /// an `error` when it could not list them), so tests that read frames
-    /// one by one start after it. `inbox` updates before it are skipped:
-    /// the snapshot holds them.
-    async fn first_rooms(&mut self) -> Value {
-        self.next_where(|f| f["type"] == "rooms" || f["type"] == "error").await
+    /// The `rooms` snapshot that follows the welcome, waiting for it if it
+    /// has not come yet (frames before it are skipped: call this before
+    /// anything else that reads). Fails on an `error` instead.
+    pub async fn snapshot(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.rooms.is_none() {
+            let frame = tokio::time::timeout_at(deadline, self.next_frame()).await.expect("a rooms snapshot in time");
+            match frame["type"].as_str() {
+                Some("rooms") => self.rooms = Some(frame),
+                Some("error") => panic!("no rooms snapshot: {frame}"),
+                _ => {}
+            }
+        }
+        self.rooms.clone().unwrap_or_default()
     }
 
     /// This connection's `user_id` (from `welcome`).
@@ -143,11 +152,10 @@ impl Client {
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => {
-                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: Value::Null };
+                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: None };
                 let welcome = client.next_of("welcome").await;
                 client.gateway = welcome["gateway"].as_str().unwrap_or_default().to_owned();
                 client.welcome = welcome;
-                client.rooms = client.first_rooms().await;
                 Ok(client)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -201,8 +209,19 @@ impl Client {
         }
     }
 
-    /// The next JSON text frame.
+    /// The next JSON text frame (but the first `rooms` frame: see `rooms`).
     pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if self.rooms.is_none() && frame["type"] == "rooms" {
+                self.rooms = Some(frame);
+                continue;
+            }
+            return frame;
+        }
+    }
+
+    async fn next_frame(&mut self) -> Value {
         loop {
             match self.next_message().await {
                 Some(Message::Text(text)) => return serde_json::from_str(&text).expect("frames are JSON"),
@@ -249,7 +268,12 @@ impl Client {
         let mut frames = Vec::new();
         while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.ws.next()).await {
             if let Message::Text(text) = message {
-                frames.push(serde_json::from_str(&text).expect("frames are JSON"));
+                let frame: Value = serde_json::from_str(&text).expect("frames are JSON");
+                if self.rooms.is_none() && frame["type"] == "rooms" {
+                    self.rooms = Some(frame); // as `next` does
+                    continue;
+                }
+                frames.push(frame);
             }
         }
         frames
