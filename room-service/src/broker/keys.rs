@@ -16,6 +16,9 @@
 //!
 //! Every per-room key but the dedupe copies gets the room TTL again with each
 //! message and each presence change, so a room nobody uses is forgotten.
+//!
+//! People's keys (a user's rooms, markers, mentions, profile; a direct
+//! conversation's record) are laid out in `people.rs`; they have no TTL.
 
 /// The set of every room name in use.
 pub(crate) const ROOMS_KEY: &str = "chat:rooms";

@@ -7,7 +7,8 @@
 -- Returns false (nil) when the room is not the user's; else
 -- {read seq, joined at ms, mention seqs above the marker, ascending}.
 -- Seqs stay strings here: Lua numbers are doubles, and tostring would print
--- a large one as 1e+15.
+-- a large one as 1e+15. (They are compared as doubles: exact up to 2^53,
+-- far beyond any room's count of messages.)
 local marker = redis.call('HGET', KEYS[1], ARGV[1])
 if not marker then
   return false

@@ -65,8 +65,10 @@ impl<B: Directory> People<B> {
             written.map_err(|e| self.broker_failed(e))?;
         }
         if let Some(store) = &self.store {
-            for p in &fresh {
-                store.put_profile(&p.user_id, &p.name).await.map_err(store_failed)?;
+            // Concurrent, as far as the store's pool allows.
+            let writes = fresh.iter().map(|p| store.put_profile(&p.user_id, &p.name));
+            for written in futures_util::future::join_all(writes).await {
+                written.map_err(store_failed)?;
             }
         }
         let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
@@ -204,7 +206,10 @@ impl<B: Directory> People<B> {
     /// their direct conversations, their mentions. False if the store
     /// knows nothing of them either.
     async fn load(&self, store: &Store, user_id: &str) -> Result<bool, Status> {
-        let Some(rooms) = store.user_rooms(user_id).await.map_err(store_failed)? else { return Ok(false) };
+        let rooms = store.user_rooms(user_id).await.map_err(store_failed)?;
+        if rooms.is_empty() {
+            return Ok(false);
+        }
         for state in rooms.iter().filter(|s| is_direct(&s.room)) {
             self.direct(&state.room).await?;
         }
