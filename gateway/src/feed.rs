@@ -408,7 +408,10 @@ impl Presence {
             return;
         }
         let delivered = feed.deliver(&event, metrics);
-        metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
+        // The latency metric is the rooms' (publish to deliver), not the inboxes'.
+        if !feed.inbox {
+            metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());
+        }
         tracing::debug!(room = %feed.room, seq = event.seq, delivered, "delivered to local clients");
     }
 

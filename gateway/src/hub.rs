@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chat_proto::RoomName;
+use chat_proto::people::is_inbox;
 
 use tracing::Instrument;
 
@@ -61,6 +62,10 @@ impl Hub {
     pub(crate) fn add(&self, room: &str, conn: u64, listener: Listener) -> Arc<Feed> {
         let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
         let feed = feeds.entry(room.to_string()).or_insert_with(|| {
+            // `chat_gateway_rooms` counts rooms, not the inbox feeds.
+            if !is_inbox(room) {
+                self.metrics.rooms.increment(1.0);
+            }
             let feed = Feed::new(room);
             let run = feed::run(
                 Arc::clone(&feed),
@@ -75,9 +80,7 @@ impl Hub {
             feed
         });
         feed.add(conn, listener);
-        let feed = Arc::clone(feed);
-        self.metrics.rooms.set(feeds.len() as f64);
-        feed
+        Arc::clone(feed)
     }
 
     pub(crate) fn detach(&self, room: &str, conn: u64) {
@@ -87,7 +90,9 @@ impl Hub {
         {
             feed.stop();
             feeds.remove(room);
-            self.metrics.rooms.set(feeds.len() as f64);
+            if !is_inbox(room) {
+                self.metrics.rooms.decrement(1.0);
+            }
         }
     }
 }
