@@ -3,13 +3,16 @@
 //! A session attaches to a room before it joins (so the room's stream is
 //! open and nothing published after the join is missed) and detaches when it
 //! leaves or disconnects. The first listener of a room starts its feed; the
-//! last one stops it, which ends the upstream stream.
+//! last one stops it, which ends the upstream stream. Inbox rooms
+//! (`inbox.rs`) have feeds here too, one per inbox shard with local users:
+//! each session listens on its user's from start to end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chat_proto::RoomName;
+use chat_proto::people::is_inbox;
 
 use tracing::Instrument;
 
@@ -44,32 +47,40 @@ impl Hub {
     /// Adds a listener to the room and waits for the room's stream; false
     /// (listener removed again) when no room-service could be reached.
     pub(crate) async fn attach(&self, room: &RoomName, conn: u64, listener: Listener) -> bool {
-        let feed = {
-            let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-            let feed = feeds.entry(room.to_string()).or_insert_with(|| {
-                let feed = Feed::new(room);
-                let run = feed::run(
-                    Arc::clone(&feed),
-                    Arc::clone(&self.services),
-                    Arc::clone(&self.gateway),
-                    self.heartbeat_every,
-                    Arc::clone(&self.metrics),
-                );
-                // A room's stream logs under its own span, not the joining
-                // connection's, since it outlives that connection.
-                tokio::spawn(run.instrument(tracing::debug_span!(parent: None, "feed", %room)));
-                feed
-            });
-            feed.add(conn, listener);
-            let feed = Arc::clone(feed);
-            self.metrics.rooms.set(feeds.len() as f64);
-            feed
-        };
+        let feed = self.add(room, conn, listener);
         let ready = feed.wait_ready(READY_WAIT).await;
         if !ready {
             self.detach(room, conn);
         }
         ready
+    }
+
+    /// Adds a listener to the room, starting its feed if it is the first,
+    /// without waiting for the stream: the feed, to wait on
+    /// ([`Feed::wait_ready`]). How a session follows its user's inbox room
+    /// from the moment it starts; [`Self::detach`] ends it.
+    pub(crate) fn add(&self, room: &str, conn: u64, listener: Listener) -> Arc<Feed> {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let feed = feeds.entry(room.to_string()).or_insert_with(|| {
+            // `chat_gateway_rooms` counts rooms, not the inbox feeds.
+            if !is_inbox(room) {
+                self.metrics.rooms.increment(1.0);
+            }
+            let feed = Feed::new(room);
+            let run = feed::run(
+                Arc::clone(&feed),
+                Arc::clone(&self.services),
+                Arc::clone(&self.gateway),
+                self.heartbeat_every,
+                Arc::clone(&self.metrics),
+            );
+            // A room's stream logs under its own span, not the joining
+            // connection's, since it outlives that connection.
+            tokio::spawn(run.instrument(tracing::debug_span!(parent: None, "feed", %room)));
+            feed
+        });
+        feed.add(conn, listener);
+        Arc::clone(feed)
     }
 
     pub(crate) fn detach(&self, room: &str, conn: u64) {
@@ -79,7 +90,9 @@ impl Hub {
         {
             feed.stop();
             feeds.remove(room);
-            self.metrics.rooms.set(feeds.len() as f64);
+            if !is_inbox(room) {
+                self.metrics.rooms.decrement(1.0);
+            }
         }
     }
 }

@@ -62,7 +62,18 @@ async fn metrics_move_when_messages_flow() {
     assert!(metric(&receiver, &["chat_gateway_frames_out_total"]) >= 2.0, "{receiver}");
     assert_eq!(metric(&receiver, &["chat_gateway_publish_to_deliver_seconds_count"]), 1.0, "{receiver}");
 
-    let room_service = http_get(topology.room_service_metrics_addr(0), "/metrics").await.1;
+    // Each first join also adds the room to its user's rooms, announced on
+    // their inbox room (issue 17) off the join's reply path: one update
+    // each, received by the room-service like the room's events.
+    let received = |page: &str| metric(page, &["chat_room_service_events_received_total"]);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let room_service = loop {
+        let page = http_get(topology.room_service_metrics_addr(0), "/metrics").await.1;
+        if received(&page) >= 5.0 || tokio::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         metric(&room_service, &["chat_room_service_events_published_total", "kind=\"message\""]),
         1.0,
@@ -75,11 +86,15 @@ async fn metrics_move_when_messages_flow() {
     );
     assert_eq!(
         metric(&room_service, &["chat_room_service_events_received_total"]),
-        3.0,
-        "two joins and a message, each received once by the room's one subscription: {room_service}"
+        5.0,
+        "two joins, a message and two inbox updates, each received once by its room's one subscription: {room_service}"
     );
-    assert_eq!(metric(&room_service, &["chat_room_service_streams"]), 2.0, "one stream per gateway: {room_service}");
-    assert_eq!(metric(&room_service, &["chat_room_service_publish_to_receive_seconds_count"]), 3.0, "{room_service}");
+    assert_eq!(
+        metric(&room_service, &["chat_room_service_streams"]),
+        4.0,
+        "one stream per gateway for the room, and one for each user's inbox: {room_service}"
+    );
+    assert_eq!(metric(&room_service, &["chat_room_service_publish_to_receive_seconds_count"]), 5.0, "{room_service}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

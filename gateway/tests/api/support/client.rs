@@ -68,6 +68,11 @@ pub struct Client {
     pub gateway: String,
     /// The `welcome` frame the connection opened with.
     pub welcome: Value,
+    /// The `rooms` snapshot the gateway sends unasked after `welcome`,
+    /// once it has come: [`Client::next`] keeps it here rather than hand
+    /// it to tests reading frames one by one; [`Client::snapshot`] waits
+    /// for it.
+    rooms: Option<Value>,
 }
 
 impl Client {
@@ -80,7 +85,7 @@ impl Client {
     pub async fn connect_to(addr: SocketAddr, query: &str) -> Self {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}")).await.expect("websocket connects");
-        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
+        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: None };
         let welcome = client.next_of("welcome").await;
         client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
         client.welcome = welcome;
@@ -90,6 +95,27 @@ impl Client {
     /// Reconnects as the session `session` (`/ws?session=`), on gateway `addr`.
     pub async fn resume(addr: SocketAddr, session: &str) -> Self {
         Self::connect_to(addr, &format!("?session={session}")).await
+    }
+
+    /// The `rooms` snapshot that follows the welcome, waiting for it if it
+    /// has not come yet (frames before it are skipped: call this before
+    /// anything else that reads). Fails on an `error` instead.
+    pub async fn snapshot(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.rooms.is_none() {
+            let frame = tokio::time::timeout_at(deadline, self.next_frame()).await.expect("a rooms snapshot in time");
+            match frame["type"].as_str() {
+                Some("rooms") => self.rooms = Some(frame),
+                Some("error") => panic!("no rooms snapshot: {frame}"),
+                _ => {}
+            }
+        }
+        self.rooms.clone().unwrap_or_default()
+    }
+
+    /// This connection's `user_id` (from `welcome`).
+    pub fn user_id(&self) -> String {
+        self.welcome["user_id"].as_str().expect("welcome carries a user_id").to_owned()
     }
 
     /// The session token the welcome gave this connection.
@@ -126,7 +152,7 @@ impl Client {
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => {
-                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
+                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: None };
                 let welcome = client.next_of("welcome").await;
                 client.gateway = welcome["gateway"].as_str().unwrap_or_default().to_owned();
                 client.welcome = welcome;
@@ -183,8 +209,19 @@ impl Client {
         }
     }
 
-    /// The next JSON text frame.
+    /// The next JSON text frame (but the first `rooms` frame: see `rooms`).
     pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = self.next_frame().await;
+            if self.rooms.is_none() && frame["type"] == "rooms" {
+                self.rooms = Some(frame);
+                continue;
+            }
+            return frame;
+        }
+    }
+
+    async fn next_frame(&mut self) -> Value {
         loop {
             match self.next_message().await {
                 Some(Message::Text(text)) => return serde_json::from_str(&text).expect("frames are JSON"),
@@ -231,7 +268,12 @@ impl Client {
         let mut frames = Vec::new();
         while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, self.ws.next()).await {
             if let Message::Text(text) = message {
-                frames.push(serde_json::from_str(&text).expect("frames are JSON"));
+                let frame: Value = serde_json::from_str(&text).expect("frames are JSON");
+                if self.rooms.is_none() && frame["type"] == "rooms" {
+                    self.rooms = Some(frame); // as `next` does
+                    continue;
+                }
+                frames.push(frame);
             }
         }
         frames

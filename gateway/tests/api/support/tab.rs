@@ -427,7 +427,8 @@ impl Tab {
                     }
                 }
             }
-            "presence" | "typing" | "members" | "reconnect" => Step::Go,
+            // A user's rooms and their updates (issue 17) are not this tab's concern.
+            "presence" | "typing" | "members" | "reconnect" | "rooms" | "inbox" => Step::Go,
             _ => {
                 self.fault(format!("unexpected frame: {frame}"));
                 Step::Go
