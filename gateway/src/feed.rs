@@ -11,6 +11,12 @@
 //! breaks, the feed subscribes again — on the next room-service if that one is
 //! gone — resuming after the last sequence number it saw, so nothing is lost.
 //! The feed also sends the heartbeats that keep its listeners present.
+//!
+//! An inbox room's feed (`inbox.rs`) is the same stream with less: its
+//! listeners are not members (no joins, heartbeats or presence), each
+//! update goes only to the listeners of the user it names, and since
+//! updates are not stored, a stream opened again tells every listener to
+//! resync (a [`Delivery`] with `resync`) instead of replaying.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,7 +24,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{HeartbeatRequest, JoinRequest, Member, RoomEvent, SessionMoved, SubscribeRequest};
+use chat_proto::v1::{HeartbeatRequest, InboxUpdate, JoinRequest, Member, RoomEvent, SessionMoved, SubscribeRequest};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +46,18 @@ pub(crate) struct Delivery {
     /// For typing: who is typing, so they don't see themselves.
     pub from: Option<Arc<str>>,
     pub frame: Utf8Bytes,
+    /// Inbox feeds only: updates may have been missed (the stream was
+    /// opened again); the session sends a fresh `rooms` snapshot. No frame.
+    pub resync: bool,
 }
 
 /// One local browser connection in the room.
 #[derive(Debug, Clone)]
 pub(crate) struct Listener {
     pub member_id: Arc<str>,
+    /// The person behind the member: what joins carry, and whose inbox
+    /// updates this listener gets.
+    pub user_id: Arc<str>,
     pub username: Arc<str>,
     /// The connection, as room-services know it (`Member::connection`).
     pub connection: Arc<str>,
@@ -59,6 +71,8 @@ pub(crate) struct Listener {
 #[derive(Debug)]
 pub(crate) struct Feed {
     room: Arc<str>,
+    /// An inbox room's feed: no members, updates per user, resync on reopen.
+    inbox: bool,
     listeners: Mutex<HashMap<u64, Listener>>,
     /// The last (epoch, seq) this gateway has seen for the room.
     position: Mutex<(Arc<str>, u64)>,
@@ -70,6 +84,7 @@ impl Feed {
     pub(crate) fn new(room: &str) -> Arc<Self> {
         Arc::new(Self {
             room: Arc::from(room),
+            inbox: chat_proto::people::is_inbox(room),
             listeners: Mutex::new(HashMap::new()),
             position: Mutex::new((Arc::from(""), 0)),
             ready: watch::channel(false).0,
@@ -135,6 +150,9 @@ impl Feed {
 
     /// Queues one event for every local listener; returns how many got it.
     fn deliver(&self, event: &RoomEvent, metrics: &GatewayMetrics) -> usize {
+        if let Some(Kind::Inbox(update)) = &event.kind {
+            return self.deliver_update(update, metrics);
+        }
         let Some(view) = EventView::of(event) else {
             return 0;
         };
@@ -153,9 +171,32 @@ impl Feed {
             _ => None,
         };
         self.fan_out(
-            Delivery { room: Arc::clone(&self.room), epoch, seq: event.seq, from, frame: encode(&view) },
+            Delivery { room: Arc::clone(&self.room), epoch, seq: event.seq, from, frame: encode(&view), resync: false },
             metrics,
         )
+    }
+
+    /// Queues an inbox update for the listeners of the user it names only.
+    fn deliver_update(&self, update: &InboxUpdate, metrics: &GatewayMetrics) -> usize {
+        let Some(frame) = crate::inbox::update(update) else {
+            return 0;
+        };
+        let delivery =
+            Delivery { room: Arc::clone(&self.room), epoch: self.epoch(), seq: 0, from: None, frame, resync: false };
+        self.fan_out_to(delivery, |listener| *listener.user_id == *update.user_id, metrics)
+    }
+
+    /// Tells every listener of an inbox feed that updates may have been missed.
+    fn resync(&self, metrics: &GatewayMetrics) -> usize {
+        let delivery = Delivery {
+            room: Arc::clone(&self.room),
+            epoch: self.epoch(),
+            seq: 0,
+            from: None,
+            frame: Utf8Bytes::default(),
+            resync: true,
+        };
+        self.fan_out_to(delivery, |_| true, metrics)
     }
 
     /// Queues a presence frame for every local listener.
@@ -164,24 +205,38 @@ impl Feed {
             return 0;
         };
         let epoch = Arc::clone(&self.position.lock().unwrap_or_else(PoisonError::into_inner).0);
-        self.fan_out(Delivery { room: Arc::clone(&self.room), epoch, seq: 0, from: None, frame }, metrics)
+        self.fan_out(
+            Delivery { room: Arc::clone(&self.room), epoch, seq: 0, from: None, frame, resync: false },
+            metrics,
+        )
     }
 
     fn fan_out(&self, delivery: Delivery, metrics: &GatewayMetrics) -> usize {
+        self.fan_out_to(delivery, |_| true, metrics)
+    }
+
+    /// Queues `delivery` for the listeners `wanted` picks; a listener whose
+    /// queue is full is dropped and its session closed (4008).
+    fn fan_out_to(&self, delivery: Delivery, wanted: impl Fn(&Listener) -> bool, metrics: &GatewayMetrics) -> usize {
         let delivery = Arc::new(delivery);
         let mut delivered = 0;
-        self.listeners().retain(|conn, listener| match listener.queue.try_send(Arc::clone(&delivery)) {
-            Ok(()) => {
-                delivered += 1;
-                true
+        self.listeners().retain(|conn, listener| {
+            if !wanted(listener) {
+                return true;
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(room = %self.room, conn, "browser too slow: queue full, disconnecting it (4008)");
-                listener.too_slow.notify_one();
-                metrics.slow_consumers.increment(1);
-                false
+            match listener.queue.try_send(Arc::clone(&delivery)) {
+                Ok(()) => {
+                    delivered += 1;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(room = %self.room, conn, "browser too slow: queue full, disconnecting it (4008)");
+                    listener.too_slow.notify_one();
+                    metrics.slow_consumers.increment(1);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         });
         delivered
     }
@@ -207,6 +262,7 @@ pub(crate) async fn run(
     heartbeat.tick().await;
     let upstream = Upstream { room: feed.room.to_string(), feed, services, gateway, metrics };
     let mut backoff = Duration::from_millis(50);
+    let mut opened_before = false;
     while !upstream.feed.stop.is_cancelled() {
         let Some((endpoint, stream)) = upstream.open().await else {
             upstream.metrics.upstream_errors.increment(1);
@@ -218,6 +274,12 @@ pub(crate) async fn run(
             continue;
         };
         backoff = Duration::from_millis(50);
+        // Inbox updates are not stored: what came while the stream was
+        // down is only in the snapshot each listener now asks for.
+        if upstream.feed.inbox && std::mem::replace(&mut opened_before, true) {
+            let told = upstream.feed.resync(&upstream.metrics);
+            tracing::info!(room = upstream.room, told, "inbox stream opened again; listeners resync");
+        }
         upstream.follow(endpoint, stream, &mut heartbeat).await;
     }
     tracing::debug!(room = upstream.room, "feed stopped");
@@ -282,6 +344,8 @@ impl Upstream {
             };
             match wake {
                 Wake::Stop => break,
+                // An inbox's listeners are not members: nothing to keep present.
+                Wake::Heartbeat if self.feed.inbox => {}
                 Wake::Heartbeat => send_heartbeats(&self.feed, &self.services, &self.gateway),
                 Wake::PresenceDue => self.flush(&mut presence),
                 Wake::Message(Ok(Some(event))) => self.on_event(&mut presence, event),
@@ -313,7 +377,7 @@ impl Upstream {
         // A new history (Redis restarted empty): its presence went too, so
         // put this gateway's members back now.
         let epoch = self.feed.epoch();
-        if event.seq > 0 && !epoch.is_empty() && *epoch != *event.epoch {
+        if event.seq > 0 && !epoch.is_empty() && *epoch != *event.epoch && !self.feed.inbox {
             tracing::warn!(room = self.room, "the room's history started over; restoring its members");
             send_heartbeats(&self.feed, &self.services, &self.gateway);
         }
@@ -452,7 +516,7 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
                     gateway: gateway.to_string(),
                     joined_at_ms: 0,
                     connection: listener.connection.to_string(),
-                    user_id: String::new(),
+                    user_id: listener.user_id.to_string(),
                 }),
                 history_limit: 1,
                 restore: true,

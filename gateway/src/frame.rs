@@ -7,6 +7,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use chat_proto::ErrorCode;
+use chat_proto::people::{MAX_DIRECT_MEMBERS, check_user_id};
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, RoomEvent};
 use serde::{Deserialize, Serialize};
@@ -63,9 +64,22 @@ pub(crate) enum ClientFrame {
         #[serde(default)]
         limit: Option<serde_json::Value>,
     },
+    /// Open (or find) the direct conversation with these users (their
+    /// `user_id`s), checked by [`check_direct`]; answered with `dm`.
+    OpenDm {
+        users: Vec<String>,
+    },
+    /// Move this user's read marker in `room` up to `seq`.
+    Read {
+        room: String,
+        seq: u64,
+    },
+    /// This user's rooms and direct conversations, answered with `rooms`.
+    Rooms,
 }
 
-const CLIENT_TYPES: [&str; 7] = ["join", "leave", "send", "typing", "members", "history", "search"];
+const CLIENT_TYPES: [&str; 10] =
+    ["join", "leave", "send", "typing", "members", "history", "search", "open_dm", "read", "rooms"];
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
@@ -78,6 +92,9 @@ impl ClientFrame {
             ClientFrame::Members { .. } => "members",
             ClientFrame::History { .. } => "history",
             ClientFrame::Search { .. } => "search",
+            ClientFrame::OpenDm { .. } => "open_dm",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Rooms => "rooms",
         }
     }
 }
@@ -145,6 +162,40 @@ pub(crate) fn parse(text: &str) -> Result<ClientFrame, Refusal> {
         .map_err(|e| with_room(Refusal::new(ErrorCode::BadJson, format!("frame fields are wrong: {e}"))))
 }
 
+/// The other users of an `open_dm` from `me`: repeats and `me` dropped,
+/// 1 to [`MAX_DIRECT_MEMBERS`] − 1 of them, each a well-formed user id.
+/// Whether each one exists is the room-service's to say.
+pub(crate) fn check_direct(users: &[String], me: &str) -> Result<Vec<String>, Refusal> {
+    let mut others: Vec<String> = Vec::new();
+    for user in users {
+        if user != me && !others.contains(user) {
+            others.push(user.clone());
+        }
+        if others.len() >= MAX_DIRECT_MEMBERS {
+            break; // already one too many: no need to look at the rest
+        }
+    }
+    if others.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::BadDirect,
+            "a conversation with yourself only: name at least one other user in \"users\" (their user_id)",
+        ));
+    }
+    if others.len() >= MAX_DIRECT_MEMBERS {
+        return Err(Refusal::new(
+            ErrorCode::BadDirect,
+            format!(
+                "a direct conversation has at most {MAX_DIRECT_MEMBERS} users: you and {} others",
+                MAX_DIRECT_MEMBERS - 1
+            ),
+        ));
+    }
+    for user in &others {
+        check_user_id(user).map_err(Refusal::from)?;
+    }
+    Ok(others)
+}
+
 fn shorten(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -153,6 +204,8 @@ fn shorten(s: &str) -> String {
 #[derive(Debug, Serialize)]
 pub(crate) struct MemberView<'a> {
     member_id: &'a str,
+    /// The person behind the member: what `open_dm` takes.
+    user_id: &'a str,
     username: &'a str,
     gateway: &'a str,
     joined_at: i64,
@@ -160,7 +213,13 @@ pub(crate) struct MemberView<'a> {
 
 impl<'a> From<&'a Member> for MemberView<'a> {
     fn from(m: &'a Member) -> Self {
-        Self { member_id: &m.member_id, username: &m.username, gateway: &m.gateway, joined_at: m.joined_at_ms }
+        Self {
+            member_id: &m.member_id,
+            user_id: &m.user_id,
+            username: &m.username,
+            gateway: &m.gateway,
+            joined_at: m.joined_at_ms,
+        }
     }
 }
 
@@ -229,6 +288,11 @@ pub(crate) enum ServerFrame<'a> {
         resumed: bool,
         ping_ms: u64,
         resume_grace_ms: u64,
+        /// Who this connection is: the token's `sub`, or (without tokens)
+        /// the session's member id.
+        user_id: &'a str,
+        /// The token's `name`; `None` without tokens.
+        name: Option<&'a str>,
     },
     Joined {
         room: &'a str,
@@ -310,6 +374,9 @@ pub(crate) fn unavailable(room: &str) -> Refusal {
 
 /// The refusal a browser gets for a failed room-service call.
 pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
+    if let Some(refusal) = coded(status) {
+        return refusal.in_room(room);
+    }
     match status.code() {
         Code::FailedPrecondition => Refusal::new(ErrorCode::NotJoined, status.message().to_owned()).in_room(room),
         Code::InvalidArgument => Refusal::new(ErrorCode::BadRequest, status.message().to_owned()).in_room(room),
@@ -327,6 +394,22 @@ pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
         }
         _ => Refusal::new(ErrorCode::Internal, format!("the room-service failed: {}", status.message())).in_room(room),
     }
+}
+
+/// The refusal a room-service named itself: PERMISSION_DENIED is
+/// `forbidden`; INVALID_ARGUMENT and NOT_FOUND carrying
+/// [`chat_proto::ERROR_CODE_HEADER`] are the code it names.
+pub(crate) fn coded(status: &Status) -> Option<Refusal> {
+    let named = || {
+        let name = status.metadata().get(chat_proto::ERROR_CODE_HEADER)?.to_str().ok()?;
+        ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
+    };
+    let code = match status.code() {
+        Code::PermissionDenied => ErrorCode::Forbidden,
+        Code::InvalidArgument | Code::NotFound => named()?,
+        _ => return None,
+    };
+    Some(Refusal::new(code, status.message().to_owned()))
 }
 
 #[cfg(test)]
@@ -348,6 +431,37 @@ mod tests {
         for (input, code) in cases {
             assert_eq!(parse(input).map_err(|r| r.code), Err(code), "input {input}");
         }
+    }
+
+    #[test]
+    fn people_frames_parse_and_open_dm_is_bounded() {
+        assert_eq!(parse(r#"{"type":"rooms"}"#), Ok(ClientFrame::Rooms));
+        assert_eq!(
+            parse(r#"{"type":"read","room":"dev","seq":7}"#),
+            Ok(ClientFrame::Read { room: "dev".into(), seq: 7 })
+        );
+        assert_eq!(parse(r#"{"type":"read","room":"dev","seq":-1}"#).map_err(|r| r.code), Err(ErrorCode::BadJson));
+        let users = |n: usize| (0..n).map(|i| format!("u{i}")).collect::<Vec<_>>();
+        assert_eq!(check_direct(&users(7), "me"), Ok(users(7)), "7 others: 8 in all");
+        assert_eq!(check_direct(&["bob".into(), "me".into(), "bob".into()], "me"), Ok(vec!["bob".to_owned()]));
+        let cases: [(Vec<String>, &str); 4] = [
+            (Vec::new(), "nobody"),
+            (vec!["me".into(), "me".into()], "yourself only"),
+            (users(8), "9 in all"),
+            (vec![String::new()], "an empty id"),
+        ];
+        for (users, why) in cases {
+            assert_eq!(check_direct(&users, "me").map_err(|r| r.code), Err(ErrorCode::BadDirect), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_that_names_its_code_is_that_code() {
+        let mut status = Status::invalid_argument("a conversation with yourself only");
+        status.metadata_mut().insert(chat_proto::ERROR_CODE_HEADER, "bad_direct".parse().expect("ascii"));
+        assert_eq!(refusal_of(&status, "x").code, ErrorCode::BadDirect);
+        assert_eq!(refusal_of(&Status::permission_denied("not yours"), "x").code, ErrorCode::Forbidden);
+        assert_eq!(refusal_of(&Status::invalid_argument("bad"), "x").code, ErrorCode::BadRequest, "no header");
     }
 
     #[test]

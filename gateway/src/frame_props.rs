@@ -28,6 +28,8 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
                 limit: limit.map(|n| json!(n)),
             }
         }),
+        // (`open_dm` and `rooms` name no room: unit tests in frame.rs.)
+        (text, any::<u64>()).prop_map(|(room, seq)| ClientFrame::Read { room, seq }),
     ]
 }
 
@@ -46,6 +48,9 @@ fn to_json(frame: &ClientFrame) -> String {
         ClientFrame::Search { room, query, before_seq, limit } => {
             json!({"type": "search", "room": room, "query": query, "before_seq": before_seq, "limit": limit})
         }
+        ClientFrame::OpenDm { users } => json!({"type": "open_dm", "users": users}),
+        ClientFrame::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
+        ClientFrame::Rooms => json!({"type": "rooms"}),
     }
     .to_string()
 }

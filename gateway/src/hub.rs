@@ -3,7 +3,9 @@
 //! A session attaches to a room before it joins (so the room's stream is
 //! open and nothing published after the join is missed) and detaches when it
 //! leaves or disconnects. The first listener of a room starts its feed; the
-//! last one stops it, which ends the upstream stream.
+//! last one stops it, which ends the upstream stream. Inbox rooms
+//! (`inbox.rs`) have feeds here too, one per inbox shard with local users:
+//! each session listens on its user's from start to end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -44,7 +46,20 @@ impl Hub {
     /// Adds a listener to the room and waits for the room's stream; false
     /// (listener removed again) when no room-service could be reached.
     pub(crate) async fn attach(&self, room: &RoomName, conn: u64, listener: Listener) -> bool {
-        let feed = {
+        let feed = self.add(room, conn, listener);
+        let ready = feed.wait_ready(READY_WAIT).await;
+        if !ready {
+            self.detach(room, conn);
+        }
+        ready
+    }
+
+    /// Adds a listener to the room, starting its feed if it is the first,
+    /// without waiting for the stream: the feed, to wait on
+    /// ([`Feed::wait_ready`]). How a session follows its user's inbox room
+    /// from the moment it starts; [`Self::detach`] ends it.
+    pub(crate) fn add(&self, room: &str, conn: u64, listener: Listener) -> Arc<Feed> {
+        {
             let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
             let feed = feeds.entry(room.to_string()).or_insert_with(|| {
                 let feed = Feed::new(room);
@@ -64,12 +79,7 @@ impl Hub {
             let feed = Arc::clone(feed);
             self.metrics.rooms.set(feeds.len() as f64);
             feed
-        };
-        let ready = feed.wait_ready(READY_WAIT).await;
-        if !ready {
-            self.detach(room, conn);
         }
-        ready
     }
 
     pub(crate) fn detach(&self, room: &str, conn: u64) {

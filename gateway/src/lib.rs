@@ -19,6 +19,8 @@
 //!   browsers in it, each event encoded once.
 //! - [`presence`]: a room's joins and leaves gathered into at most one
 //!   `presence` frame per window.
+//! - [`inbox`]: a user's rooms (`rooms`, `inbox` and `dm` frames): every
+//!   connection follows its user's inbox room, a feed shared per shard.
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails;
 //!   [`bearer`] adds `GRPC_TOKEN` to each call.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
@@ -52,6 +54,7 @@ mod feed;
 mod frame;
 mod highlights;
 mod hub;
+mod inbox;
 pub mod limits;
 mod liveness;
 mod metrics;

@@ -64,6 +64,11 @@ fn shorten(value: &Value) -> String {
 /// checked everything but the cursor against the room's last seq; Search
 /// without a store is FAILED_PRECONDITION.
 pub(crate) fn refusal_of_read(status: &Status, room: &str) -> Refusal {
+    // A refusal that names its code (`forbidden` for a direct conversation
+    // the user is not in) is that, not a bad cursor.
+    if let Some(refusal) = crate::frame::coded(status) {
+        return refusal.in_room(room);
+    }
     match status.code() {
         Code::InvalidArgument => Refusal::new(ErrorCode::BadCursor, status.message()).in_room(room),
         Code::FailedPrecondition => Refusal::new(

@@ -267,7 +267,7 @@ struct Archiving {
     store: store::Store,
 }
 
-async fn serve<B: Broker>(
+async fn serve<B: Broker + people::Directory>(
     parts: Parts,
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -360,7 +360,7 @@ async fn serve<B: Broker>(
 
 /// Drops bus subscriptions nobody reads, and removes members whose gateway
 /// stopped heartbeats (with a leave notice) in the rooms this process serves.
-async fn housekeeping<B: Broker>(
+async fn housekeeping<B: Broker + people::Directory>(
     rooms: Arc<Rooms<B>>,
     broker: Arc<B>,
     presence_ttl: Duration,

@@ -26,6 +26,8 @@ const SHED: &str = "chat_room_service_calls_shed_total";
 const SHED_HELP: &str = "Calls refused because this room-service was busy, by reason";
 const PUBLISHED: &str = "chat_room_service_events_published_total";
 const PUBLISHED_HELP: &str = "Events published to rooms, by kind (message, joined, left, typing)";
+const INBOX: &str = "chat_room_service_inbox_updates_total";
+const INBOX_HELP: &str = "Inbox updates to users' connections, by outcome: published, dropped (over the bound of pending inbox work), failed";
 
 pub struct RoomServiceMetrics {
     registry: Registry,
@@ -143,6 +145,12 @@ impl RoomServiceMetrics {
     /// An event of `kind` (message, joined, left, typing) was published.
     pub(crate) fn published(&self, kind: &'static str) {
         self.registry.counter(PUBLISHED, &[("kind", kind)], PUBLISHED_HELP).increment(1);
+    }
+
+    /// An inbox update was `published`, `dropped` (too much inbox work
+    /// pending) or `failed` (the broker refused it).
+    pub(crate) fn inbox_update(&self, outcome: &'static str) {
+        self.registry.counter(INBOX, &[("outcome", outcome)], INBOX_HELP).increment(1);
     }
 
     pub(crate) fn observe_latency(&self, event_ts_ms: i64, now_ms: i64) {

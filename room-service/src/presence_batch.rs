@@ -22,6 +22,7 @@ use tonic::Status;
 
 use crate::broker::{Broker, PresenceChange, PresenceOutcome, Snapshot, SnapshotSize};
 use crate::metrics::RoomServiceMetrics;
+use crate::people::{Directory, Inbox};
 use crate::seeding::Seeder;
 
 /// Changes waiting in one room's queue at most; more are refused as busy.
@@ -53,6 +54,8 @@ pub(crate) struct PresenceBatcher<B> {
     metrics: Arc<RoomServiceMetrics>,
     /// With a store: seeds a room Redis lost before its batch is applied.
     seeder: Option<Arc<Seeder<B>>>,
+    /// Records each batch's joiners in their users' rooms (see `people::joins`).
+    inbox: Arc<Inbox<B>>,
 }
 
 impl<B> std::fmt::Debug for PresenceBatcher<B> {
@@ -61,9 +64,14 @@ impl<B> std::fmt::Debug for PresenceBatcher<B> {
     }
 }
 
-impl<B: Broker> PresenceBatcher<B> {
-    pub(crate) fn new(broker: Arc<B>, metrics: Arc<RoomServiceMetrics>, seeder: Option<Arc<Seeder<B>>>) -> Arc<Self> {
-        Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics, seeder })
+impl<B: Broker + Directory> PresenceBatcher<B> {
+    pub(crate) fn new(
+        broker: Arc<B>,
+        metrics: Arc<RoomServiceMetrics>,
+        seeder: Option<Arc<Seeder<B>>>,
+        inbox: Arc<Inbox<B>>,
+    ) -> Arc<Self> {
+        Arc::new(Self { broker, rooms: Mutex::new(HashMap::new()), metrics, seeder, inbox })
     }
 
     /// Queues one change for the room and waits for the batch that applies it.
@@ -131,6 +139,15 @@ impl<B: Broker> PresenceBatcher<B> {
             Ok(outcome) => {
                 let full = Arc::new(outcome.snapshot);
                 tracing::debug!(%room, changes = changes.len(), members = full.member_count, "presence batch applied");
+                // Before the replies, so a joiner's next UserRooms has the room.
+                let joiners: Vec<_> = changes
+                    .iter()
+                    .filter_map(|change| match change {
+                        PresenceChange::Join { member, restore: false, .. } if !member.user_id.is_empty() => Some(member),
+                        _ => None,
+                    })
+                    .collect();
+                self.inbox.joined(room, &joiners, full.position.last_seq).await;
                 for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
                     let snapshot = if history >= full.history.len() {
                         Arc::clone(&full)
@@ -151,7 +168,7 @@ impl<B: Broker> PresenceBatcher<B> {
     }
 }
 
-impl<B: Broker> PresenceBatcher<B> {
+impl<B: Broker + Directory> PresenceBatcher<B> {
     /// Applies the batch; a room Redis lost is seeded first (with a store).
     async fn apply_seeded(
         &self,

@@ -36,7 +36,7 @@ pub(super) enum Answer {
     /// A batch of sends stored: the repeats among them are echoed here,
     /// since only new messages are published.
     Stored(Result<SendBatchResponse, Refusal>),
-    /// A `history` or `search` answer, encoded by its call.
+    /// An answer its call encoded: `history`, `search`, `rooms`, `dm`.
     Read(Result<Utf8Bytes, Refusal>),
 }
 
@@ -69,7 +69,7 @@ impl Session {
             gateway: self.shared.gateway.to_string(),
             joined_at_ms: 0,
             connection: self.connection.to_string(),
-            user_id: String::new(),
+            user_id: self.person.user_id.to_string(),
         }
     }
 
@@ -100,6 +100,14 @@ impl Session {
     ) -> Result<Call, Refusal> {
         // A bad room name is not echoed back as `room`: it names no room.
         let room = RoomName::try_from(room).map_err(Refusal::from)?;
+        if chat_proto::people::is_inbox(&room) {
+            return Err(Refusal::new(
+                ErrorCode::BadRoom,
+                format!(
+                    "{room:?} is an inbox room and cannot be joined: your updates come by themselves (`inbox` frames)"
+                ),
+            ));
+        }
         let resume = match (after_seq, epoch) {
             (None, None) => None,
             (Some(after_seq), Some(epoch)) if epoch.len() <= MAX_EPOCH_BYTES => Some((after_seq, epoch)),
@@ -130,6 +138,7 @@ impl Session {
         let room: Arc<str> = Arc::from(name.as_str());
         let listener = Listener {
             member_id: Arc::clone(&self.member_id),
+            user_id: Arc::clone(&self.person.user_id),
             username: Arc::clone(&username),
             connection: Arc::clone(&self.connection),
             queue: self.queue.clone(),
@@ -146,6 +155,7 @@ impl Session {
             epoch,
             restore: false,
         };
+        self.last_username = Some(Arc::clone(&username));
         self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });
         let (shared, conn) = (Arc::clone(&self.shared), self.conn);
         Ok(traced(tracing::debug_span!("call", rpc = "join", %room), async move {
@@ -298,7 +308,8 @@ impl Session {
 
     pub(super) fn members(&mut self, room: &str, after: String) -> Result<Call, Refusal> {
         let (room, _) = self.joined(room)?;
-        let request = MembersRequest { room: room.to_string(), after, limit: 0, user_id: String::new() };
+        let request =
+            MembersRequest { room: room.to_string(), after, limit: 0, user_id: self.person.user_id.to_string() };
         let shared = Arc::clone(&self.shared);
         Ok(traced(tracing::debug_span!("call", rpc = "members", %room), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.members(r).await }).await;

@@ -31,7 +31,8 @@ impl Session {
         let before_seq = pages::cursor(before_seq.as_ref()).map_err(|r| r.in_room(&room))?;
         let limit = pages::limit(limit.as_ref(), HISTORY_PAGE, MAX_HISTORY_PAGE).map_err(|r| r.in_room(&room))?;
         self.caller.read(&room)?;
-        let request = HistoryRequest { room: room.to_string(), limit, before_seq, user_id: String::new() };
+        let request =
+            HistoryRequest { room: room.to_string(), limit, before_seq, user_id: self.person.user_id.to_string() };
         let shared = Arc::clone(&self.shared);
         Ok(traced(tracing::debug_span!("call", rpc = "history", %room, before_seq), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.history(r).await }).await;
@@ -56,7 +57,13 @@ impl Session {
         let before_seq = pages::cursor(before_seq.as_ref()).map_err(|r| r.in_room(&room))?;
         let limit = pages::limit(limit.as_ref(), SEARCH_PAGE, MAX_SEARCH_PAGE).map_err(|r| r.in_room(&room))?;
         self.caller.read(&room)?;
-        let request = SearchRequest { room: room.to_string(), query: query.clone(), before_seq, limit, user_id: String::new() };
+        let request = SearchRequest {
+            room: room.to_string(),
+            query: query.clone(),
+            before_seq,
+            limit,
+            user_id: self.person.user_id.to_string(),
+        };
         let shared = Arc::clone(&self.shared);
         Ok(traced(tracing::debug_span!("call", rpc = "search", %room, before_seq), async move {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.search(r).await }).await;

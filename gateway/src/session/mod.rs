@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 use crate::caller::Caller;
 use crate::closing::CloseCode;
-use crate::feed::Delivery;
+use crate::feed::{Delivery, Listener};
 use crate::frame::{self, ClientFrame, Limits, Refusal, ServerFrame};
 use crate::hub::Hub;
 use crate::limits::{MAX_ROOMS, QUEUE_FRAMES, WRITE_STALL, frame_fits};
@@ -53,10 +53,12 @@ use crate::session_token::SessionToken;
 mod calls;
 mod ending;
 mod history;
+mod people;
 mod writing;
 
 use calls::{Answer, Batch, Call, Room, answered};
 use ending::{Departure, End, close, read_failed, stalled, write_failed};
+use people::User;
 
 /// What every session shares.
 #[derive(Debug)]
@@ -117,6 +119,10 @@ pub(crate) struct Session {
     stashed: Option<Incoming>,
     /// Who this connection is (from its token, if any) and its rate limits.
     caller: Caller,
+    /// This connection as a user, and the inbox it follows (`people.rs`).
+    person: User,
+    /// The name of the last join, for `open_dm` without a token's name.
+    last_username: Option<Arc<str>>,
 }
 
 /// Runs a connection until the browser leaves, is too slow, goes silent, or
@@ -146,8 +152,24 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Ca
     if let Some(identity) = &caller.identity {
         span.record("user", identity.user.as_str());
     }
-    let connection = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
+    let connection: Arc<str> = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
     let liveness = Liveness::new(shared.ping_every);
+    let (too_slow, moved) = (Arc::<Notify>::default(), Arc::<Notify>::default());
+    // A user is the token's `sub`; without tokens, this browser session.
+    let identity = caller.identity.as_ref();
+    let user_id: Arc<str> =
+        identity.map_or_else(|| Arc::clone(&member_id), |identity| Arc::from(identity.user.as_str()));
+    let name = identity.map(|identity| identity.name.as_str());
+    let inbox_listener = Listener {
+        member_id: Arc::clone(&member_id),
+        user_id,
+        username: Arc::from(name.unwrap_or_default()),
+        connection: Arc::clone(&connection),
+        queue: queue.clone(),
+        too_slow: Arc::clone(&too_slow),
+        moved: Arc::clone(&moved),
+    };
+    let person = User::listen(&shared.hub, conn, name, inbox_listener);
     let mut session = Session {
         shared,
         conn,
@@ -157,13 +179,15 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Ca
         connection,
         rooms: HashMap::new(),
         queue,
-        too_slow: Arc::default(),
-        moved: Arc::default(),
+        too_slow,
+        moved,
         liveness,
         call: None,
         batch: None,
         stashed: None,
         caller,
+        person,
+        last_username: None,
     };
     let end = session.run(&mut socket, &mut deliveries).await;
     session.shared.metrics.session_ended(end.how());
@@ -186,6 +210,10 @@ impl Session {
         let mut drained = std::pin::pin!(draining.cancelled());
         let (mut slow, mut elsewhere) = (std::pin::pin!(too_slow.notified()), std::pin::pin!(moved.notified()));
         loop {
+            if self.call.is_none() && self.person.rooms_due {
+                self.person.rooms_due = false;
+                self.call = Some(self.snapshot());
+            }
             let stashed = if self.call.is_none() { self.stashed.take() } else { None };
             let step = match stashed {
                 Some(frame) => Step::Frame(frame),
@@ -243,6 +271,8 @@ impl Session {
             resumed: self.resumed,
             ping_ms: millis(self.shared.ping_every),
             resume_grace_ms: millis(self.shared.resume_grace),
+            user_id: &self.person.user_id,
+            name: self.person.name.as_deref(),
         })
     }
 
@@ -316,6 +346,9 @@ impl Session {
             ClientFrame::Members { room, after } => self.members(&room, after)?,
             ClientFrame::History { room, before_seq, limit } => self.history(&room, before_seq, limit)?,
             ClientFrame::Search { room, query, before_seq, limit } => self.search(&room, query, before_seq, limit)?,
+            ClientFrame::OpenDm { users } => self.open_dm(&users)?,
+            ClientFrame::Read { room, seq } => self.mark_read(room, seq)?,
+            ClientFrame::Rooms => self.rooms_asked()?,
         };
         self.call = Some(call);
         Ok(())
@@ -329,6 +362,7 @@ impl Session {
             Departure::Grace => Some((LeaveReason::Disconnected, millis(self.shared.resume_grace))),
             Departure::Stay => None, // another connection holds the session now
         };
+        self.shared.hub.detach(&self.person.inbox_room, self.conn);
         for (room, _) in self.rooms.drain() {
             self.shared.hub.detach(&room, self.conn);
             let Some((reason, grace_ms)) = leaving else {

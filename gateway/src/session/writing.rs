@@ -62,7 +62,9 @@ impl Session {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(delivery) = next.take() {
-            if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
+            if delivery.resync {
+                self.person.rooms_due = true; // the inbox missed updates: a snapshot next
+            } else if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
                 if held.len() >= QUEUE_FRAMES {
                     return Err(End::Close(CloseCode::SlowConsumer));
                 }
@@ -82,6 +84,9 @@ impl Session {
     }
 
     pub(super) fn wants(&self, delivery: &Delivery) -> bool {
+        if delivery.room == self.person.inbox_room {
+            return true; // the feed picked this user's updates already
+        }
         let Some(Room::Joined { epoch, snapshot_seq, .. }) = self.rooms.get(&delivery.room) else {
             return false;
         };

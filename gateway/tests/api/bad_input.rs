@@ -164,7 +164,11 @@ async fn room_service_answers_bad_grpc_input_with_invalid_argument() {
     };
 
     let cases: Vec<(&str, Result<(), tonic::Status>, &str)> = vec![
-        ("bad room", grpc.get_room(GetRoomRequest { room: "no spaces please".into(), ..Default::default() }).await.map(drop), "room name"),
+        (
+            "bad room",
+            grpc.get_room(GetRoomRequest { room: "no spaces please".into(), ..Default::default() }).await.map(drop),
+            "room name",
+        ),
         (
             "no member",
             grpc.join(JoinRequest { room: "general".into(), member: None, ..Default::default() }).await.map(drop),

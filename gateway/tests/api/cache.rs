@@ -148,7 +148,8 @@ async fn a_lost_room_keeps_its_history_epoch_and_numbering(loss: Loss) {
     // the store holds is accepted (the room is seeded from the store first,
     // else every cursor would look past the end of an empty room).
     let mut grpc = topology.grpc(0).await;
-    let request = SearchRequest { room: ROOM.into(), query: "missed".into(), before_seq: 200, limit: 5, ..Default::default() };
+    let request =
+        SearchRequest { room: ROOM.into(), query: "missed".into(), before_seq: 200, limit: 5, ..Default::default() };
     let found = grpc.search(request).await.expect("Search with a cursor after the loss").into_inner();
     let seqs: Vec<u64> = found.hits.iter().filter_map(|h| h.event.as_ref().map(|e| e.seq)).collect();
     assert_eq!(seqs, vec![199, 198, 197, 196, 195], "{loss:?}: search pages below the cursor, newest first");

@@ -137,7 +137,11 @@ async fn nothing_is_lost_or_repeated_through_drops_and_crashes() {
     let mut grpc = topology.grpc(survivor).await;
     let mut last_seqs = BTreeMap::new();
     for room in &rooms {
-        let state = grpc.get_room(GetRoomRequest { room: room.clone(), ..Default::default() }).await.expect("GetRoom").into_inner();
+        let state = grpc
+            .get_room(GetRoomRequest { room: room.clone(), ..Default::default() })
+            .await
+            .expect("GetRoom")
+            .into_inner();
         last_seqs.insert(room.clone(), state.last_seq);
     }
     println!("{:>5.1} s: settled; last seqs {last_seqs:?}", start.elapsed().as_secs_f64());

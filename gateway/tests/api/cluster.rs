@@ -130,8 +130,13 @@ async fn join_and_leave_notices_reach_other_gateways_and_get_room_lists_everyone
     let gone = ada.next_leave_of("bob").await;
     assert_eq!(gone["reason"], "disconnected", "{gone}");
 
-    let room =
-        topology.grpc(1).await.get_room(GetRoomRequest { room: "general".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
+    let room = topology
+        .grpc(1)
+        .await
+        .get_room(GetRoomRequest { room: "general".into(), ..Default::default() })
+        .await
+        .expect("GetRoom")
+        .into_inner();
     assert_eq!(room.members.iter().map(|m| m.username.as_str()).collect::<Vec<_>>(), ["ada"]);
 }
 

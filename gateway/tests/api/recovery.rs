@@ -179,7 +179,11 @@ async fn members_come_back_silently_after_redis_restarts_empty() {
     let mut grpc = topology.grpc(0).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let room = grpc.get_room(GetRoomRequest { room: "general".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
+        let room = grpc
+            .get_room(GetRoomRequest { room: "general".into(), ..Default::default() })
+            .await
+            .expect("GetRoom")
+            .into_inner();
         if room.member_count == 5 {
             let mut listed: Vec<_> = room.members.iter().map(|m| m.username.as_str()).collect();
             listed.sort_unstable();

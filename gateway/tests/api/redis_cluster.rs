@@ -114,8 +114,13 @@ async fn rooms_land_on_every_master_and_every_gateway_gets_every_message_once_in
     assert!(listed.iter().all(|r| r.member_count == 3 && r.last_seq == (3 * EACH) as u64), "{listed:?}");
 
     // Presence and history, as on one Redis.
-    let room =
-        topology.grpc(1).await.get_room(GetRoomRequest { room: "room-7".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
+    let room = topology
+        .grpc(1)
+        .await
+        .get_room(GetRoomRequest { room: "room-7".into(), ..Default::default() })
+        .await
+        .expect("GetRoom")
+        .into_inner();
     let mut members: Vec<&str> = room.members.iter().map(|m| m.username.as_str()).collect();
     members.sort();
     assert_eq!(members, ["ada", "bob", "cy"]);

@@ -85,8 +85,13 @@ async fn a_storm_of_joins_into_one_room_gets_everyone_in_and_cuts_no_one_off() {
         "presence is batched: the busiest browser got {most_frames} presence frames for {STORM} joins"
     );
 
-    let room =
-        topology.grpc(0).await.get_room(GetRoomRequest { room: "lecture".into(), ..Default::default() }).await.expect("GetRoom").into_inner();
+    let room = topology
+        .grpc(0)
+        .await
+        .get_room(GetRoomRequest { room: "lecture".into(), ..Default::default() })
+        .await
+        .expect("GetRoom")
+        .into_inner();
     assert_eq!(room.member_count as usize, STORM, "the room-service counts everyone");
 
     // Paging through `members` gives everyone, once.

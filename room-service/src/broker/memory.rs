@@ -16,6 +16,7 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, SessionMoved};
 use chat_proto::{LeaveReason, MemberId, RoomName};
 
+use super::memory_people::People;
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
     Retention, Snapshot, SnapshotSize, Stored, Subscription, event_id, new_epoch, record,
@@ -32,6 +33,8 @@ pub struct MemoryBroker {
     /// Whether rooms it has none of (new, forgotten by the room TTL, or
     /// lost with a restart) are left for the caller to seed.
     seeded_by_caller: bool,
+    /// Profiles, direct conversations, users' rooms (`memory_people`).
+    pub(super) people: People,
 }
 
 #[derive(Debug)]
@@ -178,7 +181,13 @@ impl MemoryBroker {
     /// Keeps what `retention` says of each room and hands events to local
     /// readers through `fanout`.
     pub fn new(retention: Retention, fanout: Arc<Fanout>) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), fanout, retention, seeded_by_caller: false }
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            fanout,
+            retention,
+            seeded_by_caller: false,
+            people: People::default(),
+        }
     }
 
     /// Rooms it has none of are not started here: writes to them fail with

@@ -22,7 +22,9 @@ mod envelope;
 mod fanout;
 mod keys;
 mod memory;
+mod memory_people;
 mod message_reply;
+mod people;
 mod record;
 mod redis;
 

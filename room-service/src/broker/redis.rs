@@ -109,7 +109,7 @@ impl RedisBroker {
 
     /// Connects to the Redis Cluster at `seeds` (any of its nodes; the rest
     /// are discovered). `password` applies when the URLs carry none.
-    pub(crate) async fn connect_cluster(
+    pub async fn connect_cluster(
         seeds: &[String],
         password: Option<&str>,
         retention: Retention,
@@ -163,7 +163,7 @@ impl RedisBroker {
         if self.seeded_by_caller { String::new() } else { new_epoch() }
     }
 
-    fn conn(&self) -> Connection {
+    pub(super) fn conn(&self) -> Connection {
         self.commands.clone()
     }
 

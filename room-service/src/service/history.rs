@@ -9,6 +9,7 @@ use tonic::Status;
 use super::resume::contiguous_tail;
 use super::{DEFAULT_HISTORY, Rooms, invalid};
 use crate::broker::{Broker, Position};
+use crate::people::Directory;
 use crate::store::StoreError;
 use crate::store::bounds::MAX_PAGE;
 
@@ -16,11 +17,12 @@ use crate::store::bounds::MAX_PAGE;
 /// `MAX_SEARCH_PAGE`).
 const DEFAULT_SEARCH_PAGE: u32 = 20;
 
-impl<B: Broker> Rooms<B> {
+impl<B: Broker + Directory> Rooms<B> {
     /// One History page: `before_seq` checked against the room's position.
     pub(super) async fn history_page(&self, request: HistoryRequest) -> Result<HistoryResponse, Status> {
-        let HistoryRequest { room, limit, before_seq, user_id: _ } = request;
+        let HistoryRequest { room, limit, before_seq, user_id } = request;
         let room = RoomName::try_from(room).map_err(invalid)?;
+        self.check_direct(&room, &user_id).await?;
         let limit = match limit {
             0 => DEFAULT_HISTORY as u32,
             n if n <= MAX_PAGE => n,
@@ -45,8 +47,9 @@ impl<B: Broker> Rooms<B> {
 
     /// One Search page from the store's full-text index, newest first.
     pub(super) async fn search_page(&self, request: SearchRequest) -> Result<SearchResponse, Status> {
-        let SearchRequest { room, query, before_seq, limit, user_id: _ } = request;
+        let SearchRequest { room, query, before_seq, limit, user_id } = request;
         let room = RoomName::try_from(room).map_err(invalid)?;
+        self.check_direct(&room, &user_id).await?;
         let Some(store) = &self.store else {
             return Err(Status::failed_precondition(
                 "search needs DATABASE_URL: this room-service keeps no store of messages to search",

@@ -25,13 +25,14 @@ use chat_proto::v1::{
     MembersRequest, MembersResponse, Room, RoomEvent, SearchRequest, SearchResponse, SendBatchRequest,
     SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
 };
-use chat_proto::{LeaveReason, MemberId, RoomName, Username, names};
+use chat_proto::{LeaveReason, MemberId, RoomName, names};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
+use crate::people::{Directory, Inbox, People};
 use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
 use crate::presence_batch::PresenceBatcher;
@@ -40,6 +41,8 @@ use crate::store::{Store, StoredMessage};
 use crate::stream;
 
 mod history;
+mod people;
+mod presence;
 mod resume;
 
 /// History returned when a request asks for 0 events.
@@ -83,9 +86,11 @@ pub(crate) struct Rooms<B> {
     seeder: Option<Arc<Seeder<B>>>,
     /// STORE_SYNC: sends are answered once the store committed them.
     committer: Option<Committer>,
+    /// People's state (directory + store) and the inbox updates about it.
+    inbox: Arc<Inbox<B>>,
 }
 
-impl<B: Broker> Rooms<B> {
+impl<B: Broker + Directory> Rooms<B> {
     pub(crate) fn new(
         broker: Arc<B>,
         presence_ttl: Duration,
@@ -95,8 +100,11 @@ impl<B: Broker> Rooms<B> {
         seeder: Option<Arc<Seeder<B>>>,
         committer: Option<Committer>,
     ) -> Self {
-        let presence = PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone());
-        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder, committer }
+        let people = Arc::new(People::new(Arc::clone(&broker), store.clone(), Arc::clone(&metrics)));
+        let inbox = Arc::new(Inbox::new(Arc::clone(&broker), people, seeder.clone(), Arc::clone(&metrics)));
+        let presence =
+            PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone(), Arc::clone(&inbox));
+        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder, committer, inbox }
     }
 
     /// With STORE_SYNC, a place in the committer's queue, taken before the
@@ -214,56 +222,14 @@ impl From<BrokerError> for Status {
 }
 
 #[tonic::async_trait]
-impl<B: Broker> RoomService for Rooms<B> {
+impl<B: Broker + Directory> RoomService for Rooms<B> {
     #[tracing::instrument(level = "debug", skip_all, fields(
         room = request.get_ref().room.as_str(),
         member = request.get_ref().member.as_ref().map_or("", |m| m.member_id.as_str()),
         gateway = request.get_ref().member.as_ref().map_or("", |m| m.gateway.as_str()),
     ))]
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
-        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request.into_inner();
-        let room = RoomName::try_from(room).map_err(invalid)?;
-        let mut member = member
-            .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
-        MemberId::try_from(member.member_id.as_str()).map_err(invalid)?;
-        member.username = Username::try_from(std::mem::take(&mut member.username)).map_err(invalid)?.into();
-        if names::check_member_id(&member.gateway).is_err() {
-            return Err(Status::invalid_argument(
-                "member.gateway must name the gateway (1 to 128 printable characters)",
-            ));
-        }
-        if !member.connection.is_empty() && names::check_member_id(&member.connection).is_err() {
-            return Err(Status::invalid_argument(
-                "member.connection must name the connection (1 to 128 printable characters) or be empty",
-            ));
-        }
-        member.joined_at_ms = now_ms();
-
-        tracing::debug!(username = member.username, "member joining");
-        let change = PresenceChange::Join { member, expires_at_ms: self.expires_at(), restore };
-        let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
-        self.metrics.published("joined");
-        let missed = match epoch.as_str() {
-            "" => None,
-            epoch => self.missed(&room, &snapshot.position, epoch, after_seq).await?,
-        };
-        if !epoch.is_empty() {
-            tracing::debug!(after_seq, recovered = missed.is_some(), "member resuming");
-        }
-        let recovered = missed.is_some();
-        let history = match missed {
-            Some(missed) => missed,
-            None => self.newest(&room, &snapshot.position, &snapshot.history, history_limit(limit)).await?,
-        };
-        Ok(Response::new(JoinResponse {
-            recovered,
-            history,
-            members: snapshot.members.clone(),
-            epoch: snapshot.position.epoch.clone(),
-            last_seq: snapshot.position.last_seq,
-            member_count: snapshot.member_count,
-            members_next: snapshot.members_next.clone(),
-        }))
+        self.join_room(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(
@@ -271,38 +237,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
-        let LeaveRequest { room, member_id, reason, connection, grace_ms } = request.into_inner();
-        let room = RoomName::try_from(room).map_err(invalid)?;
-        names::check_member_id(&member_id).map_err(invalid)?;
-        let Some(reason) = LeaveReason::from_request(&reason) else {
-            return Err(Status::invalid_argument(format!(
-                "reason {:?} is not one of \"{}\", \"{}\", \"{}\"",
-                reason,
-                LeaveReason::Left,
-                LeaveReason::Disconnected,
-                LeaveReason::Timeout
-            )));
-        };
-        if !connection.is_empty() {
-            names::check_member_id(&connection).map_err(invalid)?;
-        }
-        if grace_ms > MAX_GRACE_MS {
-            return Err(Status::invalid_argument(format!("grace_ms {grace_ms} is over {MAX_GRACE_MS} (an hour)")));
-        }
-        let leave = Leave {
-            member_id,
-            reason: reason.as_str().into(),
-            connection: Some(connection).filter(|c| !c.is_empty()),
-            only_if_expired_at: None,
-            detach_until: (grace_ms > 0).then(|| now_ms() + i64::try_from(grace_ms).unwrap_or(0)),
-        };
-        let change = PresenceChange::Leave(leave);
-        let (was_member, _) = self.presence.apply(&room, change, 0).await?;
-        if was_member {
-            self.metrics.published("left");
-            tracing::debug!(%reason, "member left");
-        }
-        Ok(Response::new(LeaveResponse { was_member }))
+        self.leave_room(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(
@@ -325,6 +260,7 @@ impl<B: Broker> RoomService for Rooms<B> {
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
         let stored = self.append(&room, sender.as_ref(), outgoing).await?;
+        self.inbox.after_send(&room, sender.as_ref(), &stored);
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         if !stored.repeat {
             self.metrics.published("message");
@@ -360,6 +296,7 @@ impl<B: Broker> RoomService for Rooms<B> {
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
         let stored = self.append(&room, Some(&sender), outgoing).await?;
+        self.inbox.after_send(&room, Some(&sender), &stored);
         for _ in stored.iter().filter(|s| !s.repeat) {
             self.metrics.published("message");
         }
@@ -432,8 +369,9 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn members(&self, request: Request<MembersRequest>) -> Result<Response<MembersResponse>, Status> {
-        let MembersRequest { room, after, limit, user_id: _ } = request.into_inner();
+        let MembersRequest { room, after, limit, user_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
+        self.check_direct(&room, &user_id).await?;
         if after.len() > MAX_CURSOR_BYTES {
             return Err(Status::invalid_argument(format!(
                 "after is {} bytes: a cursor from a previous page is at most {MAX_CURSOR_BYTES}",
@@ -456,8 +394,9 @@ impl<B: Broker> RoomService for Rooms<B> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
     async fn get_room(&self, request: Request<GetRoomRequest>) -> Result<Response<Room>, Status> {
-        let GetRoomRequest { room, user_id: _ } = request.into_inner();
+        let GetRoomRequest { room, user_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
+        self.check_direct(&room, &user_id).await?;
         self.reap(&room).await?;
         let page = self.broker.members_page(&room, "", MAX_MEMBERS_LISTED).await.map_err(|e| self.failed(e))?;
         let position = self.position(&room).await?;
@@ -489,15 +428,23 @@ impl<B: Broker> RoomService for Rooms<B> {
         Ok(Response::new(HeartbeatResponse { unknown_member_ids }))
     }
 
-    async fn open_direct(&self, _request: Request<OpenDirectRequest>) -> Result<Response<Direct>, Status> {
-        Err(Status::unimplemented("direct conversations are not built yet"))
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        opener = request.get_ref().opener.as_ref().map_or("", |p| p.user_id.as_str()),
+    ))]
+    async fn open_direct(&self, request: Request<OpenDirectRequest>) -> Result<Response<Direct>, Status> {
+        self.open_direct_room(request.into_inner()).await.map(Response::new)
     }
 
-    async fn user_rooms(&self, _request: Request<UserRoomsRequest>) -> Result<Response<UserRoomsResponse>, Status> {
-        Err(Status::unimplemented("a user's rooms are not built yet"))
+    #[tracing::instrument(level = "debug", skip_all, fields(user = request.get_ref().user_id.as_str()))]
+    async fn user_rooms(&self, request: Request<UserRoomsRequest>) -> Result<Response<UserRoomsResponse>, Status> {
+        self.user_rooms_page(request.into_inner()).await.map(Response::new)
     }
 
-    async fn mark_read(&self, _request: Request<MarkReadRequest>) -> Result<Response<MarkReadResponse>, Status> {
-        Err(Status::unimplemented("read markers are not built yet"))
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        user = request.get_ref().user_id.as_str(),
+    ))]
+    async fn mark_read(&self, request: Request<MarkReadRequest>) -> Result<Response<MarkReadResponse>, Status> {
+        self.mark_room_read(request.into_inner()).await.map(Response::new)
     }
 }

@@ -14,11 +14,12 @@ use tonic::Status;
 
 use super::history::store_status;
 use super::{MAX_RESUMED, Rooms};
+use crate::people::Directory;
 use crate::broker::{Broker, Position};
 use crate::store::Store;
 use crate::store::bounds::{MAX_PAGE, MAX_RANGE};
 
-impl<B: Broker> Rooms<B> {
+impl<B: Broker + Directory> Rooms<B> {
     /// Every stored event after `after_seq` up to `position`, if `epoch` is
     /// the room's and Redis (with a store: and the store) still holds them
     /// all; else `None`.

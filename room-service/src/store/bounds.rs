@@ -21,6 +21,22 @@ pub const MAX_APPEND: usize = 1000;
 /// Rows one retention batch deletes: short enough that the locks and WAL of
 /// one batch never hold up the archiver's inserts for long.
 pub const MAX_FORGET_BATCH: u32 = 10_000;
+/// Users one [`profiles`](super::Store::profiles) looks up: one `= ANY`
+/// probe of the primary key per user, one statement.
+pub const MAX_PROFILES: usize = 1000;
+/// Rooms one [`add_rooms`](super::Store::add_rooms) adds: a presence
+/// batch's joins, one multi-row insert.
+pub const MAX_ROOM_ADDS: usize = 1000;
+/// Members of a direct conversation: the opener and 1 to 7 others.
+pub use chat_proto::people::MAX_DIRECT_MEMBERS;
+/// Rooms [`user_rooms`](super::Store::user_rooms) returns for one user, the
+/// most recently joined first: far more than a sidebar shows (UserRooms
+/// answers at most 500), and still one bounded read when a user is loaded
+/// back into Redis. Rooms past it stay in the store.
+pub const MAX_USER_ROOMS: u32 = 10_000;
+/// Mentions returned per room, the newest: a badge says "99+" long before
+/// it. Older ones above the marker stay in the store until read past.
+pub const MAX_ROOM_MENTIONS: u32 = 1000;
 
 pub(crate) fn page(limit: u32) -> Result<u32, StoreError> {
     if (1..=MAX_PAGE).contains(&limit) { Ok(limit) } else { Err(StoreError::PageLimit(limit)) }
@@ -47,6 +63,18 @@ pub(crate) fn forget_batch(batch: u32) -> Result<u32, StoreError> {
     if (1..=MAX_FORGET_BATCH).contains(&batch) { Ok(batch) } else { Err(StoreError::ForgetBatch(batch)) }
 }
 
+pub(crate) fn profiles(n: usize) -> Result<(), StoreError> {
+    if n <= MAX_PROFILES { Ok(()) } else { Err(StoreError::ProfilesTooMany(n)) }
+}
+
+pub(crate) fn room_adds(n: usize) -> Result<(), StoreError> {
+    if n <= MAX_ROOM_ADDS { Ok(()) } else { Err(StoreError::RoomAddsTooMany(n)) }
+}
+
+pub(crate) fn direct_members(n: usize) -> Result<(), StoreError> {
+    if (2..=MAX_DIRECT_MEMBERS).contains(&n) { Ok(()) } else { Err(StoreError::DirectMembers(n)) }
+}
+
 /// A sequence number as PostgreSQL's bigint.
 pub(crate) fn seq(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))
@@ -69,6 +97,10 @@ mod tests {
         assert!(search_page(MAX_SEARCH_PAGE + 1).is_err());
         assert!(forget_batch(0).is_err() && forget_batch(MAX_FORGET_BATCH + 1).is_err());
         assert!(seq(u64::MAX).is_err() && seq(i64::MAX as u64).is_ok());
+        assert!(profiles(0).is_ok() && profiles(MAX_PROFILES).is_ok() && profiles(MAX_PROFILES + 1).is_err());
+        assert!(room_adds(MAX_ROOM_ADDS).is_ok() && room_adds(MAX_ROOM_ADDS + 1).is_err());
+        assert!(direct_members(1).is_err() && direct_members(2).is_ok());
+        assert!(direct_members(MAX_DIRECT_MEMBERS).is_ok() && direct_members(MAX_DIRECT_MEMBERS + 1).is_err());
     }
 
     #[test]

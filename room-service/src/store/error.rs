@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::bounds::{MAX_APPEND, MAX_FORGET_BATCH, MAX_PAGE, MAX_RANGE, MAX_SEARCH_PAGE};
+use super::bounds::{
+    MAX_APPEND, MAX_DIRECT_MEMBERS, MAX_FORGET_BATCH, MAX_PAGE, MAX_PROFILES, MAX_RANGE, MAX_ROOM_ADDS, MAX_SEARCH_PAGE,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,6 +23,12 @@ pub enum StoreError {
     AppendTooMany(usize),
     #[error("a retention batch of {0} rows was asked for: 1 to {MAX_FORGET_BATCH}")]
     ForgetBatch(u32),
+    #[error("{0} users' profiles were asked for at once: at most {MAX_PROFILES} per call")]
+    ProfilesTooMany(usize),
+    #[error("{0} rooms were given to add to users' rooms at once: at most {MAX_ROOM_ADDS} per call")]
+    RoomAddsTooMany(usize),
+    #[error("a direct conversation of {0} people was given: it has 2 to {MAX_DIRECT_MEMBERS}, the opener included")]
+    DirectMembers(usize),
     #[error("sequence number {0} is out of range: 1 to 2^63-1 (PostgreSQL's bigint)")]
     SeqOutOfRange(u64),
     #[error("not a PostgreSQL URL ({0}): give DATABASE_URL as postgres://user:password@host:port/database")]
@@ -46,6 +54,9 @@ impl StoreError {
                 | Self::AppendTooMany(_)
                 | Self::ForgetBatch(_)
                 | Self::SeqOutOfRange(_)
+                | Self::ProfilesTooMany(_)
+                | Self::RoomAddsTooMany(_)
+                | Self::DirectMembers(_)
         )
     }
 }

@@ -10,7 +10,10 @@
 //! ([`Store::after`]), a room Redis lost is seeded from where its numbering
 //! stands ([`Store::numbering`]), search reads its full-text index
 //! ([`Store::search`]), and retention deletes old messages a small batch at
-//! a time ([`Store::forget_before`]).
+//! a time ([`Store::forget_before`]). Beside messages it keeps people
+//! ([`people`]): profiles, direct conversations, users' rooms with their
+//! read markers, and mentions, written through from the room-service's
+//! directory and loaded back into Redis when Redis lost them.
 //!
 //! - [`message`]: a message as stored, to and from a `RoomEvent`.
 //! - [`bounds`]: the limits of every call, checked before any SQL runs.
@@ -31,6 +34,7 @@ mod history;
 pub mod message;
 mod migrations;
 mod numbering;
+mod people;
 mod retention;
 mod search;
 

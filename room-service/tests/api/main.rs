@@ -4,12 +4,16 @@
 //!
 //! - [`broker_contract`]: the promises of the `Broker` trait, checked on
 //!   the Redis broker and on the in-process one alike.
+//! - [`directory_contract`]: the promises of the `Directory` trait (people's
+//!   state), on Redis, a Redis Cluster and in process alike.
 //! - [`instances`]: several room-services on one host; startup errors.
 //! - [`health_probe`]: compose's health check.
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`store_people`]: people in the store (profiles, direct conversations,
+//!   users' rooms, markers, mentions).
 //! - [`archive`]: the archiver, History by cursor and Search with a store.
 //! - [`store_sync`]: `STORE_SYNC=1`, acknowledged once PostgreSQL committed.
 //! - [`store_retention`]: `HISTORY_RETENTION_DAYS` on a running room-service.
@@ -23,6 +27,7 @@ mod support;
 mod archive;
 mod broker_contract;
 mod crash;
+mod directory_contract;
 mod health_probe;
 mod instances;
 mod process;
@@ -32,5 +37,6 @@ mod serving;
 mod shell;
 mod spans;
 mod store;
+mod store_people;
 mod store_retention;
 mod store_sync;
