@@ -15,6 +15,7 @@
 // room's lists is on screen: its live one or the block around a search hit.
 
 import { mentionsName } from "./format.js";
+import { isDirect } from "./inbox.js";
 import * as storage from "./storage.js";
 import {
   layout,
@@ -46,7 +47,10 @@ const COMPOSER_MAX_PX = 160;
  */
 export function follow(store, actions) {
   const sidebar = createSidebar(store, actions);
-  const members = (room) => renderMembers(room, { me: store.me.user_id, onMessage: actions.message });
+  // In a DM of two, "Message" would open the same conversation: not offered there.
+  const pair = (room) => isDirect(room.name) && (store.inbox.get(room.name)?.members.length ?? 2) <= 2;
+  const members = (room) =>
+    renderMembers(room, { me: store.me.user_id, onMessage: room && pair(room) ? null : actions.message });
   /** The name the reader goes by in `room`: the token's, else the one they joined under. */
   const myName = (room) => store.me.name || store.get(room)?.username || "";
 
@@ -76,7 +80,7 @@ export function follow(store, actions) {
     renderSearch(store.search, store.active, actions.jump);
     members(store.active);
     drawTyping();
-    layout(store.size, storage.loadName());
+    layout(store.size, store.me.name || storage.loadName());
   };
 
   /** The room on screen changed: the old one keeps its scroll and draft, the new one gets them back. */
@@ -110,7 +114,7 @@ export function follow(store, actions) {
         break;
       case "removed":
         sidebar.draw();
-        layout(store.size, storage.loadName());
+        layout(store.size, store.me.name || storage.loadName());
         break;
       case "active":
         show(change.previous);
@@ -137,6 +141,7 @@ export function follow(store, actions) {
       case "inbox":
       case "me":
         sidebar.draw();
+        if (change.type === "me") layout(store.size, store.me.name || storage.loadName());
         // A DM's name comes with its entry; who may be messaged with the user's id.
         if (store.active) {
           renderHeader(store.active, sidebar.label(store.active.name));
