@@ -533,7 +533,46 @@ async fn send_heartbeat(feed: Arc<Feed>, services: Arc<RoomServices>, gateway: A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_proto::v1::UserRoom;
     use futures_util::FutureExt;
+
+    fn listener(user_id: &str, queue: mpsc::Sender<Arc<Delivery>>) -> Listener {
+        Listener {
+            member_id: Arc::from(user_id),
+            user_id: Arc::from(user_id),
+            username: Arc::from(user_id),
+            connection: Arc::from(user_id),
+            queue,
+            too_slow: Arc::default(),
+            moved: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn an_inbox_update_goes_only_to_the_listeners_of_its_user_and_a_resync_to_all() {
+        let feed = Feed::new("inbox.3");
+        let metrics = GatewayMetrics::new("gw-test");
+        let (ada, mut to_ada) = mpsc::channel(4);
+        let (bob, mut to_bob) = mpsc::channel(4);
+        let (bob_phone, mut to_bob_phone) = mpsc::channel(4);
+        feed.add(1, listener("ada", ada));
+        feed.add(2, listener("bob", bob));
+        feed.add(3, listener("bob", bob_phone));
+        let update = InboxUpdate {
+            user_id: "bob".into(),
+            room: Some(Box::new(UserRoom { room: "general".into(), ..UserRoom::default() })),
+            reason: "read".into(),
+        };
+        let event = RoomEvent { room: "inbox.3".into(), kind: Some(Kind::Inbox(update)), ..RoomEvent::default() };
+        assert_eq!(feed.deliver(&event, &metrics), 2, "both of bob's connections");
+        assert!(to_ada.try_recv().is_err(), "not ada's");
+        for queue in [&mut to_bob, &mut to_bob_phone] {
+            let delivery = queue.try_recv().expect("bob's update");
+            assert!(delivery.frame.as_str().starts_with(r#"{"type":"inbox","reason":"read""#), "{}", delivery.frame);
+        }
+        assert_eq!(feed.resync(&metrics), 3);
+        assert!(to_ada.try_recv().expect("a resync").resync);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_heartbeat_fires_once_not_once_per_missed_tick() {

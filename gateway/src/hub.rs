@@ -59,27 +59,25 @@ impl Hub {
     /// ([`Feed::wait_ready`]). How a session follows its user's inbox room
     /// from the moment it starts; [`Self::detach`] ends it.
     pub(crate) fn add(&self, room: &str, conn: u64, listener: Listener) -> Arc<Feed> {
-        {
-            let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
-            let feed = feeds.entry(room.to_string()).or_insert_with(|| {
-                let feed = Feed::new(room);
-                let run = feed::run(
-                    Arc::clone(&feed),
-                    Arc::clone(&self.services),
-                    Arc::clone(&self.gateway),
-                    self.heartbeat_every,
-                    Arc::clone(&self.metrics),
-                );
-                // A room's stream logs under its own span, not the joining
-                // connection's, since it outlives that connection.
-                tokio::spawn(run.instrument(tracing::debug_span!(parent: None, "feed", %room)));
-                feed
-            });
-            feed.add(conn, listener);
-            let feed = Arc::clone(feed);
-            self.metrics.rooms.set(feeds.len() as f64);
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let feed = feeds.entry(room.to_string()).or_insert_with(|| {
+            let feed = Feed::new(room);
+            let run = feed::run(
+                Arc::clone(&feed),
+                Arc::clone(&self.services),
+                Arc::clone(&self.gateway),
+                self.heartbeat_every,
+                Arc::clone(&self.metrics),
+            );
+            // A room's stream logs under its own span, not the joining
+            // connection's, since it outlives that connection.
+            tokio::spawn(run.instrument(tracing::debug_span!(parent: None, "feed", %room)));
             feed
-        }
+        });
+        feed.add(conn, listener);
+        let feed = Arc::clone(feed);
+        self.metrics.rooms.set(feeds.len() as f64);
+        feed
     }
 
     pub(crate) fn detach(&self, room: &str, conn: u64) {

@@ -143,7 +143,9 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                 let joiners: Vec<_> = changes
                     .iter()
                     .filter_map(|change| match change {
-                        PresenceChange::Join { member, restore: false, .. } if !member.user_id.is_empty() => Some(member),
+                        PresenceChange::Join { member, restore: false, .. } if !member.user_id.is_empty() => {
+                            Some(member)
+                        }
                         _ => None,
                     })
                     .collect();

@@ -19,6 +19,7 @@ mod history;
 mod hostile_frames;
 mod limits;
 mod operations;
+mod people;
 mod recovery;
 mod redis_cluster;
 mod resume;

@@ -17,9 +17,9 @@ use chat_proto::people::is_direct;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::{MemberId, RoomName};
 
+use super::Directory;
 use super::inbox::{Inbox, Reason};
 use super::mentions::{MEMBERS_READ, mentioned};
-use super::Directory;
 use crate::broker::{Broker, Stored};
 
 /// One new message's text and seq, for the work after it.
@@ -37,9 +37,10 @@ impl<B: Broker + Directory> Inbox<B> {
             .iter()
             .filter(|s| !s.repeat)
             .filter_map(|s| match &s.event.kind {
-                Some(Kind::Message(m)) if direct || m.text.contains('@') => {
-                    Some(Sent { seq: s.event.seq, text: if m.text.contains('@') { m.text.clone() } else { String::new() } })
-                }
+                Some(Kind::Message(m)) if direct || m.text.contains('@') => Some(Sent {
+                    seq: s.event.seq,
+                    text: if m.text.contains('@') { m.text.clone() } else { String::new() },
+                }),
                 _ => None,
             })
             .collect();

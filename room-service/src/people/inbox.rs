@@ -131,8 +131,17 @@ impl<B: Broker + Directory> Inbox<B> {
     pub(crate) async fn publish(&self, user_id: &str, entry: UserRoom, reason: Reason) {
         let inbox = inbox_room(user_id);
         let Ok(room) = RoomName::try_from(inbox.as_str()) else { return };
-        let update = InboxUpdate { user_id: user_id.to_owned(), room: Some(Box::new(entry)), reason: reason.as_str().to_owned() };
-        let event = RoomEvent { room: inbox, ts_ms: now_ms(), kind: Some(Kind::Inbox(Box::new(update))), ..RoomEvent::default() };
+        let update = InboxUpdate {
+            user_id: user_id.to_owned(),
+            room: Some(Box::new(entry)),
+            reason: reason.as_str().to_owned(),
+        };
+        let event = RoomEvent {
+            room: inbox,
+            ts_ms: now_ms(),
+            kind: Some(Kind::Inbox(Box::new(update))),
+            ..RoomEvent::default()
+        };
         match self.broker.publish_ephemeral(&room, event).await {
             Ok(()) => self.metrics.inbox_update("published"),
             Err(error) => {
@@ -165,7 +174,10 @@ impl<B: Broker + Directory> Inbox<B> {
             }
             Err(_) => {
                 self.metrics.inbox_update("dropped");
-                tracing::warn!(pending = PENDING, "inbox work dropped: too much pending; the next rooms snapshot shows it");
+                tracing::warn!(
+                    pending = PENDING,
+                    "inbox work dropped: too much pending; the next rooms snapshot shows it"
+                );
             }
         }
     }

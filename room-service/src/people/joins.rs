@@ -50,7 +50,8 @@ impl<B: Broker + Directory> Inbox<B> {
         for (add, _) in adds.into_iter().zip(added).filter(|(_, added)| *added) {
             let inbox = Arc::clone(self);
             self.spawn(async move {
-                let state = UserRoomState { room: add.room, read_seq: add.read_seq, joined_at_ms, mentions: Vec::new() };
+                let state =
+                    UserRoomState { room: add.room, read_seq: add.read_seq, joined_at_ms, mentions: Vec::new() };
                 inbox.tell(&add.user_id, state, Reason::Joined).await;
             });
         }

@@ -204,7 +204,10 @@ impl<B: Directory> People<B> {
     /// their direct conversations, their mentions. False if the store
     /// knows nothing of them either.
     async fn load(&self, store: &Store, user_id: &str) -> Result<bool, Status> {
-        let Some(rooms) = store.user_rooms(user_id).await.map_err(store_failed)? else { return Ok(false) };
+        let rooms = store.user_rooms(user_id).await.map_err(store_failed)?;
+        if rooms.is_empty() {
+            return Ok(false);
+        }
         for state in rooms.iter().filter(|s| is_direct(&s.room)) {
             self.direct(&state.room).await?;
         }

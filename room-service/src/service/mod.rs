@@ -20,10 +20,11 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    BatchedMessage, ChatMessage, Direct, GetRoomRequest, MarkReadRequest, MarkReadResponse, OpenDirectRequest, UserRoomsRequest, UserRoomsResponse, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
-    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MemberTyping,
-    MembersRequest, MembersResponse, Room, RoomEvent, SearchRequest, SearchResponse, SendBatchRequest,
-    SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    BatchedMessage, ChatMessage, Direct, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest,
+    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse,
+    MarkReadRequest, MarkReadResponse, MemberTyping, MembersRequest, MembersResponse, OpenDirectRequest, Room,
+    RoomEvent, SearchRequest, SearchResponse, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
+    SubscribeRequest, TypingRequest, TypingResponse, UserRoomsRequest, UserRoomsResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, names};
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,9 +33,9 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
-use crate::people::{Directory, Inbox, People};
 use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
+use crate::people::{Directory, Inbox, People};
 use crate::presence_batch::PresenceBatcher;
 use crate::seeding::{Seeder, Unknown};
 use crate::store::{Store, StoredMessage};

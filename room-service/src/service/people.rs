@@ -79,7 +79,10 @@ impl<B: Broker + Directory> Rooms<B> {
         user_id(&opener_id, ErrorCode::BadDirect)?;
         let name = Username::try_from(name).map_err(|e| bad_direct(format!("opener's name: {}", e.message)))?;
         if with.len() > MAX_WITH {
-            return Err(bad_direct(format!("{} users: a direct conversation has at most {MAX_DIRECT_MEMBERS}", with.len())));
+            return Err(bad_direct(format!(
+                "{} users: a direct conversation has at most {MAX_DIRECT_MEMBERS}",
+                with.len()
+            )));
         }
         for id in &with {
             user_id(id, ErrorCode::BadDirect)?;
@@ -124,7 +127,8 @@ impl<B: Broker + Directory> Rooms<B> {
         let added = people.add_rooms(&adds).await?;
         for (add, _) in adds.into_iter().zip(added).filter(|(_, added)| *added) {
             let inbox = std::sync::Arc::clone(&self.inbox);
-            let state = crate::people::UserRoomState { room: add.room, read_seq: 0, joined_at_ms, mentions: Vec::new() };
+            let state =
+                crate::people::UserRoomState { room: add.room, read_seq: 0, joined_at_ms, mentions: Vec::new() };
             self.inbox.spawn(async move { inbox.tell(&add.user_id, state, Reason::Direct).await });
         }
         if created {

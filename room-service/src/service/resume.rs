@@ -14,8 +14,8 @@ use tonic::Status;
 
 use super::history::store_status;
 use super::{MAX_RESUMED, Rooms};
-use crate::people::Directory;
 use crate::broker::{Broker, Position};
+use crate::people::Directory;
 use crate::store::Store;
 use crate::store::bounds::{MAX_PAGE, MAX_RANGE};
 

@@ -11,6 +11,8 @@
 //! - [`serving`]: health and reflection; [`retention`]: rooms expiring.
 //! - [`sending`]: what one Send or SendBatch may carry.
 //! - [`spans`]: each call's log lines carry its room and caller.
+//! - [`people`]: direct conversations, users' rooms, read markers,
+//!   mentions and inbox updates over gRPC (Redis, embedded, with a store).
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
 //! - [`store_people`]: people in the store (profiles, direct conversations,
 //!   users' rooms, markers, mentions).
@@ -30,6 +32,7 @@ mod crash;
 mod directory_contract;
 mod health_probe;
 mod instances;
+mod people;
 mod process;
 mod retention;
 mod sending;

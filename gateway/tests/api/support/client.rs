@@ -68,6 +68,9 @@ pub struct Client {
     pub gateway: String,
     /// The `welcome` frame the connection opened with.
     pub welcome: Value,
+    /// The `rooms` snapshot that follows every welcome (or the `error`
+    /// that says it could not be taken).
+    pub rooms: Value,
 }
 
 impl Client {
@@ -80,16 +83,30 @@ impl Client {
     pub async fn connect_to(addr: SocketAddr, query: &str) -> Self {
         let (ws, _) =
             tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}")).await.expect("websocket connects");
-        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
+        let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: Value::Null };
         let welcome = client.next_of("welcome").await;
         client.gateway = welcome["gateway"].as_str().expect("welcome names the gateway").to_owned();
         client.welcome = welcome;
+        client.rooms = client.first_rooms().await;
         client
     }
 
     /// Reconnects as the session `session` (`/ws?session=`), on gateway `addr`.
     pub async fn resume(addr: SocketAddr, session: &str) -> Self {
         Self::connect_to(addr, &format!("?session={session}")).await
+    }
+
+    /// The snapshot the gateway sends unasked after `welcome` (`rooms`, or
+    /// an `error` when it could not list them), so tests that read frames
+    /// one by one start after it. `inbox` updates before it are skipped:
+    /// the snapshot holds them.
+    async fn first_rooms(&mut self) -> Value {
+        self.next_where(|f| f["type"] == "rooms" || f["type"] == "error").await
+    }
+
+    /// This connection's `user_id` (from `welcome`).
+    pub fn user_id(&self) -> String {
+        self.welcome["user_id"].as_str().expect("welcome carries a user_id").to_owned()
     }
 
     /// The session token the welcome gave this connection.
@@ -126,10 +143,11 @@ impl Client {
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((ws, _)) => {
-                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null };
+                let mut client = Self { ws, gateway: String::new(), welcome: Value::Null, rooms: Value::Null };
                 let welcome = client.next_of("welcome").await;
                 client.gateway = welcome["gateway"].as_str().unwrap_or_default().to_owned();
                 client.welcome = welcome;
+                client.rooms = client.first_rooms().await;
                 Ok(client)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
