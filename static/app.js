@@ -15,14 +15,23 @@
 // (presence merge and notice wording, pure), js/typing.js (who is typing,
 // and when this tab says it is; pure), js/limits.js (the gateway's limits
 // from welcome), js/clientid.js (this tab's client ids), js/storage.js
-// (what survives a reload). Modules without the DOM (protocol.js and the
+// (what survives a reload), js/inbox.js (the user's rooms and DMs on every
+// device: unread, mentions; pure), js/people.js (the rooms/inbox/dm frames,
+// open_dm and read markers; no DOM), js/sidebar.js (draws the user's rooms
+// and the unread total in the title), js/notify.js (browser notifications,
+// only once allowed). Modules without the DOM (protocol.js and the
 // state it drives included) have unit tests in test/ (node --test
 // static/test/).
 //
 // Hooks for tests and people reading the DOM (stable; change them with the tests):
 //   #join-form  #name  #room  #join-btn  #join-hint   join a room under a name
-//   #room-list > .room-item[data-room=NAME][data-status=offline|joining|joined][data-unread=N]
-//        .room-open (switch to it)  .unread (count, empty at 0)  .room-leave (×)
+//   #room-list > .room-item[data-room=NAME][data-kind=room|direct][data-status=offline|joining|joined|out]
+//        [data-unread=N][data-mentions=N][data-online=true|false (DMs only)]  .has-unread (bold)
+//        newest activity first; "out": the user's room or DM that this tab has not joined
+//        .room-open (switch to it; joins it first when out)  .room-name (the room, or a DM's other members)
+//        .hash (# for a room; .presence dot for a DM)  .mentions ("@", empty at 0)
+//        .unread (count, empty at 0)  .room-leave (×, hidden when out)
+//   #notify-btn  "Enable notifications" (asks the browser once clicked; hidden once answered)
 //   #room-title  #room-sub  #leave-btn                 the room on screen
 //   #messages .message-list[data-room=NAME]            the room on screen only
 //        .msg[data-id][data-seq][data-member-id]  (.own = this tab's, .cont = same author)
@@ -35,6 +44,7 @@
 //        .notice.first ("This is the first message of #NAME")  the top: nothing older
 //        .day                                         date separator
 //        .msg.found (.flash while it flashes)         the message a search hit jumped to (focused)
+//        .msg.mention                                 someone else's message with @your-name
 //     scrolled near the top, the list asks for older messages and puts them above, the
 //     reader's place kept
 //   #search-toggle  #search-panel[data-state=idle|searching|unavailable]  #search-form
@@ -43,7 +53,8 @@
 //        #search-results > li.hit[data-seq] > button.hit-open (.author .time .hit-text with <mark>s)
 //        #search-more ("More results")        Escape closes the panel
 //   #context-bar (shown with a block around a search hit instead of the live list)  #latest-btn
-//   #members li.member[data-member-id][data-username] (.own)   at most MAX_SHOWN (js/members.js)
+//   #members li.member[data-member-id][data-username][data-user-id] (.own)   at most MAX_SHOWN (js/members.js)
+//        .member-dm ("Message": opens a direct conversation with them; not on the user's own members)
 //   #member-count (the room's true size)   #members-panel[data-stale=true|false]
 //   #members-more ("and N more")   #members-more-btn ("Show more": fetches the next page)
 //   #typing (text "bob is typing…", empty when nobody; class .active)
@@ -63,6 +74,8 @@ import { clientIds } from "./js/clientid.js";
 import { Connection } from "./js/connection.js";
 import { gatewayUrls, pageToken } from "./js/endpoints.js";
 import { byteLength, checkName, checkRoom } from "./js/format.js";
+import { isDirect } from "./js/inbox.js";
+import { notifier, offerNotifications } from "./js/notify.js";
 import { createProtocol } from "./js/protocol.js";
 import { autosize, follow, nearBottom, nearTop } from "./js/render.js";
 import * as screen from "./js/screen.js";
@@ -73,9 +86,10 @@ const { ui } = screen;
 
 const store = new Store();
 const view = follow(store, {
-  open: (name) => store.setActive(store.get(name)),
+  open: (name) => openRoom(name),
   leave: (name) => protocol.removeRoom(name),
   jump: (seq) => protocol.jumpTo(seq),
+  message: (userId) => protocol.openDm([userId]),
 });
 // Every attempt carries the tab's session, so a reconnect is the same member:
 // the room sees no leave and no join (docs/protocol.md, "Sessions and resuming").
@@ -89,13 +103,25 @@ const conn = new Connection(gatewayUrls(location), () => ({ token, session: stor
   onDown: () => protocol.onDown(),
   onStatus: screen.renderConn,
 });
-const protocol = createProtocol({ store, send: (frame) => conn.send(frame), ids: clientIds(storage.tabId()), view });
+const protocol = createProtocol({
+  store,
+  send: (frame) => conn.send(frame),
+  ids: clientIds(storage.tabId()),
+  view,
+  name: storage.loadName,
+  notify: notifier({ label: view.label, open: (name) => openRoom(name) }),
+});
 
 // What survives a reload: the rooms in order, and the one on screen. And
 // the text in the box is counted again against a new welcome's limit.
+// DMs are not kept: the user's rooms (`rooms`) list them after every
+// welcome, and without tokens another tab of this origin is another user,
+// who may not join them.
 store.subscribe((change) => {
   if (change.type === "limits") countBytes();
-  if (change.type === "added" || change.type === "removed") storage.saveRooms(store.saved());
+  if (change.type === "added" || change.type === "removed") {
+    storage.saveRooms(store.saved().filter((r) => !isDirect(r.room)));
+  }
   if (change.type === "active") storage.saveActive(store.active?.name ?? null);
 });
 
@@ -116,6 +142,13 @@ function join(e) {
     return hint(ui.room, `You can be in at most ${max_rooms} rooms; leave one first.`);
   }
   protocol.enter(r.room, n.name);
+}
+
+/** Shows a room or DM of the user's, joining it first if this tab is not in it. */
+function openRoom(name) {
+  if (protocol.open(name)) return;
+  document.body.classList.remove("sidebar-open");
+  hint(ui.name, "Pick a name first.");
 }
 
 function hint(input, text) {
@@ -222,8 +255,11 @@ document.addEventListener("keydown", (e) => {
   document.body.classList.remove("sidebar-open", "members-open");
 });
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) store.markRead();
+  if (document.hidden) return;
+  store.markRead();
+  protocol.readNow();
 });
+offerNotifications(ui.notifyBtn);
 window.addEventListener("online", () => conn.wake());
 
 ui.name.value = storage.loadName();

@@ -71,6 +71,25 @@ export function typingText(names) {
   return `${names[0]}, ${names[1]} and ${rest} other${rest > 1 ? "s" : ""} are typing…`;
 }
 
+/** A letter, digit or underscore: what may not follow a mention for it to be one. */
+const WORD_CHAR = /[\p{L}\p{N}_]/u;
+
+/**
+ * Whether `text` mentions `name`: `@name`, any case, followed by the end,
+ * a space or punctuation (so "@ada" mentions ada, "@adam" does not), the
+ * rule the room-service counts mentions by.
+ */
+export function mentionsName(text, name) {
+  if (typeof text !== "string" || !name || !text.includes("@")) return false;
+  const hay = text.toLowerCase();
+  const needle = `@${name.toLowerCase()}`;
+  for (let at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + 1)) {
+    const next = hay.slice(at + needle.length).match(/^./su)?.[0];
+    if (next == null || !WORD_CHAR.test(next)) return true;
+  }
+  return false;
+}
+
 /** What an `error` frame means, in words a person can act on. `detail` is the gateway's own text. */
 export function describeError(frame, limits = FIRST_LIMITS) {
   const room = frame.room ? `#${frame.room}` : "that room";
@@ -93,6 +112,8 @@ export function describeError(frame, limits = FIRST_LIMITS) {
     bad_limit: "The server refused how many messages this page asked for. Reloading the page usually fixes it.",
     bad_query: "That search can't be run: use 1–256 bytes with at least one letter or digit.",
     search_unavailable: "Search needs the server's message store",
+    bad_direct: "That conversation can't be opened: pick someone else (up to 8 people, not only yourself).",
+    forbidden: `${room.startsWith("#dm-") ? "That conversation" : room} is not open to you.`,
   };
   if (frame.code === "unavailable" && Number.isFinite(frame.retry_after_ms)) {
     words.unavailable = "The chat service is busy right now. Trying again in a moment.";

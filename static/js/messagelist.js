@@ -3,12 +3,16 @@
 // room's state decides (js/roomstate.js), with the builders of js/view.js.
 // It decides nothing: what a line says, whether it groups with the one
 // before, where a date goes, all come with the line. Lines come at the
-// bottom (`add`) or, from scroll-back, above the top (`prepend`).
+// bottom (`add`) or, from scroll-back, above the top (`prepend`). Others'
+// messages that mention the reader are marked (`mentionsMe`, asked as each
+// is drawn, since the reader's name may come later than the list).
 
 import { dayEl, el, messageEl, noticeEl, pendingEl } from "./view.js";
 
 export class MessageList {
-  constructor(room) {
+  /** @param {(text: string) => boolean} [mentionsMe] whether a message's text mentions the reader */
+  constructor(room, mentionsMe = () => false) {
+    this.mentionsMe = mentionsMe;
     this.el = el("div", "message-list");
     this.el.dataset.room = room;
     /** client_id → its pending line, oldest first (a Map keeps the order). */
@@ -23,12 +27,12 @@ export class MessageList {
       this.el.append(node);
       return;
     }
-    this.el.insertBefore(draw(line), this.firstPending());
+    this.el.insertBefore(this.draw(line), this.firstPending());
   }
 
   /** Draws `lines` (stored lines, oldest first) above the top: older messages, a marker. */
   prepend(lines) {
-    this.el.prepend(...lines.map(draw));
+    this.el.prepend(...lines.map((line) => this.draw(line)));
   }
 
   /** The topmost date line goes: the page drawn above it ends on its day. */
@@ -50,15 +54,19 @@ export class MessageList {
     for (const node of this.pending.values()) return node;
     return null;
   }
+
+  /** The element for a stored line (day, message or notice). */
+  draw(line) {
+    if (line.type === "message") return messageEl(line.ev, { ...line, mention: !line.own && this.mentionsMe(line.ev.text) });
+    return draw(line);
+  }
 }
 
-/** The element for a stored line (day, message or notice). */
+/** The element for a day or notice line. */
 function draw(line) {
   switch (line.type) {
     case "day":
       return dayEl(line.ts);
-    case "message":
-      return messageEl(line.ev, line);
     case "notice": {
       const node = noticeEl(line.text, { ts: line.ts, kind: line.kind });
       if (line.detail) node.title = line.detail;

@@ -1,7 +1,8 @@
 // The page's half of the protocol (docs/protocol.md): what each frame from
 // the gateway does to the rooms in the store, and the frames the page sends
 // (join, leave, send, typing, members; history and search through
-// js/history.js). It decides; the store holds the
+// js/history.js; the user's rooms, DMs and read markers through
+// js/people.js). It decides; the store holds the
 // state and tells the views what changed (js/store.js), and each room's
 // state (js/roomstate.js) decides what its message list shows. What it
 // needs of the screen comes in as `view` (js/render.js `follow`): whether a
@@ -11,6 +12,7 @@
 
 import { describeError } from "./format.js";
 import { createHistory } from "./history.js";
+import { createPeople } from "./people.js";
 import { RoomState } from "./roomstate.js";
 import { TypingPacer } from "./typing.js";
 
@@ -27,17 +29,23 @@ const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "un
  * @param {(frame: object) => boolean} deps.send sends a frame; false when not connected
  * @param {{next(): string, isOwn(cid): boolean}} deps.ids client ids (js/clientid.js)
  * @param {object} deps.view what js/render.js `follow` returns
+ * @param {() => string} [deps.name] the name to join a room under that the person did not join here (js/people.js)
+ * @param {(n: object) => void} [deps.notify] an inbox update worth a notification (js/notify.js)
+ * @param {object} [deps.clock] timers for the read markers (js/people.js; tests drive their own)
  */
-export function createProtocol({ store, send, ids, view }) {
+export function createProtocol({ store, send, ids, view, name, notify, clock }) {
   /** When this tab says it is typing, per room. */
   const pace = new TypingPacer();
   /** Scroll-back, search and jumps to a hit (js/history.js). */
   const history = createHistory({ store, send, view });
+  /** The user's rooms, DMs and read markers (js/people.js). */
+  const people = createPeople({ store, send, view, enter, name, notify, clock });
 
   // ---- connection events ------------------------------------------------
 
   function onWelcome(frame) {
     store.setLimits(frame.limits);
+    people.onWelcome(frame);
     for (const room of store.rooms.values()) sendJoin(room);
   }
 
@@ -47,6 +55,7 @@ export function createProtocol({ store, send, ids, view }) {
       store.changed(room);
     }
     history.onDown();
+    people.onDown();
   }
 
   function onFrame(frame) {
@@ -79,6 +88,15 @@ export function createProtocol({ store, send, ids, view }) {
       case "search_results":
         history.onSearchResults(frame);
         break;
+      case "rooms":
+        people.onRooms(frame);
+        break;
+      case "inbox":
+        people.onInbox(frame);
+        break;
+      case "dm":
+        people.onDm(frame);
+        break;
       case "left":
         break; // the room was dropped from the page when leave was sent
       case "error":
@@ -93,7 +111,9 @@ export function createProtocol({ store, send, ids, view }) {
     room.joinRefusals = 0;
     // The first history of a page load is context, not news; after a
     // reconnect, messages missed meanwhile count as unread (js/roomstate.js).
+    const early = [...room.early]; // live messages held while joining: applied (and seen) with the history
     view.withScroll(room, () => room.applyJoined(frame, { seen: view.isSeen(room) }));
+    people.sawMessages(room, [...(frame.history ?? []), ...early], view.isSeen(room));
     // Sends not echoed yet (typed offline, or lost with the old connection) go
     // again with the same client_id, which the room-service stores once; those
     // whose echo was in the history were settled by it above.
@@ -106,6 +126,7 @@ export function createProtocol({ store, send, ids, view }) {
 
   function onEvent(room, frame) {
     view.withScroll(room, () => room.applyLive(frame, { seen: view.isSeen(room) }));
+    people.sawMessages(room, [frame], view.isSeen(room));
     store.changed(room, "item", "typing");
   }
 
@@ -151,6 +172,10 @@ export function createProtocol({ store, send, ids, view }) {
   }
 
   function onError(frame, room) {
+    if (frame.code === "bad_read") {
+      people.readRefused(frame);
+      return;
+    }
     const { text, detail } = describeError(frame, store.limits);
     if (!room) {
       if (frame.room && frame.code === "not_joined") {
@@ -239,6 +264,7 @@ export function createProtocol({ store, send, ids, view }) {
     if (sendLeave && room.status !== "offline") send({ type: "leave", room: name });
     pace.forget(name);
     store.removeRoom(name);
+    people.left(name);
   }
 
   // ---- what the person does -----------------------------------------------
@@ -272,10 +298,14 @@ export function createProtocol({ store, send, ids, view }) {
 
   // A stale member list is fetched when its room comes on screen.
   store.subscribe((change) => {
-    if (change.type === "active" && store.active) refetchMembersIfStale(store.active);
+    if (change.type === "active" && store.active) {
+      refetchMembersIfStale(store.active);
+      people.scheduleRead();
+    }
   });
 
   const { loadOlder, jumpTo, toLatest, openSearch, searchFor, moreResults, closeSearch } = history;
+  const { openDm, open, scheduleRead } = people;
   return {
     onWelcome,
     onDown,
@@ -294,5 +324,9 @@ export function createProtocol({ store, send, ids, view }) {
     searchFor,
     moreResults,
     closeSearch,
+    openDm,
+    open,
+    /** The tab became visible: the room on screen has been read. */
+    readNow: scheduleRead,
   };
 }

@@ -1,5 +1,6 @@
 // Keeps the page drawn as the store changes (js/store.js): the room list
-// and the tab title for every room, and for the room on screen its
+// and the tab title (js/sidebar.js, from this tab's rooms and the user's
+// inbox), and for the room on screen its
 // messages, header, member list and typing line. The typing line is drawn
 // when a change names it (a typing frame, a message, a leave) and again
 // when its first name runs out, by a timer set for that moment: nothing
@@ -13,6 +14,8 @@
 // to, flashed and focused), and draws the search panel and which of a
 // room's lists is on screen: its live one or the block around a search hit.
 
+import { mentionsName } from "./format.js";
+import { isDirect } from "./inbox.js";
 import * as storage from "./storage.js";
 import {
   layout,
@@ -20,15 +23,13 @@ import {
   membersVisible,
   renderHeader,
   renderMembers,
-  renderRoomItem,
   renderSearch,
-  renderTitle,
   renderTyping,
   showBanner,
   ui,
 } from "./screen.js";
 import { MessageList } from "./messagelist.js";
-import { roomItemEl } from "./view.js";
+import { createSidebar } from "./sidebar.js";
 
 /** Closer to the bottom than this counts as at the bottom: new messages keep it there. */
 const NEAR_BOTTOM_PX = 80;
@@ -40,18 +41,18 @@ const COMPOSER_MAX_PX = 160;
 /**
  * Subscribes to `store` and draws what each change names. `actions.open`
  * and `actions.leave` (a room's name) are what the room list's buttons do,
- * `actions.jump` (a seq) what a search hit does.
+ * `actions.jump` (a seq) what a search hit does, `actions.message` (a user
+ * id) what a member's "Message" button does.
  * Returns the view that js/protocol.js is given.
  */
 export function follow(store, actions) {
-  /** name → the room's entry in #room-list. */
-  const items = new Map();
-
-  const drawItem = (room) => {
-    const item = items.get(room.name);
-    if (item) renderRoomItem(item, room, room === store.active);
-    renderTitle([...store.rooms.values()], store.active);
-  };
+  const sidebar = createSidebar(store, actions);
+  // In a DM of two, "Message" would open the same conversation: not offered there.
+  const pair = (room) => isDirect(room.name) && (store.inbox.get(room.name)?.members.length ?? 2) <= 2;
+  const members = (room) =>
+    renderMembers(room, { me: store.me.user_id, onMessage: room && pair(room) ? null : actions.message });
+  /** The name the reader goes by in `room`: the token's, else the one they joined under. */
+  const myName = (room) => store.me.name || store.get(room)?.username || "";
 
   /** The one timer for the typing line: set for when its first name runs out. */
   let typingTimer = null;
@@ -74,12 +75,12 @@ export function follow(store, actions) {
   };
 
   const drawActive = () => {
-    renderHeader(store.active);
+    renderHeader(store.active, sidebar.label(store.active?.name));
     renderContext(store.active);
     renderSearch(store.search, store.active, actions.jump);
-    renderMembers(store.active);
+    members(store.active);
     drawTyping();
-    layout(store.size, storage.loadName());
+    layout(store.size, store.me.name || storage.loadName());
   };
 
   /** The room on screen changed: the old one keeps its scroll and draft, the new one gets them back. */
@@ -99,38 +100,32 @@ export function follow(store, actions) {
     ui.messages.scrollTop = room.scrollTop ?? ui.messages.scrollHeight;
     ui.jumpBtn.hidden = true;
     ui.composer.value = room.draft;
-    ui.composer.placeholder = `Message #${room.name}`;
+    ui.composer.placeholder = `Message ${sidebar.label(room.name)}`;
     autosize();
-    for (const r of store.rooms.values()) drawItem(r);
+    sidebar.draw();
     drawActive();
     if (matchMedia("(pointer: fine)").matches) ui.composer.focus();
   };
 
   store.subscribe((change) => {
     switch (change.type) {
-      case "added": {
-        const { name } = change.room;
-        const item = roomItemEl(name, actions.open, actions.leave);
-        items.set(name, item);
-        ui.roomList.append(item);
-        drawItem(change.room);
+      case "added":
+        sidebar.draw();
         break;
-      }
       case "removed":
-        items.get(change.room.name)?.remove();
-        items.delete(change.room.name);
-        renderTitle([...store.rooms.values()], store.active);
-        layout(store.size, storage.loadName());
+        sidebar.draw();
+        layout(store.size, store.me.name || storage.loadName());
         break;
       case "active":
         show(change.previous);
         break;
       case "room": {
         const { room, parts } = change;
-        if (parts.has("item")) drawItem(room);
+        // Members are who is online: a DM's presence dot.
+        if (parts.has("item") || parts.has("members")) sidebar.draw();
         if (room !== store.active) break;
-        if (parts.has("header")) renderHeader(room);
-        if (parts.has("members")) renderMembers(room);
+        if (parts.has("header")) renderHeader(room, sidebar.label(room.name));
+        if (parts.has("members")) members(room);
         if (parts.has("typing")) drawTyping();
         if (parts.has("list")) drawList(room);
         break;
@@ -143,12 +138,24 @@ export function follow(store, actions) {
       case "search":
         renderSearch(store.search, store.active, actions.jump);
         break;
+      case "inbox":
+      case "me":
+        sidebar.draw();
+        if (change.type === "me") layout(store.size, store.me.name || storage.loadName());
+        // A DM's name comes with its entry; who may be messaged with the user's id.
+        if (store.active) {
+          renderHeader(store.active, sidebar.label(store.active.name));
+          if (change.type === "me") members(store.active);
+        }
+        break;
     }
   });
 
   return {
-    /** The message list a new room draws its lines into (js/roomstate.js). */
-    messageList: (name) => new MessageList(name),
+    /** The message list a new room draws its lines into (js/roomstate.js); it marks messages mentioning the reader. */
+    messageList: (name) => new MessageList(name, (text) => mentionsName(text, myName(name))),
+    /** How a room reads: "#general", or a DM's other members. */
+    label: (name) => sidebar.label(name),
     /** Seen means on screen: the room on screen of a visible tab. */
     isSeen: (room) => room === store.active && !document.hidden,
     membersVisible,

@@ -18,6 +18,7 @@ export const ui = Object.fromEntries(
     "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
     "total-unread", "scrim", "search-toggle", "search-panel", "search-form", "search-label", "search-input",
     "search-btn", "search-close", "search-status", "search-results", "search-more", "context-bar", "latest-btn",
+    "notify-btn",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
 );
 
@@ -40,27 +41,9 @@ export function renderConn(s) {
 }
 
 
-/** One entry of the room list. */
-export function renderRoomItem(item, room, isActive) {
-  item.dataset.status = room.status;
-  item.dataset.unread = String(room.unread);
-  item.classList.toggle("active", isActive);
-  item.querySelector(".room-open").setAttribute("aria-current", isActive ? "true" : "false");
-  item.querySelector(".unread").textContent = room.unread > 0 ? (room.unread > 99 ? "99+" : String(room.unread)) : "";
-}
-
-/** Unread counts in the tab title and on the phone's room-list button. */
-export function renderTitle(rooms, active) {
-  const total = rooms.reduce((n, r) => n + r.unread, 0);
-  const elsewhere = rooms.filter((r) => r !== active).reduce((n, r) => n + r.unread, 0);
-  ui.totalUnread.textContent = elsewhere > 99 ? "99+" : String(elsewhere);
-  ui.totalUnread.hidden = elsewhere === 0;
-  const where = active ? `#${active.name} · ` : "";
-  document.title = `${total > 0 ? `(${total}) ` : ""}${where}Chat`;
-}
-
-export function renderHeader(active) {
-  ui.roomTitle.textContent = active ? `#${active.name}` : "Chat";
+/** The room on screen in the header; `label` is how it reads ("#general", or a DM's other members). */
+export function renderHeader(active, label) {
+  ui.roomTitle.textContent = active ? label : "Chat";
   // The room's true size, which may be more than the list holds.
   const n = active?.memberCount ?? 0;
   ui.roomSub.textContent = !active
@@ -79,10 +62,13 @@ export function renderHeader(active) {
  * The member list: a bounded slice of what the tab holds, "and N more"
  * for the rest of the room, "Show more" while a next page can be fetched
  * and drawn, and a stale mark while presence changes are not all listed.
+ * Each member but the user (`me`, a user id) gets a "Message" button that
+ * calls `onMessage(user_id)`.
  */
-export function renderMembers(active) {
+export function renderMembers(active, { me = null, onMessage = null } = {}) {
   const { rows, more } = active?.memberRows() ?? { rows: [], more: 0 };
-  const els = rows.map((r) => memberEl(r.member, r.own, r.tag));
+  const canMessage = (m, own) => onMessage != null && !own && typeof m.user_id === "string" && m.user_id !== "" && m.user_id !== me;
+  const els = rows.map((r) => memberEl(r.member, r.own, r.tag, canMessage(r.member, r.own) ? onMessage : null));
   ui.members.replaceChildren(...els);
   const stale = Boolean(active?.membersStale);
   ui.membersPanel.dataset.stale = String(stale);

@@ -17,6 +17,7 @@
 // No DOM: unit-tested in test/scrollback.test.js.
 
 import { dayKey } from "./format.js";
+import { isDirect } from "./inbox.js";
 
 /** Messages per scroll-back request. */
 export const PAGE = 50;
@@ -149,10 +150,12 @@ export class Scrollback {
    * (history without a store ends where Redis does) the oldest one kept.
    */
   firstMarker() {
+    // A DM's name is a hash of its members' ids: no name to show.
+    const where = isDirect(this.room) ? "this conversation" : `#${this.room}`;
     const text =
       this.oldestSeq == null || this.oldestSeq <= 1
-        ? `This is the first message of #${this.room}`
-        : `This is the oldest message #${this.room} keeps`;
+        ? `This is the first message of ${where}`
+        : `This is the oldest message ${where} keeps`;
     return { type: "notice", kind: "first", ts: null, text };
   }
 }

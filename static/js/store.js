@@ -4,12 +4,17 @@
 // subscribe here and redraw what a change names. No DOM, so it runs under
 // Node's test runner (static/test/store.test.js).
 //
+// Beside the rooms of this tab it holds who the user is (`me`, from
+// `welcome`) and the user's rooms and DMs on every tab and device
+// (`inbox`, js/inbox.js), which js/people.js keeps and the sidebar draws.
+//
 // A room (js/roomstate.js) changes itself as frames arrive: its messages,
 // members, typing people. Whoever changed one says so with
 // `changed(room, ...parts)`, naming what to redraw, because redrawing all
 // of a room for every frame would rebuild a member list of hundreds for
 // each message.
 
+import { Inbox } from "./inbox.js";
 import { FIRST_LIMITS, readLimits } from "./limits.js";
 import { Search } from "./search.js";
 
@@ -29,6 +34,8 @@ export const PARTS = Object.freeze(["item", "header", "members", "typing", "list
  *   {type: "room", room, parts} a room changed; `parts` (a Set of PARTS) says what
  *   {type: "limits"}           the gateway's limits came
  *   {type: "search"}           the search (`search`, js/search.js) changed
+ *   {type: "inbox"}            the user's rooms (`inbox`) changed
+ *   {type: "me"}               who the user is (`me`) changed
  */
 export class Store {
   constructor() {
@@ -40,6 +47,10 @@ export class Store {
     this.limits = { ...FIRST_LIMITS };
     /** The search of the room on screen (js/search.js); one per page. */
     this.search = new Search();
+    /** The user's rooms and DMs, on every tab and device (js/inbox.js). */
+    this.inbox = new Inbox();
+    /** Who the user is, from the last `welcome`: user_id (null from a gateway before people) and token name. */
+    this.me = { user_id: null, name: null };
     this.listeners = new Set();
   }
 
@@ -108,6 +119,17 @@ export class Store {
   setLimits(sent) {
     this.limits = readLimits(this.limits, sent);
     this.emit({ type: "limits" });
+  }
+
+  /** Who the user is, from a `welcome` (anything but a string is unknown). */
+  setMe(userId, name) {
+    this.me = { user_id: typeof userId === "string" ? userId : null, name: typeof name === "string" ? name : null };
+    this.emit({ type: "me" });
+  }
+
+  /** The user's rooms (`inbox`) changed: the sidebar and the title are drawn again. */
+  inboxChanged() {
+    this.emit({ type: "inbox" });
   }
 
   /** `room` changed; `parts` (of PARTS) say what to redraw, all of them when none are named. */

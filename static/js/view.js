@@ -27,11 +27,13 @@ function timeEl(ts) {
 
 /**
  * A chat message. `cont` hides the author line when the same person wrote
- * the message right before; `own` sets it apart as the reader's.
+ * the message right before; `own` sets it apart as the reader's;
+ * `mention` marks one that mentions the reader.
  */
-export function messageEl(ev, { own, cont, tag }) {
+export function messageEl(ev, { own, cont, tag, mention }) {
   const li = el("div", "msg");
   if (own) li.classList.add("own");
+  if (mention) li.classList.add("mention");
   if (cont) li.classList.add("cont");
   if (!ev.member_id) li.classList.add("system");
   li.dataset.id = ev.id;
@@ -85,10 +87,12 @@ export function dayEl(ts) {
   return d;
 }
 
-export function memberEl(member, own, tag) {
+/** A member list item; with `onMessage`, a "Message" button that calls it with the member's user id. */
+export function memberEl(member, own, tag, onMessage) {
   const li = el("li", own ? "member own" : "member");
   li.dataset.memberId = member.member_id;
   li.dataset.username = member.username;
+  li.dataset.userId = member.user_id ?? "";
   li.append(avatar(member.username));
   const who = el("span", "who");
   who.append(el("span", "member-name", member.username));
@@ -96,24 +100,14 @@ export function memberEl(member, own, tag) {
   if (own) who.append(el("span", "you-tag", "you"));
   li.append(who);
   if (member.gateway) li.append(el("span", "gw", member.gateway));
+  if (onMessage) {
+    const dm = el("button", "member-dm link-btn", "Message");
+    dm.type = "button";
+    dm.title = `Write to ${member.username} alone`;
+    dm.addEventListener("click", () => onMessage(member.user_id));
+    li.append(dm);
+  }
   li.title = `${member.username} — on ${member.gateway ?? "?"} since ${clock(member.joined_at ?? Date.now())}`;
-  return li;
-}
-
-/** An entry of the room list: switch button, unread badge, leave button. */
-export function roomItemEl(name, onOpen, onLeave) {
-  const li = el("li", "room-item");
-  li.dataset.room = name;
-  const open = el("button", "room-open");
-  open.type = "button";
-  open.append(el("span", "hash", "#"), el("span", "room-name", name), el("span", "unread"));
-  open.addEventListener("click", () => onOpen(name));
-  const leave = el("button", "room-leave", "×");
-  leave.type = "button";
-  leave.title = `Leave #${name}`;
-  leave.setAttribute("aria-label", `Leave #${name}`);
-  leave.addEventListener("click", () => onLeave(name));
-  li.append(open, leave);
   return li;
 }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { byteLength, checkName, checkRoom, dayKey, dayLabel, describeError, hueFor, initial, typingText } from "../js/format.js";
+import { byteLength, checkName, checkRoom, dayKey, dayLabel, describeError, hueFor, initial, mentionsName, typingText } from "../js/format.js";
 
 describe("byteLength", () => {
   it("counts UTF-8 bytes, as the gateway's max_text_bytes does", () => {
@@ -104,5 +104,23 @@ describe("describeError", () => {
   it("falls back to the gateway's own words, then to the code", () => {
     assert.equal(describeError({ code: "new_code", message: "what happened" }, limits).text, "what happened");
     assert.equal(describeError({ code: "new_code" }, limits).text, "Error: new_code");
+  });
+});
+
+describe("mentionsName", () => {
+  it("finds @name in any case, followed by the end, a space or punctuation", () => {
+    for (const text of ["@ada", "hi @ada", "@Ada, look", "(@ADA)", "thanks @ada!", "@adam and @ada"]) {
+      assert.equal(mentionsName(text, "ada"), true, text);
+    }
+  });
+  it("is not fooled by a longer name, a missing @ or an empty name", () => {
+    for (const text of ["@adam", "ada", "@ad a", "mail@adams", "", null]) {
+      assert.equal(mentionsName(text, "ada"), false, String(text));
+    }
+    assert.equal(mentionsName("@ada", ""), false);
+  });
+  it("takes names with spaces and letters beyond ASCII", () => {
+    assert.equal(mentionsName("ping @Zoë Li.", "zoë li"), true);
+    assert.equal(mentionsName("ping @zoëy", "zoë"), false);
   });
 });

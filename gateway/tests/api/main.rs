@@ -9,6 +9,7 @@ mod support;
 mod bad_input;
 mod browser;
 mod browser_history;
+mod browser_people;
 mod cache;
 mod chaos;
 mod cluster;
