@@ -149,7 +149,7 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                         _ => None,
                     })
                     .collect();
-                self.inbox.joined(room, &joiners, full.position.last_seq).await;
+                self.inbox.joined(room, &joiners, &full).await;
                 for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
                     let snapshot = if history >= full.history.len() {
                         Arc::clone(&full)

@@ -5,24 +5,29 @@
 //! process, and the rooms in one `add_rooms` call (one Redis pipeline), so
 //! a join storm costs one more Redis round trip per batch of up to 500.
 //! A room added anew is announced on the user's inbox ("joined"), off the
-//! join's path.
+//! join's path, in one job per batch whose entry comes from the batch's own
+//! snapshot (position and last message): a join storm reads nothing more
+//! from Redis for it, and takes one inbox permit per batch, not per joiner.
 
 use std::sync::Arc;
 
 use chat_proto::RoomName;
-use chat_proto::people::is_inbox;
-use chat_proto::v1::{Member, Person};
+use chat_proto::people::{is_direct, is_inbox};
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::{Member, Person, UserRoom};
 use chat_runtime::clock::now_ms;
+use futures_util::future::join_all;
 
 use super::inbox::{Inbox, Reason};
 use super::{Directory, RoomAdd, UserRoomState};
-use crate::broker::Broker;
+use crate::broker::{Broker, Snapshot};
 
 impl<B: Broker + Directory> Inbox<B> {
     /// Records the joiners of one presence batch of `room` (restores and
     /// members without a user id left out by the caller) as having the
-    /// room, at `last_seq`. Failures are logged: the join itself stands.
-    pub(crate) async fn joined(self: &Arc<Self>, room: &RoomName, joiners: &[&Member], last_seq: u64) {
+    /// room, at the batch's `snapshot` position. Failures are logged: the
+    /// join itself stands.
+    pub(crate) async fn joined(self: &Arc<Self>, room: &RoomName, joiners: &[&Member], snapshot: &Snapshot) {
         if joiners.is_empty() || is_inbox(room) {
             return;
         }
@@ -36,6 +41,7 @@ impl<B: Broker + Directory> Inbox<B> {
             tracing::warn!(%room, error = status.message(), "joiners' profiles not recorded");
         }
         let joined_at_ms = now_ms();
+        let last_seq = snapshot.position.last_seq;
         let adds: Vec<RoomAdd> = people
             .iter()
             .map(|p| RoomAdd { user_id: p.user_id.clone(), room: room.to_string(), read_seq: last_seq, joined_at_ms })
@@ -47,14 +53,35 @@ impl<B: Broker + Directory> Inbox<B> {
                 return;
             }
         };
-        for (add, _) in adds.into_iter().zip(added).filter(|(_, added)| *added) {
-            let inbox = Arc::clone(self);
-            self.spawn(async move {
-                let state =
-                    UserRoomState { room: add.room, read_seq: add.read_seq, joined_at_ms, mentions: Vec::new() };
-                inbox.tell(&add.user_id, state, Reason::Joined).await;
-            });
+        let users: Vec<String> =
+            adds.into_iter().zip(added).filter(|(_, added)| *added).map(|(add, _)| add.user_id).collect();
+        if users.is_empty() {
+            return;
         }
+        // The batch's snapshot ends at `last_seq`: its last event is the
+        // room's last message, if it returned any history.
+        let last = snapshot.history.iter().rev().find(|e| matches!(e.kind, Some(Kind::Message(_)))).cloned();
+        let entry = UserRoom {
+            room: room.to_string(),
+            kind: if is_direct(room) { "direct" } else { "room" }.to_owned(),
+            members: Vec::new(),
+            last_seq,
+            read_seq: last_seq,
+            unread: 0,
+            mentions: 0,
+            activity_ms: last.as_ref().map_or(0, |e| e.ts_ms).max(joined_at_ms),
+            last: last.map(Box::new),
+            epoch: snapshot.position.epoch.clone(),
+        };
+        let inbox = Arc::clone(self);
+        self.spawn(async move {
+            let mut entry = entry;
+            if is_direct(&entry.room) {
+                entry.members = inbox.people().direct(&entry.room).await.ok().flatten().unwrap_or_default();
+            }
+            let tells = users.iter().map(|user| inbox.publish(user, entry.clone(), Reason::Joined));
+            join_all(tells).await;
+        });
     }
 
     /// Takes a public room off a user's rooms after they left it, and
