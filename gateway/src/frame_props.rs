@@ -28,7 +28,7 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
                 limit: limit.map(|n| json!(n)),
             }
         }),
-        // (`open_dm` and `rooms` name no room: unit tests in frame.rs.)
+        // (`open_dm` and `rooms` name no room: unit tests in frame/client.rs.)
         (text, any::<u64>()).prop_map(|(room, seq)| ClientFrame::Read { room, seq }),
     ]
 }

@@ -5,7 +5,7 @@
 //! (`chat_proto::people::inbox_room`), one of 64 shared by all users: the
 //! hub keeps one feed per inbox room on this gateway like a room's, but the
 //! feed hands each `InboxUpdate` only to the listeners of the user it names
-//! (`feed.rs`). An update carries the room's whole entry, so a browser that
+//! (`feed/mod.rs`). An update carries the room's whole entry, so a browser that
 //! gets it twice, or after a newer snapshot, merges it by keeping the larger
 //! `last_seq` and `read_seq`. Updates are not stored: when the inbox stream
 //! had to be opened again, the feed tells each of its listeners to resync,

@@ -1,0 +1,210 @@
+//! What the gateway says to browsers: serialisable views of room events,
+//! members and the gateway's own frames, and [`encode`] that turns them into
+//! the bytes of one text frame.
+//!
+//! A room event is encoded once per event by the room's feed (`feed/`), and
+//! the same bytes go to every local browser; a session encodes its own
+//! answers (`welcome`, `joined`, `error`, ...) for its one browser.
+
+use axum::extract::ws::Utf8Bytes;
+use chat_proto::ErrorCode;
+use chat_proto::v1::room_event::Kind;
+use chat_proto::v1::{Member, RoomEvent};
+use serde::Serialize;
+
+use super::Refusal;
+
+/// A member as browsers see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemberView<'a> {
+    member_id: &'a str,
+    /// The person behind the member: what `open_dm` takes.
+    user_id: &'a str,
+    username: &'a str,
+    gateway: &'a str,
+    joined_at: i64,
+}
+
+impl<'a> From<&'a Member> for MemberView<'a> {
+    fn from(m: &'a Member) -> Self {
+        Self {
+            member_id: &m.member_id,
+            user_id: &m.user_id,
+            username: &m.username,
+            gateway: &m.gateway,
+            joined_at: m.joined_at_ms,
+        }
+    }
+}
+
+/// A member who left, as browsers see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct LeaveView<'a> {
+    #[serde(flatten)]
+    pub member: MemberView<'a>,
+    pub reason: &'a str,
+}
+
+/// A room event as browsers see it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum EventView<'a> {
+    Message {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        username: &'a str,
+        member_id: &'a str,
+        text: &'a str,
+        client_id: &'a str,
+        ts: i64,
+    },
+    Typing {
+        room: &'a str,
+        member_id: &'a str,
+        username: &'a str,
+    },
+}
+
+impl<'a> EventView<'a> {
+    /// `None` for an event with no kind (from a newer room-service) and for
+    /// presence, which the room's feed gathers into `presence` frames.
+    pub(crate) fn of(e: &'a RoomEvent) -> Option<Self> {
+        let (room, seq, id, ts) = (e.room.as_str(), e.seq, e.id.as_str(), e.ts_ms);
+        Some(match e.kind.as_ref()? {
+            Kind::Message(m) => EventView::Message {
+                room,
+                seq,
+                id,
+                username: &m.username,
+                member_id: &m.member_id,
+                text: &m.text,
+                client_id: &m.client_id,
+                ts,
+            },
+            Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
+            Kind::Presence(_) | Kind::Inbox(_) => return None,
+        })
+    }
+}
+
+/// What the gateway says to one browser (room events aside).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ServerFrame<'a> {
+    Welcome {
+        gateway: &'a str,
+        limits: Limits,
+        /// The session's token: reconnect with `/ws?session=<it>` to stay
+        /// the same member.
+        session: &'a str,
+        /// Whether this connection resumed an earlier session.
+        resumed: bool,
+        ping_ms: u64,
+        resume_grace_ms: u64,
+        /// Who this connection is: the token's `sub`, or (without tokens)
+        /// the session's member id.
+        user_id: &'a str,
+        /// The token's `name`; `None` without tokens.
+        name: Option<&'a str>,
+    },
+    Joined {
+        room: &'a str,
+        member_id: &'a str,
+        epoch: &'a str,
+        last_seq: u64,
+        /// The join resumed, and `history` is everything after its `after_seq`.
+        recovered: bool,
+        history: Vec<EventView<'a>>,
+        /// The first members in name order, at most 100.
+        members: Vec<MemberView<'a>>,
+        member_count: u32,
+        /// Cursor for a `members` request when `members` is not everyone.
+        members_next: Option<&'a str>,
+    },
+    /// A page of members, answering a `members` request.
+    Members {
+        room: &'a str,
+        members: Vec<MemberView<'a>>,
+        member_count: u32,
+        next: Option<&'a str>,
+    },
+    /// Who joined and left a room since the last one (at most one per room
+    /// every [`crate::limits::PRESENCE_EVERY`]). `joins` and `leaves` list
+    /// at most [`crate::limits::LISTED_MAX`] members each; `joined` and
+    /// `left` count them all, so a list shorter than its count is partial.
+    Presence {
+        room: &'a str,
+        member_count: u32,
+        joined: u32,
+        left: u32,
+        joins: Vec<MemberView<'a>>,
+        leaves: Vec<LeaveView<'a>>,
+    },
+    Left {
+        room: &'a str,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Reconnect {
+        reason: &'a str,
+        after_ms: u64,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Limits {
+    pub max_text_bytes: usize,
+    pub max_username_chars: usize,
+    pub max_rooms: usize,
+}
+
+/// Serialises a frame; these types always serialise.
+pub(crate) fn encode<T: Serialize>(frame: &T) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","code":"{}","message":"could not encode a frame: {e}"}}"#, ErrorCode::Internal)
+    }))
+}
+
+pub(crate) fn refusal(refusal: &Refusal) -> Utf8Bytes {
+    encode(&ServerFrame::Error {
+        code: refusal.code.as_str(),
+        message: &refusal.message,
+        room: refusal.room.as_deref(),
+        retry_after_ms: refusal.retry_after_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_proto::v1::ChatMessage;
+
+    #[test]
+    fn message_event_matches_the_protocol_doc() {
+        let event = RoomEvent {
+            room: "general".into(),
+            seq: 43,
+            id: "k3j9x2:43".into(),
+            epoch: "k3j9x2".into(),
+            ts_ms: 1_763_769_602_000,
+            kind: Some(Kind::Message(ChatMessage {
+                username: "ada".into(),
+                member_id: "gw-3000/7".into(),
+                text: "hello".into(),
+                client_id: "c-17".into(),
+            })),
+        };
+        let json = encode(&EventView::of(&event).expect("has a kind"));
+        assert_eq!(
+            json.as_str(),
+            r#"{"type":"message","room":"general","seq":43,"id":"k3j9x2:43","username":"ada","member_id":"gw-3000/7","text":"hello","client_id":"c-17","ts":1763769602000}"#
+        );
+    }
+}
