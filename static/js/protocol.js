@@ -59,6 +59,11 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
   }
 
   function onFrame(frame) {
+    // A member object leaves `user_id` out when it is the member id (a user
+    // without a token is one browser session): fill it in once, here.
+    for (const m of [...(frame.members ?? []), ...(frame.joins ?? [])]) {
+      if (m && m.user_id == null && typeof m.member_id === "string") m.user_id = m.member_id;
+    }
     const room = frame.room != null ? store.get(frame.room) : null;
     switch (frame.type) {
       case "joined":

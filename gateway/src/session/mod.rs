@@ -200,10 +200,17 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Ca
 impl Session {
     async fn run(&mut self, socket: &mut WebSocket, deliveries: &mut mpsc::Receiver<Arc<Delivery>>) -> End {
         let welcome = self.welcome();
-        if let Err(end) = self.write(socket, vec![welcome]).await {
+        // A new browser session without a token is a user nobody could
+        // know before this welcome named it: its rooms are none, and go out
+        // with the welcome instead of costing a UserRooms call per connect.
+        let known = self.resumed || self.caller.identity.is_some();
+        let first = if known { vec![welcome] } else { vec![welcome, crate::inbox::rooms(&[])] };
+        if let Err(end) = self.write(socket, first).await {
             return end;
         }
-        self.snapshot_soon();
+        if known {
+            self.snapshot_soon();
+        }
         let (too_slow, moved) = (Arc::clone(&self.too_slow), Arc::clone(&self.moved));
         let draining = self.shared.draining.clone();
         // Made once, not per turn of the loop: each turn would register and

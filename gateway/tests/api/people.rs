@@ -57,7 +57,9 @@ async fn error_code(client: &mut Client) -> String {
 async fn user_id_of(client: &mut Client, room: &str, username: &str) -> String {
     let page = client.members(room).await;
     let member = page["members"].as_array().and_then(|m| m.iter().find(|m| m["username"] == username).cloned());
-    member.and_then(|m| m["user_id"].as_str().map(str::to_owned)).unwrap_or_else(|| panic!("{username} in {page}"))
+    member
+        .and_then(|m| m["user_id"].as_str().or(m["member_id"].as_str()).map(str::to_owned))
+        .unwrap_or_else(|| panic!("{username} in {page}"))
 }
 
 /// The texts of a `history` page of `room`, oldest first.

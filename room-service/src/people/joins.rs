@@ -37,24 +37,35 @@ impl<B: Broker + Directory> Inbox<B> {
                 people.push(Person { user_id: member.user_id.clone(), name: member.username.clone() });
             }
         }
-        if let Err(status) = self.people().put_profiles(&people).await {
-            tracing::warn!(%room, error = status.message(), "joiners' profiles not recorded");
-        }
         let joined_at_ms = now_ms();
         let last_seq = snapshot.position.last_seq;
         let adds: Vec<RoomAdd> = people
             .iter()
             .map(|p| RoomAdd { user_id: p.user_id.clone(), room: room.to_string(), read_seq: last_seq, joined_at_ms })
             .collect();
-        let added = match self.people().add_rooms(&adds).await {
+        // Side by side: one round trip of the join's wait, not two.
+        let (profiles, added) = tokio::join!(self.people().put_profiles(&people), self.people().add_rooms(&adds));
+        if let Err(status) = profiles {
+            tracing::warn!(%room, error = status.message(), "joiners' profiles not recorded");
+        }
+        let added = match added {
             Ok(added) => added,
             Err(status) => {
                 tracing::warn!(%room, error = status.message(), "room not added to joiners' rooms");
                 return;
             }
         };
-        let users: Vec<String> =
-            adds.into_iter().zip(added).filter(|(_, added)| *added).map(|(add, _)| add.user_id).collect();
+        // A user who is one browser session (no token: their user id is the
+        // member id) has no other connection to tell: a session holds one
+        // connection per room, and the joining one knows. Only users who
+        // span sessions (tokens) get "joined" on their other devices.
+        let spans_sessions = |user_id: &str| joiners.iter().any(|m| m.user_id == user_id && m.member_id != m.user_id);
+        let users: Vec<String> = adds
+            .into_iter()
+            .zip(added)
+            .filter(|(add, added)| *added && spans_sessions(&add.user_id))
+            .map(|(add, _)| add.user_id)
+            .collect();
         if users.is_empty() {
             return;
         }
