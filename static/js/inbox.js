@@ -188,6 +188,24 @@ export class Inbox {
   }
 
   /**
+   * This tab joined `room`, at `lastSeq`: a room new to the user is theirs
+   * from then on, read up to there, as the room-service recorded it before
+   * answering the join (users of one browser session get no "joined"
+   * update: the joining tab is their only one). A room already held keeps
+   * its entry (and its marker, which the join did not move).
+   */
+  noteJoined(room, lastSeq, epoch, now = Date.now()) {
+    if (this.entries.has(room)) return false;
+    const seq = count(lastSeq) ?? 0;
+    const kind = isDirect(room) ? "direct" : "room";
+    const entry = readEntry({ room, kind, members: [], last_seq: seq, read_seq: seq, activity: now, epoch });
+    if (!entry) return false;
+    this.entries.set(room, entry);
+    this.bound();
+    return true;
+  }
+
+  /**
    * A message this tab saw live (or in a join's history) in `room`: the
    * entry's last seq, preview and activity move on. With `read` (the room
    * is on screen and the tab visible) the marker moves with it. Returns

@@ -108,6 +108,12 @@ export function createPeople({ store, send, view, enter, name = () => "", notify
     if (room === store.active) scheduleRead();
   }
 
+  /** This tab joined `room` (its `joined` frame): a room new to the user is listed, read up to the join. */
+  function joined(room, frame) {
+    if (store.me.user_id == null) return; // a gateway before people lists nothing
+    if (store.inbox.noteJoined(room.name, frame.last_seq, frame.epoch, clock.now())) store.inboxChanged();
+  }
+
   /** The person left `room`: a public room is no longer theirs (a DM stays). */
   function left(room) {
     if (store.inbox.forget(room)) store.inboxChanged();
@@ -148,5 +154,5 @@ export function createPeople({ store, send, view, enter, name = () => "", notify
     lastReadAt = clock.now();
   }
 
-  return { onWelcome, onDown, onRooms, onInbox, onDm, openDm, open, sawMessages, left, readRefused, scheduleRead };
+  return { onWelcome, onDown, onRooms, onInbox, onDm, openDm, open, joined, sawMessages, left, readRefused, scheduleRead };
 }

@@ -118,6 +118,7 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
     // reconnect, messages missed meanwhile count as unread (js/roomstate.js).
     const early = [...room.early]; // live messages held while joining: applied (and seen) with the history
     view.withScroll(room, () => room.applyJoined(frame, { seen: view.isSeen(room) }));
+    people.joined(room, frame);
     people.sawMessages(room, [...(frame.history ?? []), ...early], view.isSeen(room));
     // Sends not echoed yet (typed offline, or lost with the old connection) go
     // again with the same client_id, which the room-service stores once; those

@@ -209,3 +209,25 @@ describe("listRows", () => {
     );
   });
 });
+
+describe("Inbox on a join", () => {
+  it("a room joined in this tab is listed, read up to the join, and later messages count", () => {
+    const inbox = new Inbox();
+    assert.equal(inbox.noteJoined("general", 40, "e1", 1000), true);
+    const general = inbox.get("general");
+    assert.equal(general.last_seq, 40);
+    assert.equal(general.read_seq, 40);
+    assert.equal(general.server_read, 40, "the room-service set the marker at the join: no read is owed for it");
+    assert.equal(general.unread, 0);
+    inbox.sawMessage("general", { type: "message", seq: 41, username: "bob", text: "hi", ts: 1001 });
+    assert.equal(inbox.get("general").unread, 1);
+  });
+
+  it("a room already listed keeps its entry and marker", () => {
+    const inbox = new Inbox();
+    inbox.applySnapshot([entry("general", 50, 30)]);
+    assert.equal(inbox.noteJoined("general", 50, "e1", 1000), false);
+    assert.equal(inbox.get("general").read_seq, 30, "joining again does not read what was unread");
+    assert.equal(inbox.get("general").unread, 20);
+  });
+});
