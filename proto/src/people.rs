@@ -43,8 +43,7 @@ pub fn direct_room<S: AsRef<str>>(users: &[S]) -> String {
 
 /// Whether `room` is named as a direct conversation.
 pub fn is_direct(room: &str) -> bool {
-    room.strip_prefix(DIRECT_PREFIX)
-        .is_some_and(|rest| rest.len() == 40 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+    room.strip_prefix(DIRECT_PREFIX).is_some_and(|rest| rest.len() == 40 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Whether `room` is an inbox room.

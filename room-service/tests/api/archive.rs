@@ -148,8 +148,10 @@ async fn history_pages_back_through_redis_and_the_store_to_the_first_message() {
     assert_eq!(odd.events.iter().map(|e| e.seq).collect::<Vec<_>>(), (493..500).collect::<Vec<_>>());
 
     for (limit, before_seq, says) in [(101, 0, "limit is 101"), (10, total + 2, "before_seq is 1052")] {
-        let refused =
-            grpc.history(HistoryRequest { room: "general".into(), limit, before_seq, ..Default::default() }).await.expect_err("refused");
+        let refused = grpc
+            .history(HistoryRequest { room: "general".into(), limit, before_seq, ..Default::default() })
+            .await
+            .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
         assert!(refused.message().contains(says), "{}", refused.message());
     }

@@ -103,7 +103,8 @@ async fn with_store_sync_sends_fail_while_postgresql_is_down_and_a_retry_succeed
         assert!(refused.message().contains(says), "says {says:?}: {}", refused.message());
     }
     // Redis holds it (numbered, published): unacknowledged, not lost.
-    let history = grpc.history(HistoryRequest { room: "general".into(), limit: 1, before_seq: 0, ..Default::default() }).await;
+    let history =
+        grpc.history(HistoryRequest { room: "general".into(), limit: 1, before_seq: 0, ..Default::default() }).await;
     assert_eq!(history.expect("History from Redis").into_inner().last_seq, 2);
 
     postgres.restart().await;
