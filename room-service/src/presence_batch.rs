@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chat_proto::RoomName;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tonic::Status;
 
 use crate::broker::{Broker, PresenceChange, PresenceOutcome, Snapshot, SnapshotSize};
@@ -108,6 +109,8 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
     }
 
     async fn run(self: Arc<Self>, room: RoomName, own: mpsc::Sender<Pending>, mut changes: mpsc::Receiver<Pending>) {
+        // The room's joiners' record under way, if any (see `people::joins`).
+        let mut recording: Option<JoinHandle<()>> = None;
         loop {
             let Ok(Some(first)) = tokio::time::timeout(IDLE, changes.recv()).await else {
                 let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -126,11 +129,11 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                     Err(_) => break,
                 }
             }
-            self.apply_batch(&room, batch).await;
+            self.apply_batch(&room, batch, &mut recording).await;
         }
     }
 
-    async fn apply_batch(&self, room: &RoomName, batch: Vec<Pending>) {
+    async fn apply_batch(&self, room: &RoomName, batch: Vec<Pending>, recording: &mut Option<JoinHandle<()>>) {
         let size = SnapshotSize { history: batch.iter().map(|p| p.history).max().unwrap_or(0), members: MEMBERS_SHOWN };
         let (changes, replies): (Vec<PresenceChange>, Vec<(usize, oneshot::Sender<Applied>)>) =
             batch.into_iter().map(|p| (p.change, (p.history, p.reply))).unzip();
@@ -139,7 +142,7 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
             Ok(outcome) => {
                 let full = Arc::new(outcome.snapshot);
                 tracing::debug!(%room, changes = changes.len(), members = full.member_count, "presence batch applied");
-                // Before the replies, so a joiner's next UserRooms has the room.
+                // Registered before the replies, so a joiner's `read` waits for it.
                 let joiners: Vec<_> = changes
                     .iter()
                     .filter_map(|change| match change {
@@ -149,7 +152,7 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                         _ => None,
                     })
                     .collect();
-                self.inbox.joined(room, &joiners, &full).await;
+                let record = self.inbox.joined(room, &joiners, &full);
                 for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
                     let snapshot = if history >= full.history.len() {
                         Arc::clone(&full)
@@ -158,6 +161,14 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                         Arc::new(Snapshot { history: full.history[skip..].to_vec(), ..Snapshot::clone(&full) })
                     };
                     let _ = reply.send(Ok((applied, snapshot)));
+                }
+                if let Some(record) = record {
+                    // One record of the room at a time: a storm's records
+                    // wait for each other, not its joins.
+                    if let Some(previous) = recording.take() {
+                        let _ = previous.await;
+                    }
+                    *recording = Some(record.start());
                 }
             }
             Err(status) => {

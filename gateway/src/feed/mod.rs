@@ -58,21 +58,38 @@ pub(crate) struct Delivery {
     pub resync: bool,
 }
 
-/// One local browser connection in the room.
-#[derive(Debug, Clone)]
-pub(crate) struct Listener {
+/// One local browser connection, as every feed it listens on sees it:
+/// made once per connection and shared by its listeners, so a listener
+/// costs a feed two pointers, not a copy of all this.
+#[derive(Debug)]
+pub(crate) struct Recipient {
     pub member_id: Arc<str>,
     /// The person behind the member: what joins carry, and whose inbox
-    /// updates this listener gets.
+    /// updates this connection gets.
     pub user_id: Arc<str>,
-    pub username: Arc<str>,
     /// The connection, as room-services know it (`Member::connection`).
     pub connection: Arc<str>,
     pub queue: mpsc::Sender<Arc<Delivery>>,
-    /// Notified when the listener was dropped for being too slow.
-    pub too_slow: Arc<Notify>,
+    /// Notified when a feed dropped the connection for being too slow.
+    pub too_slow: Notify,
     /// Notified when its session was resumed on another connection.
-    pub moved: Arc<Notify>,
+    pub moved: Notify,
+}
+
+/// One local browser connection in the room, under the name it joined with
+/// (empty on an inbox feed, whose listeners are not members).
+#[derive(Debug, Clone)]
+pub(crate) struct Listener {
+    pub recipient: Arc<Recipient>,
+    pub username: Arc<str>,
+}
+
+impl std::ops::Deref for Listener {
+    type Target = Recipient;
+
+    fn deref(&self) -> &Recipient {
+        &self.recipient
+    }
 }
 
 #[derive(Debug)]
@@ -112,6 +129,11 @@ impl Feed {
         let mut listeners = self.listeners();
         listeners.remove(&conn);
         listeners.is_empty()
+    }
+
+    /// The room's name, shared.
+    pub(crate) fn room(&self) -> &Arc<str> {
+        &self.room
     }
 
     pub(crate) fn stop(&self) {
@@ -263,15 +285,15 @@ mod tests {
     use chat_proto::v1::UserRoom;
 
     fn listener(user_id: &str, queue: mpsc::Sender<Arc<Delivery>>) -> Listener {
-        Listener {
+        let recipient = Recipient {
             member_id: Arc::from(user_id),
             user_id: Arc::from(user_id),
-            username: Arc::from(user_id),
             connection: Arc::from(user_id),
             queue,
-            too_slow: Arc::default(),
-            moved: Arc::default(),
-        }
+            too_slow: Notify::new(),
+            moved: Notify::new(),
+        };
+        Listener { recipient: Arc::new(recipient), username: Arc::from(user_id) }
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Session {
             username: username.to_owned(),
             gateway: self.shared.gateway.to_string(),
             joined_at_ms: 0,
-            connection: self.connection.to_string(),
+            connection: self.recipient.connection.to_string(),
             user_id: self.person.user_id.to_string(),
         }
     }
@@ -136,15 +136,7 @@ impl Session {
         }
         let name = room;
         let room: Arc<str> = Arc::from(name.as_str());
-        let listener = Listener {
-            member_id: Arc::clone(&self.member_id),
-            user_id: Arc::clone(&self.person.user_id),
-            username: Arc::clone(&username),
-            connection: Arc::clone(&self.connection),
-            queue: self.queue.clone(),
-            too_slow: Arc::clone(&self.too_slow),
-            moved: Arc::clone(&self.moved),
-        };
+        let listener = Listener { recipient: Arc::clone(&self.recipient), username: Arc::clone(&username) };
         let resuming = resume.is_some();
         let (after_seq, epoch) = resume.unwrap_or_default();
         let request = JoinRequest {
@@ -180,7 +172,7 @@ impl Session {
             room: room.to_string(),
             member_id: self.member_id.to_string(),
             reason: LeaveReason::Left.as_str().into(),
-            connection: self.connection.to_string(),
+            connection: self.recipient.connection.to_string(),
             grace_ms: 0,
         };
         let shared = Arc::clone(&self.shared);

@@ -39,7 +39,7 @@ use tracing::Instrument;
 
 use crate::caller::Caller;
 use crate::closing::CloseCode;
-use crate::feed::{Delivery, Listener};
+use crate::feed::{Delivery, Recipient};
 use crate::frame::{self, ClientFrame, Limits, Refusal, ServerFrame};
 use crate::hub::Hub;
 use crate::limits::{MAX_ROOMS, QUEUE_FRAMES, WRITE_STALL, frame_fits};
@@ -101,15 +101,12 @@ pub(crate) struct Session {
     resumed: bool,
     /// The member this session is in every room: from the token.
     member_id: Arc<str>,
-    /// This connection, as room-services know it: unique per connection.
-    connection: Arc<str>,
     rooms: HashMap<Arc<str>, Room>,
-    /// Where feeds queue this connection's events.
-    queue: mpsc::Sender<Arc<Delivery>>,
-    /// Notified by a feed that found `queue` full.
-    too_slow: Arc<Notify>,
-    /// Notified by a feed when the session was resumed on another connection.
-    moved: Arc<Notify>,
+    /// This connection as its feeds see it: its member and connection ids
+    /// (unique per connection, as room-services know it), the queue feeds
+    /// put its events on, and the notices of a feed that found that queue
+    /// full or saw the session resumed elsewhere.
+    recipient: Arc<Recipient>,
     liveness: Liveness,
     call: Option<Call>,
     /// Sends being gathered into one call.
@@ -154,33 +151,28 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, conn: u64, caller: Ca
     }
     let connection: Arc<str> = Arc::from(format!("{}/{}-{conn}", shared.gateway, shared.run_id));
     let liveness = Liveness::new(shared.ping_every);
-    let (too_slow, moved) = (Arc::<Notify>::default(), Arc::<Notify>::default());
     // A user is the token's `sub`; without tokens, this browser session.
     let identity = caller.identity.as_ref();
     let user_id: Arc<str> =
         identity.map_or_else(|| Arc::clone(&member_id), |identity| Arc::from(identity.user.as_str()));
     let name = identity.map(|identity| identity.name.as_str());
-    let inbox_listener = Listener {
+    let recipient = Arc::new(Recipient {
         member_id: Arc::clone(&member_id),
         user_id,
-        username: Arc::from(name.unwrap_or_default()),
-        connection: Arc::clone(&connection),
-        queue: queue.clone(),
-        too_slow: Arc::clone(&too_slow),
-        moved: Arc::clone(&moved),
-    };
-    let person = User::listen(&shared.hub, conn, name, inbox_listener);
+        connection,
+        queue,
+        too_slow: Notify::new(),
+        moved: Notify::new(),
+    });
+    let person = User::listen(&shared.hub, conn, name, &recipient);
     let mut session = Session {
         shared,
         conn,
         token,
         resumed,
         member_id,
-        connection,
         rooms: HashMap::new(),
-        queue,
-        too_slow,
-        moved,
+        recipient,
         liveness,
         call: None,
         batch: None,
@@ -211,7 +203,8 @@ impl Session {
         if known {
             self.snapshot_soon();
         }
-        let (too_slow, moved) = (Arc::clone(&self.too_slow), Arc::clone(&self.moved));
+        let recipient = Arc::clone(&self.recipient);
+        let (too_slow, moved) = (&recipient.too_slow, &recipient.moved);
         let draining = self.shared.draining.clone();
         // Made once, not per turn of the loop: each turn would register and
         // unregister a waiter for each, per delivery batch.
@@ -366,7 +359,7 @@ impl Session {
             Departure::Grace => Some((LeaveReason::Disconnected, millis(self.shared.resume_grace))),
             Departure::Stay => None, // another connection holds the session now
         };
-        self.shared.hub.detach(&self.person.inbox_room, self.conn);
+        self.shared.hub.detach(self.person.inbox.room(), self.conn);
         for (room, _) in self.rooms.drain() {
             self.shared.hub.detach(&room, self.conn);
             let Some((reason, grace_ms)) = leaving else {
@@ -377,7 +370,7 @@ impl Session {
                 room: room.to_string(),
                 member_id: self.member_id.to_string(),
                 reason: reason.as_str().into(),
-                connection: self.connection.to_string(),
+                connection: self.recipient.connection.to_string(),
                 grace_ms,
             };
             self.shared.tasks.spawn(

@@ -25,7 +25,7 @@ use std::future::Future;
 use axum::extract::ws::Utf8Bytes;
 use tracing::Instrument;
 
-use crate::feed::{Delivery, Feed, Listener};
+use crate::feed::{Delivery, Feed, Listener, Recipient};
 use crate::frame::{self, Refusal, check_direct, refusal_of};
 use crate::hub::Hub;
 use crate::limits::READY_WAIT;
@@ -37,19 +37,20 @@ pub(super) struct User {
     pub user_id: Arc<str>,
     /// The token's `name`, if any.
     pub name: Option<Arc<str>>,
-    /// `inbox_room(user_id)`.
-    pub inbox_room: Arc<str>,
-    /// The inbox room's feed, with this connection listening on it.
+    /// The feed of `inbox_room(user_id)`, with this connection listening
+    /// on it (the room's name is the feed's).
     pub inbox: Arc<Feed>,
 }
 
 impl User {
-    /// Starts listening on the inbox of `listener`'s user.
-    pub(super) fn listen(hub: &Hub, conn: u64, name: Option<&str>, listener: Listener) -> Self {
-        let user_id = Arc::clone(&listener.user_id);
-        let inbox_room: Arc<str> = Arc::from(inbox_room(&user_id));
-        let inbox = hub.add(&inbox_room, conn, listener);
-        Self { user_id, name: name.map(Arc::from), inbox_room, inbox }
+    /// Starts listening on the inbox of `recipient`'s user. Its listener
+    /// has no name: inbox feeds have no members.
+    pub(super) fn listen(hub: &Hub, conn: u64, name: Option<&str>, recipient: &Arc<Recipient>) -> Self {
+        static NO_NAME: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+        let user_id = Arc::clone(&recipient.user_id);
+        let listener = Listener { recipient: Arc::clone(recipient), username: Arc::clone(&NO_NAME) };
+        let inbox = hub.add(&inbox_room(&user_id), conn, listener);
+        Self { user_id, name: name.map(Arc::from), inbox }
     }
 }
 
@@ -107,8 +108,8 @@ impl Session {
     /// session start and per inbox resync. A session that ended meanwhile
     /// has dropped its queue, and the frame with it.
     pub(super) fn snapshot_soon(&self) {
-        let (take, queue) = (self.take_snapshot(), self.queue.clone());
-        let (room, epoch) = (Arc::clone(&self.person.inbox_room), Arc::from(""));
+        let (take, queue) = (self.take_snapshot(), self.recipient.queue.clone());
+        let (room, epoch) = (Arc::clone(self.person.inbox.room()), Arc::from(""));
         let span = tracing::debug_span!("call", rpc = "user_rooms");
         tokio::spawn(
             async move {
@@ -125,7 +126,7 @@ impl Session {
     fn take_snapshot(&self) -> impl Future<Output = Result<Utf8Bytes, Refusal>> + Send + 'static {
         let request = UserRoomsRequest { user_id: self.person.user_id.to_string(), limit: 0 };
         let (shared, inbox, inbox_room) =
-            (Arc::clone(&self.shared), Arc::clone(&self.person.inbox), Arc::clone(&self.person.inbox_room));
+            (Arc::clone(&self.shared), Arc::clone(&self.person.inbox), Arc::clone(self.person.inbox.room()));
         async move {
             if !inbox.wait_ready(READY_WAIT).await {
                 return Err(Refusal::new(

@@ -84,7 +84,7 @@ impl Session {
     }
 
     pub(super) fn wants(&self, delivery: &Delivery) -> bool {
-        if delivery.room == self.person.inbox_room {
+        if delivery.room == *self.person.inbox.room() {
             return true; // the feed picked this user's updates already
         }
         let Some(Room::Joined { epoch, snapshot_seq, .. }) = self.rooms.get(&delivery.room) else {

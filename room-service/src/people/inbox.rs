@@ -26,6 +26,7 @@ use chat_runtime::clock::now_ms;
 use tokio::sync::Semaphore;
 use tonic::Status;
 
+use super::joins::Recording;
 use super::{Directory, People, UserRoomState};
 use crate::broker::Broker;
 use crate::metrics::RoomServiceMetrics;
@@ -66,6 +67,8 @@ pub(crate) struct Inbox<B> {
     seeder: Option<Arc<Seeder<B>>>,
     metrics: Arc<RoomServiceMetrics>,
     pending: Arc<Semaphore>,
+    /// Rooms whose joiners are being recorded (see `joins`).
+    recording: Recording,
 }
 
 impl<B> std::fmt::Debug for Inbox<B> {
@@ -81,7 +84,14 @@ impl<B: Broker + Directory> Inbox<B> {
         seeder: Option<Arc<Seeder<B>>>,
         metrics: Arc<RoomServiceMetrics>,
     ) -> Self {
-        Self { broker, people, seeder, metrics, pending: Arc::new(Semaphore::new(PENDING)) }
+        Self {
+            broker,
+            people,
+            seeder,
+            metrics,
+            pending: Arc::new(Semaphore::new(PENDING)),
+            recording: Recording::default(),
+        }
     }
 
     pub(crate) fn people(&self) -> &People<B> {
@@ -90,6 +100,10 @@ impl<B: Broker + Directory> Inbox<B> {
 
     pub(crate) fn broker(&self) -> &B {
         &self.broker
+    }
+
+    pub(crate) fn recording(&self) -> &Recording {
+        &self.recording
     }
 
     /// The entry of one of `user`'s rooms as that user sees it: position

@@ -102,7 +102,14 @@ impl<B: Broker + Directory> Rooms<B> {
         let people = self.inbox.people();
         let opener = Person { user_id: opener_id, name: name.into() };
         people.put_profiles(std::slice::from_ref(&opener)).await?;
-        let names = people.profiles(&others).await?;
+        let mut names = people.profiles(&others).await?;
+        if names.iter().any(Option::is_none)
+            && let Some(recorded) = self.inbox.recording().wait_all()
+        {
+            // Someone who joined a moment ago may be being recorded still.
+            recorded.await;
+            names = people.profiles(&others).await?;
+        }
         let mut members = vec![opener];
         for (id, name) in others.into_iter().zip(names) {
             let Some(name) = name else {
@@ -144,6 +151,11 @@ impl<B: Broker + Directory> Rooms<B> {
             0 => DEFAULT_USER_ROOMS,
             n => (n as usize).min(MAX_USER_ROOMS),
         };
+        // Joins this process applied a moment ago may be being recorded
+        // still (off their path): a snapshot waits for those records.
+        if let Some(recorded) = self.inbox.recording().wait_all() {
+            recorded.await;
+        }
         let states = self.inbox.people().user_rooms(&user).await?;
         let entries = futures_util::future::join_all(states.into_iter().map(|s| self.inbox.entry(s))).await;
         let mut rooms = entries.into_iter().collect::<Result<Vec<_>, Status>>()?;
@@ -157,6 +169,13 @@ impl<B: Broker + Directory> Rooms<B> {
         user_id(&user, ErrorCode::BadRead)?;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let people = self.inbox.people();
+        if people.user_room(&user, &room).await?.is_none() {
+            // Right after a join the room may still be being recorded as
+            // the user's (off the join's path): wait for that, look again.
+            if let Some(recorded) = self.inbox.recording().wait(room.as_str()) {
+                recorded.await;
+            }
+        }
         if people.user_room(&user, &room).await?.is_none() {
             return Err(bad_read(format!("room {room} is not one of your rooms: join it (or open it) first")));
         }
