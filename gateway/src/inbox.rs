@@ -168,6 +168,7 @@ mod tests {
                     member_id: "m1".into(),
                     text: "é".repeat(300),
                     client_id: "c1".into(),
+                    ..ChatMessage::default()
                 })),
             })),
             activity_ms: 1_763_769_602_000,

@@ -32,10 +32,11 @@ pub enum ErrorCode {
     SearchUnavailable,
     BadDirect,
     BadRead,
+    BadAttachment,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::BadJson,
         Self::UnknownType,
         Self::BinaryFrame,
@@ -59,6 +60,7 @@ impl ErrorCode {
         Self::SearchUnavailable,
         Self::BadDirect,
         Self::BadRead,
+        Self::BadAttachment,
     ];
 
     /// The code as it goes on the wire.
@@ -87,6 +89,7 @@ impl ErrorCode {
             Self::SearchUnavailable => "search_unavailable",
             Self::BadDirect => "bad_direct",
             Self::BadRead => "bad_read",
+            Self::BadAttachment => "bad_attachment",
         }
     }
 }

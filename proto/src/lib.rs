@@ -16,6 +16,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 
 pub mod checked;
 pub mod codes;
+pub mod files;
 pub mod limits;
 pub mod names;
 pub mod people;

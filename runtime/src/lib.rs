@@ -8,6 +8,7 @@
 //! variables, for tests and tools; [`metrics`] builds a per-instance Prometheus registry
 //! and serves it.
 
+pub mod blobs;
 pub mod clock;
 pub mod config;
 pub mod logging;

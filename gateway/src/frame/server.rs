@@ -205,6 +205,7 @@ mod tests {
                 member_id: "gw-3000/7".into(),
                 text: "hello".into(),
                 client_id: "c-17".into(),
+                ..ChatMessage::default()
             })),
         };
         let json = encode(&EventView::of(&event).expect("has a kind"));

@@ -161,6 +161,7 @@ async fn a_master_failover_loses_no_acknowledged_message() {
             member_id: String::new(),
             text: format!("m{i}"),
             client_id: format!("c{i}"),
+            ..SendRequest::default()
         };
         let deadline = tokio::time::Instant::now() + PATIENCE;
         let event = loop {
@@ -219,6 +220,7 @@ async fn a_master_failover_loses_no_acknowledged_message() {
         member_id: String::new(),
         text: "after".into(),
         client_id: "after".into(),
+        ..SendRequest::default()
     };
     let event =
         grpc.send(request).await.expect("Send after the failover").into_inner().event.expect("the stored event");

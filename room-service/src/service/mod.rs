@@ -20,11 +20,12 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    BatchedMessage, ChatMessage, Direct, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest,
-    HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse,
-    MarkReadRequest, MarkReadResponse, MemberTyping, MembersRequest, MembersResponse, OpenDirectRequest, Room,
-    RoomEvent, SearchRequest, SearchResponse, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse,
-    SubscribeRequest, TypingRequest, TypingResponse, UserRoomsRequest, UserRoomsResponse,
+    AttachRequest, Attachment, BatchedMessage, ChatMessage, Direct, GetAttachmentRequest, GetRoomRequest,
+    HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest,
+    LeaveResponse, ListRoomsRequest, ListRoomsResponse, MarkReadRequest, MarkReadResponse, MemberTyping,
+    MembersRequest, MembersResponse, OpenDirectRequest, Room, RoomEvent, SearchRequest, SearchResponse,
+    SendBatchRequest, SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    UserRoomsRequest, UserRoomsResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, names};
 use tokio_stream::wrappers::ReceiverStream;
@@ -246,7 +247,10 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let SendRequest { room, member_id, text, client_id } = request.into_inner();
+        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id: _ } = request.into_inner();
+        if !attachment_ids.is_empty() {
+            return Err(Status::unimplemented("attachments are not built yet"));
+        }
         let room = RoomName::try_from(room).map_err(invalid)?;
         names::check_text(&text).map_err(invalid)?;
         names::check_client_id(&client_id).map_err(invalid)?;
@@ -256,8 +260,13 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
         };
         // The sender's name is filled in by the broker, in the same step
         // that checks it is a member.
-        let message =
-            ChatMessage { username: String::new(), member_id: member_id.clone(), text, client_id: client_id.clone() };
+        let message = ChatMessage {
+            username: String::new(),
+            member_id: member_id.clone(),
+            text,
+            client_id: client_id.clone(),
+            attachments: Vec::new(),
+        };
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
         let stored = self.append(&room, sender.as_ref(), outgoing).await?;
@@ -293,6 +302,7 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
                 member_id: member_id.clone(),
                 text,
                 client_id: client_id.clone(),
+                attachments: Vec::new(),
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
@@ -447,5 +457,13 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
     ))]
     async fn mark_read(&self, request: Request<MarkReadRequest>) -> Result<Response<MarkReadResponse>, Status> {
         self.mark_room_read(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn attach(&self, _request: Request<AttachRequest>) -> Result<Response<Attachment>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
+    }
+
+    async fn get_attachment(&self, _request: Request<GetAttachmentRequest>) -> Result<Response<Attachment>, Status> {
+        Err(Status::unimplemented("attachments are not built yet"))
     }
 }

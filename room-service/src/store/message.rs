@@ -63,6 +63,7 @@ impl StoredMessage {
                 member_id: self.member_id,
                 text: self.text,
                 client_id: self.client_id,
+                attachments: Vec::new(),
             })),
         }
     }
