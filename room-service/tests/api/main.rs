@@ -27,6 +27,7 @@
 mod support;
 
 mod archive;
+mod attachments_contract;
 mod broker_contract;
 mod crash;
 mod directory_contract;
