@@ -27,6 +27,7 @@
 mod support;
 
 mod archive;
+mod attachments;
 mod attachments_contract;
 mod broker_contract;
 mod crash;
