@@ -263,3 +263,42 @@ async fn every_bad_attachment_is_refused_on_redis() {
 async fn every_bad_attachment_is_refused_embedded() {
     every_bad_attachment_is_refused(&RoomService::start(|c| c.redis_url = None).await).await;
 }
+
+/// With a store: the attachments are archived with their message, and
+/// History and Search served from PostgreSQL after Redis lost everything
+/// give them back as the live message showed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_come_back_from_the_store_after_redis_is_flushed() {
+    let postgres = chat_testkit::PostgresServer::start().await;
+    let service = crate::archive::archiving(&postgres, 1000).await;
+    let store = room_service::store::Store::connect(&postgres.url()).await.expect("the store");
+    let mut grpc = service.grpc().await;
+    join(&mut grpc, "general", "ada").await;
+    let _serving = crate::archive::serve_room(&mut grpc, "general").await;
+    send(&mut grpc, "general", "ada", "c-0", "before", &[]).await.expect("sends");
+    let image = attach(&mut grpc, "ada", stored("general", 2)).await.expect("attaches");
+    let pdf = attach(&mut grpc, "ada", stored("general", 3)).await.expect("attaches");
+    let ids = vec![image.id.clone(), pdf.id.clone()];
+    let sent = send(&mut grpc, "general", "ada", "c-1", "the quarterly report", &ids).await.expect("sends");
+    let seq = sent.event.expect("stored").seq;
+    crate::archive::archived_up_to(&store, "general", seq, PATIENCE).await;
+
+    let mut redis = service.redis.connection().await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut redis).await.expect("FLUSHALL");
+
+    let want = vec![image, pdf];
+    let history = grpc
+        .history(HistoryRequest { room: "general".into(), limit: 10, ..Default::default() })
+        .await
+        .expect("History from the store")
+        .into_inner();
+    let found = history.events.iter().find(|e| e.seq == seq).expect("the message in History");
+    assert_eq!(message(found).attachments, want, "History from the store");
+    let before = history.events.iter().find(|e| e.seq == seq - 1).expect("the one before");
+    assert!(message(before).attachments.is_empty(), "a message without any has none");
+
+    let search = chat_proto::v1::SearchRequest { room: "general".into(), query: "quarterly".into(), ..Default::default() };
+    let hits = grpc.search(search).await.expect("Search").into_inner().hits;
+    let hit = hits.first().and_then(|h| h.event.as_ref()).expect("one hit");
+    assert_eq!(message(hit).attachments, want, "Search");
+}
