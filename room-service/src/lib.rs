@@ -48,8 +48,8 @@
 // so the dead-code lint sees everything else.
 #![warn(unreachable_pub)]
 
-pub mod attachments;
 mod archive;
+pub mod attachments;
 mod auth;
 mod broker;
 mod config;
