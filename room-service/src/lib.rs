@@ -25,6 +25,9 @@
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
+//! - `attachments`: files posted in rooms: their records (behind the
+//!   `Records` seam each broker implements), the claim at Send, and the
+//!   sweep of uploads nobody posted.
 //!
 //! ## Public surface
 //! Everything above is `pub(crate)`. Other crates get what they use: [`run`]
@@ -49,6 +52,7 @@
 #![warn(unreachable_pub)]
 
 mod archive;
+pub mod attachments;
 mod auth;
 mod broker;
 mod config;
@@ -267,7 +271,7 @@ struct Archiving {
     store: store::Store,
 }
 
-async fn serve<B: Broker + people::Directory>(
+async fn serve<B: Broker + people::Directory + attachments::Records>(
     parts: Parts,
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -327,6 +331,7 @@ async fn serve<B: Broker + people::Directory>(
         stopping.clone(),
         metrics,
     ));
+    spawn_sweep(&config, Arc::clone(&broker), stopping.clone());
     tokio::spawn(watch_health(broker, health, stopping.clone()));
 
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
@@ -356,6 +361,22 @@ async fn serve<B: Broker + people::Directory>(
         .context("gRPC server failed")?;
     stopping.cancel();
     Ok(())
+}
+
+/// Starts the sweep of attachments nobody posted (see `attachments::sweep`).
+/// Without a file store it still removes their records, and says the bytes stay.
+fn spawn_sweep<R: attachments::Records>(config: &Config, records: Arc<R>, stopping: CancellationToken) {
+    let blobs = match chat_runtime::blobs::BlobStore::open(&config.blobs) {
+        Ok(blobs) => Some(blobs),
+        Err(error) => {
+            tracing::warn!(%error, "no file storage: unposted attachments are swept, their files stay");
+            None
+        }
+    };
+    let ttl = config.upload_ttl();
+    // Often enough that an upload goes within a tenth of its TTL past it.
+    let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    tokio::spawn(attachments::Sweep::new(records, blobs, ttl).run(every, stopping));
 }
 
 /// Drops bus subscriptions nobody reads, and removes members whose gateway
