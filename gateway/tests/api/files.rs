@@ -281,6 +281,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     let (gw0, gw1) = (topology.gateway_addr(0), topology.gateway_addr(1));
     let mut ann = topology.client(0).await;
     ann.join("lobby", "ann").await;
+    let mut carl = topology.client(1).await;
+    carl.join("lobby", "carl").await;
 
     // A PDF-ish download: served back exactly, as an attachment.
     let doc: Vec<u8> = b"%PDF-1.7\n".iter().copied().chain((0..300_000u32).map(|i| (i % 253) as u8)).collect();
@@ -327,6 +329,36 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let thumb = image::load_from_memory(&thumb.bytes().await.expect("bytes")).expect("thumb decodes");
     assert_eq!((thumb.width(), thumb.height()), (400, 267));
+
+    // Posted: the message frame on the other gateway carries both, with
+    // signed URLs that serve the same bytes there.
+    let ids = [pdf["id"].clone(), img["id"].clone()];
+    ann.send(serde_json::json!({"type": "send", "room": "lobby", "text": "", "attachments": ids})).await;
+    let message = carl.next_of("message").await;
+    let shown = message["attachments"].as_array().expect("attachments in the message frame").clone();
+    assert_eq!(shown.len(), 2, "{message}");
+    assert_eq!(shown[0]["id"], pdf["id"]);
+    assert_eq!(shown[0]["name"], "report 2026.pdf");
+    assert_eq!(shown[1]["thumb"]["width"], 400, "{message}");
+    let again = reqwest::get(format!("http://{gw1}{}", shown[0]["url"].as_str().expect("url"))).await.expect("get");
+    assert_eq!(again.bytes().await.expect("bytes").to_vec(), doc, "from the message frame's URL, byte-for-byte");
+
+    // Sends that name attachments wrongly: each an error frame.
+    let eleven: Vec<String> = (0..11).map(|i| format!("at-{i:032x}")).collect();
+    ann.join("side", "ann").await;
+    let (status, elsewhere) = post(gw0, &upload_path("side", "other.txt", &ann.session()), "text/plain", b"side".to_vec()).await;
+    assert_eq!(status, 201, "{elsewhere}");
+    for (case, attachments) in [
+        ("11 attachments", serde_json::json!(eleven)),
+        ("a malformed id", serde_json::json!(["../../etc/passwd"])),
+        ("an id nobody attached", serde_json::json!([format!("at-{:032x}", 7)])),
+        ("another room's attachment", serde_json::json!([elsewhere["id"]])),
+        ("one posted already", serde_json::json!([pdf["id"]])),
+    ] {
+        ann.send(serde_json::json!({"type": "send", "room": "lobby", "text": "see", "attachments": attachments})).await;
+        let error = ann.next_of("error").await;
+        assert_eq!(error["code"], "bad_attachment", "{case}: {error}");
+    }
 
     // A non-member may not upload to the room.
     let bob = topology.client(1).await;
