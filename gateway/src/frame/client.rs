@@ -221,7 +221,12 @@ mod tests {
     fn good_frames_parse() {
         assert_eq!(
             parse(r#"{"type":"send","room":"general","text":"hi"}"#),
-            Ok(ClientFrame::Send { room: "general".into(), text: "hi".into(), client_id: String::new(), attachments: Vec::new() })
+            Ok(ClientFrame::Send {
+                room: "general".into(),
+                text: "hi".into(),
+                client_id: String::new(),
+                attachments: Vec::new()
+            })
         );
     }
 }
