@@ -129,6 +129,9 @@ fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     jpeg.encoder().bytes().to_vec()
 }
 
+/// What is sent (what, path, Content-Type, body) and the status and code expected.
+type Case = (&'static str, String, &'static str, Vec<u8>, u16, &'static str);
+
 #[tokio::test]
 async fn hostile_uploads_are_refused_with_why_and_nothing_is_kept() {
     let dir = temp_dir("files-hostile");
@@ -138,7 +141,7 @@ async fn hostile_uploads_are_refused_with_why_and_nothing_is_kept() {
     client.join("lobby", "ann").await;
     let session = client.session();
 
-    let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no session", "/upload?room=lobby&name=a.txt".into(), "text/plain", b"hi".to_vec(), 400, "bad_request"),
         (
             "a path as name",
