@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_room_when_the_frame_did() {
-        let refusal = parse(r#"{"type":"send","room":"dev"}"#).unwrap_err();
+        let refusal = parse(r#"{"type":"send","room":"dev","text":5}"#).unwrap_err();
         assert_eq!(refusal.room.as_deref(), Some("dev"));
     }
 
