@@ -51,6 +51,7 @@ mod closing;
 mod config;
 mod drain;
 mod feed;
+mod files;
 mod frame;
 mod highlights;
 mod hub;
@@ -126,8 +127,19 @@ pub async fn run(
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
     let services = Arc::new(RoomServices::new(&config.room_services)?.with_token(config.grpc_token.as_deref())?);
     let metrics = Arc::new(GatewayMetrics::new(&gateway));
+    let store = chat_runtime::blobs::BlobStore::open(&config.blobs)?;
+    let secret = match &config.files_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET"
+            );
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let signer = files::urls::Signer::new(&secret);
     let shared = Arc::new(Shared {
-        hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
+        hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics), signer.clone()),
         metrics,
         gateway: Arc::from(gateway.as_str()),
         run_id: {
@@ -139,7 +151,18 @@ pub async fn run(
         ping_every: config.ping_every(),
         resume_grace: config.resume_grace(),
     });
+    let files = Arc::new(files::Files::new(
+        store.clone(),
+        signer,
+        config.max_upload_bytes,
+        config.max_image_pixels,
+        config.image_workers as usize,
+        config.max_uploads as usize,
+    ));
+    // Uploads a crashed gateway left half-written: on start and hourly.
+    tokio::spawn(files::upload::sweep_stale(store, shared.draining.clone()));
     let state = app::AppState {
+        files,
         shared: Arc::clone(&shared),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         per_ip: Arc::new(ConnectionsPerIp::new(config.max_connections_per_ip)),
