@@ -325,9 +325,12 @@ ui.fileInput.addEventListener("change", () => {
   ui.fileInput.value = ""; // the same file may be picked again
 });
 // A pasted screenshot (or files copied in a file manager), wherever the focus is.
+// Text copied from an office app comes with a picture of itself: the text wins.
 document.addEventListener("paste", (e) => {
   const files = [...(e.clipboardData?.files ?? [])];
   if (files.length === 0 || !store.active) return;
+  const text = e.clipboardData.getData("text/plain");
+  if (text.trim() && files.every((f) => f.type.startsWith("image/"))) return;
   e.preventDefault();
   attach(files);
 });

@@ -152,6 +152,12 @@ export function hitEl(message, parts, onOpen) {
   const text = el("span", "hit-text");
   for (const part of parts) text.append(part.marked ? el("mark", null, part.text) : document.createTextNode(part.text));
   open.append(meta, text);
+  // A message of files shows what it holds (search finds its text only).
+  const files = Array.isArray(message.attachments) ? message.attachments : [];
+  if (files.length > 0) {
+    const names = files.map((a) => a.name).join(", ");
+    open.append(el("span", "hit-files", files.length === 1 ? `📎 ${names}` : `📎 ${files.length} files: ${names}`));
+  }
   open.addEventListener("click", () => onOpen());
   li.append(open);
   return li;
