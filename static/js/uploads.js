@@ -141,6 +141,7 @@ export class Uploads {
       this.entries.delete(e.key);
       if (e.state === "uploading") e.abort?.();
     }
+    this.pump();
     this.onChange();
   }
 

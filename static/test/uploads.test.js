@@ -144,7 +144,6 @@ describe("Uploads", () => {
     u.add("dev", [file("d")]);
     u.forget("general");
     assert.ok(started.slice(0, 3).every((t) => t.aborted));
-    u.pump();
     assert.deepEqual(states(u, "dev"), ["d:uploading"]);
   });
 
