@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub per_ip: Arc<ConnectionsPerIp>,
     pub next_conn: Arc<AtomicU64>,
     pub gate: Arc<Gate>,
+    /// Uploads and downloads (`files/`).
+    pub files: Arc<crate::files::Files>,
 }
 
 /// What an upgrade must get past before it becomes a session.
@@ -65,6 +67,9 @@ impl Gate {
 pub(crate) fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
+        .route("/upload", axum::routing::post(crate::files::upload::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/files/{id}", get(crate::files::serve::file))
+        .route("/files/{id}/thumb", get(crate::files::serve::thumb))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

@@ -106,6 +106,33 @@ pub struct Config {
     #[arg(long, env = "SEND_BURST", default_value_t = 20)]
     pub send_burst: u32,
 
+    // --- Attachments (docs/files.md) ----------------------------------------
+    /// Largest upload, in bytes; a larger one is refused with 413 (before
+    /// reading when Content-Length says so, else when the stream passes it).
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = chat_proto::files::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+
+    /// Most pixels (width x height, from the header) an image may have;
+    /// more is refused with 422 before anything is decoded.
+    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = chat_proto::files::DEFAULT_MAX_IMAGE_PIXELS)]
+    pub max_image_pixels: u64,
+
+    /// Images stripped and thumbnailed at once (CPU threads).
+    #[arg(long, env = "IMAGE_WORKERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub image_workers: u64,
+
+    /// Uploads this gateway receives at once; more get 503 + Retry-After.
+    #[arg(long, env = "MAX_UPLOADS", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_uploads: u64,
+
+    /// Key that signs file URLs; every gateway of one chat must share it.
+    /// Unset: a random one per process (links work on this gateway only).
+    #[arg(long, env = "FILES_SECRET", hide_env_values = true)]
+    pub files_secret: Option<String>,
+
+    #[command(flatten)]
+    pub blobs: chat_runtime::blobs::BlobArgs,
+
     /// Bearer token sent with every call to the room-services (their GRPC_TOKEN).
     #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
     pub grpc_token: Option<String>,

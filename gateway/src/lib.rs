@@ -51,6 +51,7 @@ mod closing;
 mod config;
 mod drain;
 mod feed;
+mod files;
 mod frame;
 mod highlights;
 mod hub;
@@ -139,7 +140,26 @@ pub async fn run(
         ping_every: config.ping_every(),
         resume_grace: config.resume_grace(),
     });
+    let store = chat_runtime::blobs::BlobStore::open(&config.blobs)?;
+    let secret = match &config.files_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            tracing::warn!("FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let files = Arc::new(files::Files::new(
+        store.clone(),
+        files::urls::Signer::new(&secret),
+        config.max_upload_bytes,
+        config.max_image_pixels,
+        config.image_workers as usize,
+        config.max_uploads as usize,
+    ));
+    // Uploads a crashed gateway left half-written: on start and hourly.
+    tokio::spawn(files::upload::sweep_stale(store, shared.draining.clone()));
     let state = app::AppState {
+        files,
         shared: Arc::clone(&shared),
         connections: Arc::new(Semaphore::new(config.max_connections)),
         per_ip: Arc::new(ConnectionsPerIp::new(config.max_connections_per_ip)),

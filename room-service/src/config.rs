@@ -111,6 +111,15 @@ pub struct Config {
     /// could post as `system` and remove members.
     #[arg(long, env = "ALLOW_OPEN_GRPC", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_open_grpc: bool,
+
+    /// Seconds an uploaded file may wait to be posted in a message; past
+    /// it the sweep deletes it (and its bytes, unless another upload shares them).
+    #[arg(long, env = "UPLOAD_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_ttl_secs: u64,
+
+    /// Where uploaded files are kept (the sweep deletes those nobody posted).
+    #[command(flatten)]
+    pub blobs: chat_runtime::blobs::BlobArgs,
 }
 
 impl Config {
@@ -119,6 +128,10 @@ impl Config {
             history_len: self.history_len.max(1),
             room_ttl: Duration::from_secs(self.room_ttl_secs),
         }
+    }
+
+    pub(crate) fn upload_ttl(&self) -> Duration {
+        Duration::from_secs(self.upload_ttl_secs)
     }
 
     pub(crate) fn presence_ttl(&self) -> Duration {

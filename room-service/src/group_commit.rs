@@ -284,6 +284,7 @@ mod tests {
             username: "system".into(),
             text: "hi".into(),
             client_id: format!("c{seq}"),
+            attachments: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@
 // so the dead-code lint sees everything else.
 #![warn(unreachable_pub)]
 
+pub mod attachments;
 mod archive;
 mod auth;
 mod broker;
@@ -267,7 +268,7 @@ struct Archiving {
     store: store::Store,
 }
 
-async fn serve<B: Broker + people::Directory>(
+async fn serve<B: Broker + people::Directory + attachments::Records>(
     parts: Parts,
     broker: Arc<B>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -327,6 +328,7 @@ async fn serve<B: Broker + people::Directory>(
         stopping.clone(),
         metrics,
     ));
+    spawn_sweep(&config, Arc::clone(&broker), stopping.clone());
     tokio::spawn(watch_health(broker, health, stopping.clone()));
 
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
@@ -356,6 +358,22 @@ async fn serve<B: Broker + people::Directory>(
         .context("gRPC server failed")?;
     stopping.cancel();
     Ok(())
+}
+
+/// Starts the sweep of attachments nobody posted (see `attachments::sweep`).
+/// Without a file store it still removes their records, and says the bytes stay.
+fn spawn_sweep<R: attachments::Records>(config: &Config, records: Arc<R>, stopping: CancellationToken) {
+    let blobs = match chat_runtime::blobs::BlobStore::open(&config.blobs) {
+        Ok(blobs) => Some(blobs),
+        Err(error) => {
+            tracing::warn!(%error, "no file storage: unposted attachments are swept, their files stay");
+            None
+        }
+    };
+    let ttl = config.upload_ttl();
+    // Often enough that an upload goes within a tenth of its TTL past it.
+    let every = (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    tokio::spawn(attachments::Sweep::new(records, blobs, ttl).run(every, stopping));
 }
 
 /// Drops bus subscriptions nobody reads, and removes members whose gateway

@@ -16,6 +16,7 @@ use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, SessionMoved};
 use chat_proto::{LeaveReason, MemberId, RoomName};
 
+use super::memory_attachments::Attachments;
 use super::memory_people::People;
 use super::{
     Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
@@ -35,6 +36,8 @@ pub struct MemoryBroker {
     seeded_by_caller: bool,
     /// Profiles, direct conversations, users' rooms (`memory_people`).
     pub(super) people: People,
+    /// Attachments' records (`memory_attachments`).
+    pub(super) attachments: Attachments,
 }
 
 #[derive(Debug)]
@@ -187,6 +190,7 @@ impl MemoryBroker {
             retention,
             seeded_by_caller: false,
             people: People::default(),
+            attachments: Attachments::default(),
         }
     }
 

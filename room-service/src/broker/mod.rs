@@ -16,12 +16,14 @@
 //! caller [`Broker::seed`]s it from where its store says the numbering
 //! stands. The brokers know nothing of the store.
 
+mod attachments;
 mod cluster;
 mod connection;
 mod envelope;
 mod fanout;
 mod keys;
 mod memory;
+mod memory_attachments;
 mod memory_people;
 mod message_reply;
 mod people;
@@ -33,6 +35,7 @@ use std::future::Future;
 use chat_proto::v1::{Member, RoomEvent, RoomSummary};
 use chat_proto::{MemberId, RoomName};
 
+pub(crate) use attachments::blobs_of;
 pub use fanout::{Fanout, Subscription};
 pub use memory::MemoryBroker;
 pub use redis::{RECONNECT_MAX_DELAY, RedisBroker};

@@ -33,6 +33,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::attachments::claim::{check_ids, claim_all, release_all};
+use crate::attachments::{Poster, Records};
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
 use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
@@ -42,10 +44,13 @@ use crate::seeding::{Seeder, Unknown};
 use crate::store::{Store, StoredMessage};
 use crate::stream;
 
+mod attachments;
 mod history;
 mod people;
 mod presence;
 mod resume;
+
+pub(crate) use people::refusal;
 
 /// History returned when a request asks for 0 events.
 const DEFAULT_HISTORY: usize = 50;
@@ -224,7 +229,7 @@ impl From<BrokerError> for Status {
 }
 
 #[tonic::async_trait]
-impl<B: Broker + Directory> RoomService for Rooms<B> {
+impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
     #[tracing::instrument(level = "debug", skip_all, fields(
         room = request.get_ref().room.as_str(),
         member = request.get_ref().member.as_ref().map_or("", |m| m.member_id.as_str()),
@@ -247,16 +252,22 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id: _ } = request.into_inner();
-        if !attachment_ids.is_empty() {
-            return Err(Status::unimplemented("attachments are not built yet"));
-        }
+        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
-        names::check_text(&text).map_err(invalid)?;
+        // With attachments the text may be empty (its length still counts).
+        if attachment_ids.is_empty() || !text.trim().is_empty() {
+            names::check_text(&text).map_err(invalid)?;
+        }
         names::check_client_id(&client_id).map_err(invalid)?;
+        check_ids(&attachment_ids, &user_id)?;
         let sender = match member_id.as_str() {
             "" => None,
             id => Some(MemberId::try_from(id).map_err(invalid)?),
+        };
+        let poster = Poster { member_id: member_id.clone(), client_id: client_id.clone() };
+        let attachments = match attachment_ids.is_empty() {
+            true => Vec::new(),
+            false => claim_all(&*self.broker, &room, &user_id, &poster, &attachment_ids).await?,
         };
         // The sender's name is filled in by the broker, in the same step
         // that checks it is a member.
@@ -265,11 +276,23 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
             member_id: member_id.clone(),
             text,
             client_id: client_id.clone(),
-            attachments: Vec::new(),
+            attachments,
         };
+        let claimed = message.attachments.clone();
         let event = new_event(&room, Kind::Message(message));
         let outgoing = vec![Outgoing { client_id, event }];
-        let stored = self.append(&room, sender.as_ref(), outgoing).await?;
+        let stored = match self.append(&room, sender.as_ref(), outgoing).await {
+            Ok(stored) => stored,
+            Err(status) => {
+                // Not a member: nothing was stored, so nothing posted them.
+                // (After any other failure the message may be stored: the
+                // claims stay, for the retry with this client id.)
+                if status.code() == tonic::Code::FailedPrecondition {
+                    release_all(&*self.broker, &poster, &claimed).await;
+                }
+                return Err(status);
+            }
+        };
         self.inbox.after_send(&room, sender.as_ref(), &stored);
         let stored = stored.into_iter().next().ok_or_else(|| Status::internal("the broker stored nothing"))?;
         if !stored.repeat {
@@ -459,11 +482,16 @@ impl<B: Broker + Directory> RoomService for Rooms<B> {
         self.mark_room_read(request.into_inner()).await.map(Response::new)
     }
 
-    async fn attach(&self, _request: Request<AttachRequest>) -> Result<Response<Attachment>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().attachment.as_ref().map_or("", |a| a.room.as_str()),
+        user = request.get_ref().user_id.as_str(),
+    ))]
+    async fn attach(&self, request: Request<AttachRequest>) -> Result<Response<Attachment>, Status> {
+        self.attach_file(request.into_inner()).await.map(Response::new)
     }
 
-    async fn get_attachment(&self, _request: Request<GetAttachmentRequest>) -> Result<Response<Attachment>, Status> {
-        Err(Status::unimplemented("attachments are not built yet"))
+    #[tracing::instrument(level = "debug", skip_all, fields(id = request.get_ref().id.as_str()))]
+    async fn get_attachment(&self, request: Request<GetAttachmentRequest>) -> Result<Response<Attachment>, Status> {
+        self.find_attachment(request.into_inner()).await.map(Response::new)
     }
 }

@@ -23,10 +23,10 @@ use super::{Store, StoreError, StoredMessage};
 const APPEND: &str = "
     WITH batch AS (
         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[],
-                             $5::text[], $6::text[], $7::text[], $8::text[])
-            AS b (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+                             $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
+            AS b (room, seq, epoch, ts_ms, member_id, username, body, client_id, attachments)
     ), stored AS (
-        INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id)
+        INSERT INTO messages (room, seq, epoch, ts_ms, member_id, username, body, client_id, attachments)
         SELECT * FROM batch ORDER BY room, seq
         ON CONFLICT (room, seq) DO NOTHING
         RETURNING 1
@@ -54,6 +54,7 @@ impl Store {
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut member_id, mut username, mut text, mut client_id) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut attachments = Vec::with_capacity(n);
         for m in messages {
             if m.seq == 0 {
                 return Err(StoreError::SeqOutOfRange(0));
@@ -66,6 +67,7 @@ impl Store {
             username.push(m.username.as_str());
             text.push(m.text.as_str());
             client_id.push(m.client_id.as_str());
+            attachments.push(m.attachments_column());
         }
         let new: i64 = sqlx::query_scalar(APPEND)
             .bind(room)
@@ -76,6 +78,7 @@ impl Store {
             .bind(username)
             .bind(text)
             .bind(client_id)
+            .bind(attachments)
             .fetch_one(&self.pool)
             .await?;
         Ok(new.unsigned_abs())

@@ -9,7 +9,7 @@ use super::{Store, StoreError, StoredMessage};
 
 /// A page of a room's messages, **oldest first** (the order they are shown
 /// in, and that `History` answers in).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub messages: Vec<StoredMessage>,
     /// The cursor for the next older page (`before_seq`): the seq of this

@@ -4,16 +4,17 @@
 //! those Redis replays.
 
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{ChatMessage, RoomEvent};
+use chat_proto::v1::{Attachment, AttachmentList, ChatMessage, RoomEvent};
+use prost::Message;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::broker::event_id;
 
 /// The columns [`StoredMessage::from_row`] reads, in a `SELECT`.
-pub(crate) const COLUMNS: &str = "room, seq, epoch, ts_ms, member_id, username, body, client_id";
+pub(crate) const COLUMNS: &str = "room, seq, epoch, ts_ms, member_id, username, body, client_id, attachments";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
     pub room: String,
     /// The room's sequence number, from 1.
@@ -28,6 +29,8 @@ pub struct StoredMessage {
     pub text: String,
     /// The sender's own id for the message.
     pub client_id: String,
+    /// The files posted with it, in order (kept as an `AttachmentList`).
+    pub attachments: Vec<Attachment>,
 }
 
 impl StoredMessage {
@@ -47,7 +50,14 @@ impl StoredMessage {
             username: m.username.clone(),
             text: m.text.clone(),
             client_id: m.client_id.clone(),
+            attachments: m.attachments.clone(),
         })
+    }
+
+    /// The `attachments` column: NULL for none.
+    pub(crate) fn attachments_column(&self) -> Option<Vec<u8>> {
+        (!self.attachments.is_empty())
+            .then(|| AttachmentList { attachments: self.attachments.clone() }.encode_to_vec())
     }
 
     /// The event as a room-service streams it, with its `<epoch>:<seq>` id.
@@ -63,7 +73,7 @@ impl StoredMessage {
                 member_id: self.member_id,
                 text: self.text,
                 client_id: self.client_id,
-                attachments: Vec::new(),
+                attachments: self.attachments,
             })),
         }
     }
@@ -81,6 +91,12 @@ impl StoredMessage {
             username: row.try_get("username")?,
             text: row.try_get("body")?,
             client_id: row.try_get("client_id")?,
+            attachments: match row.try_get::<Option<Vec<u8>>, _>("attachments")? {
+                None => Vec::new(),
+                Some(bytes) => AttachmentList::decode(bytes.as_slice())
+                    .map_err(|e| sqlx::Error::ColumnDecode { index: "attachments".into(), source: e.into() })?
+                    .attachments,
+            },
         })
     }
 }
@@ -99,6 +115,7 @@ mod tests {
             username: "alice".into(),
             text: "hello".into(),
             client_id: "c1".into(),
+            attachments: vec![Attachment { id: "at-1".into(), name: "a.png".into(), ..Default::default() }],
         }
     }
 

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_messages.sql", include_str!("../../migrations/0001_messages.sql")),
     (2, "0002_rooms.sql", include_str!("../../migrations/0002_rooms.sql")),
     (3, "0003_people.sql", include_str!("../../migrations/0003_people.sql")),
+    (4, "0004_attachments.sql", include_str!("../../migrations/0004_attachments.sql")),
 ];
 
 /// The embedded files as a source for sqlx's migrator.

@@ -27,7 +27,7 @@ const STOP: char = '\u{E001}';
 const HEADLINE: &str = "StartSel=\u{E000}, StopSel=\u{E001}, HighlightAll=true";
 
 /// A message that matched, with where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     pub message: StoredMessage,
     /// The words that matched, as byte ranges of `message.text`, in order.
@@ -42,7 +42,7 @@ impl Hit {
 }
 
 /// A page of hits, **newest first**.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchPage {
     pub hits: Vec<Hit>,
     /// The cursor for the next page (`before_seq`): the seq of this page's

@@ -27,6 +27,8 @@
 mod support;
 
 mod archive;
+mod attachments;
+mod attachments_contract;
 mod broker_contract;
 mod crash;
 mod directory_contract;

@@ -27,6 +27,7 @@ fn message(room: &str, seq: u64, ts_ms: i64, text: &str) -> StoredMessage {
         username: format!("user{}", seq % 3),
         text: text.into(),
         client_id: format!("client-{seq}"),
+        attachments: Vec::new(),
     }
 }
 

@@ -255,6 +255,7 @@ async fn retention_leaves_people_alone() {
             username: "Ada".into(),
             text: format!("@Bob message {seq}"),
             client_id: format!("c{seq}"),
+            attachments: Vec::new(),
         })
         .collect();
     store.append(&old).await.expect("append");

@@ -22,6 +22,7 @@ fn message(room: &str, seq: u64, ts_ms: i64) -> StoredMessage {
         username: "system".into(),
         text: format!("message {seq}"),
         client_id: format!("c{seq}"),
+        attachments: Vec::new(),
     }
 }
 
