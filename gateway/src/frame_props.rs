@@ -14,7 +14,7 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username, after_seq: None, epoch: None }),
         text.prop_map(|room| ClientFrame::Leave { room }),
-        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id }),
+        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id, attachments: Vec::new() }),
         text.prop_map(|room| ClientFrame::Typing { room }),
         (text, text).prop_map(|(room, after)| ClientFrame::Members { room, after }),
         (text, any::<Option<u64>>(), any::<Option<u32>>()).prop_map(|(room, before_seq, limit)| {
@@ -37,7 +37,7 @@ fn to_json(frame: &ClientFrame) -> String {
     match frame {
         ClientFrame::Join { room, username, .. } => json!({"type": "join", "room": room, "username": username}),
         ClientFrame::Leave { room } => json!({"type": "leave", "room": room}),
-        ClientFrame::Send { room, text, client_id } => {
+        ClientFrame::Send { room, text, client_id, .. } => {
             json!({"type": "send", "room": room, "text": text, "client_id": client_id})
         }
         ClientFrame::Typing { room } => json!({"type": "typing", "room": room}),

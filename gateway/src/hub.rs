@@ -28,6 +28,8 @@ pub(crate) struct Hub {
     gateway: Arc<str>,
     heartbeat_every: Duration,
     metrics: Arc<GatewayMetrics>,
+    /// Signs the file URLs of the messages this gateway shows.
+    signer: crate::files::urls::Signer,
 }
 
 impl Hub {
@@ -36,8 +38,13 @@ impl Hub {
         gateway: &str,
         heartbeat_every: Duration,
         metrics: Arc<GatewayMetrics>,
+        signer: crate::files::urls::Signer,
     ) -> Self {
-        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every, metrics }
+        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every, metrics, signer }
+    }
+
+    pub(crate) fn signer(&self) -> &crate::files::urls::Signer {
+        &self.signer
     }
 
     pub(crate) fn services(&self) -> &Arc<RoomServices> {
@@ -66,7 +73,7 @@ impl Hub {
             if !is_inbox(room) {
                 self.metrics.rooms.increment(1.0);
             }
-            let feed = Feed::new(room);
+            let feed = Feed::new(room, self.signer.clone());
             let run = feed::run(
                 Arc::clone(&feed),
                 Arc::clone(&self.services),

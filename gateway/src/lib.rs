@@ -127,8 +127,17 @@ pub async fn run(
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
     let services = Arc::new(RoomServices::new(&config.room_services)?.with_token(config.grpc_token.as_deref())?);
     let metrics = Arc::new(GatewayMetrics::new(&gateway));
+    let store = chat_runtime::blobs::BlobStore::open(&config.blobs)?;
+    let secret = match &config.files_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            tracing::warn!("FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let signer = files::urls::Signer::new(&secret);
     let shared = Arc::new(Shared {
-        hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics)),
+        hub: Hub::new(services, &gateway, config.heartbeat_every(), Arc::clone(&metrics), signer.clone()),
         metrics,
         gateway: Arc::from(gateway.as_str()),
         run_id: {
@@ -140,17 +149,9 @@ pub async fn run(
         ping_every: config.ping_every(),
         resume_grace: config.resume_grace(),
     });
-    let store = chat_runtime::blobs::BlobStore::open(&config.blobs)?;
-    let secret = match &config.files_secret {
-        Some(secret) => secret.as_bytes().to_vec(),
-        None => {
-            tracing::warn!("FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET");
-            rand::random::<[u8; 32]>().to_vec()
-        }
-    };
     let files = Arc::new(files::Files::new(
         store.clone(),
-        files::urls::Signer::new(&secret),
+        signer,
         config.max_upload_bytes,
         config.max_image_pixels,
         config.image_workers as usize,

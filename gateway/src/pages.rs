@@ -16,6 +16,7 @@ use serde_json::Value;
 use tonic::{Code, Status};
 
 use crate::frame::{self, EventView, Refusal, refusal_of};
+use crate::files::urls::Signer;
 use crate::highlights::utf16_ranges;
 
 /// A frame's `before_seq`: absent, `null` or 0 for the newest page, else a
@@ -113,19 +114,25 @@ struct HitView<'a> {
 }
 
 /// The `history` frame for a `History` page.
-pub(crate) fn history(room: &str, before_seq: u64, page: &HistoryResponse) -> Utf8Bytes {
+pub(crate) fn history(room: &str, before_seq: u64, page: &HistoryResponse, signer: &Signer) -> Utf8Bytes {
     frame::encode(&PageFrame::History {
         room,
         epoch: &page.epoch,
         before_seq,
-        messages: page.events.iter().filter_map(EventView::of).collect(),
+        messages: page.events.iter().filter_map(|e| EventView::of(e, signer)).collect(),
         next_before_seq: page.next_before_seq,
         reached_first: page.reached_first,
     })
 }
 
 /// The `search_results` frame for a `Search` page.
-pub(crate) fn search_results(room: &str, query: &str, before_seq: u64, page: &SearchResponse) -> Utf8Bytes {
+pub(crate) fn search_results(
+    room: &str,
+    query: &str,
+    before_seq: u64,
+    page: &SearchResponse,
+    signer: &Signer,
+) -> Utf8Bytes {
     let hits = page
         .hits
         .iter()
@@ -135,7 +142,7 @@ pub(crate) fn search_results(room: &str, query: &str, before_seq: u64, page: &Se
                 Some(chat_proto::v1::room_event::Kind::Message(message)) => message.text.as_str(),
                 _ => return None,
             };
-            Some(HitView { message: EventView::of(event)?, highlights: utf16_ranges(text, &hit.highlights) })
+            Some(HitView { message: EventView::of(event, signer)?, highlights: utf16_ranges(text, &hit.highlights) })
         })
         .collect();
     frame::encode(&PageFrame::SearchResults { room, query, before_seq, hits, next_before_seq: page.next_before_seq })
@@ -205,7 +212,7 @@ mod tests {
             }],
             next_before_seq: 0,
         };
-        let frame: Value = serde_json::from_str(&search_results("general", "мир", 0, &page)).unwrap();
+        let frame: Value = serde_json::from_str(&search_results("general", "мир", 0, &page, &Signer::new(b"test"))).unwrap();
         assert_eq!(frame["type"], "search_results");
         assert_eq!(frame["hits"][0]["message"]["type"], "message");
         assert_eq!(frame["hits"][0]["message"]["seq"], 7);

@@ -25,6 +25,9 @@
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
+//! - `attachments`: files posted in rooms: their records (behind the
+//!   `Records` seam each broker implements), the claim at Send, and the
+//!   sweep of uploads nobody posted.
 //!
 //! ## Public surface
 //! Everything above is `pub(crate)`. Other crates get what they use: [`run`]
@@ -48,8 +51,8 @@
 // so the dead-code lint sees everything else.
 #![warn(unreachable_pub)]
 
-pub mod attachments;
 mod archive;
+pub mod attachments;
 mod auth;
 mod broker;
 mod config;

@@ -21,7 +21,9 @@ pub mod redis_cluster;
 pub mod postgres_server;
 mod redis_server;
 pub mod rerun;
+pub mod s3_server;
 
 pub use postgres_server::PostgresServer;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
+pub use s3_server::S3Server;

@@ -94,6 +94,8 @@ impl std::ops::Deref for Listener {
 
 #[derive(Debug)]
 pub(crate) struct Feed {
+    /// Signs the file URLs in the messages it delivers.
+    signer: crate::files::urls::Signer,
     room: Arc<str>,
     /// An inbox room's feed: no members, updates per user, resync on reopen.
     inbox: bool,
@@ -105,8 +107,9 @@ pub(crate) struct Feed {
 }
 
 impl Feed {
-    pub(crate) fn new(room: &str) -> Arc<Self> {
+    pub(crate) fn new(room: &str, signer: crate::files::urls::Signer) -> Arc<Self> {
         Arc::new(Self {
+            signer,
             room: Arc::from(room),
             inbox: chat_proto::people::is_inbox(room),
             listeners: Mutex::new(HashMap::new()),
@@ -182,7 +185,7 @@ impl Feed {
         if let Some(Kind::Inbox(update)) = &event.kind {
             return self.deliver_update(update, metrics);
         }
-        let Some(view) = EventView::of(event) else {
+        let Some(view) = EventView::of(event, &self.signer) else {
             return 0;
         };
         let epoch = {
@@ -298,7 +301,7 @@ mod tests {
 
     #[test]
     fn an_inbox_update_goes_only_to_the_listeners_of_its_user_and_a_resync_to_all() {
-        let feed = Feed::new("inbox.3");
+        let feed = Feed::new("inbox.3", crate::files::urls::Signer::new(b"test"));
         let metrics = GatewayMetrics::new("gw-test");
         let (ada, mut to_ada) = mpsc::channel(4);
         let (bob, mut to_bob) = mpsc::channel(4);

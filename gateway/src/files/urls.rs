@@ -41,7 +41,7 @@ pub(crate) enum BadUrl {
 /// Signs and checks file URLs with `FILES_SECRET`.
 #[derive(Clone)]
 pub(crate) struct Signer {
-    key: Vec<u8>,
+    key: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub(crate) fn new(secret: &[u8]) -> Self {
-        Signer { key: secret.to_vec() }
+        Signer { key: std::sync::Arc::from(secret) }
     }
 
     fn mac(&self, id: &str, part: Part, exp: u64) -> Hmac<Sha256> {

@@ -30,9 +30,14 @@ pub(crate) enum ClientFrame {
     },
     Send {
         room: String,
+        /// May be empty when `attachments` is not.
+        #[serde(default)]
         text: String,
         #[serde(default)]
         client_id: String,
+        /// Attachment ids from `POST /upload` (at most 10).
+        #[serde(default)]
+        attachments: Vec<String>,
     },
     Typing {
         room: String,
@@ -216,7 +221,7 @@ mod tests {
     fn good_frames_parse() {
         assert_eq!(
             parse(r#"{"type":"send","room":"general","text":"hi"}"#),
-            Ok(ClientFrame::Send { room: "general".into(), text: "hi".into(), client_id: String::new() })
+            Ok(ClientFrame::Send { room: "general".into(), text: "hi".into(), client_id: String::new(), attachments: Vec::new() })
         );
     }
 }

@@ -64,6 +64,9 @@ pub(crate) enum EventView<'a> {
         text: &'a str,
         client_id: &'a str,
         ts: i64,
+        /// Files posted with it, with signed URLs (`files::attachment_json`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<serde_json::Value>,
     },
     Typing {
         room: &'a str,
@@ -75,7 +78,7 @@ pub(crate) enum EventView<'a> {
 impl<'a> EventView<'a> {
     /// `None` for an event with no kind (from a newer room-service) and for
     /// presence, which the room's feed gathers into `presence` frames.
-    pub(crate) fn of(e: &'a RoomEvent) -> Option<Self> {
+    pub(crate) fn of(e: &'a RoomEvent, signer: &crate::files::urls::Signer) -> Option<Self> {
         let (room, seq, id, ts) = (e.room.as_str(), e.seq, e.id.as_str(), e.ts_ms);
         Some(match e.kind.as_ref()? {
             Kind::Message(m) => EventView::Message {
@@ -87,6 +90,10 @@ impl<'a> EventView<'a> {
                 text: &m.text,
                 client_id: &m.client_id,
                 ts,
+                attachments: {
+                    let now = crate::files::now_secs();
+                    m.attachments.iter().map(|a| crate::files::attachment_json(signer, a, now)).collect()
+                },
             },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
             Kind::Presence(_) | Kind::Inbox(_) => return None,
@@ -208,7 +215,7 @@ mod tests {
                 ..ChatMessage::default()
             })),
         };
-        let json = encode(&EventView::of(&event).expect("has a kind"));
+        let json = encode(&EventView::of(&event, &crate::files::urls::Signer::new(b"test")).expect("has a kind"));
         assert_eq!(
             json.as_str(),
             r#"{"type":"message","room":"general","seq":43,"id":"k3j9x2:43","username":"ada","member_id":"gw-3000/7","text":"hello","client_id":"c-17","ts":1763769602000}"#

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chat_proto::v1::{
+    SendRequest,
     BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
     SendBatchResponse, TypingRequest,
 };
@@ -58,6 +59,8 @@ pub(super) struct Batch {
     room: Arc<str>,
     username: Arc<str>,
     messages: Vec<BatchedMessage>,
+    /// A send with attachments goes alone, as one `Send` (`store`).
+    attachment_ids: Vec<String>,
 }
 
 impl Session {
@@ -184,13 +187,25 @@ impl Session {
     }
 
     /// Checks a send and starts a batch with it.
-    pub(super) fn send(&mut self, room: &str, text: String, client_id: String) -> Result<(), Refusal> {
+    pub(super) fn send(
+        &mut self,
+        room: &str,
+        text: String,
+        client_id: String,
+        attachment_ids: Vec<String>,
+    ) -> Result<(), Refusal> {
         let (room, state) = self.joined(room)?;
         let username = match state {
             Room::Joined { username, .. } | Room::Joining { username, .. } => Arc::clone(username),
         };
         // The text first: a message refused for what it says takes no token.
-        let message = checked_message(&room, text, client_id)?;
+        check_attachments(&attachment_ids).map_err(|r| r.in_room(&room))?;
+        let message = if attachment_ids.is_empty() || !text.is_empty() {
+            checked_message(&room, text, client_id)?
+        } else {
+            // Files alone: no text to check.
+            checked_message(&room, "-".into(), client_id).map(|m| BatchedMessage { text, ..m })?
+        };
         self.caller.send(&room)?;
         tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
         // A message ends its sender's typing line in every other view, so
@@ -198,7 +213,7 @@ impl Session {
         if let Some(Room::Joined { last_typing, .. }) = self.rooms.get_mut(&*room) {
             *last_typing = None;
         }
-        self.batch = Some(Batch { room, username, messages: vec![message] });
+        self.batch = Some(Batch { room, username, messages: vec![message], attachment_ids });
         Ok(())
     }
 
@@ -209,7 +224,7 @@ impl Session {
         let Some(mut batch) = self.batch.take() else {
             return;
         };
-        while batch.messages.len() < SEND_BATCH {
+        while batch.attachment_ids.is_empty() && batch.messages.len() < SEND_BATCH {
             let Some(frame) = socket.recv().now_or_never() else {
                 break; // nothing more has arrived
             };
@@ -221,7 +236,7 @@ impl Session {
             // as when it comes alone — and takes no second token.
             let same_room = match &frame {
                 Some(Ok(Message::Text(text))) if frame_fits(text.len()) => match frame::parse(text) {
-                    Ok(ClientFrame::Send { room, text, client_id }) if *room == *batch.room => {
+                    Ok(ClientFrame::Send { room, text, client_id, attachments }) if *room == *batch.room && attachments.is_empty() => {
                         checked_message(&batch.room, text, client_id).ok().filter(|_| self.caller.send(&room).is_ok())
                     }
                     _ => None,
@@ -244,7 +259,8 @@ impl Session {
 
     /// The call that stores a batch of sends.
     pub(super) fn store(&self, batch: Batch) -> Call {
-        let Batch { room, username, messages } = batch;
+        let Batch { room, username, messages, attachment_ids } = batch;
+        let user_id = self.person.user_id.to_string();
         let request = SendBatchRequest { room: room.to_string(), member_id: self.member_id.to_string(), messages };
         let rejoin = JoinRequest {
             room: room.to_string(),
@@ -258,7 +274,25 @@ impl Session {
         traced(span, async move {
             let services = shared.hub.services();
             let send = |request: SendBatchRequest| {
-                services.call(&room, request, |mut c, r| async move { c.send_batch(r).await })
+                let (attachment_ids, user_id) = (attachment_ids.clone(), user_id.clone());
+                let room = &room;
+                async move {
+                    if attachment_ids.is_empty() {
+                        return services.call(room, request, |mut c, r| async move { c.send_batch(r).await }).await;
+                    }
+                    // With attachments: one `Send`, its answer as a batch of one.
+                    let message = request.messages.into_iter().next().unwrap_or_default();
+                    let single = SendRequest {
+                        room: request.room,
+                        member_id: request.member_id,
+                        text: message.text,
+                        client_id: message.client_id,
+                        attachment_ids,
+                        user_id,
+                    };
+                    let reply = services.call(room, single, |mut c, r| async move { c.send(r).await }).await?;
+                    Ok(SendBatchResponse { events: reply.event.into_iter().collect(), repeats: vec![reply.repeat] })
+                }
             };
             let reply = match send(request.clone()).await {
                 Err(status) if status.code() == Code::FailedPrecondition => {
@@ -349,7 +383,7 @@ impl Session {
             .filter(|(event, repeat)| {
                 **repeat && matches!(self.rooms.get(event.room.as_str()), Some(Room::Joined { .. }))
             })
-            .filter_map(|(event, _)| EventView::of(event).map(|view| frame::encode(&view)))
+            .filter_map(|(event, _)| EventView::of(event, self.shared.hub.signer()).map(|view| frame::encode(&view)))
             .collect()
     }
 
@@ -369,7 +403,7 @@ impl Session {
             epoch: &reply.epoch,
             last_seq: snapshot_seq,
             recovered: reply.recovered,
-            history: reply.history.iter().filter_map(EventView::of).collect(),
+            history: reply.history.iter().filter_map(|e| EventView::of(e, self.shared.hub.signer())).collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
             member_count: reply.member_count,
             members_next: Some(reply.members_next.as_str()).filter(|next| !next.is_empty()),
@@ -388,6 +422,22 @@ impl Session {
 
 /// A send's text and client id, checked; every send gets a client id, so a
 /// retry on another room-service is stored once.
+/// At most [`MAX_ATTACHMENTS`] well-formed ids; whether they exist is the
+/// room-service's to say.
+fn check_attachments(ids: &[String]) -> Result<(), Refusal> {
+    use chat_proto::files::{MAX_ATTACHMENTS, is_attachment_id};
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(Refusal::new(
+            ErrorCode::BadAttachment,
+            format!("a message carries at most {MAX_ATTACHMENTS} attachments; this one has {}", ids.len()),
+        ));
+    }
+    if let Some(bad) = ids.iter().find(|id| !is_attachment_id(id)) {
+        return Err(Refusal::new(ErrorCode::BadAttachment, format!("{bad:?} is not an attachment id")));
+    }
+    Ok(())
+}
+
 pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Result<BatchedMessage, Refusal> {
     names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
     names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;

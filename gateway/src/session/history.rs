@@ -38,7 +38,7 @@ impl Session {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.history(r).await }).await;
             Answer::Read(
                 reply
-                    .map(|page| pages::history(&room, before_seq, &page))
+                    .map(|page| pages::history(&room, before_seq, &page, shared.hub.signer()))
                     .map_err(|status| refusal_of_read(&status, &room)),
             )
         }))
@@ -69,7 +69,7 @@ impl Session {
             let reply = shared.hub.services().call(&room, request, |mut c, r| async move { c.search(r).await }).await;
             Answer::Read(
                 reply
-                    .map(|page| pages::search_results(&room, &query, before_seq, &page))
+                    .map(|page| pages::search_results(&room, &query, before_seq, &page, shared.hub.signer()))
                     .map_err(|status| refusal_of_read(&status, &room)),
             )
         }))

@@ -335,7 +335,9 @@ impl Session {
         let call: Call = match request {
             ClientFrame::Join { room, username, after_seq, epoch } => self.join(room, &username, after_seq, epoch)?,
             ClientFrame::Leave { room } => self.leave(&room)?,
-            ClientFrame::Send { room, text, client_id } => return self.send(&room, text, client_id),
+            ClientFrame::Send { room, text, client_id, attachments } => {
+                return self.send(&room, text, client_id, attachments);
+            }
             ClientFrame::Typing { room } => match self.typing(&room)? {
                 Some(call) => call,
                 None => return Ok(()),

@@ -16,6 +16,7 @@ mod chaos;
 mod cluster;
 mod docs;
 mod embedded;
+mod files;
 mod history;
 mod hostile_frames;
 mod limits;

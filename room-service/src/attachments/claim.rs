@@ -26,10 +26,7 @@ pub(crate) fn bad_attachment(message: impl Into<String>) -> Status {
 /// check them against.
 pub(crate) fn check_ids(ids: &[String], user_id: &str) -> Result<(), Status> {
     if ids.len() > MAX_ATTACHMENTS {
-        return Err(bad_attachment(format!(
-            "{} attachments: a message carries at most {MAX_ATTACHMENTS}",
-            ids.len()
-        )));
+        return Err(bad_attachment(format!("{} attachments: a message carries at most {MAX_ATTACHMENTS}", ids.len())));
     }
     for (index, id) in ids.iter().enumerate() {
         if !is_attachment_id(id) {

@@ -70,8 +70,7 @@ pub trait Records: Send + Sync + 'static {
 
     /// Ids of unposted attachments uploaded before `before_ms`, oldest
     /// first, at most `limit`.
-    fn unposted_before(&self, before_ms: i64, limit: usize)
-    -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
+    fn unposted_before(&self, before_ms: i64, limit: usize) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
 
     /// Deletes attachment `id` if it is still unposted (atomically: a send
     /// claiming it at the same moment wins or loses whole), and answers its

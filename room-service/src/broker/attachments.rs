@@ -77,13 +77,8 @@ impl Records for RedisBroker {
 
     async fn claim(&self, id: &str, room: &str, user_id: &str, poster: &Poster) -> BrokerResult<Claim> {
         let mut conn = self.conn();
-        let reply: Vec<Value> = CLAIM
-            .key(attachment_key(id))
-            .arg(room)
-            .arg(user_id)
-            .arg(poster.key())
-            .invoke_async(&mut conn)
-            .await?;
+        let reply: Vec<Value> =
+            CLAIM.key(attachment_key(id)).arg(room).arg(user_id).arg(poster.key()).invoke_async(&mut conn).await?;
         let mut parts = reply.into_iter();
         let status: String = parts
             .next()

@@ -56,8 +56,7 @@ impl StoredMessage {
 
     /// The `attachments` column: NULL for none.
     pub(crate) fn attachments_column(&self) -> Option<Vec<u8>> {
-        (!self.attachments.is_empty())
-            .then(|| AttachmentList { attachments: self.attachments.clone() }.encode_to_vec())
+        (!self.attachments.is_empty()).then(|| AttachmentList { attachments: self.attachments.clone() }.encode_to_vec())
     }
 
     /// The event as a room-service streams it, with its `<epoch>:<seq>` id.
@@ -93,9 +92,11 @@ impl StoredMessage {
             client_id: row.try_get("client_id")?,
             attachments: match row.try_get::<Option<Vec<u8>>, _>("attachments")? {
                 None => Vec::new(),
-                Some(bytes) => AttachmentList::decode(bytes.as_slice())
-                    .map_err(|e| sqlx::Error::ColumnDecode { index: "attachments".into(), source: e.into() })?
-                    .attachments,
+                Some(bytes) => {
+                    AttachmentList::decode(bytes.as_slice())
+                        .map_err(|e| sqlx::Error::ColumnDecode { index: "attachments".into(), source: e.into() })?
+                        .attachments
+                }
             },
         })
     }

@@ -36,7 +36,7 @@ async fn join(grpc: &mut Grpc, room: &str, name: &str) {
 /// A stored file as a gateway describes it: an image with a thumbnail
 /// when `n` is even, a PDF otherwise.
 fn stored(room: &str, n: u8) -> Attachment {
-    let image = n % 2 == 0;
+    let image = n.is_multiple_of(2);
     Attachment {
         room: room.into(),
         name: if image { format!("shot {n}.png") } else { format!("report {n}.pdf") },
@@ -209,7 +209,7 @@ async fn every_bad_attachment_is_refused(service: &RoomService) {
     no_user.member_id = "m-cy".into();
     no_user.user_id = "u-ada".into();
     assert_refused(grpc.send(no_user).await, Code::FailedPrecondition, "", "not a member");
-    send(&mut grpc, "general", "ada", "c-ok", "", &[ada_general.id.clone()]).await.expect("then posts it");
+    send(&mut grpc, "general", "ada", "c-ok", "", std::slice::from_ref(&ada_general.id)).await.expect("then posts it");
 
     let mut outsider = stored("general", 8);
     assert_refused(attach(&mut grpc, "cy", outsider.clone()).await, Code::PermissionDenied, "forbidden", "cy attaches");
@@ -297,7 +297,8 @@ async fn attachments_come_back_from_the_store_after_redis_is_flushed() {
     let before = history.events.iter().find(|e| e.seq == seq - 1).expect("the one before");
     assert!(message(before).attachments.is_empty(), "a message without any has none");
 
-    let search = chat_proto::v1::SearchRequest { room: "general".into(), query: "quarterly".into(), ..Default::default() };
+    let search =
+        chat_proto::v1::SearchRequest { room: "general".into(), query: "quarterly".into(), ..Default::default() };
     let hits = grpc.search(search).await.expect("Search").into_inner().hits;
     let hit = hits.first().and_then(|h| h.event.as_ref()).expect("one hit");
     assert_eq!(message(hit).attachments, want, "Search");

@@ -21,6 +21,10 @@
 //! - [`store_retention`]: `HISTORY_RETENTION_DAYS` on a running room-service.
 //! - [`crash`]: a room-service killed and PostgreSQL stopped mid-burst lose
 //!   nothing acknowledged ([`process`]: the binary as a process to kill).
+//! - [`attachments`]: Attach, posting with Send, GetAttachment and every
+//!   refusal over gRPC (Redis, embedded, with a store after a flush);
+//!   [`attachments_contract`]: the `Records` promises and the sweep on
+//!   Redis, a Redis Cluster and in process.
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
