@@ -215,8 +215,11 @@ export function uploadError(entry, status, body, retryAfter, maxBytes) {
   if (status === 0) return by(`${name} was not sent: the connection to the server failed.`, true);
   switch (code || status) {
     case "too_big":
-    case 413:
-      return by(`${name} is too big: files can be at most ${humanSize(maxBytes)}.`, false);
+    case 413: {
+      // The gateway's message names its limit ("over N bytes"), which a welcome may not have told.
+      const limit = Number(/over (\d+) bytes/.exec(said)?.[1]) || maxBytes;
+      return by(`${name} is too big: files can be at most ${humanSize(limit)}.`, false);
+    }
     case "not_an_image":
     case 415:
       return by(`${name} says it is an image, but its contents are not one.`, false);

@@ -173,6 +173,7 @@ describe("uploadError", () => {
     [0, null, /the connection to the server failed/, true],
     [502, null, /the server had a problem \(502\)/, true],
     [413, null, /too big/, false], // a proxy's 413, with no JSON
+    [413, { code: "too_big", message: "the file is over 1048576 bytes, this chat's limit" }, /at most 1 MB\./, false],
   ];
   for (const [status, body, text, retry] of cases) {
     it(`${status} ${body?.code ?? "(no body)"}`, () => {
