@@ -67,7 +67,10 @@ impl Gate {
 pub(crate) fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/ws", get(upgrade))
-        .route("/upload", axum::routing::post(crate::files::upload::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route(
+            "/upload",
+            axum::routing::post(crate::files::upload::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/files/{id}", get(crate::files::serve::file))
         .route("/files/{id}/thumb", get(crate::files::serve::thumb))
         .route("/healthz", get(|| async { "ok\n" }))

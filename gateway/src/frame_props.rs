@@ -14,7 +14,12 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username, after_seq: None, epoch: None }),
         text.prop_map(|room| ClientFrame::Leave { room }),
-        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send { room, text, client_id, attachments: Vec::new() }),
+        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send {
+            room,
+            text,
+            client_id,
+            attachments: Vec::new()
+        }),
         text.prop_map(|room| ClientFrame::Typing { room }),
         (text, text).prop_map(|(room, after)| ClientFrame::Members { room, after }),
         (text, any::<Option<u64>>(), any::<Option<u32>>()).prop_map(|(room, before_seq, limit)| {

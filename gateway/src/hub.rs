@@ -40,7 +40,14 @@ impl Hub {
         metrics: Arc<GatewayMetrics>,
         signer: crate::files::urls::Signer,
     ) -> Self {
-        Self { feeds: Mutex::new(HashMap::new()), services, gateway: Arc::from(gateway), heartbeat_every, metrics, signer }
+        Self {
+            feeds: Mutex::new(HashMap::new()),
+            services,
+            gateway: Arc::from(gateway),
+            heartbeat_every,
+            metrics,
+            signer,
+        }
     }
 
     pub(crate) fn signer(&self) -> &crate::files::urls::Signer {

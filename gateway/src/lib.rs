@@ -131,7 +131,9 @@ pub async fn run(
     let secret = match &config.files_secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => {
-            tracing::warn!("FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET");
+            tracing::warn!(
+                "FILES_SECRET is not set: file links are signed with a random key and work on this gateway only; give every gateway the same FILES_SECRET"
+            );
             rand::random::<[u8; 32]>().to_vec()
         }
     };

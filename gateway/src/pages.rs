@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tonic::{Code, Status};
 
-use crate::frame::{self, EventView, Refusal, refusal_of};
 use crate::files::urls::Signer;
+use crate::frame::{self, EventView, Refusal, refusal_of};
 use crate::highlights::utf16_ranges;
 
 /// A frame's `before_seq`: absent, `null` or 0 for the newest page, else a
@@ -212,7 +212,8 @@ mod tests {
             }],
             next_before_seq: 0,
         };
-        let frame: Value = serde_json::from_str(&search_results("general", "мир", 0, &page, &Signer::new(b"test"))).unwrap();
+        let frame: Value =
+            serde_json::from_str(&search_results("general", "мир", 0, &page, &Signer::new(b"test"))).unwrap();
         assert_eq!(frame["type"], "search_results");
         assert_eq!(frame["hits"][0]["message"]["type"], "message");
         assert_eq!(frame["hits"][0]["message"]["seq"], 7);

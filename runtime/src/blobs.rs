@@ -136,13 +136,7 @@ impl BlobStore {
     pub async fn begin(&self) -> Result<Upload, BlobError> {
         let temp = Path::from(format!("{UPLOADS}/{:032x}", rand::random::<u128>()));
         let multipart = self.store.put_multipart(&temp).await?;
-        Ok(Upload {
-            store: self.clone(),
-            temp,
-            writer: WriteMultipart::new(multipart),
-            hasher: Sha256::new(),
-            size: 0,
-        })
+        Ok(Upload { store: self.clone(), temp, writer: WriteMultipart::new(multipart), hasher: Sha256::new(), size: 0 })
     }
 
     /// Stores `bytes` (a small file made here: a thumbnail, a stripped

@@ -38,11 +38,22 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         let packages: Vec<&str> = missing.iter().map(|n| n.package).chain(postgres).collect();
         install(&packages).await?;
     }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    if !on_path("s3s-fs") {
+        // The S3-compatible server the attachment tests store files on.
+        let status = Command::new(&cargo)
+            .args(["install", "s3s-fs", "--version", "0.14.1", "--features", "binary", "--locked"])
+            .status()
+            .await
+            .context("could not run cargo install s3s-fs")?;
+        if !status.success() {
+            bail!("`cargo install s3s-fs --version 0.14.1 --features binary --locked` failed ({status}): see above");
+        }
+    }
     let node = node_tests().await?;
     if !node {
         bail!("the page's unit tests failed (node --test static/test): see above");
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let cargo_args = cargo_test_args(&args.cargo_args);
     let status = Command::new(&cargo)
         .current_dir(workspace_root())

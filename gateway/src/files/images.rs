@@ -195,6 +195,9 @@ mod tests {
             check_dimensions(&bytes, ImageFormat::Png, 9_999),
             Err(BadImage::TooManyPixels { width: 100, height: 100, .. })
         ));
-        assert!(matches!(process(Bytes::from_static(b"\x89PNG\r\n\x1a\ngarbage"), ImageFormat::Png, 100), Err(BadImage::Undecodable(_))));
+        assert!(matches!(
+            process(Bytes::from_static(b"\x89PNG\r\n\x1a\ngarbage"), ImageFormat::Png, 100),
+            Err(BadImage::Undecodable(_))
+        ));
     }
 }

@@ -55,9 +55,9 @@ impl Files {
         max_uploads: usize,
     ) -> Self {
         let per = UPLOAD_WINDOW / UPLOAD_BURST;
-        let quota = Quota::with_period(per).unwrap_or_else(|| unreachable!()).allow_burst(
-            std::num::NonZeroU32::new(UPLOAD_BURST).unwrap_or(std::num::NonZeroU32::MIN),
-        );
+        let quota = Quota::with_period(per)
+            .unwrap_or_else(|| unreachable!())
+            .allow_burst(std::num::NonZeroU32::new(UPLOAD_BURST).unwrap_or(std::num::NonZeroU32::MIN));
         Files {
             store,
             signer,

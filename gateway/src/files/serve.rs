@@ -18,7 +18,12 @@ use super::{FileError, now_secs};
 use crate::app::AppState;
 use crate::auth::query_param;
 
-pub(crate) async fn file(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+pub(crate) async fn file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     serve(&state, &id, Part::File, &headers, &uri).await.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -113,7 +118,9 @@ async fn serve(state: &AppState, id: &str, part: Part, headers: &HeaderMap, uri:
 
 fn gone(e: BlobError) -> FileError {
     match e {
-        BlobError::NotFound(_) => FileError::new(StatusCode::NOT_FOUND, "bad_attachment", "this file is no longer stored"),
+        BlobError::NotFound(_) => {
+            FileError::new(StatusCode::NOT_FOUND, "bad_attachment", "this file is no longer stored")
+        }
         e => FileError::storage(e),
     }
 }
@@ -131,8 +138,12 @@ async fn metadata(state: &AppState, id: &str) -> Result<Attachment, FileError> {
             }
             code => {
                 tracing::warn!(?code, message = status.message(), id, "GetAttachment failed");
-                FileError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the chat's service is unavailable; try again soon")
-                    .retry_after(2)
+                FileError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the chat's service is unavailable; try again soon",
+                )
+                .retry_after(2)
             }
         },
     )
@@ -161,9 +172,21 @@ fn parse_range(spec: &str, size: u64) -> Option<std::ops::Range<u64>> {
 fn percent_encode(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
-                (b as char).to_string()
-            }
+            b'a'..=b'z'
+            | b'A'..=b'Z'
+            | b'0'..=b'9'
+            | b'!'
+            | b'#'
+            | b'$'
+            | b'&'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~' => (b as char).to_string(),
             b => format!("%{b:02X}"),
         })
         .collect()

@@ -61,9 +61,7 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
     let session = SessionToken::parse(&session).map_err(FileError::bad_request)?;
     // The same user id the WebSocket session has: the token's subject,
     // else this browser session's member id.
-    let user_id = identity
-        .as_ref()
-        .map_or_else(|| session.member_id(None), |identity| identity.user.clone());
+    let user_id = identity.as_ref().map_or_else(|| session.member_id(None), |identity| identity.user.clone());
     let name = check_file_name(&query_param(query, "name").unwrap_or_default()).map_err(FileError::bad_request)?;
     let too_big = || {
         FileError::new(
@@ -72,7 +70,8 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
             format!("the file is over {} bytes, this chat's limit", files.max_upload_bytes),
         )
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > files.max_upload_bytes) {
         return Err(too_big());
     }
@@ -191,25 +190,30 @@ fn bad_image(bad: BadImage) -> FileError {
 /// Records the stored file at the room's room-service, which checks the
 /// uploader is a member. Its bytes stay when refused: the room-service's
 /// sweep removes blobs no attachment uses.
-async fn attach(state: &AppState, room: &str, user_id: String, attachment: Attachment) -> Result<Attachment, FileError> {
+async fn attach(
+    state: &AppState,
+    room: &str,
+    user_id: String,
+    attachment: Attachment,
+) -> Result<Attachment, FileError> {
     let request = AttachRequest { user_id, attachment: Some(attachment) };
-    state
-        .shared
-        .hub
-        .services()
-        .call(room, request, |mut c, r| async move { c.attach(r).await })
-        .await
-        .map_err(|status| match status.code() {
+    state.shared.hub.services().call(room, request, |mut c, r| async move { c.attach(r).await }).await.map_err(
+        |status| match status.code() {
             Code::PermissionDenied => {
                 FileError::new(StatusCode::FORBIDDEN, "forbidden", format!("you are not in room {room}: join it first"))
             }
             Code::InvalidArgument | Code::NotFound => FileError::bad_request(status.message().to_owned()),
             code => {
                 tracing::warn!(?code, message = status.message(), room, "Attach failed");
-                FileError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the room's service is unavailable; try again soon")
-                    .retry_after(2)
+                FileError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the room's service is unavailable; try again soon",
+                )
+                .retry_after(2)
             }
-        })
+        },
+    )
 }
 
 /// Deletes what uploads older than an hour left behind, now and hourly.

@@ -74,7 +74,14 @@ impl Signer {
     }
 
     /// Whether `exp` and `sig` (from the query) allow `part` of `id` at `now`.
-    pub(crate) fn check(&self, id: &str, part: Part, exp: Option<&str>, sig: Option<&str>, now: u64) -> Result<(), BadUrl> {
+    pub(crate) fn check(
+        &self,
+        id: &str,
+        part: Part,
+        exp: Option<&str>,
+        sig: Option<&str>,
+        now: u64,
+    ) -> Result<(), BadUrl> {
         let exp: u64 = exp.and_then(|e| e.parse().ok()).ok_or(BadUrl::Forged)?;
         let sig = sig.and_then(|s| URL_SAFE_NO_PAD.decode(s).ok()).ok_or(BadUrl::Forged)?;
         // Constant-time comparison.
@@ -103,7 +110,11 @@ mod tests {
         let (exp, sig) = query(&url);
         assert_eq!(signer.check(id, Part::File, Some(&exp), Some(&sig), 7200), Ok(()));
         assert_eq!(signer.check(id, Part::File, Some(&exp), Some(&sig), 1_000_000), Err(BadUrl::Expired));
-        assert_eq!(signer.check(id, Part::Thumb, Some(&exp), Some(&sig), 7200), Err(BadUrl::Forged), "file sig for thumb");
+        assert_eq!(
+            signer.check(id, Part::Thumb, Some(&exp), Some(&sig), 7200),
+            Err(BadUrl::Forged),
+            "file sig for thumb"
+        );
         assert_eq!(signer.check("at-1", Part::File, Some(&exp), Some(&sig), 7200), Err(BadUrl::Forged));
         let later = (exp.parse::<u64>().expect("exp") + 3600).to_string();
         assert_eq!(signer.check(id, Part::File, Some(&later), Some(&sig), 7200), Err(BadUrl::Forged), "exp moved");

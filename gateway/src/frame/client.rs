@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_room_when_the_frame_did() {
-        let refusal = parse(r#"{"type":"send","room":"dev"}"#).unwrap_err();
+        let refusal = parse(r#"{"type":"send","room":"dev","text":5}"#).unwrap_err();
         assert_eq!(refusal.room.as_deref(), Some("dev"));
     }
 
@@ -221,7 +221,12 @@ mod tests {
     fn good_frames_parse() {
         assert_eq!(
             parse(r#"{"type":"send","room":"general","text":"hi"}"#),
-            Ok(ClientFrame::Send { room: "general".into(), text: "hi".into(), client_id: String::new(), attachments: Vec::new() })
+            Ok(ClientFrame::Send {
+                room: "general".into(),
+                text: "hi".into(),
+                client_id: String::new(),
+                attachments: Vec::new()
+            })
         );
     }
 }

@@ -9,9 +9,8 @@ use std::time::Instant;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chat_proto::v1::{
-    SendRequest,
     BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
-    SendBatchResponse, TypingRequest,
+    SendBatchResponse, SendRequest, TypingRequest,
 };
 use chat_proto::{RoomName, names};
 use futures_util::FutureExt;
@@ -236,7 +235,9 @@ impl Session {
             // as when it comes alone — and takes no second token.
             let same_room = match &frame {
                 Some(Ok(Message::Text(text))) if frame_fits(text.len()) => match frame::parse(text) {
-                    Ok(ClientFrame::Send { room, text, client_id, attachments }) if *room == *batch.room && attachments.is_empty() => {
+                    Ok(ClientFrame::Send { room, text, client_id, attachments })
+                        if *room == *batch.room && attachments.is_empty() =>
+                    {
                         checked_message(&batch.room, text, client_id).ok().filter(|_| self.caller.send(&room).is_ok())
                     }
                     _ => None,

@@ -32,11 +32,16 @@ fn temp_dir(what: &str) -> PathBuf {
 /// 1 MiB upload limit.
 async fn topology(gateways: usize, files_dir: &Path) -> Topology {
     let dir = files_dir.to_owned();
-    Topology::start_configured(1, gateways, |_| {}, move |gw| {
-        gw.blobs.files_dir = Some(dir);
-        gw.files_secret = Some(SECRET.into());
-        gw.max_upload_bytes = LIMIT;
-    })
+    Topology::start_configured(
+        1,
+        gateways,
+        |_| {},
+        move |gw| {
+            gw.blobs.files_dir = Some(dir);
+            gw.files_secret = Some(SECRET.into());
+            gw.max_upload_bytes = LIMIT;
+        },
+    )
     .await
 }
 
@@ -124,6 +129,9 @@ fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     jpeg.encoder().bytes().to_vec()
 }
 
+/// What is sent (what, path, Content-Type, body) and the status and code expected.
+type Case = (&'static str, String, &'static str, Vec<u8>, u16, &'static str);
+
 #[tokio::test]
 async fn hostile_uploads_are_refused_with_why_and_nothing_is_kept() {
     let dir = temp_dir("files-hostile");
@@ -133,16 +141,72 @@ async fn hostile_uploads_are_refused_with_why_and_nothing_is_kept() {
     client.join("lobby", "ann").await;
     let session = client.session();
 
-    let cases: Vec<(&str, String, &str, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no session", "/upload?room=lobby&name=a.txt".into(), "text/plain", b"hi".to_vec(), 400, "bad_request"),
-        ("a path as name", upload_path("lobby", "../etc/passwd", &session), "text/plain", b"x".to_vec(), 400, "bad_request"),
-        ("a control char", upload_path("lobby", "bad\u{7}.txt", &session), "text/plain", b"x".to_vec(), 400, "bad_request"),
-        ("a bidi override", upload_path("lobby", "invoice\u{202E}fdp.exe", &session), "text/plain", b"x".to_vec(), 400, "bad_request"),
-        ("a bad room", upload_path("no%20such%20room!", "a.txt", &session), "text/plain", b"x".to_vec(), 400, "bad_request"),
-        ("an HTML PNG", upload_path("lobby", "cat.png", &session), "image/png", b"<!DOCTYPE html><html><script>alert(1)</script></html>".to_vec(), 415, "not_an_image"),
-        ("an HTML 'image' by type only", upload_path("lobby", "cat", &session), "image/jpeg", b"<html><body>hi</body></html>".to_vec(), 415, "not_an_image"),
-        ("a 100000 x 100000 PNG", upload_path("lobby", "bomb.png", &session), "image/png", png_claiming(100_000, 100_000), 422, "bad_image"),
-        ("over the limit", upload_path("lobby", "big.bin", &session), "application/octet-stream", vec![7; LIMIT as usize + 1], 413, "too_big"),
+        (
+            "a path as name",
+            upload_path("lobby", "../etc/passwd", &session),
+            "text/plain",
+            b"x".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a control char",
+            upload_path("lobby", "bad\u{7}.txt", &session),
+            "text/plain",
+            b"x".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a bidi override",
+            upload_path("lobby", "invoice\u{202E}fdp.exe", &session),
+            "text/plain",
+            b"x".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a bad room",
+            upload_path("no%20such%20room!", "a.txt", &session),
+            "text/plain",
+            b"x".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "an HTML PNG",
+            upload_path("lobby", "cat.png", &session),
+            "image/png",
+            b"<!DOCTYPE html><html><script>alert(1)</script></html>".to_vec(),
+            415,
+            "not_an_image",
+        ),
+        (
+            "an HTML 'image' by type only",
+            upload_path("lobby", "cat", &session),
+            "image/jpeg",
+            b"<html><body>hi</body></html>".to_vec(),
+            415,
+            "not_an_image",
+        ),
+        (
+            "a 100000 x 100000 PNG",
+            upload_path("lobby", "bomb.png", &session),
+            "image/png",
+            png_claiming(100_000, 100_000),
+            422,
+            "bad_image",
+        ),
+        (
+            "over the limit",
+            upload_path("lobby", "big.bin", &session),
+            "application/octet-stream",
+            vec![7; LIMIT as usize + 1],
+            413,
+            "too_big",
+        ),
     ];
     for (case, path, content_type, body, status, code) in cases {
         let (got, answer) = post(gw, &path, content_type, body).await;
@@ -267,16 +331,21 @@ async fn file_urls_must_be_signed_by_the_chat_and_unexpired() {
 async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Option<&S3Server>) {
     let dir = files_dir.map(Path::to_owned);
     let s3 = s3.map(|s| s.endpoint());
-    let topology = Topology::start_configured(1, 2, |_| {}, move |gw| {
-        gw.blobs.files_dir = dir;
-        if let Some(endpoint) = s3 {
-            gw.blobs.s3_bucket = Some(BUCKET.into());
-            gw.blobs.s3_endpoint = Some(endpoint);
-            gw.blobs.s3_access_key_id = Some(ACCESS_KEY.into());
-            gw.blobs.s3_secret_access_key = Some(SECRET_KEY.into());
-        }
-        gw.files_secret = Some(SECRET.into());
-    })
+    let topology = Topology::start_configured(
+        1,
+        2,
+        |_| {},
+        move |gw| {
+            gw.blobs.files_dir = dir;
+            if let Some(endpoint) = s3 {
+                gw.blobs.s3_bucket = Some(BUCKET.into());
+                gw.blobs.s3_endpoint = Some(endpoint);
+                gw.blobs.s3_access_key_id = Some(ACCESS_KEY.into());
+                gw.blobs.s3_secret_access_key = Some(SECRET_KEY.into());
+            }
+            gw.files_secret = Some(SECRET.into());
+        },
+    )
     .await;
     let (gw0, gw1) = (topology.gateway_addr(0), topology.gateway_addr(1));
     let mut ann = topology.client(0).await;
@@ -286,7 +355,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
 
     // A PDF-ish download: served back exactly, as an attachment.
     let doc: Vec<u8> = b"%PDF-1.7\n".iter().copied().chain((0..300_000u32).map(|i| (i % 253) as u8)).collect();
-    let (status, pdf) = post(gw0, &upload_path("lobby", "report 2026.pdf", &ann.session()), "application/pdf", doc.clone()).await;
+    let (status, pdf) =
+        post(gw0, &upload_path("lobby", "report 2026.pdf", &ann.session()), "application/pdf", doc.clone()).await;
     assert_eq!(status, 201, "{pdf}");
     assert_eq!(pdf["type"], "application/pdf");
     assert_eq!(pdf["size"], doc.len() as u64);
@@ -309,7 +379,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     assert_eq!(ranged.status().as_u16(), 206);
     assert_eq!(ranged.headers()["content-range"], format!("bytes 100-199/{}", doc.len()).as_str());
     assert_eq!(ranged.bytes().await.expect("bytes").to_vec(), &doc[100..200]);
-    let past = client.get(format!("http://{gw1}{url}")).header("range", "bytes=999999999-").send().await.expect("range");
+    let past =
+        client.get(format!("http://{gw1}{url}")).header("range", "bytes=999999999-").send().await.expect("range");
     assert_eq!(past.status().as_u16(), 416);
     let cached = client.get(format!("http://{gw1}{url}")).header("if-none-match", etag).send().await.expect("etag");
     assert_eq!(cached.status().as_u16(), 304);
@@ -325,7 +396,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     let served = served.bytes().await.expect("bytes");
     assert!(!served.windows(10).any(|w| w == b"GPS-SECRET"), "the EXIF GPS is still in the served JPEG");
     assert_eq!(image::load_from_memory(&served).expect("a JPEG").width(), 1200);
-    let thumb = reqwest::get(format!("http://{gw1}{}", img["thumb"]["url"].as_str().expect("url"))).await.expect("thumb");
+    let thumb =
+        reqwest::get(format!("http://{gw1}{}", img["thumb"]["url"].as_str().expect("url"))).await.expect("thumb");
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let thumb = image::load_from_memory(&thumb.bytes().await.expect("bytes")).expect("thumb decodes");
     assert_eq!((thumb.width(), thumb.height()), (400, 267));
@@ -346,7 +418,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     // Sends that name attachments wrongly: each an error frame.
     let eleven: Vec<String> = (0..11).map(|i| format!("at-{i:032x}")).collect();
     ann.join("side", "ann").await;
-    let (status, elsewhere) = post(gw0, &upload_path("side", "other.txt", &ann.session()), "text/plain", b"side".to_vec()).await;
+    let (status, elsewhere) =
+        post(gw0, &upload_path("side", "other.txt", &ann.session()), "text/plain", b"side".to_vec()).await;
     assert_eq!(status, 201, "{elsewhere}");
     for (case, attachments) in [
         ("11 attachments", serde_json::json!(eleven)),
@@ -362,7 +435,8 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
 
     // A non-member may not upload to the room.
     let bob = topology.client(1).await;
-    let (status, refused) = post(gw1, &upload_path("lobby", "x.txt", &bob.session()), "text/plain", b"x".to_vec()).await;
+    let (status, refused) =
+        post(gw1, &upload_path("lobby", "x.txt", &bob.session()), "text/plain", b"x".to_vec()).await;
     assert_eq!(status, 403, "{refused}");
     assert!(refused["message"].as_str().unwrap_or("").contains("join it first"), "{refused}");
 }
