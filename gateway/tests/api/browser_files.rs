@@ -9,7 +9,8 @@
 //! text. bob (gateway 2) sees the thumbnail loaded (from gateway 2, by its
 //! signed URL) at the size the frame gave before it loaded; a click opens
 //! the full image in the lightbox, and Escape closes it. A "PNG" that is
-//! HTML is refused, and the page says why in words.
+//! HTML is refused, and the page says why in words. A text file comes as a
+//! chip with its name, type and size that downloads it.
 //!
 //! Every wait polls the page up to [`DEADLINE`](crate::support::browser::DEADLINE);
 //! no sleep is an assertion.
@@ -187,6 +188,28 @@ async fn a_pasted_screenshot_shows_as_a_thumbnail_on_another_gateway_and_opens_f
         vec![],
     )
     .await;
+
+    // A file that is not an image: a chip with its name, type and size that downloads it (the
+    // gateway knows no type from text bytes: the name's extension says what it is).
+    ada.js_args(PASTE, vec![json!([["notes.txt", "text/plain", "text:remember the milk\n"]])]).await;
+    until_uploads(&ada, "the notes uploaded", "u.length === 1 && u[0][1] === 'done'").await;
+    ada.say("and the notes").await;
+    let chip = bob
+        .until(
+            "the notes as a file chip",
+            "const c = document.querySelector('#messages .msg[data-id] .attachments a.file-chip'); \
+             return {ok: c != null, seen: null, download: c?.getAttribute('download'), href: c?.href, \
+                     name: c?.querySelector('.file-name').textContent, meta: c?.querySelector('.file-meta').textContent, \
+                     text: c?.closest('.msg').querySelector('.text').textContent}",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        [&chip["download"], &chip["name"], &chip["meta"], &chip["text"]],
+        [&json!("notes.txt"), &json!("notes.txt"), &json!("TXT · 18 bytes"), &json!("and the notes")],
+        "a chip with the name, type and size, under the message's text"
+    );
+    assert!(chip["href"].as_str().is_some_and(|h| h.starts_with(&gw2)), "the chip links to the signed URL: {chip}");
 
     ada.close().await;
     bob.close().await;
