@@ -19,7 +19,10 @@
 // device: unread, mentions; pure), js/people.js (the rooms/inbox/dm frames,
 // open_dm and read markers; no DOM), js/sidebar.js (draws the user's rooms
 // and the unread total in the title), js/notify.js (browser notifications,
-// only once allowed). Modules without the DOM (protocol.js and the
+// only once allowed), js/uploads.js (files on their way into a message:
+// queue, progress, cancel, why one failed, retry; no DOM), js/transfer.js
+// (one file's POST /upload by XHR), js/attachments.js (a message's
+// thumbnails and file chips, the lightbox). Modules without the DOM (protocol.js and the
 // state it drives included) have unit tests in test/ (node --test
 // static/test/).
 //
@@ -63,6 +66,16 @@
 //        #conn-text  #retry-btn  (elsewhere: the session was taken by another connection, 4009;
 //        #retry-btn takes it back)
 //   #composer (textarea)  #send-btn  #byte-count  #composer-hint
+//   #attach-btn (opens #file-input, multiple)  paste of files anywhere, a drop on the chat (#drop-zone shown
+//        while files are dragged over it): each file an upload in the room on screen
+//   #uploads > li.upload[data-key][data-state=queued|uploading|done|failed]  the files going with the next send
+//        .upload-name  .upload-size  progress.upload-progress  .upload-remove (× cancels or removes)
+//        .upload-error (why it failed)  .upload-retry (when trying again may help)
+//   .msg .attachments  a stored message's files:
+//        a.thumb[data-attachment=ID][href=signed file URL] > img (width/height set from the frame)
+//           a click opens #lightbox (a modal <dialog>: .lightbox-img .lightbox-name .lightbox-meta
+//           .lightbox-open); a click anywhere or Escape closes it
+//        a.file-chip[data-attachment=ID][href][download] .file-name .file-meta ("PDF · 2.4 MB")
 //   #banners > .error-banner  .error-title  .error-detail  .dismiss
 //   body.no-rooms (nothing joined yet: the welcome card holds #join-form)
 //
@@ -71,8 +84,9 @@
 // Query ?token=<JWT> is passed on to /ws, for gateways run with JWT_SECRET.
 
 import { clientIds } from "./js/clientid.js";
+import { setUpLightbox } from "./js/attachments.js";
 import { Connection } from "./js/connection.js";
-import { gatewayUrls, pageToken } from "./js/endpoints.js";
+import { gatewayUrls, httpBase, pageToken, uploadUrl } from "./js/endpoints.js";
 import { byteLength, checkName, checkRoom } from "./js/format.js";
 import { isDirect } from "./js/inbox.js";
 import { notifier, offerNotifications } from "./js/notify.js";
@@ -81,6 +95,8 @@ import { autosize, follow, nearBottom, nearTop } from "./js/render.js";
 import * as screen from "./js/screen.js";
 import * as storage from "./js/storage.js";
 import { Store } from "./js/store.js";
+import { xhrTransfer } from "./js/transfer.js";
+import { Uploads } from "./js/uploads.js";
 
 const { ui } = screen;
 
@@ -90,6 +106,9 @@ const view = follow(store, {
   leave: (name) => protocol.removeRoom(name),
   jump: (seq) => protocol.jumpTo(seq),
   message: (userId) => protocol.openDm([userId]),
+}, {
+  // Attachments' signed URLs are good on any gateway: the first the page knows.
+  filesBase: httpBase(gatewayUrls(location)[0]),
 });
 // Every attempt carries the tab's session, so a reconnect is the same member:
 // the room sees no leave and no join (docs/protocol.md, "Sessions and resuming").
@@ -111,6 +130,19 @@ const protocol = createProtocol({
   name: storage.loadName,
   notify: notifier({ label: view.label, open: (name) => openRoom(name) }),
 });
+// Files go to the gateway the page is connected to, under this tab's
+// session (and token): the gateway lets only the room's members upload, so
+// a room's files wait until the tab is in it.
+const uploads = new Uploads({
+  transfer: xhrTransfer((entry) => {
+    const session = storage.loadSession();
+    if (!session || !conn.connected) return null;
+    return uploadUrl(httpBase(conn.url), { room: entry.room, name: entry.name, session, token });
+  }),
+  maxBytes: () => store.limits.max_upload_bytes,
+  canStart: (room) => conn.connected && store.get(room)?.status === "joined",
+  onChange: () => drawUploads(),
+});
 
 // What survives a reload: the rooms in order, and the one on screen. And
 // the text in the box is counted again against a new welcome's limit.
@@ -119,6 +151,10 @@ const protocol = createProtocol({
 // who may not join them.
 store.subscribe((change) => {
   if (change.type === "limits") countBytes();
+  // A room joined (again): its files may go now.
+  if (change.type === "room" && change.parts.has("item")) uploads.pump();
+  if (change.type === "removed") uploads.forget(change.room.name);
+  if (change.type === "active") drawUploads();
   if (change.type === "added" || change.type === "removed") {
     storage.saveRooms(store.saved().filter((r) => !isDirect(r.room)));
   }
@@ -160,7 +196,13 @@ function send() {
   const room = store.active;
   if (!room) return;
   const text = ui.composer.value;
-  if (!text.trim()) return;
+  const going = uploads.busy(room.name);
+  if (going > 0) {
+    ui.composerHint.textContent = `${going === 1 ? "A file is" : `${going} files are`} still uploading: send once ${going === 1 ? "it is" : "they are"} done.`;
+    return;
+  }
+  const files = uploads.ready(room.name);
+  if (!text.trim() && files.length === 0) return;
   const bytes = byteLength(text);
   const max = store.limits.max_text_bytes;
   if (bytes > max) {
@@ -174,8 +216,26 @@ function send() {
   ui.composerHint.textContent = "";
   ui.composer.value = "";
   autosize();
-  protocol.say(room, text);
+  protocol.say(room, text, uploads.take(room.name));
 }
+
+/** Files the person attached (button, paste or drop) start uploading to the room on screen. */
+function attach(files) {
+  const room = store.active;
+  if (!room || files.length === 0) return;
+  ui.composerHint.textContent = uploads.add(room.name, files);
+}
+
+function drawUploads() {
+  const room = store.active;
+  screen.renderUploads(room ? uploads.of(room.name) : [], {
+    onRemove: (key) => uploads.remove(key),
+    onRetry: (key) => uploads.retry(key),
+  });
+}
+
+/** A drag over the chat that carries files (not text or a link from the page). */
+const carriesFiles = (e) => e.dataTransfer?.types?.includes("Files") === true;
 
 function onComposerInput() {
   autosize();
@@ -259,6 +319,52 @@ document.addEventListener("visibilitychange", () => {
   store.markRead();
   protocol.readNow();
 });
+ui.attachBtn.addEventListener("click", () => ui.fileInput.click());
+ui.fileInput.addEventListener("change", () => {
+  attach([...ui.fileInput.files]);
+  ui.fileInput.value = ""; // the same file may be picked again
+});
+// A pasted screenshot (or files copied in a file manager), wherever the focus is.
+// Text copied from an office app comes with a picture of itself: the text wins.
+document.addEventListener("paste", (e) => {
+  const files = [...(e.clipboardData?.files ?? [])];
+  if (files.length === 0 || !store.active) return;
+  const text = e.clipboardData.getData("text/plain");
+  if (text.trim() && files.every((f) => f.type.startsWith("image/"))) return;
+  e.preventDefault();
+  attach(files);
+});
+{
+  const chat = document.querySelector("main.chat");
+  let depth = 0; // dragenter/dragleave come for every child crossed
+  const zone = (on) => (ui.dropZone.hidden = !on);
+  chat.addEventListener("dragenter", (e) => {
+    if (!carriesFiles(e) || !store.active) return;
+    depth += 1;
+    zone(true);
+  });
+  chat.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) zone(false);
+  });
+  chat.addEventListener("dragover", (e) => {
+    if (!carriesFiles(e) || !store.active) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+  });
+  chat.addEventListener("drop", (e) => {
+    depth = 0;
+    zone(false);
+    if (!carriesFiles(e)) return;
+    e.preventDefault();
+    attach([...e.dataTransfer.files]);
+  });
+}
+// Leaving mid-upload loses the file: the browser asks first.
+window.addEventListener("beforeunload", (e) => {
+  if ([...store.rooms.keys()].some((name) => uploads.busy(name) > 0)) e.preventDefault();
+});
+setUpLightbox();
 offerNotifications(ui.notifyBtn);
 window.addEventListener("online", () => conn.wake());
 

@@ -74,6 +74,11 @@ export class Connection {
     return this.ready;
   }
 
+  /** The WebSocket URL of the gateway this connection is on (or tries next). */
+  get url() {
+    return this.urls[this.at];
+  }
+
   connect() {
     clearTimeout(this.timer);
     clearInterval(this.tick);

@@ -41,3 +41,22 @@ export function withParams(base, params) {
 
 /** The page's `?token=<JWT>`, passed on to /ws for gateways run with JWT_SECRET. */
 export const pageToken = (loc) => new URLSearchParams(loc.search).get("token");
+
+/**
+ * The http(s) address of the gateway behind WebSocket URL `wsUrl`
+ * (ws://host:port/ws → http://host:port/): where the page uploads files
+ * and what attachments' relative signed URLs are resolved against.
+ */
+export function httpBase(wsUrl) {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+  url.pathname = "/";
+  url.search = "";
+  url.hash = "";
+  return url.href;
+}
+
+/** `POST /upload`'s URL for a file called `name` in `room` (docs/files.md). */
+export function uploadUrl(base, { room, name, session, token }) {
+  return withParams(new URL("upload", base).href, { room, name, session, token });
+}

@@ -114,9 +114,27 @@ export function describeError(frame, limits = FIRST_LIMITS) {
     search_unavailable: "Search needs the server's message store",
     bad_direct: "That conversation can't be opened: pick someone else (up to 8 people, not only yourself).",
     forbidden: `${room.startsWith("#dm-") ? "That conversation" : room} is not open to you.`,
+    bad_attachment: "The files of that message could not be posted: an upload expired, or belongs to another room. Attach them again.",
   };
   if (frame.code === "unavailable" && Number.isFinite(frame.retry_after_ms)) {
     words.unavailable = "The chat service is busy right now. Trying again in a moment.";
   }
   return { text: words[frame.code] ?? (frame.message || `Error: ${frame.code}`), detail: frame.message ?? "" };
+}
+
+/** A file size as people read it: "812 bytes", "14 KB", "2.4 MB" (1 KB = 1024 bytes, as file managers count). */
+export function humanSize(bytes) {
+  if (!Number.isFinite(bytes) || bytes < 0) return "";
+  if (bytes < 1024) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let n = bytes / 1024;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  // One decimal below 10 ("2.4 MB"), none above ("14 KB"); never "1024 KB".
+  const shown = n < 10 ? Math.round(n * 10) / 10 : Math.round(n);
+  if (shown >= 1024 && unit < units.length - 1) return `1 ${units[unit + 1]}`;
+  return `${shown} ${units[unit]}`;
 }

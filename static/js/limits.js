@@ -4,7 +4,13 @@
 // an error frame. The gateway's numbers are the ones that count; these
 // are only what the page assumes until the first `welcome` comes.
 
-export const FIRST_LIMITS = Object.freeze({ max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32 });
+export const FIRST_LIMITS = Object.freeze({
+  max_text_bytes: 4096,
+  max_username_chars: 32,
+  max_rooms: 32,
+  // The gateway's MAX_UPLOAD_BYTES (docs/files.md): a file over it is refused before it is sent.
+  max_upload_bytes: 25 * 1024 * 1024,
+});
 
 /**
  * `current` with each limit `sent` gives as a positive whole number;

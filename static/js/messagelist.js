@@ -10,9 +10,13 @@
 import { dayEl, el, messageEl, noticeEl, pendingEl } from "./view.js";
 
 export class MessageList {
-  /** @param {(text: string) => boolean} [mentionsMe] whether a message's text mentions the reader */
-  constructor(room, mentionsMe = () => false) {
+  /**
+   * @param {(text: string) => boolean} [mentionsMe] whether a message's text mentions the reader
+   * @param {string} [base] what attachments' relative URLs are resolved against (js/endpoints.js `httpBase`)
+   */
+  constructor(room, mentionsMe = () => false, base = undefined) {
     this.mentionsMe = mentionsMe;
+    this.base = base;
     this.el = el("div", "message-list");
     this.el.dataset.room = room;
     /** client_id → its pending line, oldest first (a Map keeps the order). */
@@ -22,7 +26,7 @@ export class MessageList {
   /** Draws `line`: a pending one at the bottom, any other just above the first pending one. */
   add(line) {
     if (line.type === "pending") {
-      const node = pendingEl(line.cid, line.username, line.text);
+      const node = pendingEl(line.cid, line.username, line.text, line.attachments);
       this.pending.set(line.cid, node);
       this.el.append(node);
       return;
@@ -57,7 +61,9 @@ export class MessageList {
 
   /** The element for a stored line (day, message or notice). */
   draw(line) {
-    if (line.type === "message") return messageEl(line.ev, { ...line, mention: !line.own && this.mentionsMe(line.ev.text) });
+    if (line.type === "message") {
+      return messageEl(line.ev, { ...line, mention: !line.own && this.mentionsMe(line.ev.text), base: this.base });
+    }
     return draw(line);
   }
 }

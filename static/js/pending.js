@@ -1,5 +1,6 @@
 // Sends from this tab that the room has not echoed yet, as plain data: the
-// client id and text of each, in the order they were typed. The room
+// client id, text and attachments (js/uploads.js: what the gateway answered
+// each upload with) of each, in the order they were typed. The room
 // (js/roomstate.js) shows each at once, dimmed, at the bottom of its
 // message list, until its echo (a `message` with its `client_id`) takes
 // its place. Sends still waiting when the connection drops are sent again,
@@ -17,7 +18,7 @@ export const MAX_PENDING = 100;
 
 export class Pending {
   constructor() {
-    /** client_id → text, in the order they were typed (a Map keeps it). */
+    /** client_id → {text, attachments}, in the order they were typed (a Map keeps it). */
     this.byCid = new Map();
   }
 
@@ -29,8 +30,8 @@ export class Pending {
     return this.byCid.size >= MAX_PENDING;
   }
 
-  add(cid, text) {
-    this.byCid.set(cid, text);
+  add(cid, text, attachments = []) {
+    this.byCid.set(cid, { text, attachments });
   }
 
   /** The echo of `cid` came: it waits no more. Returns whether it was waiting. */
@@ -38,17 +39,24 @@ export class Pending {
     return cid ? this.byCid.delete(cid) : false;
   }
 
-  /** Take back the oldest waiting send (it was refused): {cid, text}, or null when none waits. */
+  /** Take back the oldest waiting send (it was refused): {cid, text, attachments}, or null when none waits. */
   dropOldest() {
-    for (const [cid, text] of this.byCid) {
+    for (const [cid, sent] of this.byCid) {
       this.byCid.delete(cid);
-      return { cid, text };
+      return { cid, ...sent };
     }
     return null;
   }
 
   /** `send` frames for every waiting message of `room`, oldest first. */
   frames(room) {
-    return [...this.byCid].map(([cid, text]) => ({ type: "send", room, text, client_id: cid }));
+    return [...this.byCid].map(([cid, { text, attachments }]) => sendFrame(room, text, cid, attachments));
   }
+}
+
+/** A `send` frame; `attachments` (the ids) only when the message has files. */
+export function sendFrame(room, text, cid, attachments = []) {
+  const frame = { type: "send", room, text, client_id: cid };
+  if (attachments.length > 0) frame.attachments = attachments.map((a) => a.id);
+  return frame;
 }

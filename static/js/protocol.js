@@ -13,6 +13,7 @@
 import { describeError } from "./format.js";
 import { createHistory } from "./history.js";
 import { createPeople } from "./people.js";
+import { sendFrame } from "./pending.js";
 import { RoomState } from "./roomstate.js";
 import { TypingPacer } from "./typing.js";
 
@@ -21,7 +22,7 @@ const MEMBERS_REFETCH_MS = 2_000;
 /** Waits before joining again after a refusal that named no `retry_after_ms`. */
 const JOIN_RETRY_MS = 2_000;
 /** Refusals that mean the oldest waiting message was not stored. */
-const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "unavailable", "internal"]);
+const SEND_ERRORS = new Set(["empty_text", "text_too_long", "bad_client_id", "bad_attachment", "unavailable", "internal"]);
 
 /**
  * @param {object} deps
@@ -276,17 +277,19 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
   // ---- what the person does -----------------------------------------------
 
   /**
-   * Sends `text` to `room`: shown at once as waiting, sent now if joined,
-   * else after the next join. A send that went starts the typing pace over,
-   * as it does at the gateway: the next keystroke is told at once.
+   * Sends `text` and `attachments` (what the gateway answered their uploads
+   * with, js/uploads.js; the frame names their ids) to `room`: shown at
+   * once as waiting, sent now if joined, else after the next join. A send
+   * that went starts the typing pace over, as it does at the gateway: the
+   * next keystroke is told at once.
    */
-  function say(room, text) {
+  function say(room, text, attachments = []) {
     const cid = ids.next();
     view.withScroll(room, () => {
-      room.addPending(cid, text);
+      room.addPending(cid, text, attachments);
       return { own: true };
     });
-    if (room.status === "joined" && send({ type: "send", room: room.name, text, client_id: cid })) pace.sent(room.name);
+    if (room.status === "joined" && send(sendFrame(room.name, text, cid, attachments))) pace.sent(room.name);
   }
 
   /**

@@ -45,7 +45,7 @@ const COMPOSER_MAX_PX = 160;
  * id) what a member's "Message" button does.
  * Returns the view that js/protocol.js is given.
  */
-export function follow(store, actions) {
+export function follow(store, actions, { filesBase } = {}) {
   const sidebar = createSidebar(store, actions);
   // In a DM of two, "Message" would open the same conversation: not offered there.
   const pair = (room) => isDirect(room.name) && (store.inbox.get(room.name)?.members.length ?? 2) <= 2;
@@ -153,7 +153,7 @@ export function follow(store, actions) {
 
   return {
     /** The message list a new room draws its lines into (js/roomstate.js); it marks messages mentioning the reader. */
-    messageList: (name) => new MessageList(name, (text) => mentionsName(text, myName(name))),
+    messageList: (name) => new MessageList(name, (text) => mentionsName(text, myName(name)), filesBase),
     /** How a room reads: "#general", or a DM's other members. */
     label: (name) => sidebar.label(name),
     /** Seen means on screen: the room on screen of a visible tab. */

@@ -10,7 +10,7 @@
 //                        {type: "day", ts}                       a date separator
 //                        {type: "message", ev, own, cont, tag}   a stored message
 //                        {type: "notice", text, ts, kind, detail} a join/leave notice or a local note
-//                        {type: "pending", cid, username, text}  a send waiting for its echo
+//                        {type: "pending", cid, username, text, attachments}  a send waiting for its echo
 //                      pending lines go at the bottom, every other line just
 //                      above the first pending one, so waiting sends stay last
 //   removePending(cid) the pending line of `cid` goes (its echo came, or it was refused)
@@ -320,10 +320,10 @@ export class RoomState {
     this.last = null;
   }
 
-  /** A send shown at once, at the bottom, until its echo comes (js/pending.js). */
-  addPending(cid, text) {
-    this.pending.add(cid, text);
-    this.list.add({ type: "pending", cid, username: this.username, text });
+  /** A send shown at once, at the bottom, until its echo comes (js/pending.js); `attachments` are its files. */
+  addPending(cid, text, attachments = []) {
+    this.pending.add(cid, text, attachments);
+    this.list.add({ type: "pending", cid, username: this.username, text, attachments });
   }
 
   /** Take back the oldest waiting send (the room refused it); its text, or null when none waits. */

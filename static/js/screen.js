@@ -5,7 +5,8 @@
 import { typingText } from "./format.js";
 import { MAX_SHOWN } from "./members.js";
 import { MAX_HITS, markedParts } from "./search.js";
-import { bannerEl, hitEl, memberEl } from "./view.js";
+import { fraction } from "./uploads.js";
+import { bannerEl, hitEl, memberEl, uploadEl } from "./view.js";
 
 const MAX_BANNERS = 3;
 
@@ -18,7 +19,7 @@ export const ui = Object.fromEntries(
     "send-btn", "byte-count", "composer-hint", "banners", "me-name", "sidebar-toggle", "members-toggle",
     "total-unread", "scrim", "search-toggle", "search-panel", "search-form", "search-label", "search-input",
     "search-btn", "search-close", "search-status", "search-results", "search-more", "context-bar", "latest-btn",
-    "notify-btn",
+    "notify-btn", "attach-btn", "file-input", "uploads", "drop-zone",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
 );
 
@@ -146,4 +147,26 @@ export function renderSearch(search, active, onJump) {
 /** The bar over a block around a search hit, with its way back to the newest messages. */
 export function renderContext(active) {
   ui.contextBar.hidden = !active?.history.inContext;
+}
+
+/**
+ * The files waiting in the composer of the room on screen (js/uploads.js
+ * entries). An entry already drawn in the same state only has its bar
+ * moved, so a progress event redraws one attribute, not the list.
+ */
+export function renderUploads(entries, handlers) {
+  const drawn = new Map([...ui.uploads.children].map((li) => [li.dataset.key, li]));
+  const items = entries.map((e) => {
+    const li = drawn.get(String(e.key));
+    if (li && li.dataset.state === e.state) {
+      const bar = li.querySelector(".upload-progress");
+      if (bar && e.state === "uploading") bar.value = fraction(e);
+      return li;
+    }
+    return uploadEl(e, fraction(e), handlers);
+  });
+  if (items.length !== ui.uploads.children.length || items.some((li, i) => ui.uploads.children[i] !== li)) {
+    ui.uploads.replaceChildren(...items);
+  }
+  ui.uploads.hidden = items.length === 0;
 }

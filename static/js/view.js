@@ -1,7 +1,8 @@
 // DOM builders. Every piece of text that came from a person or the server
 // goes in through textContent / createTextNode, never innerHTML.
 
-import { clock, dayLabel, fullDate, hueFor, initial } from "./format.js";
+import { attachmentsEl } from "./attachments.js";
+import { clock, dayLabel, fullDate, humanSize, hueFor, initial } from "./format.js";
 
 /** createElement with a class and optional text (set as text, never HTML). */
 export function el(tag, className, text) {
@@ -28,9 +29,11 @@ function timeEl(ts) {
 /**
  * A chat message. `cont` hides the author line when the same person wrote
  * the message right before; `own` sets it apart as the reader's;
- * `mention` marks one that mentions the reader.
+ * `mention` marks one that mentions the reader. Its attachments
+ * (js/attachments.js) go under the text, their URLs resolved against
+ * `base` (the gateway's address).
  */
-export function messageEl(ev, { own, cont, tag, mention }) {
+export function messageEl(ev, { own, cont, tag, mention, base }) {
   const li = el("div", "msg");
   if (own) li.classList.add("own");
   if (mention) li.classList.add("mention");
@@ -53,20 +56,29 @@ export function messageEl(ev, { own, cont, tag, mention }) {
   const text = el("div", "text", ev.text);
   const stamp = timeEl(ev.ts);
   stamp.classList.add("stamp");
-  body.append(meta, text, stamp);
+  body.append(meta, text);
+  const files = attachmentsEl(ev.attachments, base);
+  if (files) body.append(files);
+  body.append(stamp);
   li.append(body);
   return li;
 }
 
-/** A message this tab sent that the room has not echoed back yet. */
-export function pendingEl(cid, username, text) {
+/** A message this tab sent that the room has not echoed back yet; its files by name. */
+export function pendingEl(cid, username, text, attachments = []) {
   const li = el("div", "msg own pending");
   li.dataset.cid = cid;
   li.append(avatar(username));
   const body = el("div", "body");
   const meta = el("div", "meta");
   meta.append(el("span", "author", `${username} (you)`), el("span", "time", "sending…"));
-  body.append(meta, el("div", "text", text), el("span", "time stamp", "sending…"));
+  body.append(meta, el("div", "text", text));
+  if (attachments.length > 0) {
+    const files = el("div", "attachments pending-files");
+    for (const a of attachments) files.append(el("span", "file-chip", a.name ?? "file"));
+    body.append(files);
+  }
+  body.append(el("span", "time stamp", "sending…"));
   li.append(body);
   return li;
 }
@@ -140,7 +152,54 @@ export function hitEl(message, parts, onOpen) {
   const text = el("span", "hit-text");
   for (const part of parts) text.append(part.marked ? el("mark", null, part.text) : document.createTextNode(part.text));
   open.append(meta, text);
+  // A message of files shows what it holds (search finds its text only).
+  const files = Array.isArray(message.attachments) ? message.attachments : [];
+  if (files.length > 0) {
+    const names = files.map((a) => a.name).join(", ");
+    open.append(el("span", "hit-files", files.length === 1 ? `📎 ${names}` : `📎 ${files.length} files: ${names}`));
+  }
   open.addEventListener("click", () => onOpen());
   li.append(open);
+  return li;
+}
+
+/**
+ * A file in the composer (js/uploads.js entry): its name and size, a
+ * progress bar while it goes, why it failed and "Retry" when trying again
+ * may help, and × (cancel, or remove).
+ */
+export function uploadEl(entry, progress, { onRemove, onRetry }) {
+  const li = el("li", "upload");
+  li.dataset.state = entry.state;
+  li.dataset.key = String(entry.key);
+  const top = el("div", "upload-top");
+  top.append(el("span", "upload-name", entry.name), el("span", "upload-size", humanSize(entry.size)));
+  const remove = el("button", "upload-remove icon-btn", "×");
+  remove.type = "button";
+  const going = entry.state === "uploading" || entry.state === "queued";
+  remove.setAttribute("aria-label", going ? `Cancel the upload of ${entry.name}` : `Remove ${entry.name}`);
+  remove.title = going ? "Cancel" : "Remove";
+  remove.addEventListener("click", () => onRemove(entry.key));
+  top.append(remove);
+  li.append(top);
+  if (going) {
+    const bar = el("progress", "upload-progress");
+    bar.max = 1;
+    if (entry.state === "uploading") bar.value = progress;
+    else bar.removeAttribute("value"); // indeterminate while it waits its turn
+    bar.setAttribute("aria-label", `Uploading ${entry.name}`);
+    li.append(bar);
+  }
+  if (entry.state === "failed" && entry.error) {
+    const why = el("div", "upload-error", entry.error.text);
+    if (entry.error.detail) why.title = entry.error.detail;
+    li.append(why);
+    if (entry.error.retry) {
+      const retry = el("button", "upload-retry link-btn", "Retry");
+      retry.type = "button";
+      retry.addEventListener("click", () => onRetry(entry.key));
+      li.append(retry);
+    }
+  }
   return li;
 }

@@ -6,7 +6,7 @@ import { FIRST_LIMITS, readLimits } from "../js/limits.js";
 
 describe("readLimits", () => {
   it("takes every limit a welcome sends", () => {
-    const sent = { max_text_bytes: 8192, max_username_chars: 16, max_rooms: 4 };
+    const sent = { max_text_bytes: 8192, max_username_chars: 16, max_rooms: 4, max_upload_bytes: 1 << 20 };
     assert.deepEqual(readLimits(FIRST_LIMITS, sent), sent);
   });
   it("keeps the held value of a limit left out or malformed", () => {

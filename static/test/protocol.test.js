@@ -169,6 +169,61 @@ describe("protocol across a reconnect", () => {
   });
 });
 
+describe("protocol attachments", () => {
+  const file = (n) => ({ id: `at-${String(n).padStart(32, "0")}`, name: `photo ${n}.jpg`, type: "image/jpeg", size: 10, url: `/files/${n}` });
+
+  it("a send with files names their ids, text may be empty; one without files has no `attachments`", () => {
+    const p = page();
+    p.protocol.addRoom("general", "ada");
+    p.protocol.onWelcome(WELCOME);
+    p.protocol.onFrame(joined("m1", 0));
+    p.take();
+    const room = p.store.get("general");
+    p.protocol.say(room, "", [file(1), file(2)]);
+    p.protocol.say(room, "just text");
+    const [withFiles, plain] = p.take();
+    assert.deepEqual(withFiles.attachments, [file(1).id, file(2).id]);
+    assert.equal(withFiles.text, "");
+    assert.equal("attachments" in plain, false);
+    const pending = room.list.lines.find((l) => l.type === "pending");
+    assert.deepEqual(pending.attachments, [file(1), file(2)], "the waiting line shows the files by name");
+  });
+
+  it("a send with files typed offline goes after the next `joined` with the same files and client id", () => {
+    const p = page();
+    p.protocol.addRoom("general", "ada");
+    p.protocol.onWelcome(WELCOME);
+    p.protocol.onFrame(joined("m1", 0));
+    p.protocol.onDown();
+    p.state.connected = false;
+    const room = p.store.get("general");
+    p.protocol.say(room, "look", [file(7)]);
+    p.state.connected = true;
+    p.protocol.onWelcome(WELCOME);
+    p.take();
+    p.protocol.onFrame(joined("m2", 0));
+    const [again] = p.take();
+    assert.deepEqual([again.type, again.text, again.attachments], ["send", "look", [file(7).id]]);
+  });
+
+  it("a message's attachments reach its line; a refused send with files is taken back with a note", () => {
+    const p = page();
+    p.protocol.addRoom("general", "ada");
+    p.protocol.onWelcome(WELCOME);
+    p.protocol.onFrame(joined("m1", 0));
+    const room = p.store.get("general");
+    p.protocol.onFrame(msg(1, { text: "", attachments: [file(3)] }));
+    const line = room.list.lines.find((l) => l.type === "message");
+    assert.deepEqual(line.ev.attachments, [file(3)]);
+    p.protocol.say(room, "", [file(4)]);
+    p.protocol.onFrame({ type: "error", room: "general", code: "bad_attachment", message: "attachment at-… was posted already" });
+    assert.equal(room.pending.size, 0);
+    const note = room.list.lines.at(-1);
+    assert.equal(note.kind, "error");
+    assert.match(note.text, /^Message not sent: The files of that message could not be posted/);
+  });
+});
+
 describe("protocol typing", () => {
   it("the first keystroke after a send is told at once (issue 12), the next ones at the gateway's pace", () => {
     const p = page();

@@ -126,17 +126,18 @@ describe("Store changes", () => {
 
 describe("Store limits", () => {
   it("holds the current numbers before the first welcome", () => {
-    assert.deepEqual(new Store().limits, { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32 });
+    assert.deepEqual(new Store().limits, { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 32, max_upload_bytes: 25 * 1024 * 1024 });
   });
   it("takes a welcome's limits and says so", () => {
     const { store, changes } = storeWith();
-    store.setLimits({ max_text_bytes: 100, max_username_chars: 8, max_rooms: 2 });
-    assert.deepEqual(store.limits, { max_text_bytes: 100, max_username_chars: 8, max_rooms: 2 });
+    const sent = { max_text_bytes: 100, max_username_chars: 8, max_rooms: 2, max_upload_bytes: 1000 };
+    store.setLimits(sent);
+    assert.deepEqual(store.limits, sent);
     assert.deepEqual(changes, [{ type: "limits" }]);
   });
   it("keeps a limit the welcome left out", () => {
     const store = new Store();
     store.setLimits({ max_rooms: 3 });
-    assert.deepEqual(store.limits, { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 3 });
+    assert.deepEqual(store.limits, { max_text_bytes: 4096, max_username_chars: 32, max_rooms: 3, max_upload_bytes: 25 * 1024 * 1024 });
   });
 });

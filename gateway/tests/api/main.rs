@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod browser;
+mod browser_files;
 mod browser_history;
 mod browser_people;
 mod cache;
