@@ -32,13 +32,18 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 chat \
-    && useradd --system --uid 10001 --gid chat --no-create-home --shell /usr/sbin/nologin chat
+    && useradd --system --uid 10001 --gid chat --no-create-home --shell /usr/sbin/nologin chat \
+    # Uploaded files (FILES_DIR): a named volume mounted here starts out
+    # with this folder's owner, so the chat user can write to it.
+    && mkdir -p /var/lib/chat/files \
+    && chown chat:chat /var/lib/chat/files
 COPY --from=builder /out/room-service /out/health-probe /out/gateway /usr/local/bin/
 # The health check of docker-compose.yml (bash + /dev/tcp: no curl needed).
 COPY deploy/http-ok /usr/local/bin/http-ok
 COPY static /app/static
 
 ENV STATIC_DIR=/app/static \
+    FILES_DIR=/var/lib/chat/files \
     RUST_LOG=info
 USER chat:chat
 # gateway HTTP/WebSocket, room-service gRPC, room-service metrics.

@@ -18,6 +18,7 @@
 //! cargo run --release -p chat-bench -- --storm 10x1000                # join storm
 //! cargo run --release -p chat-bench -- --busy-room                    # one busy room, and how fast it is archived
 //! cargo run --release -p chat-bench -- --scrollback                   # History pages from a room of 1M rows
+//! cargo run --release -p chat-bench -- --uploads                      # 50 uploads at once, fan-out while they stream
 //! cargo run --release -p chat-bench -- --gateway ws://127.0.0.1:3000/ws   # an existing deployment
 //! ```
 //!
@@ -32,7 +33,8 @@
 //! - [`client`]: one browser: connect, join, read and classify every frame.
 //! - [`fleet`]: many browsers in rooms, and senders posting at a paced rate;
 //!   one measured step.
-//! - [`sweep`], [`idle`], [`storm`], [`busy`], [`scrollback`]: the five modes.
+//! - [`sweep`], [`idle`], [`storm`], [`busy`], [`scrollback`], [`uploads`]:
+//!   the six modes.
 //! - [`archive_lag`]: the room-services' archive lag, scraped during a step.
 //! - [`stats`], [`report`], [`svg`]: percentiles, tables, the plot.
 
@@ -50,6 +52,7 @@ mod storm;
 mod svg;
 mod sweep;
 mod topology;
+mod uploads;
 
 use std::path::PathBuf;
 
@@ -112,6 +115,17 @@ pub struct Args {
     /// History pages read in scrollback mode (after 50 not counted).
     #[arg(long, default_value_t = 2000)]
     scrollback_pages: usize,
+    /// Upload mode: files posted to one gateway at once (1 MiB and 20 MiB
+    /// images, a 20 MiB non-image), then a fan-out step with and without
+    /// 20 MiB images streaming in.
+    #[arg(long)]
+    uploads: bool,
+    /// Uploads at once in upload mode, each by its own browser session.
+    #[arg(long, default_value_t = 50)]
+    uploads_at_once: usize,
+    /// Offered deliveries/s of upload mode's fan-out step.
+    #[arg(long, default_value_t = 30_000)]
+    uploads_fanout: u64,
     /// Messages per History page in scrollback mode (1 to 100).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
     page_limit: u32,
@@ -221,6 +235,8 @@ fn main() -> anyhow::Result<()> {
             busy::run(&args).await
         } else if args.scrollback {
             scrollback::run(&args).await
+        } else if args.uploads {
+            uploads::run(&args).await
         } else {
             sweep::run(&args).await
         }

@@ -220,8 +220,13 @@ async fn topology_plan(args: &crate::Args, max_connections: usize, dir: &Path) -
     // Every simulated browser connects from this machine's address.
     plan.set_env(plan::GATEWAYS, "MAX_CONNECTIONS_PER_IP", "0");
     plan.set_env(plan::GATEWAYS, "DRAIN_SECS", "1");
+    // Upload mode posts 50 files at once through one gateway.
+    plan.set_env(plan::GATEWAYS, "MAX_UPLOADS", "64");
+    let files = dir.join("files");
     for role in [plan::ROOM_SERVICES, plan::GATEWAYS] {
         plan.set_env(role, "RUST_LOG", "warn");
+        // Uploads land in the run's scratch folder, removed with it.
+        plan.set_env(role, "FILES_DIR", &files.to_string_lossy());
     }
     Ok(plan)
 }

@@ -256,7 +256,12 @@ pub fn plan(layout: &Layout, broker: &Broker, binaries: &Binaries) -> anyhow::Re
         .collect();
     tiers.push(Tier { role: GATEWAYS, processes: gateways, setup: None });
 
-    let plan = Plan { tiers, connect_host, notes };
+    let mut plan = Plan { tiers, connect_host, notes };
+    // A file link is signed by the gateway that put it in a message and
+    // checked by whichever serves it: the run's gateways share one secret,
+    // fresh per run. (Where files are kept is shared already: the default
+    // FILES_DIR is one folder in the temp dir for every process here.)
+    plan.set_env(GATEWAYS, "FILES_SECRET", &format!("{:032x}", rand::random::<u128>()));
     refuse_shared_ports(&plan)?;
     Ok(plan)
 }
@@ -660,6 +665,20 @@ mod tests {
             Some("redis://127.0.0.1:6380"),
             "what the plan sets stays"
         );
+    }
+
+    #[test]
+    fn the_gateways_of_a_run_share_one_files_secret() {
+        let plan = plan(&layout(), &start_redis(), &binaries()).expect("plan");
+        let secrets: Vec<&String> = plan
+            .tiers
+            .iter()
+            .filter(|tier| tier.role == GATEWAYS)
+            .flat_map(|tier| &tier.processes)
+            .map(|gw| gw.env.get("FILES_SECRET").expect("a FILES_SECRET"))
+            .collect();
+        assert_eq!(secrets.len(), 3);
+        assert!(secrets.iter().all(|s| *s == secrets[0] && s.len() == 32), "{secrets:?}");
     }
 
     #[test]
