@@ -4,7 +4,10 @@
 //!
 //! The work is CPU-bound, so it runs on `spawn_blocking` under a semaphore
 //! of `IMAGE_WORKERS` permits, with at most [`QUEUE_PER_WORKER`] uploads per
-//! worker waiting; beyond that an upload gets 503 `busy` (try again).
+//! worker waiting; beyond that an upload gets 503 `busy` (try again). An
+//! upload waits for its worker *before* its image is read into memory
+//! ([`ImageWorkers::take`], then [`Worker::run`]), so the images a gateway
+//! holds at once are at most one per worker, however many wait.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -15,10 +18,11 @@ use chat_proto::files::THUMB_SIDE;
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use img_parts::ImageEXIF;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Uploads that may wait for a worker, per worker.
-pub(crate) const QUEUE_PER_WORKER: usize = 16;
+/// Uploads that may wait for a worker, per worker. Waiting holds no image
+/// in memory (its bytes are in the store), only the upload's request.
+pub(crate) const QUEUE_PER_WORKER: usize = 32;
 
 /// Why an image is refused.
 #[derive(Debug, thiserror::Error)]
@@ -134,27 +138,36 @@ impl ImageWorkers {
         }
     }
 
-    /// Runs `process` on a worker once one is free; `Err(Busy)` at once
-    /// when too many images wait already.
-    pub(crate) async fn run(
-        &self,
-        bytes: Bytes,
-        format: ImageFormat,
-        max_pixels: u64,
-    ) -> Result<Result<Processed, BadImage>, Busy> {
+    /// Waits for a free worker; `Err(Busy)` at once when too many uploads
+    /// wait already. Read the image only once this answers.
+    pub(crate) async fn take(&self) -> Result<Worker, Busy> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Busy);
         }
         let permit = Arc::clone(&self.permits).acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let Ok(permit) = permit else { return Err(Busy) };
+        permit.map(|permit| Worker { permit }).map_err(|_| Busy)
+    }
+}
+
+/// A worker taken for one image: held from before its bytes are read until
+/// its thumbnail is made.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    permit: OwnedSemaphorePermit,
+}
+
+impl Worker {
+    /// Strips, decodes and thumbnails the image, off the async runtime.
+    pub(crate) async fn run(self, bytes: Bytes, format: ImageFormat, max_pixels: u64) -> Result<Processed, BadImage> {
+        let permit = self.permit;
         let worked = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             process(bytes, format, max_pixels)
         })
         .await;
-        Ok(worked.unwrap_or_else(|e| Err(BadImage::Undecodable(format!("the image worker failed: {e}")))))
+        worked.unwrap_or_else(|e| Err(BadImage::Undecodable(format!("the image worker failed: {e}"))))
     }
 }
 

@@ -153,20 +153,25 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
         // the blob. A raw blob another upload shares is just as raw, so it
         // goes either way.
         let raw = attachment.blob.clone();
+        // A worker first, then the bytes: waiting uploads hold no image.
+        let worker = match files.images.take().await {
+            Ok(worker) => worker,
+            Err(_) => {
+                let _ = files.store.delete(&raw).await;
+                return Err(FileError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "this gateway is busy with images; try again soon",
+                )
+                .retry_after(2));
+            }
+        };
         let bytes = files.store.read_all(&raw).await.map_err(FileError::storage)?;
-        let worked = files.images.run(bytes, format, files.max_image_pixels).await.map_err(|_| {
-            FileError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "this gateway is busy with images; try again soon")
-                .retry_after(2)
-        });
-        let processed = match worked {
-            Ok(Ok(processed)) => processed,
-            Ok(Err(bad)) => {
+        let processed = match worker.run(bytes, format, files.max_image_pixels).await {
+            Ok(processed) => processed,
+            Err(bad) => {
                 let _ = files.store.delete(&raw).await;
                 return Err(bad_image(bad));
-            }
-            Err(busy) => {
-                let _ = files.store.delete(&raw).await;
-                return Err(busy);
             }
         };
         attachment.size = processed.stripped.len() as u64;
