@@ -150,15 +150,19 @@ pub async fn run(
         tasks: TaskTracker::new(),
         ping_every: config.ping_every(),
         resume_grace: config.resume_grace(),
+        max_upload_bytes: config.max_upload_bytes,
     });
-    let files = Arc::new(files::Files::new(
-        store.clone(),
-        signer,
-        config.max_upload_bytes,
-        config.max_image_pixels,
-        config.image_workers as usize,
-        config.max_uploads as usize,
-    ));
+    let files = Arc::new(
+        files::Files::new(
+            store.clone(),
+            signer,
+            config.max_upload_bytes,
+            config.max_image_pixels,
+            config.image_workers as usize,
+            config.max_uploads as usize,
+        )
+        .map_err(|e| anyhow::anyhow!("could not start the image workers: {e}"))?,
+    );
     // Uploads a crashed gateway left half-written: on start and hourly.
     tokio::spawn(files::upload::sweep_stale(store, shared.draining.clone()));
     let state = app::AppState {

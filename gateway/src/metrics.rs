@@ -23,6 +23,9 @@ const ENDED_HELP: &str =
     "Browser connections ended, by how (closed, gone, slow_consumer, drained, session_moved, timeout, protocol_error)";
 const DROPPED: &str = "chat_gateway_frames_dropped_total";
 const DROPPED_HELP: &str = "Frames not delivered, by reason";
+const UPLOADS: &str = "chat_gateway_uploads_total";
+const UPLOADS_HELP: &str =
+    "Uploads answered, by outcome (stored, or the refusal's code: too_big, bad_image, busy, ...)";
 const REFUSED: &str = "chat_gateway_upgrades_refused_total";
 const REFUSED_HELP: &str =
     "WebSocket upgrades refused for a connection limit, by limit (max_connections: 503, per_ip: 429)";
@@ -44,6 +47,10 @@ pub(crate) struct GatewayMetrics {
     /// From the room-service accepting an event to this gateway queueing it
     /// for its browsers.
     pub publish_to_deliver: Histogram,
+    /// Bytes of the files uploads stored (images as served, stripped).
+    pub upload_bytes: Counter,
+    /// An image's time on its worker: stripping, decoding, thumbnailing.
+    pub image_work: Histogram,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -69,6 +76,15 @@ impl GatewayMetrics {
             publish_to_deliver: registry.histogram(
                 "chat_gateway_publish_to_deliver_seconds",
                 "From a room-service accepting an event to this gateway queueing it for its browsers",
+            ),
+            upload_bytes: registry.counter(
+                "chat_gateway_upload_bytes_total",
+                &[],
+                "Bytes of the files uploads stored (images as served, without their metadata)",
+            ),
+            image_work: registry.histogram(
+                "chat_gateway_image_work_seconds",
+                "An uploaded image's time on its worker: stripping, decoding and thumbnailing",
             ),
             registry,
         }
@@ -100,6 +116,11 @@ impl GatewayMetrics {
     /// An upgrade was refused at the connection limit `limit`.
     pub(crate) fn upgrade_refused(&self, limit: &'static str) {
         self.registry.counter(REFUSED, &[("limit", limit)], REFUSED_HELP).increment(1);
+    }
+
+    /// An upload was answered: `outcome` is `stored` or the refusal's code.
+    pub(crate) fn upload_answered(&self, outcome: &'static str) {
+        self.registry.counter(UPLOADS, &[("outcome", outcome)], UPLOADS_HELP).increment(1);
     }
 
     /// A browser connection ended, `how`.

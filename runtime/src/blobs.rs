@@ -150,7 +150,7 @@ impl BlobStore {
             store: self.clone(),
             temp,
             writer: WriteMultipart::new_with_chunk_size(multipart, self.part_bytes),
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             size: 0,
         })
     }
@@ -158,12 +158,19 @@ impl BlobStore {
     /// Stores `bytes` (a small file made here: a thumbnail, a stripped
     /// image) as a blob and returns its name; if it exists, nothing is written.
     pub async fn put(&self, bytes: Bytes) -> Result<String, BlobError> {
-        let blob = hex(&Sha256::digest(&bytes));
-        let path = Self::blob_path(&blob);
+        let blob = blob_name(&bytes);
+        self.put_named(&blob, bytes).await?;
+        Ok(blob)
+    }
+
+    /// [`BlobStore::put`] with the name worked out already by
+    /// [`blob_name`] (on a thread where hashing megabytes may take its time).
+    pub async fn put_named(&self, blob: &str, bytes: Bytes) -> Result<(), BlobError> {
+        let path = Self::blob_path(blob);
         if !self.exists(&path).await? {
             self.store.put(&path, PutPayload::from_bytes(bytes)).await?;
         }
-        Ok(blob)
+        Ok(())
     }
 
     async fn exists(&self, path: &Path) -> Result<bool, BlobError> {
@@ -236,7 +243,9 @@ pub struct Upload {
     store: BlobStore,
     temp: Path,
     writer: WriteMultipart,
-    hasher: Sha256,
+    /// `None` once the upload is to be staged: its bytes never become a
+    /// blob as they are, so hashing them would be work for nothing.
+    hasher: Option<Sha256>,
     size: u64,
 }
 
@@ -250,7 +259,9 @@ impl Upload {
     /// Appends `chunk`, waiting while the store is behind.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), BlobError> {
         self.writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        self.hasher.update(&chunk);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&chunk);
+        }
         self.size += chunk.len() as u64;
         self.writer.put(chunk);
         Ok(())
@@ -261,10 +272,21 @@ impl Upload {
         self.size
     }
 
+    /// Stops hashing: this upload will end in [`Upload::finish_staged`]
+    /// (or `abort`); [`Upload::finish`] then refuses.
+    pub fn stop_hashing(&mut self) {
+        self.hasher = None;
+    }
+
     /// Completes the upload: its bytes become blob `<sha256>` (kept as it
     /// is when it exists already) and the temp object goes. Returns the blob.
     pub async fn finish(self) -> Result<String, BlobError> {
         let Upload { store, temp, writer, hasher, .. } = self;
+        let Some(hasher) = hasher else {
+            let _ = writer.abort().await;
+            let _ = store.store.delete(&temp).await;
+            return Err(BlobError::Store("an upload that stopped hashing cannot become a blob".to_owned()));
+        };
         writer.finish().await?;
         let blob = hex(&hasher.finalize());
         let path = BlobStore::blob_path(&blob);
@@ -280,11 +302,49 @@ impl Upload {
         Ok(blob)
     }
 
+    /// Completes the upload but keeps its bytes as this upload's own
+    /// object, not a blob: for a file that is stored only once it has been
+    /// worked on (an image, stored stripped). Nothing else can name or
+    /// share it; [`Staged::discard`] deletes it, and `sweep_uploads` does
+    /// if the process dies first.
+    pub async fn finish_staged(self) -> Result<Staged, BlobError> {
+        let Upload { store, temp, writer, .. } = self;
+        writer.finish().await?;
+        Ok(Staged { store, path: temp })
+    }
+
     /// Gives the upload up: nothing of it stays in the store.
     pub async fn abort(self) {
         let _ = self.writer.abort().await;
         let _ = self.store.store.delete(&self.temp).await;
     }
+}
+
+/// A complete upload kept under its own name in `uploads/`.
+#[derive(Debug)]
+pub struct Staged {
+    store: BlobStore,
+    path: Path,
+}
+
+impl Staged {
+    /// Its bytes, whole (bounded by the upload limit).
+    pub async fn read_all(&self) -> Result<Bytes, BlobError> {
+        Ok(self.store.store.get(&self.path).await?.bytes().await?)
+    }
+
+    /// Deletes it (a missing one is no error).
+    pub async fn discard(self) -> Result<(), BlobError> {
+        match self.store.store.delete(&self.path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The blob `bytes` are stored as: their SHA-256 in lowercase hex.
+pub fn blob_name(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -345,6 +405,22 @@ mod tests {
         assert_eq!(store.sweep_uploads(Duration::ZERO).await.expect("sweep"), 1);
         let blob = store.put(Bytes::from_static(b"thumb")).await.expect("put");
         assert_eq!(read_all(&store, &blob, None).await, b"thumb");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_staged_upload_is_no_blob_and_goes_when_discarded() {
+        let dir = std::env::temp_dir().join(format!("blobs-test-{:x}", rand::random::<u64>()));
+        let store = local(&dir);
+        let mut upload = store.begin().await.expect("begin");
+        upload.stop_hashing();
+        upload.write(Bytes::from_static(b"raw image bytes")).await.expect("write");
+        let staged = upload.finish_staged().await.expect("staged");
+        assert_eq!(staged.read_all().await.expect("read"), &b"raw image bytes"[..]);
+        let as_blob = hex(&Sha256::digest(b"raw image bytes"));
+        assert!(matches!(store.size(&as_blob).await, Err(BlobError::NotFound(_))), "not stored as a blob");
+        staged.discard().await.expect("discard");
+        assert_eq!(store.sweep_uploads(Duration::ZERO).await.expect("sweep"), 0, "nothing left in uploads/");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,6 +1,7 @@
 //! Attachments at the gateway: `POST /upload` streams a file into the blob
 //! store ([`upload`]), decides what it is from its bytes ([`sniff`]),
-//! strips and thumbnails images on a bounded pool ([`images`]) and records
+//! strips and thumbnails images ([`images`]) on low-priority threads
+//! ([`workers`]), and records
 //! it at the room-service (`Attach`); `GET /files/<id>[/thumb]` serves it
 //! back from any gateway behind a signed URL ([`urls`], [`serve`]).
 //! `docs/files.md` has the flow and every bound.
@@ -10,6 +11,7 @@ pub(crate) mod serve;
 pub(crate) mod sniff;
 pub(crate) mod upload;
 pub(crate) mod urls;
+pub(crate) mod workers;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,8 +24,8 @@ use chat_runtime::blobs::BlobStore;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
-use self::images::ImageWorkers;
 use self::urls::{Part, Signer};
+use self::workers::ImageWorkers;
 
 /// Uploads one user (or session) may start in [`UPLOAD_WINDOW`].
 pub(crate) const UPLOAD_BURST: u32 = 10;
@@ -53,20 +55,20 @@ impl Files {
         max_image_pixels: u64,
         image_workers: usize,
         max_uploads: usize,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let per = UPLOAD_WINDOW / UPLOAD_BURST;
         let quota = Quota::with_period(per)
             .unwrap_or_else(|| unreachable!())
             .allow_burst(std::num::NonZeroU32::new(UPLOAD_BURST).unwrap_or(std::num::NonZeroU32::MIN));
-        Files {
+        Ok(Files {
             store,
             signer,
             max_upload_bytes,
             max_image_pixels,
-            images: ImageWorkers::new(image_workers),
+            images: ImageWorkers::start(image_workers)?,
             uploads: Arc::new(Semaphore::new(max_uploads.max(1))),
             rate: RateLimiter::keyed(quota),
-        }
+        })
     }
 }
 

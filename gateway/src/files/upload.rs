@@ -8,7 +8,7 @@
 //! moment it passes the limit, whatever `Content-Length` said. What the
 //! bytes are decides the rest: a file that claims to be an image and is
 //! not is 415; an image over `MAX_IMAGE_PIXELS` is 422 before decoding; an
-//! image is stripped and thumbnailed on the worker pool. Last, `Attach` at
+//! image is stripped and thumbnailed on the image workers. Last, `Attach` at
 //! the room's room-service, and 201 with the attachment.
 
 use std::sync::Arc;
@@ -21,22 +21,30 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use chat_proto::files::check_file_name;
 use chat_proto::v1::{AttachRequest, Attachment};
+use chat_runtime::blobs::Staged;
 use futures_util::StreamExt;
 use tonic::Code;
 
 use super::images::BadImage;
 use super::sniff::{HEAD_BYTES, check_claim, claimed_image, sniff};
+use super::workers::Busy;
 use super::{FileError, attachment_json, now_secs};
 use crate::app::AppState;
 use crate::auth::{query_param, token_param};
 use crate::session_token::SessionToken;
 
 pub(crate) async fn upload(State(state): State<AppState>, headers: HeaderMap, uri: Uri, body: Body) -> Response {
+    let metrics = &state.shared.metrics;
     match receive(&state, &headers, &uri, body).await {
         Ok(attachment) => {
+            metrics.upload_answered("stored");
+            metrics.upload_bytes.increment(attachment.size);
             (StatusCode::CREATED, Json(attachment_json(&state.files.signer, &attachment, now_secs()))).into_response()
         }
-        Err(refused) => refused.into_response(),
+        Err(refused) => {
+            metrics.upload_answered(refused.code);
+            refused.into_response()
+        }
     }
 }
 
@@ -108,6 +116,11 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
         if head.len() < HEAD_BYTES {
             let take = (HEAD_BYTES - head.len()).min(chunk.len());
             head.extend_from_slice(&chunk[..take]);
+            // An image is stored stripped, under the stripped bytes' hash:
+            // its raw bytes need none.
+            if head.len() == HEAD_BYTES && sniff(&head).image.is_some() {
+                upload.stop_hashing();
+            }
         }
         if let Err(e) = upload.write(chunk).await {
             upload.abort().await;
@@ -137,55 +150,59 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
             Err(BadImage::Undecodable(_)) | Ok(_) => {}
         }
     }
-    let size = upload.size();
-    let blob = upload.finish().await.map_err(FileError::storage)?;
     let mut attachment = Attachment {
         room: room.clone(),
         name,
         content_type: sniffed.content_type,
-        size,
-        blob,
         user_id: user_id.clone(),
         ..Default::default()
     };
-    if let Some(format) = sniffed.image {
-        // The raw upload (with its EXIF) is not kept: the stripped file is
-        // the blob. A raw blob another upload shares is just as raw, so it
-        // goes either way.
-        let raw = attachment.blob.clone();
-        // A worker first, then the bytes: waiting uploads hold no image.
-        let worker = match files.images.take().await {
-            Ok(worker) => worker,
-            Err(_) => {
-                let _ = files.store.delete(&raw).await;
-                return Err(FileError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "this gateway is busy with images; try again soon",
-                )
-                .retry_after(2));
-            }
-        };
-        let bytes = files.store.read_all(&raw).await.map_err(FileError::storage)?;
-        let processed = match worker.run(bytes, format, files.max_image_pixels).await {
-            Ok(processed) => processed,
-            Err(bad) => {
-                let _ = files.store.delete(&raw).await;
-                return Err(bad_image(bad));
-            }
-        };
-        attachment.size = processed.stripped.len() as u64;
-        attachment.blob = files.store.put(processed.stripped).await.map_err(FileError::storage)?;
-        if attachment.blob != raw {
-            let _ = files.store.delete(&raw).await;
-        }
-        attachment.width = processed.width;
-        attachment.height = processed.height;
-        attachment.thumb_width = processed.thumb_width;
-        attachment.thumb_height = processed.thumb_height;
-        attachment.thumb_blob = files.store.put(processed.thumb).await.map_err(FileError::storage)?;
-    }
+    let Some(format) = sniffed.image else {
+        attachment.size = upload.size();
+        attachment.blob = upload.finish().await.map_err(FileError::storage)?;
+        return attach(state, &room, user_id, attachment).await;
+    };
+    // An image's raw bytes (with their EXIF) never become a blob: they
+    // stay this upload's own object until the stripped file is stored, so
+    // nothing else can share them, and a refusal deletes only them.
+    let staged = upload.finish_staged().await.map_err(FileError::storage)?;
+    // A worker first, then the bytes: waiting uploads hold no image.
+    let Ok(worker) = files.images.take().await else {
+        discard(staged).await;
+        return Err(images_busy());
+    };
+    let read = staged.read_all().await;
+    discard(staged).await;
+    let bytes = read.map_err(FileError::storage)?;
+    let started = std::time::Instant::now();
+    let worked = worker.run(bytes, format, files.max_image_pixels).await;
+    state.shared.metrics.image_work.record(started.elapsed().as_secs_f64());
+    let processed = match worked {
+        Ok(Ok(processed)) => processed,
+        Ok(Err(bad)) => return Err(bad_image(bad)),
+        Err(Busy) => return Err(images_busy()),
+    };
+    attachment.size = processed.stripped.len() as u64;
+    files.store.put_named(&processed.blob, processed.stripped).await.map_err(FileError::storage)?;
+    files.store.put_named(&processed.thumb_blob, processed.thumb).await.map_err(FileError::storage)?;
+    attachment.blob = processed.blob;
+    attachment.thumb_blob = processed.thumb_blob;
+    attachment.width = processed.width;
+    attachment.height = processed.height;
+    attachment.thumb_width = processed.thumb_width;
+    attachment.thumb_height = processed.thumb_height;
     attach(state, &room, user_id, attachment).await
+}
+
+async fn discard(staged: Staged) {
+    if let Err(error) = staged.discard().await {
+        tracing::warn!(%error, "could not delete a staged upload; the hourly sweep will");
+    }
+}
+
+fn images_busy() -> FileError {
+    FileError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "this gateway is busy with images; try again soon")
+        .retry_after(2)
 }
 
 fn bad_image(bad: BadImage) -> FileError {

@@ -176,6 +176,8 @@ pub(crate) struct Limits {
     pub max_text_bytes: usize,
     pub max_username_chars: usize,
     pub max_rooms: usize,
+    pub max_upload_bytes: u64,
+    pub max_attachments: usize,
 }
 
 /// Serialises a frame; these types always serialise.

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     pub ping_every: Duration,
     /// How long a vanished session stays in its rooms (`RESUME_GRACE_SECS`).
     pub resume_grace: Duration,
+    /// `MAX_UPLOAD_BYTES`, told to browsers in `welcome`.
+    pub max_upload_bytes: u64,
 }
 
 /// A frame as the socket gave it.
@@ -263,6 +265,8 @@ impl Session {
                 max_text_bytes: names::MAX_TEXT_BYTES,
                 max_username_chars: names::MAX_USERNAME_CHARS,
                 max_rooms: MAX_ROOMS,
+                max_upload_bytes: self.shared.max_upload_bytes,
+                max_attachments: chat_proto::files::MAX_ATTACHMENTS,
             },
             session: self.token.as_str(),
             resumed: self.resumed,

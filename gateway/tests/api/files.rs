@@ -129,6 +129,29 @@ fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     jpeg.encoder().bytes().to_vec()
 }
 
+/// A phone photo stored sideways: its pixels are `width` x `height`, its
+/// EXIF says "turn 90° clockwise" (orientation 6) and where it was taken.
+fn jpeg_sideways(width: u32, height: u32) -> Vec<u8> {
+    use img_parts::ImageEXIF;
+    let mut plain = Vec::new();
+    image::RgbImage::from_pixel(width, height, image::Rgb([20, 140, 90]))
+        .write_to(&mut std::io::Cursor::new(&mut plain), image::ImageFormat::Jpeg)
+        .expect("jpeg");
+    let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(Bytes::from(plain)).expect("parse");
+    // A big-endian TIFF, one directory entry: 0x0112 Orientation, SHORT, 1, value 6.
+    let mut exif = b"MM\0*\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    exif.extend_from_slice(b"GPS-SECRET 48.8584N 2.2945E");
+    jpeg.set_exif(Some(Bytes::from(exif)));
+    jpeg.encoder().bytes().to_vec()
+}
+
+/// The orientation a file's EXIF gives, as its number (1: as stored).
+fn exif_orientation(bytes: &[u8]) -> u8 {
+    use image::ImageDecoder;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().expect("format");
+    reader.into_decoder().expect("decoder").orientation().expect("orientation").to_exif()
+}
+
 /// What is sent (what, path, Content-Type, body) and the status and code expected.
 type Case = (&'static str, String, &'static str, Vec<u8>, u16, &'static str);
 
@@ -401,6 +424,24 @@ async fn upload_and_download_across_gateways(files_dir: Option<&Path>, s3: Optio
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let thumb = image::load_from_memory(&thumb.bytes().await.expect("bytes")).expect("thumb decodes");
     assert_eq!((thumb.width(), thumb.height()), (400, 267));
+
+    // A phone photo held upright but stored sideways: measured and
+    // thumbnailed upright; the served file keeps only its orientation.
+    let (status, turned) =
+        post(gw0, &upload_path("lobby", "portrait.jpg", &ann.session()), "image/jpeg", jpeg_sideways(1200, 800)).await;
+    assert_eq!(status, 201, "{turned}");
+    assert_eq!((turned["width"].as_u64(), turned["height"].as_u64()), (Some(800), Some(1200)), "{turned}");
+    assert_eq!((turned["thumb"]["width"].as_u64(), turned["thumb"]["height"].as_u64()), (Some(267), Some(400)));
+    let served = reqwest::get(format!("http://{gw1}{}", turned["url"].as_str().expect("url"))).await.expect("get");
+    let served = served.bytes().await.expect("bytes");
+    assert!(!served.windows(10).any(|w| w == b"GPS-SECRET"), "the EXIF GPS is still in the served JPEG");
+    assert_eq!(exif_orientation(&served), 6, "the served photo still says how to turn it");
+    let thumb =
+        reqwest::get(format!("http://{gw1}{}", turned["thumb"]["url"].as_str().expect("url"))).await.expect("thumb");
+    let thumb = thumb.bytes().await.expect("bytes");
+    assert_eq!(exif_orientation(&thumb), 1, "the thumbnail is turned already");
+    assert_eq!(image::load_from_memory(&thumb).expect("thumb").width(), 267);
+    assert_eq!(ann.welcome()["limits"]["max_upload_bytes"], 25 * 1024 * 1024, "welcome tells the page the limit");
 
     // Posted: the message frame on the other gateway carries both, with
     // signed URLs that serve the same bytes there.

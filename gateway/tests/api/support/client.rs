@@ -113,6 +113,11 @@ impl Client {
         self.rooms.clone().unwrap_or_default()
     }
 
+    /// The `welcome` this connection began with.
+    pub fn welcome(&self) -> &Value {
+        &self.welcome
+    }
+
     /// This connection's `user_id` (from `welcome`).
     pub fn user_id(&self) -> String {
         self.welcome["user_id"].as_str().expect("welcome carries a user_id").to_owned()
