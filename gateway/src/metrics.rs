@@ -26,6 +26,7 @@ const DROPPED_HELP: &str = "Frames not delivered, by reason";
 const UPLOADS: &str = "chat_gateway_uploads_total";
 const UPLOADS_HELP: &str =
     "Uploads answered, by outcome (stored, or the refusal's code: too_big, bad_image, busy, ...)";
+const IMAGE_WORK: &str = "chat_gateway_image_work_seconds";
 const REFUSED: &str = "chat_gateway_upgrades_refused_total";
 const REFUSED_HELP: &str =
     "WebSocket upgrades refused for a connection limit, by limit (max_connections: 503, per_ip: 429)";
@@ -61,7 +62,8 @@ impl std::fmt::Debug for GatewayMetrics {
 
 impl GatewayMetrics {
     pub(crate) fn new(gateway: &str) -> Self {
-        let registry = Registry::new("gateway", gateway);
+        // An image takes from milliseconds to seconds on its worker.
+        let registry = Registry::with_slow("gateway", gateway, &[IMAGE_WORK]);
         Self {
             connections: registry.gauge("chat_gateway_connections", "Browser WebSocket connections open now"),
             rooms: registry.gauge("chat_gateway_rooms", "Rooms with at least one browser on this gateway"),
@@ -82,10 +84,8 @@ impl GatewayMetrics {
                 &[],
                 "Bytes of the files uploads stored (images as served, without their metadata)",
             ),
-            image_work: registry.histogram(
-                "chat_gateway_image_work_seconds",
-                "An uploaded image's time on its worker: stripping, decoding and thumbnailing",
-            ),
+            image_work: registry
+                .histogram(IMAGE_WORK, "An uploaded image's time on its worker: stripping, decoding and thumbnailing"),
             registry,
         }
     }

@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 /// Buckets for latencies (every metric whose name ends in `seconds`).
 pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
+/// Buckets for work that takes seconds, not milliseconds (the histograms a
+/// registry names in [`Registry::with_slow`]).
+pub const SLOW_BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
 /// One instance's registry; every series carries `label` (e.g. which gateway).
 pub struct Registry {
     recorder: PrometheusRecorder,
@@ -29,12 +33,22 @@ impl Registry {
     /// A registry whose series all carry `name="value"`. Not `instance` or
     /// `job`: Prometheus sets those itself when it scrapes.
     pub fn new(name: &str, value: &str) -> Self {
-        let recorder = PrometheusBuilder::new()
+        Self::with_slow(name, value, &[])
+    }
+
+    /// [`Registry::new`], with the histograms named in `slow` on
+    /// [`SLOW_BUCKETS`] (a full name matches before a suffix).
+    pub fn with_slow(name: &str, value: &str, slow: &[&str]) -> Self {
+        let mut builder = PrometheusBuilder::new()
             .add_global_label(name, value)
             .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &LATENCY_BUCKETS)
-            .expect("the bucket list is not empty")
-            .build_recorder();
-        Self { recorder }
+            .expect("the bucket list is not empty");
+        for histogram in slow {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full((*histogram).to_owned()), &SLOW_BUCKETS)
+                .expect("the bucket list is not empty");
+        }
+        Self { recorder: builder.build_recorder() }
     }
 
     pub fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)], help: &'static str) -> Counter {

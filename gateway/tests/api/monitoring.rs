@@ -1,7 +1,8 @@
 //! The dashboard and the alert rules against what the processes really
 //! export: a real topology (a redis-server, a room-service, a gateway) is
 //! driven through the events that make counters appear — a join, a message,
-//! a resume, a refused upgrade, a rate-limited send, a closed connection —
+//! two uploads, a resume, a refused upgrade, a rate-limited send, a closed
+//! connection —
 //! then both `/metrics` pages are scraped, and every `chat_…` series name
 //! `deploy/grafana/chat.json` and `deploy/prometheus/rules.yml` use must be
 //! among them, as must every `label="value"` they select on. The test fails
@@ -232,6 +233,18 @@ async fn drive(topology: &Topology) {
     let refused = ada.next_of("error").await;
     assert_eq!(refused["code"], "rate_limited", "a send past SEND_BURST=1: {refused}");
 
+    // Uploads of each kind: a file, and an image for its worker's time.
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let uploads = reqwest::Client::new();
+    for (name, body) in [("notes.txt", b"counted words".to_vec()), ("dot.png", png)] {
+        let url = format!("http://{gateway}/upload?room=general&name={name}&session={}", ada.session());
+        let answer = uploads.post(url).body(body).send().await.expect("an upload");
+        assert_eq!(answer.status().as_u16(), 201, "{name}: {:?}", answer.text().await);
+    }
+
     // A resume: a second connection joins from after seq 0 of that epoch.
     let mut bob = topology.client(0).await;
     bob.join_after("general", "bob", 0, &epoch).await;
@@ -311,8 +324,8 @@ async fn every_metric_the_dashboard_and_the_alerts_use_is_exported() {
     };
     assert!(
         missing.is_empty(),
-        "not exported by the gateway or the room-service after a join, a message, a resume, a refused upgrade, a \
-         rate-limited send and a closed connection:\n- {}",
+        "not exported by the gateway or the room-service after a join, a message, two uploads, a resume, a refused \
+         upgrade, a rate-limited send and a closed connection:\n- {}",
         missing.join("\n- ")
     );
 
