@@ -137,6 +137,25 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
             Err(BadImage::Undecodable(_)) | Ok(_) => {}
         }
     }
+    // An image takes its worker before its bytes become a blob: a busy
+    // pool then drops only this upload's temp object. Deleting the blob
+    // instead could delete a posted file: blobs are content-addressed, and
+    // the same bytes may be someone's attachment already.
+    let worker = match sniffed.image {
+        None => None,
+        Some(_) => match files.images.take().await {
+            Ok(worker) => Some(worker),
+            Err(_) => {
+                upload.abort().await;
+                return Err(FileError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "this gateway is busy with images; try again soon",
+                )
+                .retry_after(2));
+            }
+        },
+    };
     let size = upload.size();
     let blob = upload.finish().await.map_err(FileError::storage)?;
     let mut attachment = Attachment {
@@ -148,24 +167,12 @@ async fn receive(state: &AppState, headers: &HeaderMap, uri: &Uri, body: Body) -
         user_id: user_id.clone(),
         ..Default::default()
     };
-    if let Some(format) = sniffed.image {
+    if let (Some(format), Some(worker)) = (sniffed.image, worker) {
         // The raw upload (with its EXIF) is not kept: the stripped file is
         // the blob. A raw blob another upload shares is just as raw, so it
         // goes either way.
         let raw = attachment.blob.clone();
-        // A worker first, then the bytes: waiting uploads hold no image.
-        let worker = match files.images.take().await {
-            Ok(worker) => worker,
-            Err(_) => {
-                let _ = files.store.delete(&raw).await;
-                return Err(FileError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "this gateway is busy with images; try again soon",
-                )
-                .retry_after(2));
-            }
-        };
+        // The worker first (above), then the bytes: waiting uploads hold no image.
         let bytes = files.store.read_all(&raw).await.map_err(FileError::storage)?;
         let processed = match worker.run(bytes, format, files.max_image_pixels).await {
             Ok(processed) => processed,
@@ -193,8 +200,9 @@ fn bad_image(bad: BadImage) -> FileError {
 }
 
 /// Records the stored file at the room's room-service, which checks the
-/// uploader is a member. Its bytes stay when refused: the room-service's
-/// sweep removes blobs no attachment uses.
+/// uploader is a member. Its bytes stay when refused: the room-service
+/// records a refused Attach's blobs for its sweep, which deletes them once
+/// past the upload TTL if no attachment uses the same bytes.
 async fn attach(
     state: &AppState,
     room: &str,
