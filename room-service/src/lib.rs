@@ -26,8 +26,8 @@
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
 //! - `attachments`: files posted in rooms: their records (behind the
-//!   `Records` seam each broker implements), the claim at Send, and the
-//!   sweep of uploads nobody posted.
+//!   `Records` seam each broker implements, written through to the store),
+//!   the claim at Send, and the sweep of uploads nobody posted.
 //!
 //! ## Public surface
 //! Everything above is `pub(crate)`. Other crates get what they use: [`run`]
@@ -331,7 +331,9 @@ async fn serve<B: Broker + people::Directory + attachments::Records>(
         stopping.clone(),
         metrics,
     ));
-    spawn_sweep(&config, Arc::clone(&broker), stopping.clone());
+    // The records the service writes through to the store: the sweep
+    // counts blob uses where the service records them.
+    spawn_sweep(&config, rooms.attachment_records(), stopping.clone());
     tokio::spawn(watch_health(broker, health, stopping.clone()));
 
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");

@@ -13,12 +13,19 @@
 //!   `UPLOAD_TTL_SECS`, and their blobs when no other attachment uses them
 //!   (through the [`Blobs`] seam, which `chat_runtime::blobs::BlobStore`
 //!   implements).
+//!   A refused Attach's blobs are candidates the sweep deletes the same way.
+//! - [`write_through`]: [`AttachmentRecords`], the broker's records with
+//!   the store (`DATABASE_URL`) behind them, which the service and the
+//!   sweep both use: PostgreSQL keeps every record, answers when Redis was
+//!   flushed, and decides whether a blob is still used.
 //!
 //! The gRPC handlers (Attach, GetAttachment) are in `service::attachments`.
 
 pub(crate) mod claim;
 pub mod records;
 pub mod sweep;
+pub mod write_through;
 
 pub use records::{Claim, Poster, Records};
 pub use sweep::{Blobs, Sweep, Swept};
+pub use write_through::AttachmentRecords;

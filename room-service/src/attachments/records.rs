@@ -6,7 +6,9 @@
 //! any other message is refused — or swept once it has waited for a message
 //! longer than the upload TTL. Each blob (file or thumbnail) knows the
 //! attachments that use it, so the sweep deletes a blob only when the last
-//! of them went.
+//! of them went. A blob whose Attach was refused is recorded as a
+//! candidate: nothing may reference it, so the sweep deletes it once it
+//! is older than the upload TTL, if no attachment uses it by then.
 
 use std::future::Future;
 
@@ -80,4 +82,22 @@ pub trait Records: Send + Sync + 'static {
     /// Forgets that attachment `id` uses `blob`; answers how many
     /// attachments use it still (0: nothing does, its bytes may go).
     fn drop_blob_use(&self, blob: &str, id: &str) -> impl Future<Output = BrokerResult<u64>> + Send;
+
+    /// How many attachments use `blob` (as their file or thumbnail).
+    fn blob_uses(&self, blob: &str) -> impl Future<Output = BrokerResult<u64>> + Send;
+
+    /// Records that a refused Attach left `blob` in the object store at
+    /// `at_ms` (a blob refused again keeps the later time).
+    fn put_blob_candidate(&self, blob: &str, at_ms: i64) -> impl Future<Output = BrokerResult<()>> + Send;
+
+    /// Candidate blobs left before `before_ms`, oldest first, at most `limit`.
+    fn blob_candidates_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = BrokerResult<Vec<String>>> + Send;
+
+    /// Forgets candidate `blob`, unless it was left again at or after
+    /// `before_ms` (then it waits for its new grace).
+    fn forget_blob_candidate(&self, blob: &str, before_ms: i64) -> impl Future<Output = BrokerResult<()>> + Send;
 }

@@ -6,6 +6,7 @@
 //! | `chat:{at:<id>}` | hash | `room`, `user`, `at` (upload ms), `record` (the `Attachment`, protobuf), `posted` (the poster, once claimed) |
 //! | `chat:attachments:unposted` | sorted set | ids of unposted attachments, scored by upload ms: what the sweep reads |
 //! | `chat:{blob:<sha256>}:uses` | set | ids of the attachments whose file or thumbnail is that blob |
+//! | `chat:blobs:candidates` | sorted set | blobs a refused Attach left, scored by when (ms) |
 //!
 //! Every atomic step touches one key (a Lua script on the attachment's
 //! hash, or a MULTI on a blob's set), so each works on a cluster as on one
@@ -32,8 +33,17 @@ use crate::attachments::{Claim, Records};
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("claim_attachment.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release_attachment.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("sweep_attachment.lua")));
+/// ZREM only while the score is still before ARGV[2]: one key, atomic.
+static FORGET_CANDIDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local at = redis.call('ZSCORE', KEYS[1], ARGV[1]) \
+         if at and tonumber(at) < tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end \
+         return 0",
+    )
+});
 
 const UNPOSTED: &str = "chat:attachments:unposted";
+const CANDIDATES: &str = "chat:blobs:candidates";
 
 fn attachment_key(id: &str) -> String {
     format!("chat:{{at:{id}}}")
@@ -135,5 +145,29 @@ impl Records for RedisBroker {
         both.atomic().srem(&key, id).ignore().scard(&key);
         let (left,): (u64,) = both.query_async(&mut self.conn()).await?;
         Ok(left)
+    }
+
+    async fn blob_uses(&self, blob: &str) -> BrokerResult<u64> {
+        Ok(Cmd::scard(uses_key(blob)).query_async(&mut self.conn()).await?)
+    }
+
+    async fn put_blob_candidate(&self, blob: &str, at_ms: i64) -> BrokerResult<()> {
+        // GT: a blob refused again keeps the later time.
+        let _: i64 =
+            redis::cmd("ZADD").arg(CANDIDATES).arg("GT").arg(at_ms).arg(blob).query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn blob_candidates_before(&self, before_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
+        let limit = isize::try_from(limit).unwrap_or(isize::MAX);
+        let blobs: Vec<String> = Cmd::zrangebyscore_limit(CANDIDATES, "-inf", format!("({before_ms}"), 0, limit)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(blobs)
+    }
+
+    async fn forget_blob_candidate(&self, blob: &str, before_ms: i64) -> BrokerResult<()> {
+        let _: i64 = FORGET_CANDIDATE.key(CANDIDATES).arg(blob).arg(before_ms).invoke_async(&mut self.conn()).await?;
+        Ok(())
     }
 }

@@ -25,6 +25,8 @@ struct State {
     unposted: BTreeSet<(i64, String)>,
     /// Blob → ids of the attachments that use it.
     uses: HashMap<String, HashSet<String>>,
+    /// Blob → when a refused Attach left it (ms).
+    candidates: HashMap<String, i64>,
 }
 
 impl Attachments {
@@ -104,5 +106,32 @@ impl Records for MemoryBroker {
             state.uses.remove(blob);
         }
         Ok(left)
+    }
+
+    async fn blob_uses(&self, blob: &str) -> BrokerResult<u64> {
+        Ok(self.attachments.lock().uses.get(blob).map_or(0, |ids| ids.len() as u64))
+    }
+
+    async fn put_blob_candidate(&self, blob: &str, at_ms: i64) -> BrokerResult<()> {
+        let mut state = self.attachments.lock();
+        let since = state.candidates.entry(blob.to_owned()).or_insert(at_ms);
+        *since = (*since).max(at_ms);
+        Ok(())
+    }
+
+    async fn blob_candidates_before(&self, before_ms: i64, limit: usize) -> BrokerResult<Vec<String>> {
+        let state = self.attachments.lock();
+        let mut old: Vec<(i64, &String)> =
+            state.candidates.iter().filter(|(_, at)| **at < before_ms).map(|(blob, at)| (*at, blob)).collect();
+        old.sort_unstable();
+        Ok(old.into_iter().take(limit).map(|(_, blob)| blob.clone()).collect())
+    }
+
+    async fn forget_blob_candidate(&self, blob: &str, before_ms: i64) -> BrokerResult<()> {
+        let mut state = self.attachments.lock();
+        if state.candidates.get(blob).is_some_and(|at| *at < before_ms) {
+            state.candidates.remove(blob);
+        }
+        Ok(())
     }
 }

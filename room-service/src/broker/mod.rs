@@ -56,6 +56,10 @@ pub enum BrokerError {
     /// Something stored in Redis could not be read back.
     #[error("stored room data is unreadable: {0}")]
     Corrupt(String),
+    /// The store (PostgreSQL) behind a write-through record failed; the
+    /// change may be in Redis already, and a retry completes it.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 pub type BrokerResult<T> = Result<T, BrokerError>;

@@ -6,6 +6,12 @@
 //! directory) may attach to it; right after a join that record may still
 //! be being written, so a miss waits for it once and looks again, as
 //! MarkRead does.
+//!
+//! A refused Attach leaves the gateway's stored bytes referenced by
+//! nothing. The gateway never deletes them (blobs are content-addressed:
+//! the same bytes may be a posted attachment's); their blob names are
+//! recorded here as candidates for the sweep, which deletes one only once
+//! it is older than the upload TTL and no attachment uses it.
 
 use chat_proto::files::{check_file_name, is_attachment_id, is_blob, new_attachment_id};
 use chat_proto::people::check_user_id;
@@ -71,10 +77,29 @@ impl<B: Broker + Directory + Records> Rooms<B> {
 
     pub(super) async fn attach_file(&self, request: AttachRequest) -> Result<Attachment, Status> {
         let AttachRequest { user_id, attachment } = request;
-        check_user_id(&user_id).map_err(|e| bad_attachment(e.message))?;
-        let Some(mut attachment) = attachment else {
+        let Some(attachment) = attachment else {
             return Err(bad_attachment("attachment is missing: give the stored file's metadata"));
         };
+        let stored: Vec<String> =
+            [&attachment.blob, &attachment.thumb_blob].into_iter().filter(|b| is_blob(b)).cloned().collect();
+        let refused = match self.record_attachment(user_id, attachment).await {
+            Ok(attachment) => return Ok(attachment),
+            Err(refused) => refused,
+        };
+        // Whatever the refusal (a failure too: the gateway may never retry),
+        // a candidate costs nothing unless nothing uses the bytes.
+        let at = now_ms();
+        for blob in &stored {
+            if let Err(error) = self.attachments.put_blob_candidate(blob, at).await {
+                // Bytes kept that nothing references: a leak, never a loss.
+                tracing::warn!(blob, %error, "could not record a refused upload's blob for the sweep");
+            }
+        }
+        Err(refused)
+    }
+
+    async fn record_attachment(&self, user_id: String, mut attachment: Attachment) -> Result<Attachment, Status> {
+        check_user_id(&user_id).map_err(|e| bad_attachment(e.message))?;
         let room = RoomName::try_from(attachment.room.as_str()).map_err(|e| bad_attachment(e.message))?;
         attachment.name = check_file_name(&attachment.name).map_err(bad_attachment)?;
         check_stored(&attachment)?;
@@ -86,7 +111,7 @@ impl<B: Broker + Directory + Records> Rooms<B> {
         attachment.user_id = user_id;
         // This process's clock, the one the sweep compares with.
         attachment.uploaded_ms = now_ms();
-        self.broker.put_attachment(&attachment).await.map_err(|e| self.failed(e))?;
+        self.attachments.put_attachment(&attachment).await.map_err(|e| self.failed(e))?;
         tracing::debug!(id = attachment.id, size = attachment.size, "attachment recorded");
         Ok(attachment)
     }
@@ -97,7 +122,7 @@ impl<B: Broker + Directory + Records> Rooms<B> {
             return Err(bad_attachment(format!("{id:?} is not an attachment id (\"at-\" and 32 hex digits)")));
         }
         let attachment = self
-            .broker
+            .attachments
             .attachment(&id)
             .await
             .map_err(|e| self.failed(e))?

@@ -34,7 +34,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::attachments::claim::{check_ids, claim_all, release_all};
-use crate::attachments::{Poster, Records};
+use crate::attachments::{AttachmentRecords, Poster, Records};
 use crate::broker::{Broker, BrokerError, Leave, Outgoing, Position, PresenceChange, Stored};
 use crate::group_commit::{Committer, Place};
 use crate::metrics::RoomServiceMetrics;
@@ -82,6 +82,8 @@ const STREAM_BUFFER: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Rooms<B> {
     broker: Arc<B>,
+    /// Attachments' records: the broker's, written through to the store.
+    attachments: Arc<AttachmentRecords<B>>,
     presence: Arc<PresenceBatcher<B>>,
     presence_ttl: Duration,
     /// Cancelled when the room-service shuts down, to end open streams.
@@ -108,10 +110,17 @@ impl<B: Broker + Directory> Rooms<B> {
         committer: Option<Committer>,
     ) -> Self {
         let people = Arc::new(People::new(Arc::clone(&broker), store.clone(), Arc::clone(&metrics)));
+        let attachments = Arc::new(AttachmentRecords::new(Arc::clone(&broker), store.clone()));
         let inbox = Arc::new(Inbox::new(Arc::clone(&broker), people, seeder.clone(), Arc::clone(&metrics)));
         let presence =
             PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone(), Arc::clone(&inbox));
-        Self { broker, presence, presence_ttl, stopping, metrics, store, seeder, committer, inbox }
+        Self { broker, attachments, presence, presence_ttl, stopping, metrics, store, seeder, committer, inbox }
+    }
+
+    /// Attachments' records as Send, Attach and GetAttachment use them,
+    /// for the sweep to use the same (see `attachments::write_through`).
+    pub(crate) fn attachment_records(&self) -> Arc<AttachmentRecords<B>> {
+        Arc::clone(&self.attachments)
     }
 
     /// With STORE_SYNC, a place in the committer's queue, taken before the
@@ -222,6 +231,7 @@ impl From<BrokerError> for Status {
             // to retry elsewhere, but every room-service shares the one Redis.
             BrokerError::Redis(_) => Status::internal(error.to_string()),
             BrokerError::Corrupt(_) => Status::internal(error.to_string()),
+            BrokerError::Store(_) => Status::internal(error.to_string()),
             // Only after the room was seeded and lost again, more than once.
             BrokerError::Unseeded(_) => Status::internal(error.to_string()),
         }
@@ -267,7 +277,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
         let poster = Poster { member_id: member_id.clone(), client_id: client_id.clone() };
         let attachments = match attachment_ids.is_empty() {
             true => Vec::new(),
-            false => claim_all(&*self.broker, &room, &user_id, &poster, &attachment_ids).await?,
+            false => claim_all(&*self.attachments, &room, &user_id, &poster, &attachment_ids).await?,
         };
         // The sender's name is filled in by the broker, in the same step
         // that checks it is a member.
@@ -288,7 +298,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
                 // (After any other failure the message may be stored: the
                 // claims stay, for the retry with this client id.)
                 if status.code() == tonic::Code::FailedPrecondition {
-                    release_all(&*self.broker, &poster, &claimed).await;
+                    release_all(&*self.attachments, &poster, &claimed).await;
                 }
                 return Err(status);
             }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "0002_rooms.sql", include_str!("../../migrations/0002_rooms.sql")),
     (3, "0003_people.sql", include_str!("../../migrations/0003_people.sql")),
     (4, "0004_attachments.sql", include_str!("../../migrations/0004_attachments.sql")),
+    (5, "0005_attachment_records.sql", include_str!("../../migrations/0005_attachment_records.sql")),
 ];
 
 /// The embedded files as a source for sqlx's migrator.

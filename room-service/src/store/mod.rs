@@ -13,7 +13,9 @@
 //! a time ([`Store::forget_before`]). Beside messages it keeps people
 //! ([`people`]): profiles, direct conversations, users' rooms with their
 //! read markers, and mentions, written through from the room-service's
-//! directory and loaded back into Redis when Redis lost them.
+//! directory and loaded back into Redis when Redis lost them; and
+//! attachments' records ([`attachments`]), written through the same way,
+//! which also tell the sweep whether a blob is still used.
 //!
 //! - [`message`]: a message as stored, to and from a `RoomEvent`.
 //! - [`bounds`]: the limits of every call, checked before any SQL runs.
@@ -27,6 +29,7 @@
 //! person typed is ever spliced into SQL, and building needs no database.
 
 mod append;
+mod attachments;
 pub mod bounds;
 mod confirm;
 mod error;

@@ -1,5 +1,6 @@
 //! The `Records` trait's promises (attachments' records: claims, releases,
-//! the unposted list, blob uses) and the sweep built on them, with the same
+//! the unposted list, blob uses, blobs a refused Attach left) and the
+//! sweep built on them, with the same
 //! steps on a real `redis-server`, a real Redis Cluster (an attachment's
 //! keys and the lists sit on different slots) and the in-process broker.
 //!
@@ -90,6 +91,7 @@ async fn contract<R: Records>(records: Arc<R>) {
     claims_check_room_user_and_poster(&*records).await;
     a_release_undoes_only_its_own_claim(&*records).await;
     the_sweep_removes_unposted_uploads_and_unshared_blobs(Arc::clone(&records)).await;
+    a_refused_uploads_blob_goes_after_its_grace_when_unused(records).await;
 }
 
 async fn claims_check_room_user_and_poster<R: Records>(records: &R) {
@@ -177,4 +179,41 @@ async fn the_sweep_removes_unposted_uploads_and_unshared_blobs<R: Records>(recor
     let later = sweep.round(now + HOUR_MS).await.expect("a later round");
     assert_eq!(later.attachments, vec![fresh.id.clone()], "the fresh one, once old");
     assert_eq!(deleted.take(), vec![blob(14)]);
+}
+
+async fn a_refused_uploads_blob_goes_after_its_grace_when_unused<R: Records>(records: Arc<R>) {
+    let now = 200 * HOUR_MS;
+    let (used, unused, fresh) = (blob(20), blob(21), blob(22));
+    // A recent upload (not swept) of the same bytes as one refused Attach.
+    let recent = attachment(20, "general", "u-eve", &used, "", now - HOUR_MS / 4);
+    records.put_attachment(&recent).await.expect("put");
+    records.put_blob_candidate(&used, now - 2 * HOUR_MS).await.expect("a candidate");
+    records.put_blob_candidate(&unused, now - 2 * HOUR_MS).await.expect("a candidate");
+    // Refused again with an earlier clock: the later time stays.
+    records.put_blob_candidate(&unused, now - 3 * HOUR_MS).await.expect("again");
+    records.put_blob_candidate(&fresh, now - HOUR_MS / 2).await.expect("a candidate");
+    assert_eq!(records.blob_uses(&used).await.expect("uses"), 1, "the recent upload uses it");
+    assert_eq!(records.blob_uses(&unused).await.expect("uses"), 0);
+    let waiting = records.blob_candidates_before(now - HOUR_MS, 100).await.expect("candidates");
+    assert_eq!(waiting, vec![used.clone(), unused.clone()], "past the grace, oldest first");
+
+    let deleted = Deleted::default();
+    let sweep = Sweep::new(Arc::clone(&records), Some(deleted.clone()), TTL);
+    let swept = sweep.round(now).await.expect("a round");
+    assert_eq!(deleted.take(), vec![unused.clone()], "the unused one past its grace, and only it");
+    assert_eq!(swept.blobs, vec![unused]);
+    assert!(swept.attachments.is_empty(), "no attachment was old: {swept:?}");
+    let left = records.blob_candidates_before(i64::MAX, 100).await.expect("candidates");
+    assert_eq!(left, vec![fresh.clone()], "every candidate looked at is forgotten, used or not");
+
+    // Refused again now: its grace starts over, and forgetting it with the
+    // earlier cutoff leaves it.
+    records.put_blob_candidate(&fresh, now).await.expect("again");
+    records.forget_blob_candidate(&fresh, now - HOUR_MS / 4).await.expect("forget");
+    assert_eq!(records.blob_candidates_before(i64::MAX, 100).await.expect("candidates"), vec![fresh.clone()]);
+    let later = sweep.round(now + 2 * HOUR_MS).await.expect("a later round");
+    // The recent upload is old now too: it goes, and the last use of
+    // `used` with it; `fresh` is past its new grace.
+    assert_eq!(later.attachments, vec![recent.id], "the upload nobody posted");
+    assert_eq!(deleted.take(), vec![used, fresh], "its blob, and the candidate past its new grace");
 }

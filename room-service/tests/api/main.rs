@@ -24,7 +24,9 @@
 //! - [`attachments`]: Attach, posting with Send, GetAttachment and every
 //!   refusal over gRPC (Redis, embedded, with a store after a flush);
 //!   [`attachments_contract`]: the `Records` promises and the sweep on
-//!   Redis, a Redis Cluster and in process.
+//!   Redis, a Redis Cluster and in process; [`attachments_store`]: the
+//!   records written through to PostgreSQL, what survives a Redis flush,
+//!   and a sweep that keeps every blob a posted attachment uses.
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
@@ -33,6 +35,7 @@ mod support;
 mod archive;
 mod attachments;
 mod attachments_contract;
+mod attachments_store;
 mod broker_contract;
 mod crash;
 mod directory_contract;
