@@ -29,3 +29,4 @@ mod security;
 mod shell;
 mod spread;
 mod storm;
+mod traces;
