@@ -176,6 +176,12 @@ pub struct Args {
     /// The floor server's port on 127.0.0.1.
     #[arg(long, hide = true, default_value_t = 0)]
     floor_port: u16,
+    /// Run only an OTLP/gRPC receiver that counts spans, printing its
+    /// endpoint: the collector to point traced builds at when measuring
+    /// what traces cost (`OTEL_EXPORTER_OTLP_ENDPOINT`, through a `--bin-dir`
+    /// of wrappers that set it, since the bench's processes are isolated).
+    #[arg(long)]
+    otlp_sink: bool,
 }
 
 fn parse_storm(s: &str) -> Result<(usize, usize), String> {
@@ -225,6 +231,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if args.serve_floor {
         return runtime.block_on(floor::serve(args.floor_port));
+    }
+    if args.otlp_sink {
+        let sink = chat_testkit::OtlpCollector::start();
+        println!("{}", sink.endpoint());
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            eprintln!("spans received: {}", sink.total());
+        }
     }
     let run = async {
         if let Some(n) = args.idle {

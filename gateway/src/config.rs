@@ -136,6 +136,14 @@ pub struct Config {
     /// Bearer token sent with every call to the room-services (their GRPC_TOKEN).
     #[arg(long, env = "GRPC_TOKEN", hide_env_values = true)]
     pub grpc_token: Option<String>,
+
+    /// Log lines as `text` (for people) or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: chat_runtime::logging::LogFormat,
+
+    /// Traces over OTLP/gRPC (OTEL_EXPORTER_OTLP_ENDPOINT and friends).
+    #[command(flatten)]
+    pub traces: chat_runtime::traces::TraceConfig,
 }
 
 impl Config {

@@ -163,6 +163,7 @@ mod tests {
                 epoch: "k3j9x2".into(),
                 ts_ms: 1_763_769_602_000,
                 id: "k3j9x2:3".into(),
+                traceparent: String::new(),
                 kind: Some(Kind::Message(ChatMessage {
                     username: "Ada".into(),
                     member_id: "m1".into(),

@@ -23,6 +23,8 @@
 //!   connection follows its user's inbox room, a feed shared per shard.
 //! - [`upstream`]: which room-service serves a room, and moving on when it fails;
 //!   [`bearer`] adds `GRPC_TOKEN` to each call.
+//! - [`traced`]: with traces on, a span per browser frame whose context goes
+//!   with its calls, and a span per event delivered here, continuing the send.
 //! - [`rendezvous`]: the hash that ranks room-services for a room.
 //! - Security (docs/security.md): [`origin`] (which pages may connect),
 //!   [`auth`] (tokens), [`client_addr`] (the client's address behind
@@ -68,6 +70,7 @@ mod rendezvous;
 mod serve;
 mod session;
 mod session_token;
+mod traced;
 mod upstream;
 
 #[cfg(test)]
@@ -125,7 +128,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let gateway = config.gateway_id.clone().unwrap_or_else(|| format!("gw-{}", addr.port()));
-    let services = Arc::new(RoomServices::new(&config.room_services)?.with_token(config.grpc_token.as_deref())?);
+    let services = Arc::new(
+        RoomServices::new(&config.room_services)?
+            .with_token(config.grpc_token.as_deref())?
+            .traced(config.traces.enabled()),
+    );
     let metrics = Arc::new(GatewayMetrics::new(&gateway));
     let store = chat_runtime::blobs::BlobStore::open(&config.blobs)?;
     let secret = match &config.files_secret {

@@ -203,6 +203,7 @@ mod tests {
             id: "e:7".into(),
             epoch: "e".into(),
             ts_ms: 1,
+            traceparent: String::new(),
             kind: Some(Kind::Message(ChatMessage { username: "ada".into(), text: text.into(), ..Default::default() })),
         };
         let page = SearchResponse {

@@ -35,6 +35,8 @@ pub(crate) type Client = RoomServiceClient<InterceptedService<Channel, crate::be
 #[derive(Debug)]
 pub struct RoomServices {
     endpoints: Vec<RoomServiceEndpoint>,
+    /// Traces are on: calls carry the caller's `traceparent` (`crate::traced`).
+    traced: bool,
 }
 
 #[derive(Debug)]
@@ -126,7 +128,19 @@ impl RoomServices {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { endpoints })
+        Ok(Self { endpoints, traced: false })
+    }
+
+    /// With traces on: calls carry their span's context, frames and
+    /// deliveries get spans (`crate::traced`).
+    pub fn traced(mut self, on: bool) -> Self {
+        self.traced = on;
+        self
+    }
+
+    /// Whether traces are on: the one flag the session and feeds check.
+    pub(crate) fn is_traced(&self) -> bool {
+        self.traced
     }
 
     /// issue 10: sends `authorization: Bearer <token>` with every call.
@@ -165,6 +179,9 @@ impl RoomServices {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let mut attempt = tonic::Request::new(request.clone());
                 attempt.set_timeout(left);
+                if self.traced {
+                    crate::traced::inject(attempt.metadata_mut());
+                }
                 match tokio::time::timeout(left, method(endpoint.client(), attempt)).await {
                     Ok(Ok(response)) => {
                         endpoint.mark_up();

@@ -120,6 +120,14 @@ pub struct Config {
     /// Where uploaded files are kept (the sweep deletes those nobody posted).
     #[command(flatten)]
     pub blobs: chat_runtime::blobs::BlobArgs,
+
+    /// Log lines as `text` (for people) or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: chat_runtime::logging::LogFormat,
+
+    /// Traces over OTLP/gRPC (OTEL_EXPORTER_OTLP_ENDPOINT and friends).
+    #[command(flatten)]
+    pub traces: chat_runtime::traces::TraceConfig,
 }
 
 impl Config {

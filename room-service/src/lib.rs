@@ -25,6 +25,8 @@
 //! - `stream`: one gateway's Subscribe stream: replay, then live, gaps
 //!   filled from history.
 //! - `metrics`: what it counts, served at `/metrics`.
+//! - `traced`: with traces on, a call's span continues the gateway's trace
+//!   (`traceparent` in its metadata), and the events it stores carry it on.
 //! - `attachments`: files posted in rooms: their records (behind the
 //!   `Records` seam each broker implements, written through to the store),
 //!   the claim at Send, and the sweep of uploads nobody posted.
@@ -65,6 +67,7 @@ mod seeding;
 mod service;
 pub mod store;
 mod stream;
+mod traced;
 
 pub use crate::broker::{
     Broker, BrokerError, BrokerResult, Fanout, Leave, MembersPage, MemoryBroker, Outgoing, Position, PresenceChange,
@@ -282,15 +285,18 @@ async fn serve<B: Broker + people::Directory + attachments::Records>(
         tokio::spawn(retention::run(store.clone(), keep_for, Arc::clone(&metrics), stopping.clone()));
     }
     let seeder = store.as_ref().map(|store| Arc::new(Seeder::new(Arc::clone(&broker), store.clone(), fanout)));
-    let rooms = Arc::new(Rooms::new(
-        Arc::clone(&broker),
-        config.presence_ttl(),
-        stopping.clone(),
-        Arc::clone(&metrics),
-        store,
-        seeder,
-        committer,
-    ));
+    let rooms = Arc::new(
+        Rooms::new(
+            Arc::clone(&broker),
+            config.presence_ttl(),
+            stopping.clone(),
+            Arc::clone(&metrics),
+            store,
+            seeder,
+            committer,
+        )
+        .traced(config.traces.enabled()),
+    );
     if archive.is_none() {
         // Said once everything else connected: a failed start stays one line.
         tracing::info!(
@@ -338,7 +344,11 @@ async fn serve<B: Broker + people::Directory + attachments::Records>(
 
     tracing::info!(addr = %listener.local_addr()?, "room-service listening for gRPC");
     let stop = stopping.clone();
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if config.traces.enabled() {
+        server = server.trace_fn(traced::server_span);
+    }
+    server
         .load_shed(true)
         .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
         // Plain HTTP/1.1 on the gRPC port too, for GET /metrics: instances on

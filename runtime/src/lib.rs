@@ -3,7 +3,8 @@
 //! The pieces the gateway and the room-service both run on, kept in one
 //! place so the two binaries behave alike: [`main`] runs a binary's async
 //! body and turns a startup error into one line; [`logging`] sets up
-//! `tracing`; [`shutdown`] completes on Ctrl+C or SIGTERM; [`clock`] gives
+//! `tracing` (text or JSON lines); [`traces`] exports spans over OTLP when
+//! configured; [`shutdown`] completes on Ctrl+C or SIGTERM; [`clock`] gives
 //! event timestamps; [`config`] builds configs that ignore the shell's
 //! variables, for tests and tools; [`metrics`] builds a per-instance Prometheus registry
 //! and serves it.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;
+pub mod traces;
 
 use std::future::Future;
 use std::process::ExitCode;

@@ -13,16 +13,20 @@
 //! - [`redis_cluster`]: a local Redis Cluster — the one recipe (node
 //!   arguments, joining, waiting until it is ok) used by the tests'
 //!   [`RedisCluster`] and by xtask's supervisor.
+//! - [`OtlpCollector`]: an OTLP/gRPC trace receiver on port 0 that keeps
+//!   the spans services export, for tests of their traces.
 //! - [`rerun`]: part of a test run again in a child process with variables
 //!   in its environment, as a developer's shell would have them.
 
 pub mod redis_cluster;
 
+pub mod otlp_collector;
 pub mod postgres_server;
 mod redis_server;
 pub mod rerun;
 pub mod s3_server;
 
+pub use otlp_collector::OtlpCollector;
 pub use postgres_server::PostgresServer;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;

@@ -149,7 +149,9 @@ impl Upstream {
             tracing::warn!(room = self.room, "the room's history started over; restoring its members");
             send_heartbeats(&self.feed, &self.services, &self.gateway);
         }
-        presence.on_event(&self.feed, event, &self.metrics);
+        // With traces on, the gateway's id for the delivery span.
+        let traced = self.services.is_traced().then_some(&*self.gateway);
+        presence.on_event(&self.feed, event, &self.metrics, traced);
     }
 }
 
@@ -164,7 +166,7 @@ struct Presence {
 impl Presence {
     /// Hands a stream event on: presence into the window (sent at once after
     /// a quiet spell), anything else straight to the listeners.
-    fn on_event(&mut self, feed: &Feed, event: RoomEvent, metrics: &GatewayMetrics) {
+    fn on_event(&mut self, feed: &Feed, event: RoomEvent, metrics: &GatewayMetrics, traced: Option<&str>) {
         if let Some(Kind::Presence(diff)) = event.kind {
             if !diff.moved.is_empty() {
                 feed.moved(&diff.moved);
@@ -175,7 +177,16 @@ impl Presence {
             self.due.get_or_insert(earliest.max(now));
             return;
         }
-        let delivered = feed.deliver(&event, metrics);
+        let delivered = match traced {
+            // A sampled send's event: its delivery here joins the send's trace.
+            Some(gateway) if !event.traceparent.is_empty() => {
+                let span = crate::traced::deliver_span(&feed.room, event.seq, gateway, &event.traceparent);
+                let delivered = span.in_scope(|| feed.deliver(&event, metrics));
+                span.record("recipients", delivered);
+                delivered
+            }
+            _ => feed.deliver(&event, metrics),
+        };
         // The latency metric is the rooms' (publish to deliver), not the inboxes'.
         if !feed.inbox {
             metrics.observe_latency(event.ts_ms, chat_runtime::clock::now_ms());

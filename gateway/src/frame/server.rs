@@ -209,6 +209,7 @@ mod tests {
             id: "k3j9x2:43".into(),
             epoch: "k3j9x2".into(),
             ts_ms: 1_763_769_602_000,
+            traceparent: String::new(),
             kind: Some(Kind::Message(ChatMessage {
                 username: "ada".into(),
                 member_id: "gw-3000/7".into(),

@@ -271,8 +271,16 @@ impl Session {
             ..JoinRequest::default()
         };
         let shared = Arc::clone(&self.shared);
-        let span = tracing::debug_span!("call", rpc = "send_batch", %room, messages = request.messages.len());
-        traced(span, async move {
+        // With traces on, the batch is the `send` frame's span (a batch of
+        // several frames is one span, `messages` saying how many).
+        let frame = match shared.hub.services().is_traced() {
+            true => crate::traced::frame_span("send", &room, self.conn),
+            false => tracing::Span::none(),
+        };
+        let span = frame
+            .in_scope(|| tracing::debug_span!("call", rpc = "send_batch", %room, messages = request.messages.len()));
+        frame.record("messages", request.messages.len());
+        let call = traced(span, async move {
             let services = shared.hub.services();
             let send = |request: SendBatchRequest| {
                 let (attachment_ids, user_id) = (attachment_ids.clone(), user_id.clone());
@@ -310,7 +318,8 @@ impl Session {
                 reply => reply,
             };
             Answer::Stored(reply.map_err(|status| refusal_of(&status, &room)))
-        })
+        });
+        if frame.is_none() { call } else { Box::pin(call.instrument(frame)) }
     }
 
     /// A typing call, or none when this one comes too soon after the last.

@@ -336,6 +336,17 @@ impl Session {
 
     /// Checks a request and starts its call (a send starts a batch instead).
     fn start(&mut self, request: ClientFrame) -> Result<(), Refusal> {
+        // With traces on, the call runs in the frame's span (a send's is
+        // opened by its batch, `store`). Entered while the call is built, so
+        // the call's own spans are its children.
+        let span = match &request {
+            ClientFrame::Send { .. } => tracing::Span::none(),
+            _ if self.shared.hub.services().is_traced() => {
+                crate::traced::frame_span(request.kind(), crate::traced::room_of(&request), self.conn)
+            }
+            _ => tracing::Span::none(),
+        };
+        let in_frame = span.enter();
         let call: Call = match request {
             ClientFrame::Join { room, username, after_seq, epoch } => self.join(room, &username, after_seq, epoch)?,
             ClientFrame::Leave { room } => self.leave(&room)?,
@@ -353,7 +364,8 @@ impl Session {
             ClientFrame::Read { room, seq } => self.mark_read(room, seq)?,
             ClientFrame::Rooms => self.rooms_asked()?,
         };
-        self.call = Some(call);
+        drop(in_frame);
+        self.call = Some(if span.is_none() { call } else { Box::pin(call.instrument(span)) });
         Ok(())
     }
 

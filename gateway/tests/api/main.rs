@@ -30,3 +30,4 @@ mod security;
 mod shell;
 mod spread;
 mod storm;
+mod traces;

@@ -219,6 +219,8 @@ impl MemoryBroker {
 }
 
 impl Broker for MemoryBroker {
+    const APPEND_STEP: &'static str = "in-process store + publish";
+
     async fn append_messages(
         &self,
         room: &RoomName,

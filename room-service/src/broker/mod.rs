@@ -167,6 +167,10 @@ pub struct Position {
 
 /// Storage and bus for rooms. Methods take validated room names.
 pub trait Broker: Send + Sync + 'static {
+    /// What [`Self::append_messages`] is called in a trace: the step a
+    /// send's span shows for storing and publishing.
+    const APPEND_STEP: &'static str;
+
     /// Stores messages of one sender in one atomic step: checks that
     /// `sender` is in the room (`None`: system messages), fills in the
     /// sender's name, and in the order given gives each the room's next

@@ -282,6 +282,8 @@ fn route_push(fanout: &Fanout, push: PushInfo, message: &PushKind) {
 }
 
 impl Broker for RedisBroker {
+    const APPEND_STEP: &'static str = "redis message.lua (store + publish)";
+
     async fn append_messages(
         &self,
         room: &RoomName,

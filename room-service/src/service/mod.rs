@@ -97,6 +97,8 @@ pub(crate) struct Rooms<B> {
     committer: Option<Committer>,
     /// People's state (directory + store) and the inbox updates about it.
     inbox: Arc<Inbox<B>>,
+    /// Traces are on: sends get spans for their steps (`crate::traced`).
+    traced: bool,
 }
 
 impl<B: Broker + Directory> Rooms<B> {
@@ -114,13 +116,31 @@ impl<B: Broker + Directory> Rooms<B> {
         let inbox = Arc::new(Inbox::new(Arc::clone(&broker), people, seeder.clone(), Arc::clone(&metrics)));
         let presence =
             PresenceBatcher::new(Arc::clone(&broker), Arc::clone(&metrics), seeder.clone(), Arc::clone(&inbox));
-        Self { broker, attachments, presence, presence_ttl, stopping, metrics, store, seeder, committer, inbox }
+        Self {
+            broker,
+            attachments,
+            presence,
+            presence_ttl,
+            stopping,
+            metrics,
+            store,
+            seeder,
+            committer,
+            inbox,
+            traced: false,
+        }
     }
 
     /// Attachments' records as Send, Attach and GetAttachment use them,
     /// for the sweep to use the same (see `attachments::write_through`).
     pub(crate) fn attachment_records(&self) -> Arc<AttachmentRecords<B>> {
         Arc::clone(&self.attachments)
+    }
+
+    /// With traces on (checked once per send, not per step).
+    pub(crate) fn traced(mut self, on: bool) -> Self {
+        self.traced = on;
+        self
     }
 
     /// With STORE_SYNC, a place in the committer's queue, taken before the
@@ -150,21 +170,65 @@ impl<B: Broker + Directory> Rooms<B> {
 
     /// Stores messages; a room Redis lost is seeded first (with a store).
     /// With STORE_SYNC, returns once the store committed them too.
+    /// With traces on, the broker step and the commit each get a span
+    /// (`crate::traced`), and the events carry the call's context.
     async fn append(
+        &self,
+        room: &RoomName,
+        sender: Option<&MemberId>,
+        mut outgoing: Vec<Outgoing>,
+    ) -> Result<Vec<Stored>, Status> {
+        if !self.traced {
+            return self.append_untraced(room, sender, outgoing).await;
+        }
+        crate::traced::stamp(outgoing.iter_mut().map(|o| &mut o.event));
+        let place = self.reserve_commit()?;
+        let step = tracing::info_span!(
+            "broker",
+            otel.name = B::APPEND_STEP,
+            otel.kind = "client",
+            room = room.as_str(),
+            messages = outgoing.len(),
+        );
+        let stored = self.store_and_publish(room, sender, outgoing).instrument(step).await?;
+        if place.is_some() {
+            let commit = tracing::info_span!(
+                "store",
+                otel.name = "postgres commit",
+                otel.kind = "client",
+                db.system = "postgresql",
+                messages = stored.len()
+            );
+            Self::commit(place, &stored).instrument(commit).await?;
+        }
+        Ok(stored)
+    }
+
+    async fn append_untraced(
         &self,
         room: &RoomName,
         sender: Option<&MemberId>,
         outgoing: Vec<Outgoing>,
     ) -> Result<Vec<Stored>, Status> {
         let place = self.reserve_commit()?;
+        let stored = self.store_and_publish(room, sender, outgoing).await?;
+        Self::commit(place, &stored).await?;
+        Ok(stored)
+    }
+
+    /// The broker's one step: store the messages and publish them.
+    async fn store_and_publish(
+        &self,
+        room: &RoomName,
+        sender: Option<&MemberId>,
+        outgoing: Vec<Outgoing>,
+    ) -> Result<Vec<Stored>, Status> {
         let stored = match &self.seeder {
             // Each attempt takes its own copy: a refused one stored nothing.
             Some(seeder) => seeder.retry(room, || self.broker.append_messages(room, sender, outgoing.clone())).await?,
             None => self.broker.append_messages(room, sender, outgoing).await,
         };
-        let stored = stored.map_err(|e| self.failed(e))?;
-        Self::commit(place, &stored).await?;
-        Ok(stored)
+        stored.map_err(|e| self.failed(e))
     }
 
     /// Where the room's sequence stands. A room Redis has no epoch for is

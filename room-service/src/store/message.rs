@@ -74,6 +74,8 @@ impl StoredMessage {
                 client_id: self.client_id,
                 attachments: self.attachments,
             })),
+            // The store keeps the message, not the trace of its sending.
+            traceparent: String::new(),
         }
     }
 

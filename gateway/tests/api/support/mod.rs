@@ -49,8 +49,15 @@ struct Node {
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A server's trace settings and the service name it exports under.
+type Traced = (chat_runtime::traces::TraceConfig, &'static str);
+
 impl Node {
-    fn spawn<F, Fut>(listener: std::net::TcpListener, serve: F) -> Self
+    /// With `traces` configured, the server's threads log to a subscriber
+    /// of its own that exports its spans, as its binary's would (tests
+    /// cannot share the process-wide one: each server has its own service
+    /// name), and its last spans are flushed when it stops.
+    fn spawn<F, Fut>(listener: std::net::TcpListener, traces: Traced, serve: F) -> Self
     where
         F: FnOnce(TcpListener, Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>>,
@@ -59,11 +66,20 @@ impl Node {
         let (stop, stopped) = oneshot::channel::<()>();
         let (kill, killed) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("a runtime for the server");
+            let (config, service) = traces;
+            let traces = chat_runtime::traces::Traces::start(&config, service).expect("the trace pipeline starts");
+            let dispatch = traces.as_ref().map(|traces| {
+                let filter = tracing_subscriber::EnvFilter::new("info");
+                chat_runtime::logging::dispatch(Default::default(), filter, Some(traces), std::io::sink, false)
+            });
+            let _on_this_thread = dispatch.as_ref().map(tracing::dispatcher::set_default);
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(dispatch) = dispatch.clone() {
+                // Each runtime thread keeps the server's subscriber for its
+                // whole life (the guard is never dropped on purpose).
+                builder.on_thread_start(move || std::mem::forget(tracing::dispatcher::set_default(&dispatch)));
+            }
+            let runtime = builder.worker_threads(1).enable_all().build().expect("a runtime for the server");
             let result = runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("tokio listener");
                 let shutdown = Box::pin(async move {
@@ -75,6 +91,9 @@ impl Node {
                 }
             });
             runtime.shutdown_background();
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
             result
         });
         Self { addr, metrics_addr: None, stop: Some(stop), kill: Some(kill), thread: Some(thread) }
@@ -258,7 +277,8 @@ impl Topology {
         config.grpc_port = listener.local_addr().expect("bound").port();
         config.metrics_port = metrics_addr.port();
         config.instance_id = Some(format!("rs-{}", config.grpc_port));
-        let mut node = Node::spawn(listener, move |listener, shutdown| async move {
+        let traces = (config.traces.clone(), "chat-room-service");
+        let mut node = Node::spawn(listener, traces, move |listener, shutdown| async move {
             let metrics = TcpListener::from_std(metrics).expect("tokio listener");
             room_service::run_with_metrics(config, listener, Some(metrics), shutdown).await
         });
@@ -269,7 +289,8 @@ impl Topology {
     async fn spawn_gateway(&self, port: u16) -> Node {
         let listener = bind(port).await;
         let config = self.gateway_config.clone();
-        Node::spawn(listener, move |listener, shutdown| gateway::run(config, listener, shutdown))
+        let traces = (config.traces.clone(), "chat-gateway");
+        Node::spawn(listener, traces, move |listener, shutdown| gateway::run(config, listener, shutdown))
     }
 
     pub fn gateway_addr(&self, i: usize) -> SocketAddr {
