@@ -8,30 +8,15 @@ use chat_proto::files::{MAX_ATTACHMENTS, new_attachment_id};
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_client::RoomServiceClient;
 use chat_proto::v1::{
-    AttachRequest, Attachment, ChatMessage, GetAttachmentRequest, HistoryRequest, JoinRequest, Member, RoomEvent,
-    SendRequest, SendResponse, SubscribeRequest,
+    AttachRequest, Attachment, ChatMessage, GetAttachmentRequest, HistoryRequest, RoomEvent, SendRequest, SendResponse,
+    SubscribeRequest,
 };
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::support::{PATIENCE, RoomService};
+use crate::support::{PATIENCE, RoomService, join};
 
 type Grpc = RoomServiceClient<Channel>;
-
-fn member(name: &str) -> Member {
-    Member {
-        member_id: format!("m-{name}"),
-        username: name.into(),
-        gateway: "gw-1".into(),
-        user_id: format!("u-{name}"),
-        ..Default::default()
-    }
-}
-
-async fn join(grpc: &mut Grpc, room: &str, name: &str) {
-    let request = JoinRequest { room: room.into(), member: Some(member(name)), ..Default::default() };
-    grpc.join(request).await.expect("joins");
-}
 
 /// A stored file as a gateway describes it: an image with a thumbnail
 /// when `n` is even, a PDF otherwise.

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_client::RoomServiceClient;
-use chat_proto::v1::{
-    AttachRequest, Attachment, GetAttachmentRequest, HistoryRequest, JoinRequest, Member, SendRequest, SendResponse,
-};
+use chat_proto::v1::{AttachRequest, Attachment, GetAttachmentRequest, HistoryRequest, SendRequest, SendResponse};
 use chat_runtime::blobs::{BlobArgs, BlobStore};
 use chat_testkit::{PostgresServer, RedisServer};
 use room_service::attachments::{AttachmentRecords, Claim, Poster, Records, Sweep};
@@ -22,7 +20,7 @@ use room_service::{Fanout, RedisBroker, Retention, RoomServiceMetrics};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use crate::support::{PATIENCE, RoomService, eventually};
+use crate::support::{PATIENCE, RoomService, eventually, join};
 
 type Grpc = RoomServiceClient<Channel>;
 
@@ -35,21 +33,6 @@ fn blob_store(dir: &Path) -> BlobStore {
 
 fn on_disk(dir: &Path, blob: &str) -> PathBuf {
     dir.join("blobs").join(blob)
-}
-
-fn member(name: &str) -> Member {
-    Member {
-        member_id: format!("m-{name}"),
-        username: name.into(),
-        gateway: "gw-1".into(),
-        user_id: format!("u-{name}"),
-        ..Default::default()
-    }
-}
-
-async fn join(grpc: &mut Grpc, room: &str, name: &str) {
-    let request = JoinRequest { room: room.into(), member: Some(member(name)), ..Default::default() };
-    grpc.join(request).await.expect("joins");
 }
 
 /// A stored file (not an image) as a gateway describes it.

@@ -9,8 +9,8 @@ use chat_proto::people::inbox_room;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_client::RoomServiceClient;
 use chat_proto::v1::{
-    Direct, GetRoomRequest, HistoryRequest, InboxUpdate, JoinRequest, LeaveRequest, MarkReadRequest, Member,
-    MembersRequest, OpenDirectRequest, Person, SendRequest, SubscribeRequest, UserRoom, UserRoomsRequest,
+    Direct, GetRoomRequest, HistoryRequest, InboxUpdate, JoinRequest, LeaveRequest, MarkReadRequest, MembersRequest,
+    OpenDirectRequest, Person, SendRequest, SubscribeRequest, UserRoom, UserRoomsRequest,
 };
 use chat_testkit::PostgresServer;
 use room_service::store::Store;
@@ -18,19 +18,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::archive::{archived_up_to, archiving, serve_room};
-use crate::support::{PATIENCE, RoomService, eventually};
+use crate::support::{PATIENCE, RoomService, eventually, member};
 
 type Grpc = RoomServiceClient<Channel>;
-
-fn member(name: &str) -> Member {
-    Member {
-        member_id: format!("m-{name}"),
-        username: name.into(),
-        gateway: "gw-1".into(),
-        user_id: format!("u-{name}"),
-        ..Default::default()
-    }
-}
 
 async fn join(grpc: &mut Grpc, room: &str, name: &str) -> Result<(), Status> {
     let request = JoinRequest { room: room.into(), member: Some(member(name)), ..Default::default() };

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chat_proto::v1::room_service_client::RoomServiceClient;
+use chat_proto::v1::{JoinRequest, Member};
 use chat_testkit::RedisServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -71,4 +72,22 @@ where
         assert!(tokio::time::Instant::now() < deadline, "{what} did not happen within {PATIENCE:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A member as the people tests know them: `m-<name>` on `gw-1`, the
+/// user `u-<name>`.
+pub fn member(name: &str) -> Member {
+    Member {
+        member_id: format!("m-{name}"),
+        username: name.into(),
+        gateway: "gw-1".into(),
+        user_id: format!("u-{name}"),
+        ..Default::default()
+    }
+}
+
+/// [`member`] `name` joins `room`, failing the test if refused.
+pub async fn join(grpc: &mut RoomServiceClient<Channel>, room: &str, name: &str) {
+    let request = JoinRequest { room: room.into(), member: Some(member(name)), ..Default::default() };
+    grpc.join(request).await.expect("joins");
 }
