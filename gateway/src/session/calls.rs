@@ -262,7 +262,12 @@ impl Session {
     pub(super) fn store(&self, batch: Batch) -> Call {
         let Batch { room, username, messages, attachment_ids } = batch;
         let user_id = self.person.user_id.to_string();
-        let request = SendBatchRequest { room: room.to_string(), member_id: self.member_id.to_string(), messages };
+        let request = SendBatchRequest {
+            room: room.to_string(),
+            member_id: self.member_id.to_string(),
+            messages,
+            user_id: user_id.clone(),
+        };
         let rejoin = JoinRequest {
             room: room.to_string(),
             member: Some(self.member(&username)),
@@ -298,6 +303,7 @@ impl Session {
                         client_id: message.client_id,
                         attachment_ids,
                         user_id,
+                        reply_to_seq: message.reply_to_seq,
                     };
                     let reply = services.call(room, single, |mut c, r| async move { c.send(r).await }).await?;
                     Ok(SendBatchResponse { events: reply.event.into_iter().collect(), repeats: vec![reply.repeat] })
@@ -452,7 +458,7 @@ pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Re
     names::check_text(&text).map_err(|e| Refusal::from(e).in_room(room))?;
     names::check_client_id(&client_id).map_err(|e| Refusal::from(e).in_room(room))?;
     let client_id = if client_id.is_empty() { format!("g{}", rand::random::<u64>()) } else { client_id };
-    Ok(BatchedMessage { text, client_id })
+    Ok(BatchedMessage { text, client_id, ..BatchedMessage::default() })
 }
 
 /// A call's future, boxed, inside its span: the calls of one connection

@@ -276,7 +276,11 @@ async fn a_batch_of_sends_is_stored_in_order_and_a_repeated_client_id_once() {
     let batch = |ids: &[&str]| SendBatchRequest {
         room: "general".into(),
         member_id: member_id.clone(),
-        messages: ids.iter().map(|id| BatchedMessage { text: format!("text {id}"), client_id: (*id).into() }).collect(),
+        messages: ids
+            .iter()
+            .map(|id| BatchedMessage { text: format!("text {id}"), client_id: (*id).into(), ..Default::default() })
+            .collect(),
+        ..Default::default()
     };
     let mut grpc = topology.grpc(0).await;
     let first = grpc.send_batch(batch(&["a", "b", "a", "c"])).await.expect("SendBatch").into_inner().events;

@@ -20,12 +20,12 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    AttachRequest, Attachment, BatchedMessage, ChatMessage, Direct, GetAttachmentRequest, GetRoomRequest,
-    HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest,
-    LeaveResponse, ListRoomsRequest, ListRoomsResponse, MarkReadRequest, MarkReadResponse, MemberTyping,
-    MembersRequest, MembersResponse, OpenDirectRequest, Room, RoomEvent, SearchRequest, SearchResponse,
-    SendBatchRequest, SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
-    UserRoomsRequest, UserRoomsResponse,
+    AttachRequest, Attachment, BatchedMessage, ChangeResponse, ChatMessage, DeleteRequest, Direct, EditRequest,
+    GetAttachmentRequest, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
+    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MarkReadRequest,
+    MarkReadResponse, MemberTyping, MembersRequest, MembersResponse, OpenDirectRequest, ReactRequest, Room, RoomEvent,
+    SearchRequest, SearchResponse, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse, SubscribeRequest,
+    TypingRequest, TypingResponse, UserRoomsRequest, UserRoomsResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, names};
 use tokio_stream::wrappers::ReceiverStream;
@@ -45,6 +45,7 @@ use crate::store::{Store, StoredMessage};
 use crate::stream;
 
 mod attachments;
+mod changes;
 mod history;
 mod people;
 mod presence;
@@ -326,7 +327,8 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id } = request.into_inner();
+        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id, reply_to_seq: _ } =
+            request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         // With attachments the text may be empty (its length still counts).
         if attachment_ids.is_empty() || !text.trim().is_empty() {
@@ -351,6 +353,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
             text,
             client_id: client_id.clone(),
             attachments,
+            ..ChatMessage::default()
         };
         let claimed = message.attachments.clone();
         let event = new_event(&room, Kind::Message(message));
@@ -381,7 +384,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
-        let SendBatchRequest { room, member_id, messages } = request.into_inner();
+        let SendBatchRequest { room, member_id, messages, user_id: _ } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         let sender = MemberId::try_from(member_id.as_str()).map_err(invalid)?;
         if messages.is_empty() || messages.len() > SEND_BATCH {
@@ -391,7 +394,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
             )));
         }
         let mut outgoing = Vec::with_capacity(messages.len());
-        for BatchedMessage { text, client_id } in messages {
+        for BatchedMessage { text, client_id, reply_to_seq: _ } in messages {
             names::check_text(&text).map_err(invalid)?;
             names::check_client_id(&client_id).map_err(invalid)?;
             let message = ChatMessage {
@@ -399,7 +402,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
                 member_id: member_id.clone(),
                 text,
                 client_id: client_id.clone(),
-                attachments: Vec::new(),
+                ..ChatMessage::default()
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });
         }
@@ -562,6 +565,33 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
     ))]
     async fn attach(&self, request: Request<AttachRequest>) -> Result<Response<Attachment>, Status> {
         self.attach_file(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+        seq = request.get_ref().seq,
+    ))]
+    async fn edit(&self, request: Request<EditRequest>) -> Result<Response<ChangeResponse>, Status> {
+        self.edit_message(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+        seq = request.get_ref().seq,
+    ))]
+    async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<ChangeResponse>, Status> {
+        self.delete_message(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        member = request.get_ref().member_id.as_str(),
+        seq = request.get_ref().seq,
+    ))]
+    async fn react(&self, request: Request<ReactRequest>) -> Result<Response<ChangeResponse>, Status> {
+        self.react_to_message(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = request.get_ref().id.as_str()))]

@@ -73,6 +73,7 @@ impl StoredMessage {
                 text: self.text,
                 client_id: self.client_id,
                 attachments: self.attachments,
+                ..ChatMessage::default()
             })),
             // The store keeps the message, not the trace of its sending.
             traceparent: String::new(),

@@ -57,6 +57,7 @@ async fn send(
         client_id: client_id.into(),
         attachment_ids: ids.to_vec(),
         user_id: format!("u-{name}"),
+        ..Default::default()
     };
     grpc.send(request).await.map(tonic::Response::into_inner)
 }

@@ -60,6 +60,7 @@ async fn send(grpc: &mut Grpc, name: &str, client_id: &str, ids: &[String]) -> R
         client_id: client_id.into(),
         attachment_ids: ids.to_vec(),
         user_id: format!("u-{name}"),
+        ..Default::default()
     };
     grpc.send(request).await.map(tonic::Response::into_inner)
 }

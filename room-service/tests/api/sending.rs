@@ -16,7 +16,8 @@ async fn a_batch_holds_one_to_send_batch_messages() {
     let batch = |n: usize| SendBatchRequest {
         room: "general".into(),
         member_id: "m-ada".into(),
-        messages: (0..n).map(|i| BatchedMessage { text: format!("m{i}"), client_id: String::new() }).collect(),
+        messages: (0..n).map(|i| BatchedMessage { text: format!("m{i}"), ..Default::default() }).collect(),
+        ..Default::default()
     };
 
     let stored = grpc.send_batch(batch(SEND_BATCH)).await.expect("a full batch is stored").into_inner();
