@@ -51,11 +51,13 @@ export function renderHeader(active, label) {
   const n = active?.memberCount ?? 0;
   ui.roomSub.textContent = !active
     ? ""
-    : {
-        joined: `${n.toLocaleString()} ${n === 1 ? "member" : "members"}`,
-        joining: "joining…",
-        offline: "offline, rejoins when connected",
-      }[active.status];
+    : active.removed
+      ? "removed by a moderator"
+      : {
+          joined: `${n.toLocaleString()} ${n === 1 ? "member" : "members"}`,
+          joining: "joining…",
+          offline: "offline, rejoins when connected",
+        }[active.status];
   ui.roomSub.dataset.status = active?.status ?? "";
   ui.memberCount.textContent = active ? n.toLocaleString() : "";
 }

@@ -33,7 +33,7 @@ function timeEl(ts) {
  * the message right before; `own` sets it apart as this tab's; `mine`
  * (the reader's, from any tab) offers "Edit"; `mention` marks one that
  * mentions the reader. Above the text, the quote of what it replies to;
- * in the author line, "(edited)"; under it, its attachments
+ * under it, "(edited)", its attachments
  * (js/attachments.js, their URLs resolved against `base`, the gateway's
  * address) and reactions (js/messageparts.js). A deleted one keeps its
  * place as a muted line and nothing else.
@@ -60,7 +60,6 @@ export function messageEl(ev, { own, mine, cont, tag, mention, base }) {
   // Operator messages (no member id) carry a badge no member name can fake.
   if (!ev.member_id) meta.append(el("span", "operator-badge", "operator message"));
   meta.append(timeEl(ev.ts));
-  if (ev.edited && !ev.deleted) meta.append(editedEl(ev.edited));
   const stamp = timeEl(ev.ts);
   stamp.classList.add("stamp");
   body.append(meta);
@@ -72,6 +71,8 @@ export function messageEl(ev, { own, mine, cont, tag, mention, base }) {
   const quote = quoteEl(ev.reply_to);
   if (quote) body.append(quote);
   body.append(el("div", "text", ev.text));
+  // Under the text, not in the author line: a follow-up message has none.
+  if (ev.edited) body.append(editedEl(ev.edited));
   const files = attachmentsEl(ev.attachments, base);
   if (files) body.append(files);
   const reactions = reactionsEl(ev.reactions);
