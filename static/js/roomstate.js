@@ -301,7 +301,12 @@ export class RoomState {
    * `moderation` event drawn as a notice. Returns {added, message, own}.
    */
   addEvent(ev) {
-    if (!STORED.has(ev.type) || !ev.id || this.seen.has(ev.id)) return { added: false };
+    if (!STORED.has(ev.type) || !ev.id) return { added: false };
+    if (this.seen.has(ev.id)) {
+      // A message shown before, sent again (a rejoin that could not resume): as it stands now.
+      if (ev.type === "message") this.refresh(ev);
+      return { added: false };
+    }
     this.remember(ev.id);
     // A change has a seq of its own in the room's order: a resume starts after it too.
     if (Number.isFinite(ev.seq) && (this.lastSeq == null || ev.seq > this.lastSeq)) this.lastSeq = ev.seq;
@@ -336,6 +341,21 @@ export class RoomState {
       }
     }
     return true;
+  }
+
+  /**
+   * A message shown already came again (the history of a rejoin that
+   * could not resume): the changes missed meanwhile are in it, so the
+   * shown one takes its text, edit, deletion, quote and reactions.
+   */
+  refresh(ev) {
+    const shown = this.messages.get(ev.id);
+    if (!shown || !refreshed(shown, ev)) return;
+    for (const key of LATER_LIFE) {
+      if (ev[key] === undefined) delete shown[key];
+      else shown[key] = ev[key];
+    }
+    this.redraw(shown);
   }
 
   /** Every list of the room showing `message` draws it again. */
@@ -482,6 +502,14 @@ export class RoomState {
     }
     return "";
   }
+}
+
+/** The fields of a message its later life changes (docs/protocol.md, `message`). */
+const LATER_LIFE = ["text", "attachments", "reply_to", "edited", "deleted", "deleted_by", "reactions"];
+
+/** Whether `fresh` (the same message, sent again) differs from `shown` in its later life. */
+function refreshed(shown, fresh) {
+  return LATER_LIFE.some((key) => JSON.stringify(shown[key]) !== JSON.stringify(fresh[key]));
 }
 
 /** A name as it reads: compatibility forms folded, case ignored. */

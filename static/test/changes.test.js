@@ -202,6 +202,19 @@ describe("change frames", () => {
     assert.equal(room.messages.has("e1:99"), false);
   });
 
+  it("a rejoin that could not resume sends shown messages again: they take their state now", () => {
+    const p = page();
+    p.protocol.onFrame(joined([msg(1), msg(2)]));
+    const room = p.room();
+    p.protocol.onDown();
+    p.protocol.onWelcome({ type: "welcome", limits: {}, user_id: "m1" });
+    const now1 = msg(1, { text: "changed while away", edited: 5, reactions: [{ emoji: "👍", count: 1, mine: true }] });
+    p.protocol.onFrame(joined([now1, msg(2)], { member_id: "m2", recovered: false }));
+    assert.equal(shownText(room, "e1:1"), "changed while away");
+    assert.deepEqual(room.messages.get("e1:1").reactions, [{ emoji: "👍", count: 1, mine: true }]);
+    assert.deepEqual(room.list.updated, ["e1:1"], "the unchanged one is not drawn again");
+  });
+
   it("a reply refused with bad_message comes back to the box; a refused reaction is a note", () => {
     const p = page();
     p.protocol.onFrame(joined([msg(1)]));
