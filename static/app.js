@@ -28,7 +28,8 @@
 // js/messageparts.js (their DOM parts), js/actions.js (the toolbar, picker,
 // inline editor and confirmations in the DOM), js/moderation.js (roles,
 // the moderate frames, moderation notices, mutes; pure), js/compose.js
-// (the reply bar and whether the reader may write). Modules without the DOM (protocol.js and the
+// (the reply bar and whether the reader may write), js/shownmessages.js (a
+// room's shown messages by id, for their later life to reach). Modules without the DOM (protocol.js and the
 // state it drives included) have unit tests in test/ (node --test
 // static/test/).
 //

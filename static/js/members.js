@@ -107,3 +107,15 @@ export function shownMembers(members, count, max = MAX_SHOWN) {
   const shown = all.length > max ? all.slice(0, max) : all;
   return { shown, more: Math.max(0, Math.max(count ?? 0, all.length) - shown.length) };
 }
+
+/** A name as it reads: compatibility forms folded, case ignored. */
+export function foldName(name) {
+  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+/** Four characters that tell two member ids apart (a hash of the whole id). */
+export function shortId(memberId) {
+  let h = 2166136261;
+  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
+  return h.toString(36).slice(-4).padStart(4, "0");
+}

@@ -39,11 +39,12 @@
 // room's true size, which may be more than it holds.
 
 import { dayKey } from "./format.js";
-import { applyChange, quoteDeleted, userOf } from "./lifecycle.js";
+import { userOf } from "./lifecycle.js";
 import { applyModeration, moderates } from "./moderation.js";
-import { mergePresence, presenceNotice, shownMembers } from "./members.js";
+import { foldName, mergePresence, presenceNotice, shortId, shownMembers } from "./members.js";
 import { Pending } from "./pending.js";
 import { RoomHistory } from "./roomhistory.js";
+import { ShownMessages } from "./shownmessages.js";
 import { Typists } from "./typing.js";
 
 /** Messages from one person closer together than this share one author line. */
@@ -52,12 +53,6 @@ const GROUP_MS = 5 * 60_000;
 export const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
 export const MAX_SEEN = 5_000;
-/**
- * Messages kept per room for later changes to apply to (id → message):
- * the live list's and a context block's, up to their scroll-back bound.
- * A change to a message past it is ignored, like one to a message not shown.
- */
-export const MAX_TRACKED = 10_000;
 
 /** The events of a room's order (each with a `seq` and `id`): messages, and what changes or moderates them. */
 const STORED = new Set(["message", "change", "moderation"]);
@@ -94,8 +89,8 @@ export class RoomState {
     this.lastMembersFetch = 0;
     this.membersTimer = null;
     this.seen = new Set();
-    /** id → the message object its lines show, for `change` frames to apply to (MAX_TRACKED). */
-    this.messages = new Map();
+    /** The messages its lines show, by id, for their later life to reach (js/shownmessages.js). */
+    this.messages = new ShownMessages();
     /** The reader's user id (js/store.js `me`); set by js/protocol.js, null until a welcome says. */
     this.userId = () => null;
     /** The reader's role here (`joined.role`, js/moderation.js): owner, moderator or member. */
@@ -332,30 +327,15 @@ export class RoomState {
    * seen before and moves the resume position.)
    */
   applyChange(change) {
-    const message = this.messages.get(change.target_id);
-    if (!message || !applyChange(message, change, this.isMe(change))) return false;
-    this.redraw(message);
-    if (change.action === "delete") {
-      for (const reply of this.messages.values()) {
-        if (quoteDeleted(reply, message.id)) this.redraw(reply);
-      }
-    }
-    return true;
+    const changed = this.messages.apply(change, this.isMe(change));
+    for (const message of changed) this.redraw(message);
+    return changed.length > 0;
   }
 
-  /**
-   * A message shown already came again (the history of a rejoin that
-   * could not resume): the changes missed meanwhile are in it, so the
-   * shown one takes its text, edit, deletion, quote and reactions.
-   */
+  /** A message shown already came again (a rejoin that could not resume): it shows its state now. */
   refresh(ev) {
-    const shown = this.messages.get(ev.id);
-    if (!shown || !refreshed(shown, ev)) return;
-    for (const key of LATER_LIFE) {
-      if (ev[key] === undefined) delete shown[key];
-      else shown[key] = ev[key];
-    }
-    this.redraw(shown);
+    const shown = this.messages.refresh(ev);
+    if (shown) this.redraw(shown);
   }
 
   /** Every list of the room showing `message` draws it again. */
@@ -397,7 +377,7 @@ export class RoomState {
 
   /** The line of a stored message; `cont` when it shares the author line of the one before. */
   lineFor(ev, cont) {
-    this.track(ev);
+    this.messages.track(ev);
     const own = this.isOwn(ev);
     return {
       type: "message",
@@ -449,14 +429,6 @@ export class RoomState {
     return p.text;
   }
 
-  /** Keeps `ev` for later changes to apply to (the oldest kept goes past MAX_TRACKED). */
-  track(ev) {
-    if (!ev.id) return;
-    this.messages.delete(ev.id); // re-inserted: the newest to go last
-    this.messages.set(ev.id, ev);
-    if (this.messages.size > MAX_TRACKED) this.messages.delete(this.messages.keys().next().value);
-  }
-
   remember(id) {
     this.seen.add(id);
     if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value);
@@ -502,24 +474,4 @@ export class RoomState {
     }
     return "";
   }
-}
-
-/** The fields of a message its later life changes (docs/protocol.md, `message`). */
-const LATER_LIFE = ["text", "attachments", "reply_to", "edited", "deleted", "deleted_by", "reactions"];
-
-/** Whether `fresh` (the same message, sent again) differs from `shown` in its later life. */
-function refreshed(shown, fresh) {
-  return LATER_LIFE.some((key) => JSON.stringify(shown[key]) !== JSON.stringify(fresh[key]));
-}
-
-/** A name as it reads: compatibility forms folded, case ignored. */
-export function foldName(name) {
-  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
-}
-
-/** Four characters that tell two member ids apart (a hash of the whole id). */
-export function shortId(memberId) {
-  let h = 2166136261;
-  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
-  return h.toString(36).slice(-4).padStart(4, "0");
 }
