@@ -57,7 +57,8 @@ export function durationText(seconds) {
  */
 export function moderationText(ev, isMe = () => false) {
   const who = (u, fallback) => (u && isMe(u) ? "you" : u?.name || fallback);
-  const actor = ev.actor?.user_id === "" ? "The operator" : cap(who(ev.actor, "A moderator"));
+  // A name is written as it is; only the words the page chose start the line capitalized.
+  const actor = ev.actor?.user_id === "" ? "The operator" : ev.actor && isMe(ev.actor) ? "You" : ev.actor?.name || "A moderator";
   const target = who(ev.target, "someone");
   let what;
   switch (ev.action) {
@@ -86,8 +87,6 @@ export function moderationText(ev, isMe = () => false) {
   }
   return ev.reason ? `${actor} ${what}: ${ev.reason}` : `${actor} ${what}`;
 }
-
-const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /**
  * What a `moderation` event does to `room` (js/roomstate.js) when its

@@ -251,7 +251,7 @@ describe("moderation", () => {
       target: { user_id: "m1", name: "ada" },
       until: 601_000,
     });
-    assert.equal(room.list.lines.at(-1).text, "Mo muted you for 10 minutes");
+    assert.equal(room.list.lines.at(-1).text, "mo muted you for 10 minutes");
     assert.equal(room.mutedUntil, 601_000);
     assert.equal(room.lastSeq, 2);
   });

@@ -17,16 +17,16 @@ const ev = (action, extra = {}) => ({
 
 describe("moderation notices", () => {
   it("say who did what to whom, and why", () => {
-    assert.equal(moderationText(ev("mute", { until: 1_000_000 + 3_600_000, reason: "flooding" })), "Mo muted bob for 1 hour: flooding");
-    assert.equal(moderationText(ev("kick")), "Mo removed bob from the room");
+    assert.equal(moderationText(ev("mute", { until: 1_000_000 + 3_600_000, reason: "flooding" })), "mo muted bob for 1 hour: flooding");
+    assert.equal(moderationText(ev("kick")), "mo removed bob from the room");
     assert.equal(moderationText(ev("ban", { actor: { user_id: "", name: "operator" } })), "The operator banned bob from the room");
-    assert.equal(moderationText(ev("role", { role: "moderator" })), "Mo made bob a moderator");
-    assert.equal(moderationText(ev("unban")), "Mo lifted the ban on bob");
+    assert.equal(moderationText(ev("role", { role: "moderator" })), "mo made bob a moderator");
+    assert.equal(moderationText(ev("unban")), "mo lifted the ban on bob");
   });
 
   it("the reader reads as 'you'", () => {
     const isMe = (u) => u.user_id === "u-bob";
-    assert.equal(moderationText(ev("unmute"), isMe), "Mo unmuted you");
+    assert.equal(moderationText(ev("unmute"), isMe), "mo unmuted you");
   });
 
   it("durations read as people say them", () => {

@@ -11,7 +11,9 @@
 //! "(edited)"), deletes it after the confirmation (bob sees the
 //! placeholder, and his reply's quote of it says "deleted message"), and
 //! as a moderator deletes bob's message (bob sees it was a moderator).
-//! bob, a member, is offered no delete on ada's messages.
+//! bob, a member, is offered no delete on ada's messages. From the member
+//! list, ada mutes bob (his composer is off and says why) and removes him
+//! from the room (his tab says so and offers to join again).
 //!
 //! Every wait polls the page up to [`DEADLINE`](crate::support::browser::DEADLINE);
 //! no sleep is an assertion.
@@ -149,6 +151,68 @@ async fn replies_reactions_edits_and_deletes_reach_the_tab_on_the_other_gateway(
     ada.close().await;
     bob.close().await;
     driver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_mutes_and_removes_a_member_from_the_member_list() {
+    let topology = Topology::start(2, 2).await;
+    let mut driver = Driver::start().await;
+    let ada = Tab::open(&mut driver, "ada@gw1", topology.gateway_addr(0)).await;
+    ada.join("ada", "moderated").await; // the first to join: the room's owner
+    let bob = Tab::open(&mut driver, "bob@gw2", topology.gateway_addr(1)).await;
+    bob.join("bob", "moderated").await;
+    ada.until_members(&["ada", "bob"]).await;
+    let menus = bob.js("return document.querySelectorAll('#members .member-mod').length").await;
+    assert_eq!(menus, json!(0), "a member gets no moderator's menu");
+
+    // Mute for 10 minutes, from the member list, after the confirmation.
+    moderate(&ada, "bob", "mute-600").await;
+    bob.until(
+        "the composer off while muted",
+        "const s = document.querySelector('#compose-state'); \
+         return {ok: !s.hidden && s.dataset.kind === 'muted' && document.querySelector('#composer').disabled, \
+                 seen: [s.hidden, s.dataset.kind, s.textContent]}",
+        vec![],
+    )
+    .await;
+    until_moderation(&bob, "ada muted you for 10 minutes").await;
+    until_moderation(&ada, "You muted bob for 10 minutes").await;
+
+    // Remove: bob's tab says so and offers to join again; ada's list loses him.
+    moderate(&ada, "bob", "kick").await;
+    bob.until(
+        "the room left by a moderator's doing",
+        "const s = document.querySelector('#compose-state'); \
+         return {ok: !s.hidden && s.dataset.kind === 'kicked' && s.querySelector('.compose-rejoin') !== null, \
+                 seen: [s.hidden, s.dataset.kind, s.textContent]}",
+        vec![],
+    )
+    .await;
+    ada.until_members(&["ada"]).await;
+    bob.click("#compose-state .compose-rejoin").await;
+    ada.until_members(&["ada", "bob"]).await;
+
+    ada.close().await;
+    bob.close().await;
+    driver.stop().await;
+}
+
+/// `tab` (a moderator) picks `choice` in the member menu beside `name`, and agrees.
+async fn moderate(tab: &Tab, name: &str, choice: &str) {
+    tab.click(&format!("#members li.member[data-username='{name}'] .member-mod-open")).await;
+    tab.click(&format!("#members li.member[data-username='{name}'] .member-mod-choice[data-mod='{choice}']")).await;
+    tab.click("#confirm-ok").await;
+}
+
+/// Polls until a moderation notice reads `text`.
+async fn until_moderation(tab: &Tab, text: &str) {
+    tab.until(
+        &format!("moderation notice `{text}`"),
+        "const t = [...document.querySelectorAll('#messages .notice.moderation .notice-text')].map(e => e.textContent); \
+         return {ok: t.includes(arguments[0]), seen: t}",
+        vec![json!(text)],
+    )
+    .await;
 }
 
 /// Whether the inline editor is open in message `arguments[0]`.
