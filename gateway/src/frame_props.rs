@@ -14,11 +14,16 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (text, text).prop_map(|(room, username)| ClientFrame::Join { room, username, after_seq: None, epoch: None }),
         text.prop_map(|room| ClientFrame::Leave { room }),
-        (text, text, text).prop_map(|(room, text, client_id)| ClientFrame::Send {
+        (text, text, text, proptest::option::of(text)).prop_map(|(room, text, client_id, reply_to)| {
+            ClientFrame::Send { room, text, client_id, attachments: Vec::new(), reply_to }
+        }),
+        (text, text, text).prop_map(|(room, id, text)| ClientFrame::Edit { room, id, text }),
+        (text, text).prop_map(|(room, id)| ClientFrame::Delete { room, id }),
+        (text, text, text, any::<bool>()).prop_map(|(room, id, emoji, add)| ClientFrame::React {
             room,
-            text,
-            client_id,
-            attachments: Vec::new()
+            id,
+            emoji,
+            add
         }),
         text.prop_map(|room| ClientFrame::Typing { room }),
         (text, text).prop_map(|(room, after)| ClientFrame::Members { room, after }),
@@ -42,8 +47,13 @@ fn to_json(frame: &ClientFrame) -> String {
     match frame {
         ClientFrame::Join { room, username, .. } => json!({"type": "join", "room": room, "username": username}),
         ClientFrame::Leave { room } => json!({"type": "leave", "room": room}),
-        ClientFrame::Send { room, text, client_id, .. } => {
-            json!({"type": "send", "room": room, "text": text, "client_id": client_id})
+        ClientFrame::Send { room, text, client_id, reply_to, .. } => {
+            json!({"type": "send", "room": room, "text": text, "client_id": client_id, "reply_to": reply_to})
+        }
+        ClientFrame::Edit { room, id, text } => json!({"type": "edit", "room": room, "id": id, "text": text}),
+        ClientFrame::Delete { room, id } => json!({"type": "delete", "room": room, "id": id}),
+        ClientFrame::React { room, id, emoji, add } => {
+            json!({"type": "react", "room": room, "id": id, "emoji": emoji, "add": add})
         }
         ClientFrame::Typing { room } => json!({"type": "typing", "room": room}),
         ClientFrame::Members { room, after } => json!({"type": "members", "room": room, "after": after}),

@@ -119,7 +119,14 @@ pub(crate) fn history(room: &str, before_seq: u64, page: &HistoryResponse, signe
         room,
         epoch: &page.epoch,
         before_seq,
-        messages: page.events.iter().filter_map(|e| EventView::of(e, signer)).collect(),
+        // Messages come with their changes applied: the change events
+        // between them are for readers who showed the messages before.
+        messages: page
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, Some(chat_proto::v1::room_event::Kind::Message(_))))
+            .filter_map(|e| EventView::of(e, signer))
+            .collect(),
         next_before_seq: page.next_before_seq,
         reached_first: page.reached_first,
     })

@@ -35,6 +35,9 @@ pub(crate) fn room_of(frame: &ClientFrame) -> &str {
         ClientFrame::Join { room, .. }
         | ClientFrame::Leave { room }
         | ClientFrame::Send { room, .. }
+        | ClientFrame::Edit { room, .. }
+        | ClientFrame::Delete { room, .. }
+        | ClientFrame::React { room, .. }
         | ClientFrame::Typing { room }
         | ClientFrame::Members { room, .. }
         | ClientFrame::History { room, .. }

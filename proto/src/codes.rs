@@ -33,10 +33,15 @@ pub enum ErrorCode {
     BadDirect,
     BadRead,
     BadAttachment,
+    BadMessage,
+    NotYours,
+    EditWindow,
+    BadEmoji,
+    TooManyReactions,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::BadJson,
         Self::UnknownType,
         Self::BinaryFrame,
@@ -61,6 +66,11 @@ impl ErrorCode {
         Self::BadDirect,
         Self::BadRead,
         Self::BadAttachment,
+        Self::BadMessage,
+        Self::NotYours,
+        Self::EditWindow,
+        Self::BadEmoji,
+        Self::TooManyReactions,
     ];
 
     /// The code as it goes on the wire.
@@ -90,6 +100,11 @@ impl ErrorCode {
             Self::BadDirect => "bad_direct",
             Self::BadRead => "bad_read",
             Self::BadAttachment => "bad_attachment",
+            Self::BadMessage => "bad_message",
+            Self::NotYours => "not_yours",
+            Self::EditWindow => "edit_window",
+            Self::BadEmoji => "bad_emoji",
+            Self::TooManyReactions => "too_many_reactions",
         }
     }
 }

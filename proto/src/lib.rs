@@ -14,6 +14,7 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every `chat.v1` file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat_v1_descriptor.bin"));
 
+pub mod changes;
 pub mod checked;
 pub mod codes;
 pub mod files;

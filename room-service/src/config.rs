@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "ROOM_TTL_SECS", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub room_ttl_secs: u64,
 
+    /// Seconds after sending during which a message may be edited (deletes
+    /// have no limit). 0 (the default): any time.
+    #[arg(long, env = "EDIT_WINDOW_SECS", default_value_t = 0)]
+    pub edit_window_secs: u64,
+
     /// Seconds a member stays present without a heartbeat from its gateway.
     #[arg(long, env = "PRESENCE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub presence_ttl_secs: u64,

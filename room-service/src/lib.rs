@@ -70,8 +70,9 @@ mod stream;
 mod traced;
 
 pub use crate::broker::{
-    Broker, BrokerError, BrokerResult, Fanout, Leave, MembersPage, MemoryBroker, Outgoing, Position, PresenceChange,
-    PresenceOutcome, RECONNECT_MAX_DELAY, RedisBroker, Retention, Snapshot, SnapshotSize, Stored, Subscription,
+    Broker, BrokerError, BrokerResult, ChangeOp, ChangeOrder, ChangeOutcome, Fanout, Leave, MembersPage, MemoryBroker,
+    MessageState, Outgoing, Position, PresenceChange, PresenceOutcome, RECONNECT_MAX_DELAY, RedisBroker, Retention,
+    Snapshot, SnapshotSize, Stored, Subscription,
 };
 pub use crate::config::Config;
 pub use crate::metrics::RoomServiceMetrics;
@@ -295,7 +296,8 @@ async fn serve<B: Broker + people::Directory + attachments::Records>(
             seeder,
             committer,
         )
-        .traced(config.traces.enabled()),
+        .traced(config.traces.enabled())
+        .edit_window((config.edit_window_secs > 0).then(|| Duration::from_secs(config.edit_window_secs))),
     );
     if archive.is_none() {
         // Said once everything else connected: a failed start stays one line.

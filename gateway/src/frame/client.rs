@@ -38,6 +38,28 @@ pub(crate) enum ClientFrame {
         /// Attachment ids from `POST /upload` (at most 10).
         #[serde(default)]
         attachments: Vec<String>,
+        /// The id of the message this one answers.
+        #[serde(default)]
+        reply_to: Option<String>,
+    },
+    /// New text for one of this user's messages, named by its `id`.
+    Edit {
+        room: String,
+        id: String,
+        text: String,
+    },
+    /// Take back a message (one's own, or as a moderator anyone's).
+    Delete {
+        room: String,
+        id: String,
+    },
+    /// Add (or with `add: false` remove) one's reaction on a message.
+    React {
+        room: String,
+        id: String,
+        emoji: String,
+        #[serde(default = "yes")]
+        add: bool,
     },
     Typing {
         room: String,
@@ -82,8 +104,14 @@ pub(crate) enum ClientFrame {
     Rooms,
 }
 
-const CLIENT_TYPES: [&str; 10] =
-    ["join", "leave", "send", "typing", "members", "history", "search", "open_dm", "read", "rooms"];
+const CLIENT_TYPES: [&str; 13] = [
+    "join", "leave", "send", "edit", "delete", "react", "typing", "members", "history", "search", "open_dm", "read",
+    "rooms",
+];
+
+fn yes() -> bool {
+    true
+}
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
@@ -92,6 +120,9 @@ impl ClientFrame {
             ClientFrame::Join { .. } => "join",
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Send { .. } => "send",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::Delete { .. } => "delete",
+            ClientFrame::React { .. } => "react",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Members { .. } => "members",
             ClientFrame::History { .. } => "history",
@@ -225,8 +256,13 @@ mod tests {
                 room: "general".into(),
                 text: "hi".into(),
                 client_id: String::new(),
-                attachments: Vec::new()
+                attachments: Vec::new(),
+                reply_to: None,
             })
+        );
+        assert_eq!(
+            parse(r#"{"type":"react","room":"general","id":"k3j9x2:43","emoji":"👍"}"#),
+            Ok(ClientFrame::React { room: "general".into(), id: "k3j9x2:43".into(), emoji: "👍".into(), add: true })
         );
     }
 }

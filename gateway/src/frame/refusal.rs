@@ -75,16 +75,17 @@ pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
 }
 
 /// The refusal a room-service named itself: PERMISSION_DENIED is
-/// `forbidden`; INVALID_ARGUMENT and NOT_FOUND carrying
-/// [`chat_proto::ERROR_CODE_HEADER`] are the code it names.
+/// `forbidden` unless it names another code; INVALID_ARGUMENT, NOT_FOUND
+/// and FAILED_PRECONDITION carrying [`chat_proto::ERROR_CODE_HEADER`] are
+/// the code it names (e.g. `not_yours`, `edit_window`).
 pub(crate) fn coded(status: &Status) -> Option<Refusal> {
     let named = || {
         let name = status.metadata().get(chat_proto::ERROR_CODE_HEADER)?.to_str().ok()?;
         ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
     };
     let code = match status.code() {
-        Code::PermissionDenied => ErrorCode::Forbidden,
-        Code::InvalidArgument | Code::NotFound => named()?,
+        Code::PermissionDenied => named().unwrap_or(ErrorCode::Forbidden),
+        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition => named()?,
         _ => return None,
     };
     Some(Refusal::new(code, status.message().to_owned()))

@@ -8,6 +8,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use chat_proto::ErrorCode;
+use chat_proto::v1::message_change::Change;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{Member, RoomEvent};
 use serde::Serialize;
@@ -67,12 +68,86 @@ pub(crate) enum EventView<'a> {
         /// Files posted with it, with signed URLs (`files::attachment_json`).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         attachments: Vec<serde_json::Value>,
+        /// The sender's user, when it is not `member_id` (with tokens).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<ReplyView<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edited: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted: Option<i64>,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        deleted_by: &'a str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        reactions: Vec<ReactionView<'a>>,
+    },
+    /// An edit, delete or reaction of an earlier message.
+    Change {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        ts: i64,
+        target_id: &'a str,
+        target_seq: u64,
+        member_id: &'a str,
+        username: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+        #[serde(flatten)]
+        action: ChangeView<'a>,
     },
     Typing {
         room: &'a str,
         member_id: &'a str,
         username: &'a str,
     },
+}
+
+/// What a reply answers, as `message.reply_to` shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReplyView<'a> {
+    id: &'a str,
+    seq: u64,
+    username: &'a str,
+    member_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    quote: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
+}
+
+/// One emoji on a message and its count; `mine` only when true.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReactionView<'a> {
+    emoji: &'a str,
+    count: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    mine: bool,
+}
+
+/// A `change` frame's `action` and the fields that go with it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub(crate) enum ChangeView<'a> {
+    Edit {
+        text: &'a str,
+    },
+    Delete {
+        by_moderator: bool,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        reason: &'a str,
+    },
+    React {
+        emoji: &'a str,
+        added: bool,
+        count: u32,
+    },
+}
+
+/// A user id worth showing: one that is not the member id beside it.
+fn other_user<'a>(user_id: &'a str, member_id: &str) -> Option<&'a str> {
+    (!user_id.is_empty() && user_id != member_id).then_some(user_id)
 }
 
 impl<'a> EventView<'a> {
@@ -94,9 +169,42 @@ impl<'a> EventView<'a> {
                     let now = crate::files::now_secs();
                     m.attachments.iter().map(|a| crate::files::attachment_json(signer, a, now)).collect()
                 },
+                user_id: other_user(&m.user_id, &m.member_id),
+                reply_to: m.reply_to.as_ref().map(|r| ReplyView {
+                    id: &r.id,
+                    seq: r.seq,
+                    username: &r.username,
+                    member_id: &r.member_id,
+                    quote: &r.quote,
+                    deleted: r.deleted,
+                }),
+                edited: (m.edited_ms != 0).then_some(m.edited_ms),
+                deleted: (m.deleted_ms != 0).then_some(m.deleted_ms),
+                deleted_by: &m.deleted_by,
+                reactions: m
+                    .reactions
+                    .iter()
+                    .map(|r| ReactionView { emoji: &r.emoji, count: r.count, mine: r.mine })
+                    .collect(),
+            },
+            Kind::Change(c) => EventView::Change {
+                room,
+                seq,
+                id,
+                ts,
+                target_id: &c.target_id,
+                target_seq: c.target_seq,
+                member_id: &c.member_id,
+                username: &c.username,
+                user_id: other_user(&c.user_id, &c.member_id),
+                action: match c.change.as_ref()? {
+                    Change::Edited(e) => ChangeView::Edit { text: &e.text },
+                    Change::Deleted(d) => ChangeView::Delete { by_moderator: d.by_moderator, reason: &d.reason },
+                    Change::Reacted(r) => ChangeView::React { emoji: &r.emoji, added: r.added, count: r.count },
+                },
             },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
-            Kind::Presence(_) | Kind::Inbox(_) | Kind::Change(_) => return None,
+            Kind::Presence(_) | Kind::Inbox(_) => return None,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{
     BatchedMessage, JoinRequest, JoinResponse, LeaveRequest, Member, MembersRequest, MembersResponse, SendBatchRequest,
     SendBatchResponse, SendRequest, TypingRequest,
@@ -192,6 +193,7 @@ impl Session {
         text: String,
         client_id: String,
         attachment_ids: Vec<String>,
+        reply_to: Option<&str>,
     ) -> Result<(), Refusal> {
         let (room, state) = self.joined(room)?;
         let username = match state {
@@ -205,6 +207,8 @@ impl Session {
             // Files alone: no text to check.
             checked_message(&room, "-".into(), client_id).map(|m| BatchedMessage { text, ..m })?
         };
+        let reply_to_seq = reply_to.map(|id| message_seq(&room, id)).transpose()?.unwrap_or(0);
+        let message = BatchedMessage { reply_to_seq, ..message };
         self.caller.send(&room)?;
         tracing::debug!(conn = self.conn, %room, client_id = message.client_id, bytes = message.text.len(), "message from client");
         // A message ends its sender's typing line in every other view, so
@@ -235,10 +239,20 @@ impl Session {
             // as when it comes alone — and takes no second token.
             let same_room = match &frame {
                 Some(Ok(Message::Text(text))) if frame_fits(text.len()) => match frame::parse(text) {
-                    Ok(ClientFrame::Send { room, text, client_id, attachments })
+                    Ok(ClientFrame::Send { room, text, client_id, attachments, reply_to })
                         if *room == *batch.room && attachments.is_empty() =>
                     {
-                        checked_message(&batch.room, text, client_id).ok().filter(|_| self.caller.send(&room).is_ok())
+                        let reply_to_seq = match reply_to.as_deref().map(|id| message_seq(&room, id)) {
+                            None => Some(0),
+                            Some(parsed) => parsed.ok(),
+                        };
+                        reply_to_seq
+                            .and_then(|reply_to_seq| {
+                                checked_message(&batch.room, text, client_id)
+                                    .ok()
+                                    .map(|m| BatchedMessage { reply_to_seq, ..m })
+                            })
+                            .filter(|_| self.caller.send(&room).is_ok())
                     }
                     _ => None,
                 },
@@ -419,7 +433,14 @@ impl Session {
             epoch: &reply.epoch,
             last_seq: snapshot_seq,
             recovered: reply.recovered,
-            history: reply.history.iter().filter_map(|e| EventView::of(e, self.shared.hub.signer())).collect(),
+            // A resume gets everything it missed, changes to messages it
+            // shows included; a first join only messages, changes applied.
+            history: reply
+                .history
+                .iter()
+                .filter(|e| reply.recovered || matches!(e.kind, Some(Kind::Message(_))))
+                .filter_map(|e| EventView::of(e, self.shared.hub.signer()))
+                .collect(),
             members: reply.members.iter().map(MemberView::from).collect(),
             member_count: reply.member_count,
             members_next: Some(reply.members_next.as_str()).filter(|next| !next.is_empty()),
@@ -452,6 +473,12 @@ fn check_attachments(ids: &[String]) -> Result<(), Refusal> {
         return Err(Refusal::new(ErrorCode::BadAttachment, format!("{bad:?} is not an attachment id")));
     }
     Ok(())
+}
+
+/// The seq of a message `id` (`<epoch>:<seq>`) a frame names.
+pub(super) fn message_seq(room: &str, id: &str) -> Result<u64, Refusal> {
+    let (_, seq) = chat_proto::changes::parse_message_id(id).map_err(|e| Refusal::from(e).in_room(room))?;
+    Ok(seq)
 }
 
 pub(super) fn checked_message(room: &str, text: String, client_id: String) -> Result<BatchedMessage, Refusal> {

@@ -51,6 +51,7 @@ use crate::session_token::SessionToken;
 // back (`calls`), the reads of stored messages (`history`), how it ends
 // (`ending`), and how it writes (`writing`).
 mod calls;
+mod changes;
 mod ending;
 mod history;
 mod people;
@@ -350,9 +351,12 @@ impl Session {
         let call: Call = match request {
             ClientFrame::Join { room, username, after_seq, epoch } => self.join(room, &username, after_seq, epoch)?,
             ClientFrame::Leave { room } => self.leave(&room)?,
-            ClientFrame::Send { room, text, client_id, attachments } => {
-                return self.send(&room, text, client_id, attachments);
+            ClientFrame::Send { room, text, client_id, attachments, reply_to } => {
+                return self.send(&room, text, client_id, attachments, reply_to.as_deref());
             }
+            ClientFrame::Edit { room, id, text } => self.edit(&room, &id, text)?,
+            ClientFrame::Delete { room, id } => self.delete(&room, &id)?,
+            ClientFrame::React { room, id, emoji, add } => self.react(&room, &id, emoji, add)?,
             ClientFrame::Typing { room } => match self.typing(&room)? {
                 Some(call) => call,
                 None => return Ok(()),

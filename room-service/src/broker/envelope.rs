@@ -11,7 +11,8 @@
 //!   for a leave (records are JSON, see [`super::record`]),
 //!   `~<member id>\0<connection>` for a member taken over from that
 //!   connection and `=<member id>\0<record>` for one restored silently;
-//! - an ephemeral event (typing): `0::<protobuf>`.
+//! - an ephemeral event (typing): `0::<protobuf>`;
+//! - a change to a message: `u:<seq>:<epoch>:<JSON>` (see `change_envelope`).
 //!
 //! Readers split them off again and hand on a plain [`RoomEvent`].
 
@@ -32,6 +33,9 @@ pub(crate) fn encode_ephemeral(event: &RoomEvent) -> Vec<u8> {
 pub(crate) fn decode(room: &str, payload: &[u8]) -> Result<RoomEvent, BrokerError> {
     if let Some(diff) = payload.strip_prefix(b"p:") {
         return decode_presence(room, diff);
+    }
+    if let Some(change) = payload.strip_prefix(b"u:") {
+        return super::change_envelope::decode(room, change);
     }
     let corrupt = |why: &str| BrokerError::Corrupt(format!("event envelope: {why}"));
     let (seq, rest) = split_once(payload).ok_or_else(|| corrupt("no sequence number"))?;

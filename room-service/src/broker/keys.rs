@@ -11,11 +11,16 @@
 //! | `chat:{r}:roster` | sorted set, all scores 0 | `<name>\0<member id>`: members in name order, for paging |
 //! | `chat:{r}:presence` | sorted set | member id → presence expiry (ms) |
 //! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
+//! | `chat:{r}:msg:<seq>` | string | a changed message's state: its edit, deletion and reaction counts (JSON, `message_state.rs`) |
+//! | `chat:{r}:reactors:<seq>` | set | `<emoji>\0<user id>`: who reacted with what, one per user per emoji |
 //! | `chat:{r}:events` | pub/sub channel | every event of the room: messages, presence batches, typing |
 //! | `chat:rooms` | set | every room name in use (expired rooms are dropped by `ListRooms`) |
 //!
 //! Every per-room key but the dedupe copies gets the room TTL again with each
-//! message and each presence change, so a room nobody uses is forgotten.
+//! message and each presence change, so a room nobody uses is forgotten. A
+//! message's state and reactors get it again with each change to that
+//! message: the state of one nobody changed for the room TTL is forgotten
+//! (with a store, the store keeps it, and the next change starts from it).
 //!
 //! People's keys (a user's rooms, markers, mentions, profile; a direct
 //! conversation's record) are laid out in `people.rs`; they have no TTL.
@@ -50,6 +55,16 @@ impl Keys {
             channel: key("events"),
             prefix,
         }
+    }
+
+    /// A changed message's state (JSON, see `message_state`).
+    pub(crate) fn state(&self, seq: u64) -> String {
+        format!("{}:msg:{seq}", self.prefix)
+    }
+
+    /// Who put which emoji on a message: a set of `<emoji>\0<user id>`.
+    pub(crate) fn reactors(&self, seq: u64) -> String {
+        format!("{}:reactors:{seq}", self.prefix)
     }
 
     /// Where a member's sent message is kept for dedupe of its `client_id`.

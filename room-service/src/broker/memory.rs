@@ -17,10 +17,13 @@ use chat_proto::v1::{Member, MemberLeft, PresenceDiff, RoomEvent, RoomSummary, S
 use chat_proto::{LeaveReason, MemberId, RoomName};
 
 use super::memory_attachments::Attachments;
+use super::memory_changes::{Actor, Changes};
 use super::memory_people::People;
+use super::message_state::Applied;
 use super::{
-    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
-    Retention, Snapshot, SnapshotSize, Stored, Subscription, event_id, new_epoch, record,
+    Broker, BrokerError, BrokerResult, ChangeOrder, ChangeOutcome, Fanout, MembersPage, Outgoing, Position,
+    PresenceChange, PresenceOutcome, Retention, Snapshot, SnapshotSize, Stored, Subscription, event_id, new_epoch,
+    record,
 };
 
 /// How many recent send ids per room are remembered for dedupe.
@@ -51,6 +54,8 @@ struct RoomLog {
     roster: BTreeSet<String>,
     sent: HashMap<(String, String), RoomEvent>,
     sent_order: VecDeque<(String, String)>,
+    /// Changed messages' states and reactions (`memory_changes`).
+    changes: Changes,
     last_used: Instant,
 }
 
@@ -68,6 +73,7 @@ impl RoomLog {
             roster: BTreeSet::new(),
             sent: HashMap::new(),
             sent_order: VecDeque::new(),
+            changes: Changes::default(),
             last_used: Instant::now(),
         }
     }
@@ -310,14 +316,74 @@ impl Broker for MemoryBroker {
             self.fanout.deliver(room, Arc::new(event));
         }
         let skip = log.history.len().saturating_sub(size.history);
+        let mut history: Vec<RoomEvent> = log.history.iter().skip(skip).cloned().collect();
+        log.changes.render(&mut history);
         let snapshot = Snapshot {
-            history: log.history.iter().skip(skip).cloned().collect(),
+            history,
             position: log.position(),
             members: page.members,
             member_count: page.member_count,
             members_next: page.next,
         };
         Ok(PresenceOutcome { applied, snapshot })
+    }
+
+    async fn change_message(
+        &self,
+        room: &RoomName,
+        actor: &MemberId,
+        order: ChangeOrder,
+    ) -> BrokerResult<ChangeOutcome> {
+        let mut rooms = self.lock();
+        let log = self.log(&mut rooms, room)?;
+        let member = &log.members.get(actor.as_str()).ok_or_else(|| BrokerError::NotMember(actor.to_string()))?.member;
+        let user_id = if member.user_id.is_empty() { member.member_id.clone() } else { member.user_id.clone() };
+        let (name, member_id) = (member.username.clone(), member.member_id.clone());
+        if order.target_epoch != log.epoch || order.target_seq > log.last_seq {
+            return Ok(ChangeOutcome::Gone);
+        }
+        let actor = Actor { member_id: &member_id, name: &name, user_id: &user_id };
+        let (mut event, change) = match log.changes.apply(&order, &actor, self.retention.history_len) {
+            Ok(made) => made,
+            Err(Applied::Unchanged) => return Ok(ChangeOutcome::Unchanged),
+            Err(Applied::TooManyReactions) => return Ok(ChangeOutcome::TooManyReactions),
+            Err(_) => return Ok(ChangeOutcome::Gone),
+        };
+        log.last_seq += 1;
+        log.last_used = Instant::now();
+        event.room = room.to_string();
+        event.seq = log.last_seq;
+        event.epoch = log.epoch.clone();
+        event.id = event_id(&log.epoch, log.last_seq);
+        event.kind = Some(Kind::Change(change));
+        log.history.push_back(event.clone());
+        while log.history.len() > self.retention.history_len {
+            log.history.pop_front();
+        }
+        // Delivered before the lock is released: readers see seq order.
+        self.fanout.deliver(room, Arc::new(event.clone()));
+        Ok(ChangeOutcome::Stored(event))
+    }
+
+    async fn message(&self, room: &RoomName, seq: u64) -> BrokerResult<Option<RoomEvent>> {
+        let rooms = self.lock();
+        let Some(log) = rooms.get(room) else { return Ok(None) };
+        let Some(first) = log.history.front().map(|e| e.seq) else { return Ok(None) };
+        let found = seq.checked_sub(first).and_then(|at| log.history.get(usize::try_from(at).ok()?));
+        let Some(event) = found.filter(|e| e.seq == seq && matches!(e.kind, Some(Kind::Message(_)))) else {
+            return Ok(None);
+        };
+        let mut events = [event.clone()];
+        log.changes.render(&mut events);
+        let [event] = events;
+        Ok(Some(event))
+    }
+
+    async fn reacted(&self, room: &RoomName, user_id: &str, reactions: &[(u64, String)]) -> BrokerResult<Vec<bool>> {
+        Ok(match self.lock().get(room) {
+            Some(log) => log.changes.reacted(user_id, reactions),
+            None => vec![false; reactions.len()],
+        })
     }
 
     async fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> BrokerResult<()> {
@@ -336,7 +402,9 @@ impl Broker for MemoryBroker {
         Ok(match rooms.get(room) {
             Some(log) => {
                 let skip = log.history.len().saturating_sub(limit);
-                (log.history.iter().skip(skip).cloned().collect(), log.position())
+                let mut events: Vec<RoomEvent> = log.history.iter().skip(skip).cloned().collect();
+                log.changes.render(&mut events);
+                (events, log.position())
             }
             None => (Vec::new(), Position::default()),
         })
@@ -346,7 +414,12 @@ impl Broker for MemoryBroker {
         let rooms = self.lock();
         Ok(rooms
             .get(room)
-            .map(|log| log.history.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect())
+            .map(|log| {
+                let mut events: Vec<RoomEvent> =
+                    log.history.iter().filter(|e| e.seq > after_seq).take(limit).cloned().collect();
+                log.changes.render(&mut events);
+                events
+            })
             .unwrap_or_default())
     }
 

@@ -17,6 +17,7 @@
 //! stands. The brokers know nothing of the store.
 
 mod attachments;
+mod change_envelope;
 mod cluster;
 mod connection;
 mod envelope;
@@ -24,11 +25,14 @@ mod fanout;
 mod keys;
 mod memory;
 mod memory_attachments;
+mod memory_changes;
 mod memory_people;
 mod message_reply;
+mod message_state;
 mod people;
 mod record;
 mod redis;
+mod redis_changes;
 
 use std::future::Future;
 
@@ -38,6 +42,7 @@ use chat_proto::{MemberId, RoomName};
 pub(crate) use attachments::blobs_of;
 pub use fanout::{Fanout, Subscription};
 pub use memory::MemoryBroker;
+pub use message_state::{ChangeOp, MessageState};
 pub use redis::{RECONNECT_MAX_DELAY, RedisBroker};
 
 /// Why a broker call failed.
@@ -78,6 +83,34 @@ pub struct Stored {
     pub event: RoomEvent,
     /// Stored before under the same client id: not stored or published again.
     pub repeat: bool,
+}
+
+/// A change to make to a stored message.
+#[derive(Debug, Clone)]
+pub struct ChangeOrder {
+    pub target_seq: u64,
+    /// The epoch the target belongs to: a change names no message of an
+    /// earlier history.
+    pub target_epoch: String,
+    pub op: ChangeOp,
+    pub ts_ms: i64,
+    /// The target's state as the caller read it (from the store, when the
+    /// broker's history no longer holds it): where the change starts from
+    /// if the broker keeps none for the message.
+    pub base: MessageState,
+}
+
+/// What a broker did with a [`ChangeOrder`].
+#[derive(Debug, Clone)]
+pub enum ChangeOutcome {
+    /// Stored and published: the change event.
+    Stored(RoomEvent),
+    /// A reaction added twice or removed when absent: nothing stored.
+    Unchanged,
+    /// The message is deleted, or not of the room's current history.
+    Gone,
+    /// A new emoji past the most a message takes.
+    TooManyReactions,
 }
 
 /// One presence change, applied with others of its room in one atomic step.
@@ -193,6 +226,32 @@ pub trait Broker: Send + Sync + 'static {
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> impl Future<Output = BrokerResult<PresenceOutcome>> + Send;
+
+    /// Changes one stored message in one atomic step: checks that `actor`
+    /// is in the room (taking its name and user), that the message is of
+    /// the room's current history and not deleted, applies the change to
+    /// the message's state, and stores and publishes the change as an
+    /// event with the room's next sequence number. Who may make the change
+    /// (the sender, a moderator) is the caller's to check first.
+    fn change_message(
+        &self,
+        room: &RoomName,
+        actor: &MemberId,
+        order: ChangeOrder,
+    ) -> impl Future<Output = BrokerResult<ChangeOutcome>> + Send;
+
+    /// The message stored under `seq`, as it stands now (its changes laid
+    /// over it), if the history still holds it; `None` for a seq the history
+    /// no longer holds, or one that is not a message.
+    fn message(&self, room: &RoomName, seq: u64) -> impl Future<Output = BrokerResult<Option<RoomEvent>>> + Send;
+
+    /// Per `(seq, emoji)`: whether `user_id` has that reaction on that message.
+    fn reacted(
+        &self,
+        room: &RoomName,
+        user_id: &str,
+        reactions: &[(u64, String)],
+    ) -> impl Future<Output = BrokerResult<Vec<bool>>> + Send;
 
     /// Publishes an event that is not stored and has no sequence number.
     fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> impl Future<Output = BrokerResult<()>> + Send;

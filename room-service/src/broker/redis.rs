@@ -31,8 +31,9 @@ use super::connection::Connection;
 use super::keys::{Keys, ROOMS_KEY, room_of_channel};
 use super::message_reply::{MessageReply, is_unseeded};
 use super::{
-    Broker, BrokerError, BrokerResult, Fanout, MembersPage, Outgoing, Position, PresenceChange, PresenceOutcome,
-    Retention, Snapshot, SnapshotSize, Stored, Subscription, cluster, envelope, new_epoch, record,
+    Broker, BrokerError, BrokerResult, ChangeOrder, ChangeOutcome, Fanout, MembersPage, Outgoing, Position,
+    PresenceChange, PresenceOutcome, Retention, Snapshot, SnapshotSize, Stored, Subscription, cluster, envelope,
+    new_epoch, record,
 };
 
 /// How long a sent message's id is remembered for dedupe: retries come
@@ -173,16 +174,28 @@ impl RedisBroker {
         if self.commands.is_cluster() { cluster::registry_key(room) } else { ROOMS_KEY.to_owned() }
     }
 
-    async fn read_range(&self, room: &str, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
+    pub(super) fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    pub(super) fn publish_command(&self) -> &'static str {
+        self.commands.publish_command()
+    }
+
+    /// Events read from the history stream, with their messages' changes
+    /// laid over them (`redis_changes`).
+    pub(super) async fn read_range(&self, room: &str, cmd: &mut redis::Cmd) -> BrokerResult<Vec<RoomEvent>> {
         let reply: StreamRangeReply = cmd.query_async(&mut self.conn()).await?;
-        reply
+        let mut events = reply
             .ids
             .iter()
             .map(|entry| match entry.map.get("e") {
                 Some(Value::BulkString(payload)) => envelope::decode(room, payload),
                 _ => Err(BrokerError::Corrupt(format!("history entry {} has no event", entry.id))),
             })
-            .collect()
+            .collect::<BrokerResult<Vec<_>>>()?;
+        self.render(room, &mut events).await?;
+        Ok(events)
     }
 
     /// Runs `presence.lua`: the changes (maybe none), then the read-back.
@@ -240,7 +253,9 @@ impl RedisBroker {
         let (applied, epoch, last_seq, history, ids, records, member_count, members_next): Reply =
             redis::from_redis_value(Value::Array(reply))
                 .map_err(|e| BrokerError::Corrupt(format!("presence.lua answered an unreadable reply: {e}")))?;
-        let history = history.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<_>>()?;
+        let mut history =
+            history.iter().map(|payload| envelope::decode(room, payload)).collect::<BrokerResult<Vec<_>>>()?;
+        self.render(room, &mut history).await?;
         // A record missing beside its roster entry (never written so) is skipped.
         let members = ids
             .iter()
@@ -351,6 +366,23 @@ impl Broker for RedisBroker {
         let (applied, snapshot) =
             self.presence_step(room, changes, size, "", Some(chat_runtime::clock::now_ms())).await?;
         Ok(PresenceOutcome { applied, snapshot })
+    }
+
+    async fn change_message(
+        &self,
+        room: &RoomName,
+        actor: &MemberId,
+        order: ChangeOrder,
+    ) -> BrokerResult<ChangeOutcome> {
+        self.change_step(room, actor, order).await
+    }
+
+    async fn message(&self, room: &RoomName, seq: u64) -> BrokerResult<Option<RoomEvent>> {
+        self.message_at(room, seq).await
+    }
+
+    async fn reacted(&self, room: &RoomName, user_id: &str, reactions: &[(u64, String)]) -> BrokerResult<Vec<bool>> {
+        self.reacted_by(room, user_id, reactions).await
     }
 
     async fn publish_ephemeral(&self, room: &RoomName, event: RoomEvent) -> BrokerResult<()> {

@@ -34,7 +34,8 @@ impl<B: Broker + Directory> Rooms<B> {
         };
         let position = self.position(&room).await?;
         let before = cursor(before_seq, &position)?;
-        let (events, reached_first) = self.page_before(&room, before, limit).await?;
+        let (mut events, reached_first) = self.page_before(&room, before, limit).await?;
+        self.mark_mine(&room, &user_id, &mut events).await?;
         let next_before_seq = if reached_first { 0 } else { events.first().map_or(0, |e| e.seq) };
         Ok(HistoryResponse {
             reached_first: reached_first || next_before_seq == 0,

@@ -100,6 +100,8 @@ pub(crate) struct Rooms<B> {
     inbox: Arc<Inbox<B>>,
     /// Traces are on: sends get spans for their steps (`crate::traced`).
     traced: bool,
+    /// EDIT_WINDOW_SECS: how long after sending a message may be edited.
+    edit_window: Option<Duration>,
 }
 
 impl<B: Broker + Directory> Rooms<B> {
@@ -129,6 +131,7 @@ impl<B: Broker + Directory> Rooms<B> {
             committer,
             inbox,
             traced: false,
+            edit_window: None,
         }
     }
 
@@ -136,6 +139,12 @@ impl<B: Broker + Directory> Rooms<B> {
     /// for the sweep to use the same (see `attachments::write_through`).
     pub(crate) fn attachment_records(&self) -> Arc<AttachmentRecords<B>> {
         Arc::clone(&self.attachments)
+    }
+
+    /// Edits allowed only this long after sending (`None`: any time).
+    pub(crate) fn edit_window(mut self, window: Option<Duration>) -> Self {
+        self.edit_window = window;
+        self
     }
 
     /// With traces on (checked once per send, not per step).
@@ -327,7 +336,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id, reply_to_seq: _ } =
+        let SendRequest { room, member_id, text, client_id, attachment_ids, user_id, reply_to_seq } =
             request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         // With attachments the text may be empty (its length still counts).
@@ -340,6 +349,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
             "" => None,
             id => Some(MemberId::try_from(id).map_err(invalid)?),
         };
+        let reply_to = self.reply_to(&room, reply_to_seq).await?;
         let poster = Poster { member_id: member_id.clone(), client_id: client_id.clone() };
         let attachments = match attachment_ids.is_empty() {
             true => Vec::new(),
@@ -353,6 +363,8 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
             text,
             client_id: client_id.clone(),
             attachments,
+            user_id: user_id.clone(),
+            reply_to,
             ..ChatMessage::default()
         };
         let claimed = message.attachments.clone();
@@ -384,7 +396,7 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
         member = request.get_ref().member_id.as_str(),
     ))]
     async fn send_batch(&self, request: Request<SendBatchRequest>) -> Result<Response<SendBatchResponse>, Status> {
-        let SendBatchRequest { room, member_id, messages, user_id: _ } = request.into_inner();
+        let SendBatchRequest { room, member_id, messages, user_id } = request.into_inner();
         let room = RoomName::try_from(room).map_err(invalid)?;
         let sender = MemberId::try_from(member_id.as_str()).map_err(invalid)?;
         if messages.is_empty() || messages.len() > SEND_BATCH {
@@ -394,14 +406,17 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
             )));
         }
         let mut outgoing = Vec::with_capacity(messages.len());
-        for BatchedMessage { text, client_id, reply_to_seq: _ } in messages {
+        for BatchedMessage { text, client_id, reply_to_seq } in messages {
             names::check_text(&text).map_err(invalid)?;
             names::check_client_id(&client_id).map_err(invalid)?;
+            let reply_to = self.reply_to(&room, reply_to_seq).await?;
             let message = ChatMessage {
                 username: String::new(),
                 member_id: member_id.clone(),
                 text,
                 client_id: client_id.clone(),
+                user_id: user_id.clone(),
+                reply_to,
                 ..ChatMessage::default()
             };
             outgoing.push(Outgoing { client_id, event: new_event(&room, Kind::Message(message)) });

@@ -42,6 +42,7 @@ impl<B: Broker + Directory> Rooms<B> {
         member.joined_at_ms = now_ms();
 
         tracing::debug!(username = member.username, "member joining");
+        let user_id = if member.user_id.is_empty() { member.member_id.clone() } else { member.user_id.clone() };
         let change = PresenceChange::Join { member, expires_at_ms: self.expires_at(), restore };
         let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
         self.metrics.published("joined");
@@ -53,10 +54,11 @@ impl<B: Broker + Directory> Rooms<B> {
             tracing::debug!(after_seq, recovered = missed.is_some(), "member resuming");
         }
         let recovered = missed.is_some();
-        let history = match missed {
+        let mut history = match missed {
             Some(missed) => missed,
             None => self.newest(&room, &snapshot.position, &snapshot.history, history_limit(limit)).await?,
         };
+        self.mark_mine(&room, &user_id, &mut history).await?;
         Ok(JoinResponse {
             recovered,
             history,
