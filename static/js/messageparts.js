@@ -7,7 +7,7 @@
 // All text goes in as text.
 
 import { deletedText, quoteOf } from "./lifecycle.js";
-import { fullDate } from "./format.js";
+import { fullDate, hueFor } from "./format.js";
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -37,6 +37,7 @@ export function quoteEl(reply) {
   if (!q) return null;
   const b = button("quote", "quote", null, q.deleted ? `Reply to a deleted message of ${q.name}` : `Show ${q.name}'s message`);
   if (q.deleted) b.classList.add("deleted");
+  b.style.setProperty("--hue", hueFor(q.name)); // the quoted author's colour, as on their own messages
   b.dataset.replyId = reply.id ?? "";
   b.dataset.replySeq = String(reply.seq ?? "");
   b.append(el("span", "quote-author", q.name), el("span", "quote-text", q.text));
