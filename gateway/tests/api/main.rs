@@ -20,6 +20,7 @@ mod embedded;
 mod files;
 mod history;
 mod hostile_frames;
+mod lifecycle;
 mod limits;
 mod monitoring;
 mod operations;

@@ -3,6 +3,7 @@
 //! store (PostgreSQL) below what it holds.
 
 use chat_proto::RoomName;
+use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{HistoryRequest, HistoryResponse, RoomEvent, SearchHit, SearchRequest, SearchResponse, TextRange};
 use tonic::Status;
 
@@ -12,6 +13,14 @@ use crate::broker::{Broker, Position};
 use crate::people::Directory;
 use crate::store::StoreError;
 use crate::store::bounds::MAX_PAGE;
+
+/// Events a History page reads past (change events between messages)
+/// before it answers with fewer messages than asked: ten reads at most.
+const MAX_SCANNED: usize = 10 * MAX_PAGE as usize;
+
+pub(super) fn is_message(event: &RoomEvent) -> bool {
+    matches!(event.kind, Some(Kind::Message(_)))
+}
 
 /// Search hits per page when the request asks for 0 (at most the store's
 /// `MAX_SEARCH_PAGE`).
@@ -34,11 +43,10 @@ impl<B: Broker + Directory> Rooms<B> {
         };
         let position = self.position(&room).await?;
         let before = cursor(before_seq, &position)?;
-        let (mut events, reached_first) = self.page_before(&room, before, limit).await?;
+        let (mut events, next_before_seq) = self.messages_before(&room, before, limit as usize).await?;
         self.mark_mine(&room, &user_id, &mut events).await?;
-        let next_before_seq = if reached_first { 0 } else { events.first().map_or(0, |e| e.seq) };
         Ok(HistoryResponse {
-            reached_first: reached_first || next_before_seq == 0,
+            reached_first: next_before_seq == 0,
             events,
             epoch: position.epoch,
             last_seq: position.last_seq,
@@ -82,7 +90,39 @@ impl<B: Broker + Directory> Rooms<B> {
         Ok(SearchResponse { hits, next_before_seq: page.next_before.unwrap_or(0) })
     }
 
-    /// The page of messages below `before` (exclusive), at most `limit`,
+    /// Up to `limit` messages below `before` (exclusive), oldest first,
+    /// their changes applied and the change events between them left out
+    /// (a page is of messages: a reader that showed a message before gets
+    /// its changes live or on resume). Reads on past change events, up to
+    /// [`MAX_SCANNED`] events; returns the messages and the cursor of the
+    /// page before them, 0 when nothing older exists.
+    pub(super) async fn messages_before(
+        &self,
+        room: &RoomName,
+        before: u64,
+        limit: usize,
+    ) -> Result<(Vec<RoomEvent>, u64), Status> {
+        let (mut found, mut cursor, mut scanned) = (Vec::new(), before, 0);
+        loop {
+            let (events, reached_first) = self.page_before(room, cursor, MAX_PAGE).await?;
+            scanned += events.len();
+            let oldest = events.first().map(|e| e.seq);
+            let mut page: Vec<RoomEvent> = events.into_iter().filter(is_message).collect();
+            page.append(&mut found);
+            found = page;
+            if found.len() > limit {
+                found.drain(..found.len() - limit);
+                return Ok((found.clone(), found.first().map_or(0, |e| e.seq)));
+            }
+            match oldest {
+                Some(oldest) if !reached_first && found.len() < limit && scanned < MAX_SCANNED => cursor = oldest,
+                Some(oldest) if !reached_first => return Ok((found, oldest)),
+                _ => return Ok((found, 0)),
+            }
+        }
+    }
+
+    /// The page of events below `before` (exclusive), at most `limit`,
     /// oldest first: from Redis when it holds the whole page, else what
     /// Redis holds of its newest end and the rest from the store. Returns
     /// the page and whether nothing older exists.

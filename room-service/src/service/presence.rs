@@ -56,7 +56,7 @@ impl<B: Broker + Directory> Rooms<B> {
         let recovered = missed.is_some();
         let mut history = match missed {
             Some(missed) => missed,
-            None => self.newest(&room, &snapshot.position, &snapshot.history, history_limit(limit)).await?,
+            None => self.newest_messages(&room, &snapshot, history_limit(limit)).await?,
         };
         self.mark_mine(&room, &user_id, &mut history).await?;
         Ok(JoinResponse {

@@ -12,9 +12,9 @@ use chat_proto::RoomName;
 use chat_proto::v1::RoomEvent;
 use tonic::Status;
 
-use super::history::store_status;
+use super::history::{is_message, store_status};
 use super::{MAX_RESUMED, Rooms};
-use crate::broker::{Broker, Position};
+use crate::broker::{Broker, Position, Snapshot};
 use crate::people::Directory;
 use crate::store::Store;
 use crate::store::bounds::{MAX_PAGE, MAX_RANGE};
@@ -52,6 +52,31 @@ impl<B: Broker + Directory> Rooms<B> {
         }
         older.extend(newer);
         Ok(Some(older))
+    }
+
+    /// The newest `limit` messages for a first join (or a resume not
+    /// recovered): [`Self::newest`] with the change events left out (the
+    /// messages carry their changes), and when changes crowded messages out
+    /// of the join's snapshot, more messages read on below it.
+    pub(super) async fn newest_messages(
+        &self,
+        room: &RoomName,
+        snapshot: &Snapshot,
+        limit: usize,
+    ) -> Result<Vec<RoomEvent>, Status> {
+        let events = self.newest(room, &snapshot.position, &snapshot.history, limit).await?;
+        let (read, oldest) = (events.len(), events.first().map(|e| e.seq));
+        let mut messages: Vec<RoomEvent> = events.into_iter().filter(is_message).collect();
+        if let Some(oldest) = oldest
+            && messages.len() < read
+            && messages.len() < limit
+            && oldest > 1
+        {
+            let (mut older, _) = self.messages_before(room, oldest, limit - messages.len()).await?;
+            older.append(&mut messages);
+            messages = older;
+        }
+        Ok(messages)
     }
 
     /// The newest `limit` messages up to `position` for a first join (or a
