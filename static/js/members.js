@@ -8,6 +8,9 @@ export const LEFT_WORDS = {
   left: "left",
   disconnected: "disconnected",
   expired: "timed out",
+  // A moderator's doing (a `moderation` notice says who and why).
+  kicked: "left (removed by a moderator)",
+  banned: "left (banned by a moderator)",
 };
 
 /**
