@@ -362,7 +362,7 @@ impl Broker for MemoryBroker {
         }
         // Delivered before the lock is released: readers see seq order.
         self.fanout.deliver(room, Arc::new(event.clone()));
-        Ok(ChangeOutcome::Stored(event))
+        Ok(ChangeOutcome::Stored(Box::new(event)))
     }
 
     async fn message(&self, room: &RoomName, seq: u64) -> BrokerResult<Option<RoomEvent>> {

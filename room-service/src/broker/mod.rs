@@ -104,7 +104,7 @@ pub struct ChangeOrder {
 #[derive(Debug, Clone)]
 pub enum ChangeOutcome {
     /// Stored and published: the change event.
-    Stored(RoomEvent),
+    Stored(Box<RoomEvent>),
     /// A reaction added twice or removed when absent: nothing stored.
     Unchanged,
     /// The message is deleted, or not of the room's current history.

@@ -63,7 +63,7 @@ impl RedisBroker {
         };
         match (reply.first().map(tag).as_deref(), reply.get(1)) {
             (Some("stored"), Some(Value::BulkString(payload))) => {
-                Ok(ChangeOutcome::Stored(envelope::decode(room, payload)?))
+                Ok(ChangeOutcome::Stored(Box::new(envelope::decode(room, payload)?)))
             }
             (Some("not_member"), _) => Err(BrokerError::NotMember(actor.to_string())),
             (Some("unseeded"), _) => Err(BrokerError::Unseeded(room.to_string())),

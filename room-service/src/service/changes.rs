@@ -176,7 +176,7 @@ impl<B: Broker + Directory> Rooms<B> {
         .map_err(|e| self.failed(e))?;
         match outcome {
             ChangeOutcome::Stored(event) => {
-                let stored = [Stored { event, repeat: false }];
+                let stored = [Stored { event: *event, repeat: false }];
                 Self::commit(place, &stored).await?;
                 self.metrics.published("change");
                 let [Stored { event, .. }] = stored;
