@@ -285,6 +285,7 @@ mod tests {
             text: "hi".into(),
             client_id: format!("c{seq}"),
             attachments: Vec::new(),
+            ..StoredMessage::default()
         }
     }
 
