@@ -10,16 +10,16 @@ use chat_testkit::PostgresServer;
 use room_service::store::bounds::{MAX_PAGE, MAX_REACTED, MAX_SEARCH_PAGE};
 use room_service::store::{Store, StoredMessage};
 
-const ROOM: &str = "general";
+pub(crate) const ROOM: &str = "general";
 
-async fn store() -> (PostgresServer, Store) {
+pub(crate) async fn store() -> (PostgresServer, Store) {
     let postgres = PostgresServer::start().await;
     let store = Store::connect(&postgres.url()).await.expect("connect to the scratch PostgreSQL");
     (postgres, store)
 }
 
 /// Message `seq` of ROOM from `user`, sent at ts_ms = 1000 × seq.
-fn message(seq: u64, user: &str, text: &str) -> StoredMessage {
+pub(crate) fn message(seq: u64, user: &str, text: &str) -> StoredMessage {
     StoredMessage {
         room: ROOM.into(),
         seq,
@@ -35,7 +35,7 @@ fn message(seq: u64, user: &str, text: &str) -> StoredMessage {
 }
 
 /// `message`, answering `to` with a quote of its text.
-fn reply(seq: u64, user: &str, text: &str, to: &StoredMessage) -> StoredMessage {
+pub(crate) fn reply(seq: u64, user: &str, text: &str, to: &StoredMessage) -> StoredMessage {
     let reply_to = ReplyTo {
         seq: to.seq,
         id: format!("ep0ch:{}", to.seq),
@@ -48,7 +48,7 @@ fn reply(seq: u64, user: &str, text: &str, to: &StoredMessage) -> StoredMessage 
 }
 
 /// Change `seq` of ROOM by `user` to message `target`.
-fn change(seq: u64, target: u64, user: &str, change: Change) -> StoredMessage {
+pub(crate) fn change(seq: u64, target: u64, user: &str, change: Change) -> StoredMessage {
     StoredMessage {
         room: ROOM.into(),
         seq,
@@ -69,37 +69,37 @@ fn change(seq: u64, target: u64, user: &str, change: Change) -> StoredMessage {
     }
 }
 
-fn edit(seq: u64, target: u64, user: &str, text: &str) -> StoredMessage {
+pub(crate) fn edit(seq: u64, target: u64, user: &str, text: &str) -> StoredMessage {
     change(seq, target, user, Change::Edited(Edited { text: text.into() }))
 }
 
-fn delete(seq: u64, target: u64, user: &str, by_moderator: bool) -> StoredMessage {
+pub(crate) fn delete(seq: u64, target: u64, user: &str, by_moderator: bool) -> StoredMessage {
     change(seq, target, user, Change::Deleted(Deleted { by_moderator, reason: String::new() }))
 }
 
-fn react(seq: u64, target: u64, user: &str, emoji: &str, added: bool, count: u32) -> StoredMessage {
+pub(crate) fn react(seq: u64, target: u64, user: &str, emoji: &str, added: bool, count: u32) -> StoredMessage {
     change(seq, target, user, Change::Reacted(Reacted { emoji: emoji.into(), added, count }))
 }
 
-async fn current(store: &Store, seq: u64) -> StoredMessage {
+pub(crate) async fn current(store: &Store, seq: u64) -> StoredMessage {
     store.message(ROOM, seq).await.expect("read").unwrap_or_else(|| panic!("message {seq} is stored"))
 }
 
-fn counts(m: &StoredMessage) -> Vec<(&str, u32)> {
+pub(crate) fn counts(m: &StoredMessage) -> Vec<(&str, u32)> {
     m.reactions.iter().map(|r| (r.emoji.as_str(), r.count)).collect()
 }
 
-fn none() -> Vec<(u64, String)> {
+pub(crate) fn none() -> Vec<(u64, String)> {
     Vec::new()
 }
 
-async fn found(store: &Store, query: &str) -> Vec<u64> {
+pub(crate) async fn found(store: &Store, query: &str) -> Vec<u64> {
     let page = store.search(ROOM, query, None, MAX_SEARCH_PAGE).await.expect("search");
     page.hits.iter().map(|h| h.message.seq).collect()
 }
 
 /// Appends each batch in turn.
-async fn append_all(store: &Store, batches: &[Vec<StoredMessage>]) {
+pub(crate) async fn append_all(store: &Store, batches: &[Vec<StoredMessage>]) {
     for batch in batches {
         store.append(batch).await.expect("append");
     }
@@ -383,78 +383,4 @@ async fn counts_that_come_with_a_message_are_kept_until_a_change_says_otherwise(
     assert_eq!(counts(&current(&store, 1).await), [("🎉", 3), ("👍", 1)]);
     store.append(&[react(9, 1, "bob", "👍", true, 2), react(10, 1, "cy", "🎈", true, 1)]).await.expect("append");
     assert_eq!(counts(&current(&store, 1).await), [("🎉", 3), ("👍", 2), ("🎈", 1)]);
-}
-
-/// Two writers at once (two room-services' archivers, or the archiver
-/// and the STORE_SYNC committer): one stores a change while the other
-/// stores its target. Whichever runs second sees the other's row, so the
-/// change always reaches the message. Here the change's writer is held
-/// mid-way (we lock another message it updates) while the target's
-/// writer comes: that one must wait, not store the target unseen.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_and_its_change_written_at_once_by_two_writers_meet() {
-    let (postgres, store) = store().await;
-    store.append(&[message(1, "ada", "earlier")]).await.expect("append");
-    let mut ours = raw(&postgres).await;
-    sqlx::query("BEGIN").execute(&mut ours).await.expect("begin");
-    sqlx::query("SELECT 1 FROM messages WHERE room = $1 AND seq = 1 FOR UPDATE")
-        .bind(ROOM)
-        .execute(&mut ours)
-        .await
-        .expect("lock message 1");
-
-    let writer = store.clone();
-    let changes =
-        tokio::spawn(
-            async move { writer.append(&[edit(3, 2, "bob", "after"), react(4, 1, "bob", "👍", true, 1)]).await },
-        );
-    wait_for_lock_waits(&postgres, 1, &changes).await;
-    let writer = store.clone();
-    let target = tokio::spawn(async move { writer.append(&[message(2, "bob", "before")]).await });
-    wait_for_lock_waits(&postgres, 2, &target).await;
-    sqlx::query("COMMIT").execute(&mut ours).await.expect("commit");
-    changes.await.expect("task").expect("append the changes");
-    target.await.expect("task").expect("append the target");
-
-    let m = current(&store, 2).await;
-    assert_eq!((m.text.as_str(), m.edited_ms), ("after", 3000), "the edit reached its message");
-    assert_eq!(counts(&current(&store, 1).await), [("👍", 1)]);
-}
-
-/// A connection of its own, to hold locks as another writer would.
-async fn raw(postgres: &PostgresServer) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(&postgres.url()).await.expect("connect")
-}
-
-/// Returns once `waits` statements of the database wait for a lock, or
-/// once `call` is done (it did not wait: what it did is then checked).
-async fn wait_for_lock_waits<T>(postgres: &PostgresServer, waits: i64, call: &tokio::task::JoinHandle<T>) {
-    let mut watcher = raw(postgres).await;
-    for _ in 0..1000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        .fetch_one(&mut watcher)
-        .await
-        .expect("pg_stat_activity");
-        if waiting >= waits || call.is_finished() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the store's call neither waited for a lock nor finished");
-}
-
-/// STORE_SYNC's confirmation asks whether the store holds a send as
-/// given: a message edited or reacted to since still is the same message.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_changed_since_is_still_held_as_given() {
-    let (_postgres, store) = store().await;
-    let sent = message(1, "ada", "first words");
-    append_all(&store, &[vec![sent.clone()], vec![edit(2, 1, "ada", "new words"), react(3, 1, "bob", "👍", true, 1)]])
-        .await;
-    assert_eq!(store.append_confirmed(std::slice::from_ref(&sent)).await.expect("confirm"), (0, vec![]));
-    let other = StoredMessage { client_id: "someone-else".into(), ..sent };
-    assert_eq!(store.append_confirmed(&[other]).await.expect("confirm"), (0, vec![0]));
 }
