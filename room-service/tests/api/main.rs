@@ -14,6 +14,10 @@
 //! - [`people`]: direct conversations, users' rooms, read markers,
 //!   mentions and inbox updates over gRPC (Redis, embedded, with a store).
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`store_changes`]: edits, deletes and reactions in the store, applied
+//!   to their messages in any order, and what reads and search give then;
+//!   [`store_changes_writers`]: the same with two writers at once, with
+//!   STORE_SYNC's confirmation, and with retention.
 //! - [`store_people`]: people in the store (profiles, direct conversations,
 //!   users' rooms, markers, mentions).
 //! - [`archive`]: the archiver, History by cursor and Search with a store.
@@ -49,6 +53,8 @@ mod serving;
 mod shell;
 mod spans;
 mod store;
+mod store_changes;
+mod store_changes_writers;
 mod store_people;
 mod store_retention;
 mod store_sync;
