@@ -19,9 +19,11 @@ use chat_proto::{ErrorCode, MemberId, RoomName, names};
 use chat_runtime::clock::now_ms;
 use tonic::{Code, Status};
 
+use super::history::store_status;
 use super::{Rooms, invalid, refusal};
 use crate::broker::{Broker, ChangeOp, ChangeOrder, ChangeOutcome, MessageState, Stored};
 use crate::people::Directory;
+use crate::store::StoredMessage;
 
 /// The message a change names, and who asks.
 struct Target {
@@ -222,12 +224,16 @@ impl<B: Broker + Directory> Rooms<B> {
         }))
     }
 
-    /// Sets `mine` on the reactions of `events` that `user_id` put there.
+    /// Sets `mine` on the reactions of `events` that `user_id` put there,
+    /// as Redis knows them; `and_store` asks the store too about the ones
+    /// Redis does not know (scrollback, older than what Redis keeps of
+    /// who reacted).
     pub(super) async fn mark_mine(
         &self,
         room: &RoomName,
         user_id: &str,
         events: &mut [RoomEvent],
+        and_store: bool,
     ) -> Result<(), Status> {
         if user_id.is_empty() {
             return Ok(());
@@ -241,7 +247,18 @@ impl<B: Broker + Directory> Rooms<B> {
         if asked.is_empty() {
             return Ok(());
         }
-        let mine = self.broker.reacted(room, user_id, &asked).await.map_err(|e| self.failed(e))?;
+        let mut mine = self.broker.reacted(room, user_id, &asked).await.map_err(|e| self.failed(e))?;
+        if let Some(store) = self.store.as_ref().filter(|_| and_store) {
+            let mut unknown: Vec<u64> =
+                asked.iter().zip(&mine).filter(|(_, m)| !**m).map(|((seq, _), _)| *seq).collect();
+            unknown.dedup();
+            if !unknown.is_empty() {
+                let theirs = store.reacted(room.as_str(), user_id, &unknown).await.map_err(store_status)?;
+                for (asked, mine) in asked.iter().zip(mine.iter_mut()) {
+                    *mine = *mine || theirs.contains(asked);
+                }
+            }
+        }
         let mut mine = mine.into_iter();
         for event in events.iter_mut() {
             if let Some(Kind::Message(m)) = &mut event.kind {
@@ -258,7 +275,9 @@ impl<B: Broker + Directory> Rooms<B> {
         Ok(false)
     }
 
-    async fn stored_message_in_store(&self, _room: &RoomName, _seq: u64) -> Result<Option<RoomEvent>, Status> {
-        Ok(None)
+    async fn stored_message_in_store(&self, room: &RoomName, seq: u64) -> Result<Option<RoomEvent>, Status> {
+        let Some(store) = &self.store else { return Ok(None) };
+        let found = store.message(room.as_str(), seq).await.map_err(store_status)?;
+        Ok(found.map(StoredMessage::into_event))
     }
 }

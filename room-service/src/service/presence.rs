@@ -58,7 +58,7 @@ impl<B: Broker + Directory> Rooms<B> {
             Some(missed) => missed,
             None => self.newest_messages(&room, &snapshot, history_limit(limit)).await?,
         };
-        self.mark_mine(&room, &user_id, &mut history).await?;
+        self.mark_mine(&room, &user_id, &mut history, false).await?;
         Ok(JoinResponse {
             recovered,
             history,
