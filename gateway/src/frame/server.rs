@@ -96,7 +96,7 @@ impl<'a> EventView<'a> {
                 },
             },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
-            Kind::Presence(_) | Kind::Inbox(_) | Kind::Change(_) => return None,
+            Kind::Presence(_) | Kind::Inbox(_) | Kind::Change(_) | Kind::Moderation(_) => return None,
         })
     }
 }

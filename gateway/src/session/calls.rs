@@ -148,6 +148,7 @@ impl Session {
             after_seq,
             epoch,
             restore: false,
+            moderates_everywhere: false,
         };
         self.last_username = Some(Arc::clone(&username));
         self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });

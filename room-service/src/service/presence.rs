@@ -17,7 +17,8 @@ use crate::people::Directory;
 
 impl<B: Broker + Directory> Rooms<B> {
     pub(super) async fn join_room(&self, request: JoinRequest) -> Result<JoinResponse, Status> {
-        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request;
+        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore, moderates_everywhere: _ } =
+            request;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let mut member = member
             .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
@@ -65,6 +66,7 @@ impl<B: Broker + Directory> Rooms<B> {
             last_seq: snapshot.position.last_seq,
             member_count: snapshot.member_count,
             members_next: snapshot.members_next.clone(),
+            role: "member".into(),
         })
     }
 
