@@ -11,6 +11,8 @@
 //! | `chat:{r}:roster` | sorted set, all scores 0 | `<name>\0<member id>`: members in name order, for paging |
 //! | `chat:{r}:presence` | sorted set | member id → presence expiry (ms) |
 //! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
+//! | `chat:{r}:mod` | hash | the room's owner, moderators, mutes and bans (`moderation.rs`) |
+//! | `chat:{r}:audit` | list | the room's moderation events, newest first, the last 1000 |
 //! | `chat:{r}:events` | pub/sub channel | every event of the room: messages, presence batches, typing |
 //! | `chat:rooms` | set | every room name in use (expired rooms are dropped by `ListRooms`) |
 //!
@@ -34,6 +36,8 @@ pub(crate) struct Keys {
     pub(crate) roster: String,
     pub(crate) presence: String,
     pub(crate) channel: String,
+    pub(crate) moderation: String,
+    pub(crate) audit: String,
 }
 
 impl Keys {
@@ -48,6 +52,8 @@ impl Keys {
             roster: key("roster"),
             presence: key("presence"),
             channel: key("events"),
+            moderation: key("mod"),
+            audit: key("audit"),
             prefix,
         }
     }

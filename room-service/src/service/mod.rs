@@ -53,6 +53,7 @@ mod people;
 mod presence;
 mod resume;
 
+pub(crate) use moderation::banned;
 pub(crate) use people::refusal;
 
 /// History returned when a request asks for 0 events.
@@ -165,7 +166,7 @@ impl<B: Broker + Directory> Rooms<B> {
 
     /// Counts a failed broker call and turns it into the status to answer with.
     fn failed(&self, error: BrokerError) -> Status {
-        if !matches!(error, BrokerError::NotMember(_)) {
+        if !matches!(error, BrokerError::NotMember(_) | BrokerError::Muted { .. }) {
             self.metrics.broker_errors.increment(1);
         }
         error.into()
@@ -294,6 +295,7 @@ impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Self {
         match error {
             BrokerError::NotMember(_) => Status::failed_precondition(error.to_string()),
+            BrokerError::Muted { until_ms } => moderation::muted(until_ms),
             // Not UNAVAILABLE: that tells a gateway this room-service is gone and
             // to retry elsewhere, but every room-service shares the one Redis.
             BrokerError::Redis(_) => Status::internal(error.to_string()),

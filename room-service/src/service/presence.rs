@@ -10,6 +10,7 @@ use chat_proto::{ErrorCode, LeaveReason, MemberId, RoomName, Username, names};
 use chat_runtime::clock::now_ms;
 use tonic::{Code, Status};
 
+use super::moderation::Role;
 use super::people::refusal;
 use super::{MAX_GRACE_MS, Rooms, history_limit, invalid};
 use crate::broker::{Broker, Leave, PresenceChange};
@@ -17,7 +18,7 @@ use crate::people::Directory;
 
 impl<B: Broker + Directory> Rooms<B> {
     pub(super) async fn join_room(&self, request: JoinRequest) -> Result<JoinResponse, Status> {
-        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore, moderates_everywhere: _ } =
+        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore, moderates_everywhere } =
             request;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let mut member = member
@@ -43,6 +44,7 @@ impl<B: Broker + Directory> Rooms<B> {
         member.joined_at_ms = now_ms();
 
         tracing::debug!(username = member.username, "member joining");
+        let user_id = member.user_id.clone();
         let change = PresenceChange::Join { member, expires_at_ms: self.expires_at(), restore };
         let (_, snapshot) = self.presence.apply(&room, change, history_limit(limit)).await?;
         self.metrics.published("joined");
@@ -66,7 +68,13 @@ impl<B: Broker + Directory> Rooms<B> {
             last_seq: snapshot.position.last_seq,
             member_count: snapshot.member_count,
             members_next: snapshot.members_next.clone(),
-            role: "member".into(),
+            // A direct conversation has no moderators, whoever opened it.
+            role: match is_direct(&room) {
+                true => Role::Member,
+                false => Role::of(&user_id, &snapshot.owner, &snapshot.moderators, moderates_everywhere),
+            }
+            .as_str()
+            .into(),
         })
     }
 
