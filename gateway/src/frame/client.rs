@@ -80,10 +80,24 @@ pub(crate) enum ClientFrame {
     },
     /// This user's rooms and direct conversations, answered with `rooms`.
     Rooms,
+    /// A moderator's action on a user of the room (`session::moderation`).
+    Moderate {
+        room: String,
+        action: String,
+        user_id: String,
+        /// For `mute`: seconds.
+        #[serde(default)]
+        duration: Option<u64>,
+        #[serde(default)]
+        reason: String,
+        /// For `role`: "moderator" or "member".
+        #[serde(default)]
+        role: String,
+    },
 }
 
-const CLIENT_TYPES: [&str; 10] =
-    ["join", "leave", "send", "typing", "members", "history", "search", "open_dm", "read", "rooms"];
+const CLIENT_TYPES: [&str; 11] =
+    ["join", "leave", "send", "typing", "members", "history", "search", "open_dm", "read", "rooms", "moderate"];
 
 impl ClientFrame {
     /// The frame's `type`, for metrics.
@@ -99,6 +113,7 @@ impl ClientFrame {
             ClientFrame::OpenDm { .. } => "open_dm",
             ClientFrame::Read { .. } => "read",
             ClientFrame::Rooms => "rooms",
+            ClientFrame::Moderate { .. } => "moderate",
         }
     }
 }

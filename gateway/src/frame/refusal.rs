@@ -20,11 +20,13 @@ pub(crate) struct Refusal {
     /// For `unavailable` (a busy room-service) and `rate_limited`: when
     /// trying again makes sense.
     pub retry_after_ms: Option<u64>,
+    /// For `muted`: when the mute ends (ms since the Unix epoch).
+    pub until_ms: Option<i64>,
 }
 
 impl Refusal {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), room: None, retry_after_ms: None }
+        Self { code, message: message.into(), room: None, retry_after_ms: None, until_ms: None }
     }
 
     /// Says when to try again.
@@ -74,20 +76,28 @@ pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
     }
 }
 
-/// The refusal a room-service named itself: PERMISSION_DENIED is
-/// `forbidden`; INVALID_ARGUMENT and NOT_FOUND carrying
-/// [`chat_proto::ERROR_CODE_HEADER`] are the code it names.
+/// The refusal a room-service named itself: INVALID_ARGUMENT, NOT_FOUND,
+/// PERMISSION_DENIED and FAILED_PRECONDITION carrying
+/// [`chat_proto::ERROR_CODE_HEADER`] are the code it names; PERMISSION_DENIED
+/// without one is `forbidden`. A `muted` refusal says until when.
 pub(crate) fn coded(status: &Status) -> Option<Refusal> {
     let named = || {
         let name = status.metadata().get(chat_proto::ERROR_CODE_HEADER)?.to_str().ok()?;
         ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
     };
     let code = match status.code() {
-        Code::PermissionDenied => ErrorCode::Forbidden,
-        Code::InvalidArgument | Code::NotFound => named()?,
+        Code::PermissionDenied => named().unwrap_or(ErrorCode::Forbidden),
+        Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition => named()?,
         _ => return None,
     };
-    Some(Refusal::new(code, status.message().to_owned()))
+    let mut refusal = Refusal::new(code, status.message().to_owned());
+    if code == ErrorCode::Muted {
+        let until = status.metadata().get(chat_proto::MUTED_UNTIL_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+        refusal.until_ms = until;
+        refusal.retry_after_ms =
+            until.map(|until: i64| u64::try_from(until - chat_runtime::clock::now_ms()).unwrap_or(0));
+    }
+    Some(refusal)
 }
 
 #[cfg(test)]

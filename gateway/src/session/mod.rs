@@ -53,6 +53,7 @@ use crate::session_token::SessionToken;
 mod calls;
 mod ending;
 mod history;
+mod moderation;
 mod people;
 mod writing;
 
@@ -363,6 +364,9 @@ impl Session {
             ClientFrame::OpenDm { users } => self.open_dm(&users)?,
             ClientFrame::Read { room, seq } => self.mark_read(room, seq)?,
             ClientFrame::Rooms => self.rooms_asked()?,
+            ClientFrame::Moderate { room, action, user_id, duration, reason, role } => {
+                self.moderate(&room, action, user_id, duration, reason, role)?
+            }
         };
         drop(in_frame);
         self.call = Some(if span.is_none() { call } else { Box::pin(call.instrument(span)) });

@@ -32,8 +32,6 @@ pub(crate) const MAX_REASON_CHARS: usize = 200;
 /// Audit entries per page when the request asks for 0, and at most.
 const DEFAULT_AUDIT_PAGE: usize = 50;
 const MAX_AUDIT_PAGE: usize = 200;
-/// The metadata a `muted` refusal carries the mute's end in (ms).
-pub(crate) const MUTED_UNTIL_HEADER: &str = "chat-muted-until";
 /// The name the operator's actions are shown under.
 const OPERATOR: &str = "operator";
 
@@ -77,7 +75,7 @@ pub(crate) fn muted(until_ms: i64) -> Status {
         ErrorCode::Muted,
         format!("a moderator muted you in this room for {left_secs} more seconds; this was not sent"),
     );
-    status.metadata_mut().insert(MUTED_UNTIL_HEADER, MetadataValue::from(until_ms));
+    status.metadata_mut().insert(chat_proto::MUTED_UNTIL_HEADER, MetadataValue::from(until_ms));
     status
 }
 
