@@ -20,6 +20,7 @@ mod files;
 mod history;
 mod hostile_frames;
 mod limits;
+mod moderation;
 mod monitoring;
 mod operations;
 mod people;
