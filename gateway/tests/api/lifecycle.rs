@@ -364,3 +364,37 @@ async fn scrollback_and_search_follow_edits_and_deletes_and_the_store_agrees_wit
     assert_eq!(from_redis.len(), 3, "three messages, no change events: {from_redis:?}");
     assert_eq!(from_store, from_redis, "the store shows each message as Redis did");
 }
+
+/// The room's owner (its first joiner) moderates it: deleting another's
+/// message says so with the reason, the sender cannot undo it, and the
+/// audit log keeps the deletion beside the moderation actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_deletes_anyones_message_and_the_audit_log_keeps_it() {
+    let topology = Topology::start(1, 2).await;
+    let mut owner = topology.client(0).await;
+    owner.join(ROOM, "owner").await;
+    let mut spammer = topology.client(1).await;
+    spammer.join(ROOM, "spammer").await;
+    let spam = post(&mut spammer, json!({"type": "send", "room": ROOM, "text": "buy cheap watches"})).await;
+    messages(&mut owner, ROOM, 1).await;
+    owner.send(json!({"type": "delete", "room": ROOM, "id": id(&spam), "reason": "spam"})).await;
+    let deleted = next_change(&mut owner).await;
+    assert_eq!(
+        (&deleted["by_moderator"], &deleted["reason"], &deleted["username"]),
+        (&json!(true), &json!("spam"), &json!("owner")),
+        "{deleted}"
+    );
+    assert_eq!(next_change(&mut spammer).await["id"], deleted["id"]);
+    spammer.send(json!({"type": "edit", "room": ROOM, "id": id(&spam), "text": "back again"})).await;
+    assert_eq!(next_error(&mut spammer).await["code"], "bad_message");
+
+    let mut joined = topology.client(1).await;
+    let shown = find(&joined.join(ROOM, "reader").await["history"], &id(&spam)).clone();
+    assert_eq!((&shown["text"], &shown["deleted_by"]), (&json!(""), &json!("owner")), "{shown}");
+
+    let mut grpc = topology.grpc(0).await;
+    let request = chat_proto::v1::AuditLogRequest { room: ROOM.into(), ..Default::default() };
+    let audit = grpc.audit_log(request).await.expect("AuditLog").into_inner();
+    let kept = audit.entries.iter().any(|e| e.id == deleted["id"].as_str().unwrap_or_default());
+    assert!(kept, "the moderator's delete is in the audit log: {:?}", audit.entries);
+}

@@ -31,6 +31,8 @@
 //!   Redis, a Redis Cluster and in process; [`attachments_store`]: the
 //!   records written through to PostgreSQL, what survives a Redis flush,
 //!   and a sweep that keeps every blob a posted attachment uses.
+//! - [`moderation`]: roles, mutes, kicks, bans and the audit log over
+//!   gRPC (Redis and embedded).
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
@@ -45,6 +47,7 @@ mod crash;
 mod directory_contract;
 mod health_probe;
 mod instances;
+mod moderation;
 mod people;
 mod process;
 mod retention;
