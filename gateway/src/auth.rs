@@ -5,8 +5,9 @@
 //! site's logins: HS256 with the shared `JWT_SECRET`, or RS256/ES256 with
 //! the private key whose public half is in the PEM file `JWT_PUBLIC_KEY`.
 //! Its claims: `sub` (the stable user id, required), `name` (the name shown,
-//! default `sub`), `exp` (required) and `rooms` (the rooms it may join;
-//! absent = any). With tokens in force the shown name is the token's,
+//! default `sub`), `exp` (required), `rooms` (the rooms it may join;
+//! absent = any), and `admin` (true) or `roles` (listing "moderator" or
+//! "admin"): the user moderates every room. With tokens in force the shown name is the token's,
 //! whatever a `join` frame asks for.
 
 use std::path::Path;
@@ -27,6 +28,10 @@ struct Claims {
     name: Option<String>,
     #[serde(default)]
     rooms: Option<Vec<String>>,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 /// Who a token says the browser is, and what it may do.
@@ -38,6 +43,9 @@ pub(crate) struct Identity {
     pub name: String,
     /// The rooms it may join; `None` = any.
     pub rooms: Option<Vec<String>>,
+    /// The token's `admin` claim is true, or its `roles` list "moderator"
+    /// or "admin": a moderator of every room.
+    pub moderates_everywhere: bool,
 }
 
 /// The keys tokens are checked with; one per algorithm.
@@ -124,7 +132,8 @@ impl TokenKeys {
             return Err(Rejected::Invalid("its \"sub\" claim is empty".into()));
         }
         let name = claims.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| claims.sub.clone());
-        Ok(Identity { user: claims.sub, name, rooms: claims.rooms })
+        let moderates_everywhere = claims.admin || claims.roles.iter().any(|r| r == "moderator" || r == "admin");
+        Ok(Identity { user: claims.sub, name, rooms: claims.rooms, moderates_everywhere })
     }
 }
 
@@ -192,7 +201,12 @@ mod tests {
         let t = token(json!({"sub": "u1", "name": "Ada", "exp": now() + 60, "rooms": ["general"]}), SECRET);
         assert_eq!(
             keys().verify(Some(&t)),
-            Ok(Identity { user: "u1".into(), name: "Ada".into(), rooms: Some(vec!["general".into()]) })
+            Ok(Identity {
+                user: "u1".into(),
+                name: "Ada".into(),
+                rooms: Some(vec!["general".into()]),
+                moderates_everywhere: false
+            })
         );
         let t = token(json!({"sub": "u2", "exp": now() + 60}), SECRET);
         assert_eq!(keys().verify(Some(&t)).map(|i| (i.name, i.rooms)), Ok(("u2".into(), None)));

@@ -66,6 +66,7 @@ mod tests {
                 user: "u1".into(),
                 name: name.into(),
                 rooms: rooms.map(|r| r.iter().map(|s| (*s).to_owned()).collect()),
+                moderates_everywhere: false,
             }),
             limits: Limits::none(),
         }

@@ -18,7 +18,7 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
             ClientFrame::Send { room, text, client_id, attachments: Vec::new(), reply_to }
         }),
         (text, text, text).prop_map(|(room, id, text)| ClientFrame::Edit { room, id, text }),
-        (text, text).prop_map(|(room, id)| ClientFrame::Delete { room, id }),
+        (text, text, text).prop_map(|(room, id, reason)| ClientFrame::Delete { room, id, reason }),
         (text, text, text, any::<bool>()).prop_map(|(room, id, emoji, add)| ClientFrame::React {
             room,
             id,
@@ -40,6 +40,16 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
         }),
         // (`open_dm` and `rooms` name no room: unit tests in frame/client.rs.)
         (text, any::<u64>()).prop_map(|(room, seq)| ClientFrame::Read { room, seq }),
+        (text, text, text, any::<Option<u64>>(), text, text).prop_map(
+            |(room, action, user_id, duration, reason, role)| ClientFrame::Moderate {
+                room,
+                action,
+                user_id,
+                duration,
+                reason,
+                role
+            }
+        ),
     ]
 }
 
@@ -51,7 +61,7 @@ fn to_json(frame: &ClientFrame) -> String {
             json!({"type": "send", "room": room, "text": text, "client_id": client_id, "reply_to": reply_to})
         }
         ClientFrame::Edit { room, id, text } => json!({"type": "edit", "room": room, "id": id, "text": text}),
-        ClientFrame::Delete { room, id } => json!({"type": "delete", "room": room, "id": id}),
+        ClientFrame::Delete { room, id, reason } => json!({"type": "delete", "room": room, "id": id, "reason": reason}),
         ClientFrame::React { room, id, emoji, add } => {
             json!({"type": "react", "room": room, "id": id, "emoji": emoji, "add": add})
         }
@@ -66,6 +76,10 @@ fn to_json(frame: &ClientFrame) -> String {
         ClientFrame::OpenDm { users } => json!({"type": "open_dm", "users": users}),
         ClientFrame::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
         ClientFrame::Rooms => json!({"type": "rooms"}),
+        ClientFrame::Moderate { room, action, user_id, duration, reason, role } => json!({
+            "type": "moderate", "room": room, "action": action, "user_id": user_id,
+            "duration": duration, "reason": reason, "role": role,
+        }),
     }
     .to_string()
 }

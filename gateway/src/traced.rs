@@ -42,7 +42,8 @@ pub(crate) fn room_of(frame: &ClientFrame) -> &str {
         | ClientFrame::Members { room, .. }
         | ClientFrame::History { room, .. }
         | ClientFrame::Search { room, .. }
-        | ClientFrame::Read { room, .. } => room,
+        | ClientFrame::Read { room, .. }
+        | ClientFrame::Moderate { room, .. } => room,
         ClientFrame::OpenDm { .. } | ClientFrame::Rooms => "",
     }
 }

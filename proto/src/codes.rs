@@ -38,10 +38,15 @@ pub enum ErrorCode {
     EditWindow,
     BadEmoji,
     TooManyReactions,
+    NotModerator,
+    BadModeration,
+    NotInRoom,
+    Muted,
+    Banned,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::BadJson,
         Self::UnknownType,
         Self::BinaryFrame,
@@ -71,6 +76,11 @@ impl ErrorCode {
         Self::EditWindow,
         Self::BadEmoji,
         Self::TooManyReactions,
+        Self::NotModerator,
+        Self::BadModeration,
+        Self::NotInRoom,
+        Self::Muted,
+        Self::Banned,
     ];
 
     /// The code as it goes on the wire.
@@ -105,6 +115,11 @@ impl ErrorCode {
             Self::EditWindow => "edit_window",
             Self::BadEmoji => "bad_emoji",
             Self::TooManyReactions => "too_many_reactions",
+            Self::NotModerator => "not_moderator",
+            Self::BadModeration => "bad_moderation",
+            Self::NotInRoom => "not_in_room",
+            Self::Muted => "muted",
+            Self::Banned => "banned",
         }
     }
 }
@@ -128,10 +143,15 @@ pub enum LeaveReason {
     Timeout,
     /// Its gateway stopped renewing it (crashed or cut off): its presence ran out.
     Expired,
+    /// A moderator removed it (`Moderate` kick); it may join again.
+    Kicked,
+    /// A moderator banned its user (`Moderate` ban): its joins are refused.
+    Banned,
 }
 
 impl LeaveReason {
-    pub const ALL: [LeaveReason; 4] = [Self::Left, Self::Disconnected, Self::Timeout, Self::Expired];
+    pub const ALL: [LeaveReason; 6] =
+        [Self::Left, Self::Disconnected, Self::Timeout, Self::Expired, Self::Kicked, Self::Banned];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -139,11 +159,14 @@ impl LeaveReason {
             Self::Disconnected => "disconnected",
             Self::Timeout => "timeout",
             Self::Expired => "expired",
+            Self::Kicked => "kicked",
+            Self::Banned => "banned",
         }
     }
 
-    /// The reason a gateway may give in a `LeaveRequest` (`expired` is the
-    /// room-service's own); the empty string means `left`.
+    /// The reason a gateway may give in a `LeaveRequest` (`expired`,
+    /// `kicked` and `banned` are the room-service's own); the empty string
+    /// means `left`.
     pub fn from_request(reason: &str) -> Option<Self> {
         match reason {
             "" | "left" => Some(Self::Left),
@@ -193,6 +216,7 @@ mod tests {
         }
         assert_eq!(LeaveReason::from_request(""), Some(LeaveReason::Left));
         assert_eq!(LeaveReason::from_request("expired"), None, "only a room-service expires members");
+        assert_eq!(LeaveReason::from_request("banned"), None, "only a moderator bans");
         assert_eq!(LeaveReason::from_request("bored"), None);
     }
 }

@@ -38,3 +38,6 @@ pub const RETRY_AFTER_HEADER: &str = "retry-after-ms";
 /// naming the [`ErrorCode`] a gateway should pass on to the browser, e.g.
 /// `bad_direct`, when the gRPC code alone does not say which it is.
 pub const ERROR_CODE_HEADER: &str = "chat-error-code";
+/// The metadata a `muted` refusal carries the mute's end in (ms since the
+/// Unix epoch).
+pub const MUTED_UNTIL_HEADER: &str = "chat-muted-until";

@@ -1,12 +1,18 @@
-//! The archiver: copies every stored message of the rooms this room-service
-//! serves from Redis into the store (PostgreSQL), off the send path.
+//! The archiver: copies every stored event of the rooms this room-service
+//! serves from Redis into the store (PostgreSQL), off the send path: the
+//! messages, and the edits, deletes and reactions of them (each a stored
+//! event at its own seq, which the store's append applies to its message
+//! as it writes it; see `store/changes.rs`). Below, "messages" means both.
 //!
 //! How messages flow: the bus hands each event to the fanout, which offers
 //! it here ([`Archive::offer`]): a message goes on a bounded channel with a
 //! `try_send`, so delivery never waits for PostgreSQL. One task ([`run`])
 //! takes them off in batches (up to [`BATCH`] messages, or what came within
 //! [`LINGER`]) and writes each batch with one multi-row, idempotent
-//! [`Store::append`].
+//! [`Store::append`]. A change may so reach the store before its message
+//! (the message dropped at the channel's bound and caught up later, or
+//! written by another room-service): the store keeps it and applies it
+//! when the message arrives.
 //!
 //! Nothing is lost on the way, because Redis still holds what was stored:
 //! - a room this room-service starts serving (its bus subscription goes
@@ -114,7 +120,7 @@ impl Archive {
     }
 
     /// Called by the fanout for every event the bus delivers: a stored
-    /// message is queued for the archiver, never waiting. When the channel
+    /// message or change is queued for the archiver, never waiting. When the channel
     /// is full, its room is marked to be caught up from Redis instead.
     pub(crate) fn offer(&self, room: &str, event: &RoomEvent) {
         let Some(message) = StoredMessage::of(event) else { return };

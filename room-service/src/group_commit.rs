@@ -21,6 +21,10 @@
 //!
 //! What the committer wrote it notes in [`Committed`], which the archiver
 //! (fed the same messages by the bus) checks so as not to write them twice.
+//!
+//! Changes of messages (edits, deletes, reactions) are stored events too:
+//! a handler that commits them hands them over the same way, and the same
+//! append applies each to its message in the same transaction.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -285,6 +289,7 @@ mod tests {
             text: "hi".into(),
             client_id: format!("c{seq}"),
             attachments: Vec::new(),
+            ..StoredMessage::default()
         }
     }
 

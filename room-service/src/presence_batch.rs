@@ -143,17 +143,26 @@ impl<B: Broker + Directory> PresenceBatcher<B> {
                 let full = Arc::new(outcome.snapshot);
                 tracing::debug!(%room, changes = changes.len(), members = full.member_count, "presence batch applied");
                 // Registered before the replies, so a joiner's `read` waits for it.
+                // A banned user's join was refused: not theirs to record.
                 let joiners: Vec<_> = changes
                     .iter()
-                    .filter_map(|change| match change {
-                        PresenceChange::Join { member, restore: false, .. } if !member.user_id.is_empty() => {
+                    .zip(outcome.banned.iter().chain(std::iter::repeat(&false)))
+                    .filter_map(|(change, banned)| match change {
+                        PresenceChange::Join { member, restore: false, .. }
+                            if !member.user_id.is_empty() && !banned =>
+                        {
                             Some(member)
                         }
                         _ => None,
                     })
                     .collect();
                 let record = self.inbox.joined(room, &joiners, &full);
-                for ((history, reply), applied) in replies.into_iter().zip(outcome.applied) {
+                let banned = outcome.banned.into_iter().chain(std::iter::repeat(false));
+                for (((history, reply), applied), banned) in replies.into_iter().zip(outcome.applied).zip(banned) {
+                    if banned {
+                        let _ = reply.send(Err(crate::service::banned(room)));
+                        continue;
+                    }
                     let snapshot = if history >= full.history.len() {
                         Arc::clone(&full)
                     } else {

@@ -24,6 +24,7 @@
 //! listeners present at the room-service and joins again any it forgot.
 
 mod heartbeat;
+mod removed;
 mod stream;
 
 pub(crate) use stream::run;
@@ -56,6 +57,9 @@ pub(crate) struct Delivery {
     /// Inbox feeds only: updates may have been missed (the stream was
     /// opened again); the session sends a fresh `rooms` snapshot. No frame.
     pub resync: bool,
+    /// A moderator removed this listener from the room (`removed.rs`): the
+    /// session drops the room and writes `frame` (a `left` with the reason).
+    pub removed: bool,
 }
 
 /// One local browser connection, as every feed it listens on sees it:
@@ -203,7 +207,15 @@ impl Feed {
             _ => None,
         };
         self.fan_out(
-            Delivery { room: Arc::clone(&self.room), epoch, seq: event.seq, from, frame: encode(&view), resync: false },
+            Delivery {
+                room: Arc::clone(&self.room),
+                epoch,
+                seq: event.seq,
+                from,
+                frame: encode(&view),
+                resync: false,
+                removed: false,
+            },
             metrics,
         )
     }
@@ -213,8 +225,15 @@ impl Feed {
         let Some(frame) = crate::inbox::update(update) else {
             return 0;
         };
-        let delivery =
-            Delivery { room: Arc::clone(&self.room), epoch: self.epoch(), seq: 0, from: None, frame, resync: false };
+        let delivery = Delivery {
+            room: Arc::clone(&self.room),
+            epoch: self.epoch(),
+            seq: 0,
+            from: None,
+            frame,
+            resync: false,
+            removed: false,
+        };
         self.fan_out_to(delivery, |listener| *listener.user_id == *update.user_id, metrics)
     }
 
@@ -227,6 +246,7 @@ impl Feed {
             from: None,
             frame: Utf8Bytes::default(),
             resync: true,
+            removed: false,
         };
         self.fan_out_to(delivery, |_| true, metrics)
     }
@@ -238,7 +258,7 @@ impl Feed {
         };
         let epoch = Arc::clone(&self.position.lock().unwrap_or_else(PoisonError::into_inner).0);
         self.fan_out(
-            Delivery { room: Arc::clone(&self.room), epoch, seq: 0, from: None, frame, resync: false },
+            Delivery { room: Arc::clone(&self.room), epoch, seq: 0, from: None, frame, resync: false, removed: false },
             metrics,
         )
     }

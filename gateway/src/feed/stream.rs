@@ -171,6 +171,7 @@ impl Presence {
             if !diff.moved.is_empty() {
                 feed.moved(&diff.moved);
             }
+            feed.removed(&diff.leaves);
             self.window.add(diff);
             let now = Instant::now();
             let earliest = self.last_sent.map_or(now, |at| at + PRESENCE_EVERY);

@@ -52,6 +52,9 @@ pub(crate) enum ClientFrame {
     Delete {
         room: String,
         id: String,
+        /// A moderator's reason, shown with the deletion.
+        #[serde(default)]
+        reason: String,
     },
     /// Add (or with `add: false` remove) one's reaction on a message.
     React {
@@ -102,11 +105,25 @@ pub(crate) enum ClientFrame {
     },
     /// This user's rooms and direct conversations, answered with `rooms`.
     Rooms,
+    /// A moderator's action on a user of the room (`session::moderation`).
+    Moderate {
+        room: String,
+        action: String,
+        user_id: String,
+        /// For `mute`: seconds.
+        #[serde(default)]
+        duration: Option<u64>,
+        #[serde(default)]
+        reason: String,
+        /// For `role`: "moderator" or "member".
+        #[serde(default)]
+        role: String,
+    },
 }
 
-const CLIENT_TYPES: [&str; 13] = [
+const CLIENT_TYPES: [&str; 14] = [
     "join", "leave", "send", "edit", "delete", "react", "typing", "members", "history", "search", "open_dm", "read",
-    "rooms",
+    "rooms", "moderate",
 ];
 
 fn yes() -> bool {
@@ -130,6 +147,7 @@ impl ClientFrame {
             ClientFrame::OpenDm { .. } => "open_dm",
             ClientFrame::Read { .. } => "read",
             ClientFrame::Rooms => "rooms",
+            ClientFrame::Moderate { .. } => "moderate",
         }
     }
 }

@@ -20,11 +20,13 @@ pub(crate) struct Refusal {
     /// For `unavailable` (a busy room-service) and `rate_limited`: when
     /// trying again makes sense.
     pub retry_after_ms: Option<u64>,
+    /// For `muted`: when the mute ends (ms since the Unix epoch).
+    pub until_ms: Option<i64>,
 }
 
 impl Refusal {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), room: None, retry_after_ms: None }
+        Self { code, message: message.into(), room: None, retry_after_ms: None, until_ms: None }
     }
 
     /// Says when to try again.
@@ -74,10 +76,11 @@ pub(crate) fn refusal_of(status: &Status, room: &str) -> Refusal {
     }
 }
 
-/// The refusal a room-service named itself: PERMISSION_DENIED is
-/// `forbidden` unless it names another code; INVALID_ARGUMENT, NOT_FOUND
-/// and FAILED_PRECONDITION carrying [`chat_proto::ERROR_CODE_HEADER`] are
-/// the code it names (e.g. `not_yours`, `edit_window`).
+/// The refusal a room-service named itself: INVALID_ARGUMENT, NOT_FOUND,
+/// PERMISSION_DENIED and FAILED_PRECONDITION carrying
+/// [`chat_proto::ERROR_CODE_HEADER`] are the code it names; PERMISSION_DENIED
+/// without one is `forbidden`. A `muted` refusal says until when. (E.g.
+/// `not_yours`, `edit_window`, `not_moderator`.)
 pub(crate) fn coded(status: &Status) -> Option<Refusal> {
     let named = || {
         let name = status.metadata().get(chat_proto::ERROR_CODE_HEADER)?.to_str().ok()?;
@@ -88,7 +91,14 @@ pub(crate) fn coded(status: &Status) -> Option<Refusal> {
         Code::InvalidArgument | Code::NotFound | Code::FailedPrecondition => named()?,
         _ => return None,
     };
-    Some(Refusal::new(code, status.message().to_owned()))
+    let mut refusal = Refusal::new(code, status.message().to_owned());
+    if code == ErrorCode::Muted {
+        let until = status.metadata().get(chat_proto::MUTED_UNTIL_HEADER).and_then(|v| v.to_str().ok()?.parse().ok());
+        refusal.until_ms = until;
+        refusal.retry_after_ms =
+            until.map(|until: i64| u64::try_from(until - chat_runtime::clock::now_ms()).unwrap_or(0));
+    }
+    Some(refusal)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use axum::extract::ws::Utf8Bytes;
 use chat_proto::ErrorCode;
 use chat_proto::v1::message_change::Change;
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{Member, RoomEvent};
+use chat_proto::v1::{Member, ModerationNotice, Person, RoomEvent};
 use serde::Serialize;
 
 use super::Refusal;
@@ -102,6 +102,52 @@ pub(crate) enum EventView<'a> {
         member_id: &'a str,
         username: &'a str,
     },
+    /// A moderator's action, as the room's notice of it.
+    Moderation {
+        room: &'a str,
+        seq: u64,
+        id: &'a str,
+        ts: i64,
+        action: &'a str,
+        actor: PersonView<'a>,
+        target: PersonView<'a>,
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        role: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        removed: Option<u32>,
+    },
+}
+
+/// A user as a `moderation` frame names them.
+#[derive(Debug, Serialize)]
+pub(crate) struct PersonView<'a> {
+    user_id: &'a str,
+    name: &'a str,
+}
+
+impl<'a> From<Option<&'a Person>> for PersonView<'a> {
+    fn from(person: Option<&'a Person>) -> Self {
+        Self { user_id: person.map_or("", |p| &p.user_id), name: person.map_or("", |p| &p.name) }
+    }
+}
+
+fn moderation_view<'a>(room: &'a str, seq: u64, id: &'a str, ts: i64, n: &'a ModerationNotice) -> EventView<'a> {
+    EventView::Moderation {
+        room,
+        seq,
+        id,
+        ts,
+        action: &n.action,
+        actor: n.actor.as_ref().into(),
+        target: n.target.as_ref().into(),
+        reason: &n.reason,
+        until: Some(n.until_ms).filter(|&u| u > 0),
+        role: &n.role,
+        removed: Some(n.removed).filter(|_| n.action == "kick" || n.action == "ban"),
+    }
 }
 
 /// What a reply answers, as `message.reply_to` shows it.
@@ -204,6 +250,7 @@ impl<'a> EventView<'a> {
                 },
             },
             Kind::Typing(t) => EventView::Typing { room, member_id: &t.member_id, username: &t.username },
+            Kind::Moderation(n) => moderation_view(room, seq, id, ts, n),
             Kind::Presence(_) | Kind::Inbox(_) => return None,
         })
     }
@@ -242,6 +289,8 @@ pub(crate) enum ServerFrame<'a> {
         member_count: u32,
         /// Cursor for a `members` request when `members` is not everyone.
         members_next: Option<&'a str>,
+        /// The joiner's role in the room: "owner", "moderator" or "member".
+        role: &'a str,
     },
     /// A page of members, answering a `members` request.
     Members {
@@ -262,8 +311,12 @@ pub(crate) enum ServerFrame<'a> {
         joins: Vec<MemberView<'a>>,
         leaves: Vec<LeaveView<'a>>,
     },
+    /// Answering `leave`; or, with `reason` ("kicked", "banned"), telling
+    /// a browser a moderator removed it.
     Left {
         room: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     },
     Error {
         code: &'a str,
@@ -272,6 +325,9 @@ pub(crate) enum ServerFrame<'a> {
         room: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// For `muted`: when the mute ends (ms since the Unix epoch).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
     },
     Reconnect {
         reason: &'a str,
@@ -301,6 +357,7 @@ pub(crate) fn refusal(refusal: &Refusal) -> Utf8Bytes {
         message: &refusal.message,
         room: refusal.room.as_deref(),
         retry_after_ms: refusal.retry_after_ms,
+        until: refusal.until_ms,
     })
 }
 

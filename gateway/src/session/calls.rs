@@ -149,6 +149,7 @@ impl Session {
             after_seq,
             epoch,
             restore: false,
+            moderates_everywhere: self.caller.identity.as_ref().is_some_and(|i| i.moderates_everywhere),
         };
         self.last_username = Some(Arc::clone(&username));
         self.rooms.insert(Arc::clone(&room), Room::Joining { username, held: Vec::new(), resuming });
@@ -381,7 +382,7 @@ impl Session {
                 self.rooms.remove(&room);
                 vec![self.refuse(&refusal)]
             }
-            Answer::Left(room, Ok(())) => vec![frame::encode(&ServerFrame::Left { room: &room })],
+            Answer::Left(room, Ok(())) => vec![frame::encode(&ServerFrame::Left { room: &room, reason: None })],
             Answer::Members(room, Ok(page)) => vec![frame::encode(&ServerFrame::Members {
                 room: &room,
                 members: page.members.iter().map(MemberView::from).collect(),
@@ -444,6 +445,7 @@ impl Session {
             members: reply.members.iter().map(MemberView::from).collect(),
             member_count: reply.member_count,
             members_next: Some(reply.members_next.as_str()).filter(|next| !next.is_empty()),
+            role: if reply.role.is_empty() { "member" } else { &reply.role },
         })];
         let state = Room::Joined { username, epoch: Arc::from(reply.epoch.as_str()), snapshot_seq, last_typing: None };
         self.rooms.insert(room, state);

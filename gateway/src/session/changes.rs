@@ -37,7 +37,7 @@ impl Session {
         }))
     }
 
-    pub(super) fn delete(&mut self, room: &str, id: &str) -> Result<Call, Refusal> {
+    pub(super) fn delete(&mut self, room: &str, id: &str, reason: String) -> Result<Call, Refusal> {
         let (room, _) = self.joined(room)?;
         let (_, seq) = parse_message_id(id).map_err(|e| Refusal::from(e).in_room(&room))?;
         self.caller.send(&room)?;
@@ -47,6 +47,8 @@ impl Session {
             user_id: self.person.user_id.to_string(),
             seq,
             id: id.to_owned(),
+            actor_moderates_everywhere: self.caller.identity.as_ref().is_some_and(|i| i.moderates_everywhere),
+            reason,
         };
         let shared = Arc::clone(&self.shared);
         Ok(traced(tracing::debug_span!("call", rpc = "delete", %room, seq), async move {

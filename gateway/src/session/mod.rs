@@ -54,6 +54,7 @@ mod calls;
 mod changes;
 mod ending;
 mod history;
+mod moderation;
 mod people;
 mod writing;
 
@@ -355,7 +356,7 @@ impl Session {
                 return self.send(&room, text, client_id, attachments, reply_to.as_deref());
             }
             ClientFrame::Edit { room, id, text } => self.edit(&room, &id, text)?,
-            ClientFrame::Delete { room, id } => self.delete(&room, &id)?,
+            ClientFrame::Delete { room, id, reason } => self.delete(&room, &id, reason)?,
             ClientFrame::React { room, id, emoji, add } => self.react(&room, &id, emoji, add)?,
             ClientFrame::Typing { room } => match self.typing(&room)? {
                 Some(call) => call,
@@ -367,6 +368,9 @@ impl Session {
             ClientFrame::OpenDm { users } => self.open_dm(&users)?,
             ClientFrame::Read { room, seq } => self.mark_read(room, seq)?,
             ClientFrame::Rooms => self.rooms_asked()?,
+            ClientFrame::Moderate { room, action, user_id, duration, reason, role } => {
+                self.moderate(&room, action, user_id, duration, reason, role)?
+            }
         };
         drop(in_frame);
         self.call = Some(if span.is_none() { call } else { Box::pin(call.instrument(span)) });

@@ -114,7 +114,7 @@ impl Session {
         tokio::spawn(
             async move {
                 let frame = take.await.unwrap_or_else(|refusal| frame::refusal(&refusal));
-                let delivery = Delivery { room, epoch, seq: 0, from: None, frame, resync: false };
+                let delivery = Delivery { room, epoch, seq: 0, from: None, frame, resync: false, removed: false };
                 let _ = queue.send(Arc::new(delivery)).await;
             }
             .instrument(span),

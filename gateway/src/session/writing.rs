@@ -64,6 +64,15 @@ impl Session {
         while let Some(delivery) = next.take() {
             if delivery.resync {
                 self.snapshot_soon(); // the inbox may have missed updates
+            } else if delivery.removed {
+                // A moderator removed this connection's member from the room.
+                if self.rooms.remove(&delivery.room).is_some() {
+                    self.shared.hub.detach(&delivery.room, self.conn);
+                    if let Err(error) = socket.feed(Message::Text(delivery.frame.clone())).await {
+                        return Ok(Err(error));
+                    }
+                    written += 1;
+                }
             } else if let Some(Room::Joining { held, .. }) = self.rooms.get_mut(&delivery.room) {
                 if held.len() >= QUEUE_FRAMES {
                     return Err(End::Close(CloseCode::SlowConsumer));

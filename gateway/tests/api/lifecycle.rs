@@ -301,3 +301,100 @@ async fn reactions_from_500_members_count_once_each_on_every_gateway() {
     let joined = late.join(ROOM, "late").await;
     assert_eq!(find(&joined["history"], &target_id)["reactions"], json!([{"emoji": "❤️", "count": MEMBERS}]));
 }
+
+/// The whole room as History pages it, newest page first, over gRPC.
+async fn history_pages(
+    grpc: &mut chat_proto::v1::room_service_client::RoomServiceClient<tonic::transport::Channel>,
+) -> Vec<chat_proto::v1::RoomEvent> {
+    let mut events = Vec::new();
+    let mut before_seq = 0;
+    loop {
+        let request =
+            chat_proto::v1::HistoryRequest { room: ROOM.into(), limit: 100, before_seq, ..Default::default() };
+        let page = grpc.history(request).await.expect("History").into_inner();
+        events.splice(0..0, page.events);
+        if page.reached_first {
+            return events;
+        }
+        before_seq = page.next_before_seq;
+    }
+}
+
+/// With a store: an edit and a delete reach PostgreSQL, so scrollback and
+/// search show what Redis shows — the new words found, the deleted ones
+/// gone — and after Redis loses the room, the store gives back the same
+/// messages in the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrollback_and_search_follow_edits_and_deletes_and_the_store_agrees_with_redis() {
+    let postgres = chat_testkit::PostgresServer::start().await;
+    let url = postgres.url();
+    let topology = Topology::start_with(1, 1, move |config| config.database_url = Some(url)).await;
+    let store = room_service::store::Store::connect(&postgres.url()).await.expect("the test's store connection");
+    let mut ada = topology.client(0).await;
+    ada.join(ROOM, "ada").await;
+    let secret = post(&mut ada, json!({"type": "send", "room": ROOM, "text": "the password is swordfish"})).await;
+    let typo = post(&mut ada, json!({"type": "send", "room": ROOM, "text": "meet at the libary"})).await;
+    post(&mut ada, json!({"type": "send", "room": ROOM, "text": "re: the password", "reply_to": id(&secret)})).await;
+    ada.send(json!({"type": "edit", "room": ROOM, "id": id(&typo), "text": "meet at the library"})).await;
+    next_change(&mut ada).await;
+    ada.send(json!({"type": "react", "room": ROOM, "id": id(&typo), "emoji": "👍"})).await;
+    next_change(&mut ada).await;
+    ada.send(json!({"type": "delete", "room": ROOM, "id": id(&secret)})).await;
+    let last = next_change(&mut ada).await["seq"].as_u64().expect("seq");
+    crate::support::archived_up_to(&store, ROOM, last).await;
+
+    let search = |query: &str| json!({"type": "search", "room": ROOM, "query": query});
+    for (query, found) in [("swordfish", 0), ("password", 1), ("library", 1), ("libary", 0)] {
+        ada.send(search(query)).await;
+        let results = ada.next_of("search_results").await;
+        let hits = results["hits"].as_array().expect("hits");
+        assert_eq!(hits.len(), found, "{query}: {results}");
+        if query == "library" {
+            let hit = &hits[0]["message"];
+            assert_eq!(hit["text"], "meet at the library", "{hit}");
+            assert!(hit["edited"].as_i64().is_some_and(|at| at >= typo["ts"].as_i64().unwrap_or(i64::MAX)), "{hit}");
+        }
+    }
+
+    let mut grpc = topology.grpc(0).await;
+    let from_redis = history_pages(&mut grpc).await;
+    let mut redis = topology.redis.as_ref().expect("redis").connection().await;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut redis).await.expect("FLUSHALL");
+    let from_store = history_pages(&mut grpc).await;
+    assert_eq!(from_redis.len(), 3, "three messages, no change events: {from_redis:?}");
+    assert_eq!(from_store, from_redis, "the store shows each message as Redis did");
+}
+
+/// The room's owner (its first joiner) moderates it: deleting another's
+/// message says so with the reason, the sender cannot undo it, and the
+/// audit log keeps the deletion beside the moderation actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_deletes_anyones_message_and_the_audit_log_keeps_it() {
+    let topology = Topology::start(1, 2).await;
+    let mut owner = topology.client(0).await;
+    owner.join(ROOM, "owner").await;
+    let mut spammer = topology.client(1).await;
+    spammer.join(ROOM, "spammer").await;
+    let spam = post(&mut spammer, json!({"type": "send", "room": ROOM, "text": "buy cheap watches"})).await;
+    messages(&mut owner, ROOM, 1).await;
+    owner.send(json!({"type": "delete", "room": ROOM, "id": id(&spam), "reason": "spam"})).await;
+    let deleted = next_change(&mut owner).await;
+    assert_eq!(
+        (&deleted["by_moderator"], &deleted["reason"], &deleted["username"]),
+        (&json!(true), &json!("spam"), &json!("owner")),
+        "{deleted}"
+    );
+    assert_eq!(next_change(&mut spammer).await["id"], deleted["id"]);
+    spammer.send(json!({"type": "edit", "room": ROOM, "id": id(&spam), "text": "back again"})).await;
+    assert_eq!(next_error(&mut spammer).await["code"], "bad_message");
+
+    let mut joined = topology.client(1).await;
+    let shown = find(&joined.join(ROOM, "reader").await["history"], &id(&spam)).clone();
+    assert_eq!((&shown["text"], &shown["deleted_by"]), (&json!(""), &json!("owner")), "{shown}");
+
+    let mut grpc = topology.grpc(0).await;
+    let request = chat_proto::v1::AuditLogRequest { room: ROOM.into(), ..Default::default() };
+    let audit = grpc.audit_log(request).await.expect("AuditLog").into_inner();
+    let kept = audit.entries.iter().any(|e| e.id == deleted["id"].as_str().unwrap_or_default());
+    assert!(kept, "the moderator's delete is in the audit log: {:?}", audit.entries);
+}

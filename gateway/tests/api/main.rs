@@ -22,6 +22,7 @@ mod history;
 mod hostile_frames;
 mod lifecycle;
 mod limits;
+mod moderation;
 mod monitoring;
 mod operations;
 mod people;

@@ -13,6 +13,8 @@
 //! | `chat:{r}:sent:<member>:<client_id>` | string | a sent message, for dedupe, with a TTL |
 //! | `chat:{r}:msg:<seq>` | string | a changed message's state: its edit, deletion and reaction counts (JSON, `message_state.rs`) |
 //! | `chat:{r}:reactors:<seq>` | set | `<emoji>\0<user id>`: who reacted with what, one per user per emoji |
+//! | `chat:{r}:mod` | hash | the room's owner, moderators, mutes and bans (`moderation.rs`) |
+//! | `chat:{r}:audit` | list | the room's moderation events, newest first, the last 1000 |
 //! | `chat:{r}:events` | pub/sub channel | every event of the room: messages, presence batches, typing |
 //! | `chat:rooms` | set | every room name in use (expired rooms are dropped by `ListRooms`) |
 //!
@@ -39,6 +41,8 @@ pub(crate) struct Keys {
     pub(crate) roster: String,
     pub(crate) presence: String,
     pub(crate) channel: String,
+    pub(crate) moderation: String,
+    pub(crate) audit: String,
 }
 
 impl Keys {
@@ -53,6 +57,8 @@ impl Keys {
             roster: key("roster"),
             presence: key("presence"),
             channel: key("events"),
+            moderation: key("mod"),
+            audit: key("audit"),
             prefix,
         }
     }

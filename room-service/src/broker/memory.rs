@@ -18,6 +18,7 @@ use chat_proto::{LeaveReason, MemberId, RoomName};
 
 use super::memory_attachments::Attachments;
 use super::memory_changes::{Actor, Changes};
+use super::memory_moderation::Moderations;
 use super::memory_people::People;
 use super::message_state::Applied;
 use super::{
@@ -41,6 +42,8 @@ pub struct MemoryBroker {
     pub(super) people: People,
     /// Attachments' records (`memory_attachments`).
     pub(super) attachments: Attachments,
+    /// Roles, mutes, bans and audit logs (`memory_moderation`).
+    pub(super) moderation: Moderations,
 }
 
 #[derive(Debug)]
@@ -197,6 +200,7 @@ impl MemoryBroker {
             seeded_by_caller: false,
             people: People::default(),
             attachments: Attachments::default(),
+            moderation: Moderations::default(),
         }
     }
 
@@ -222,6 +226,13 @@ impl MemoryBroker {
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomName, RoomLog>> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The ids of `user_id`'s members in `room` (a kick or ban removes them).
+    pub(super) fn member_ids_of(&self, room: &RoomName, user_id: &str) -> Vec<String> {
+        let rooms = self.lock();
+        let Some(log) = rooms.get(room) else { return Vec::new() };
+        log.members.iter().filter(|(_, held)| held.member.user_id == user_id).map(|(id, _)| id.clone()).collect()
+    }
 }
 
 impl Broker for MemoryBroker {
@@ -238,11 +249,14 @@ impl Broker for MemoryBroker {
         let log = self.log(&mut rooms, room)?;
         let name = match member_id {
             "" => "system".to_owned(),
-            id => log
-                .members
-                .get(id)
-                .map(|held| held.member.username.clone())
-                .ok_or_else(|| BrokerError::NotMember(id.into()))?,
+            id => {
+                let held = log.members.get(id).ok_or_else(|| BrokerError::NotMember(id.into()))?;
+                let now = chat_runtime::clock::now_ms();
+                if let Some(until_ms) = self.moderation.muted_until(room, &held.member.user_id, now) {
+                    return Err(BrokerError::Muted { until_ms });
+                }
+                held.member.username.clone()
+            }
         };
         let mut stored = Vec::with_capacity(messages.len());
         for Outgoing { client_id, mut event } in messages {
@@ -290,11 +304,26 @@ impl Broker for MemoryBroker {
         let mut diff = PresenceDiff::default();
         let mut applied = Vec::with_capacity(changes.len());
         let mut all = log.reap(chat_runtime::clock::now_ms());
+        let mut banned = Vec::with_capacity(changes.len());
         for change in changes {
+            // As presence.lua: a banned user's join changes nothing.
+            if let PresenceChange::Join { member, restore, .. } = change
+                && !self.moderation.admit(room, &member.user_id, *restore)
+            {
+                applied.push(false);
+                banned.push(true);
+                continue;
+            }
+            banned.push(false);
             let done = log.apply(change);
             applied.push(done.iter().any(|c| matches!(c, Change::Joined(_) | Change::Left(_) | Change::Restored)));
             all.extend(done);
         }
+        let joiners = changes.iter().filter_map(|change| match change {
+            PresenceChange::Join { member, .. } => Some(member.user_id.as_str()),
+            PresenceChange::Leave(_) => None,
+        });
+        let (owner, moderators) = self.moderation.roles_of(room, joiners);
         for change in all {
             match change {
                 Change::Joined(member) => diff.joins.push(member),
@@ -324,8 +353,10 @@ impl Broker for MemoryBroker {
             members: page.members,
             member_count: page.member_count,
             members_next: page.next,
+            owner,
+            moderators,
         };
-        Ok(PresenceOutcome { applied, snapshot })
+        Ok(PresenceOutcome { applied, banned, snapshot })
     }
 
     async fn change_message(

@@ -1,5 +1,5 @@
 //! What `message.lua` answers, read by its tag: `{"stored", payloads,
-//! repeats}`, `{"not_member"}` or `{"unseeded"}`. Anything else is not a reply this
+//! repeats}`, `{"not_member"}`, `{"muted", until}` or `{"unseeded"}`. Anything else is not a reply this
 //! room-service's script gives, and is said as it came.
 
 use redis::Value;
@@ -26,6 +26,8 @@ pub(super) enum MessageReply {
     Stored { payloads: Vec<Vec<u8>>, repeats: Vec<bool> },
     /// The sender is not in the room; nothing was stored.
     NotMember,
+    /// A moderator muted the sender's user until then (ms); nothing was stored.
+    Muted { until_ms: i64 },
     /// The room has no epoch and the script was told not to start one:
     /// nothing was stored; the room-service seeds the room and sends again.
     Unseeded,
@@ -37,6 +39,12 @@ impl MessageReply {
         match reply.as_slice() {
             [Value::BulkString(tag)] if tag == b"not_member" => Ok(Self::NotMember),
             [Value::BulkString(tag)] if tag == UNSEEDED => Ok(Self::Unseeded),
+            [Value::BulkString(tag), until] if tag == b"muted" => {
+                let until: String = redis::from_redis_value_ref(until)
+                    .map_err(|e| odd(format!("a mute's end that is not text ({e})")))?;
+                let until_ms = until.parse().map_err(|e| odd(format!("a mute's end that is not a number ({e})")))?;
+                Ok(Self::Muted { until_ms })
+            }
             [Value::BulkString(tag), payloads, repeats] if tag == b"stored" => {
                 let payloads: Vec<Vec<u8>> = redis::from_redis_value_ref(payloads)
                     .map_err(|e| odd(format!("payloads that are not bytes ({e})")))?;

@@ -26,9 +26,11 @@ mod keys;
 mod memory;
 mod memory_attachments;
 mod memory_changes;
+mod memory_moderation;
 mod memory_people;
 mod message_reply;
 mod message_state;
+mod moderation;
 mod people;
 mod record;
 mod redis;
@@ -43,6 +45,7 @@ pub(crate) use attachments::blobs_of;
 pub use fanout::{Fanout, Subscription};
 pub use memory::MemoryBroker;
 pub use message_state::{ChangeOp, MessageState};
+pub(crate) use moderation::{Moderation, Standing};
 pub use redis::{RECONNECT_MAX_DELAY, RedisBroker};
 
 /// Why a broker call failed.
@@ -61,6 +64,9 @@ pub enum BrokerError {
     /// Something stored in Redis could not be read back.
     #[error("stored room data is unreadable: {0}")]
     Corrupt(String),
+    /// A muted user's send (or edit, or reaction): refused until then (ms).
+    #[error("a moderator muted you in this room until {until_ms} (ms since the Unix epoch)")]
+    Muted { until_ms: i64 },
     /// The store (PostgreSQL) behind a write-through record failed; the
     /// change may be in Redis already, and a retry completes it.
     #[error("store: {0}")]
@@ -160,6 +166,10 @@ pub struct Snapshot {
     pub member_count: u32,
     /// Cursor for [`Broker::members_page`] when `members` is not everyone.
     pub members_next: String,
+    /// The room's owner (a user id; empty: none), and which of the batch's
+    /// joiners the room has made moderators: what each joiner's role is.
+    pub owner: String,
+    pub moderators: Vec<String>,
 }
 
 /// What a presence batch did.
@@ -168,6 +178,9 @@ pub struct PresenceOutcome {
     /// Per change, in order: whether it changed anything (a leave of someone
     /// absent, or still present, does not).
     pub applied: Vec<bool>,
+    /// Per change, in order: a join refused because its user is banned
+    /// from the room (nothing changed for it).
+    pub banned: Vec<bool>,
     pub snapshot: Snapshot,
 }
 
@@ -199,7 +212,7 @@ pub struct Position {
 }
 
 /// Storage and bus for rooms. Methods take validated room names.
-pub trait Broker: Send + Sync + 'static {
+pub trait Broker: Moderation + Send + Sync + 'static {
     /// What [`Self::append_messages`] is called in a trace: the step a
     /// send's span shows for storing and publishing.
     const APPEND_STEP: &'static str;

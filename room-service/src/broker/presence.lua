@@ -6,7 +6,9 @@
 -- KEYS: 1 members hash (id -> JSON record), 2 roster zset (score 0,
 --       "<name>\0<id>", in name order), 3 presence zset (id -> expiry ms),
 --       4 seq, 5 epoch, 6 history stream, 7 rooms set (on a cluster, the
---       one in the room's slot)
+--       one in the room's slot), 8 moderation hash (moderation.rs): a
+--       banned user's join is refused (applied flag -1, nothing changed),
+--       and the first user to join a room without an owner owns it
 -- ARGV: 1 channel, 2 the publish command (PUBLISH; SPUBLISH on a Redis
 --       Cluster), 3 epoch to use if the room has none ("": start none, the
 --       room-service seeds rooms from its store), 4 room name,
@@ -26,7 +28,8 @@
 -- `-id\0record\0reason` left, `~id\0connection` taken over from that
 -- connection, `=id\0record` restored.
 -- Returns {applied flags, epoch, last seq, history payloads, member ids,
---          member records, member count, next cursor ("" = no more)};
+--          member records, member count, next cursor ("" = no more),
+--          the room's owner ("" = none), the joiners who are moderators};
 -- or {"unseeded"} when there are changes or expiries to apply, the room has
 -- no epoch and ARGV[3] is "": nothing is changed (a read alone answers
 -- with an empty epoch).
@@ -39,7 +42,7 @@ local function entry(record, id)
   return cjson.decode(record).u .. '\0' .. id
 end
 
-local applied, lines = {}, {}
+local applied, lines, moderators = {}, {}, {}
 
 -- `ran_out`: the member leaves because its presence ran out; if it was
 -- detached, for the reason it was detached for.
@@ -53,6 +56,12 @@ local function remove(id, old, reason, ran_out)
 end
 
 local function join(id, data, at, restore)
+  local user = cjson.decode(data).i
+  if user and user ~= '' then
+    if redis.call('HEXISTS', KEYS[8], 'ban:' .. user) == 1 then return -1 end
+    if restore ~= '1' then redis.call('HSETNX', KEYS[8], 'owner', user) end
+    if redis.call('HEXISTS', KEYS[8], 'role:' .. user) == 1 then moderators[#moderators + 1] = user end
+  end
   local old = redis.call('HGET', KEYS[1], id)
   if old then redis.call('ZREM', KEYS[2], entry(old, id)) end
   redis.call('HSET', KEYS[1], id, data)
@@ -124,6 +133,7 @@ if #lines > 0 then
   for i = 1, 6 do
     redis.call('EXPIRE', KEYS[i], ARGV[5])
   end
+  if redis.call('EXISTS', KEYS[8]) == 1 then redis.call('EXPIRE', KEYS[8], ARGV[5]) end
 end
 
 local history = {}
@@ -147,4 +157,5 @@ if want > 0 then
   if #entries > want then next = entries[want] end
   if #ids > 0 then records = redis.call('HMGET', KEYS[1], unpack(ids)) end
 end
-return {applied, epoch, redis.call('GET', KEYS[4]) or '0', history, ids, records, count, next}
+return {applied, epoch, redis.call('GET', KEYS[4]) or '0', history, ids, records, count, next,
+        redis.call('HGET', KEYS[8], 'owner') or '', moderators}

@@ -164,6 +164,11 @@ impl RedisBroker {
         if self.seeded_by_caller { String::new() } else { new_epoch() }
     }
 
+    /// How long a room with no event is kept (`ROOM_TTL_SECS`).
+    pub(super) fn room_ttl_secs(&self) -> u64 {
+        self.retention.room_ttl.as_secs()
+    }
+
     pub(super) fn conn(&self) -> Connection {
         self.commands.clone()
     }
@@ -206,7 +211,7 @@ impl RedisBroker {
         size: SnapshotSize,
         after: &str,
         reap_at: Option<i64>,
-    ) -> BrokerResult<(Vec<bool>, Snapshot)> {
+    ) -> BrokerResult<(Vec<i64>, Snapshot)> {
         let keys = Keys::of(room);
         let mut call = self.presence.prepare_invoke();
         call.key(&keys.members)
@@ -216,6 +221,7 @@ impl RedisBroker {
             .key(&keys.epoch)
             .key(&keys.log)
             .key(self.registry_key(room))
+            .key(&keys.moderation)
             .arg(&keys.channel)
             .arg(self.commands.publish_command())
             .arg(self.epoch_for_new_rooms())
@@ -245,12 +251,13 @@ impl RedisBroker {
                     .arg(or_empty(&leave.detach_until)),
             };
         }
-        type Reply = (Vec<i64>, String, u64, Vec<Vec<u8>>, Vec<String>, Vec<Option<Vec<u8>>>, u32, String);
+        type Reply =
+            (Vec<i64>, String, u64, Vec<Vec<u8>>, Vec<String>, Vec<Option<Vec<u8>>>, u32, String, String, Vec<String>);
         let reply: Vec<Value> = call.invoke_async(&mut self.conn()).await?;
         if is_unseeded(&reply) {
             return Err(BrokerError::Unseeded(room.to_owned()));
         }
-        let (applied, epoch, last_seq, history, ids, records, member_count, members_next): Reply =
+        let (applied, epoch, last_seq, history, ids, records, member_count, members_next, owner, moderators): Reply =
             redis::from_redis_value(Value::Array(reply))
                 .map_err(|e| BrokerError::Corrupt(format!("presence.lua answered an unreadable reply: {e}")))?;
         let mut history =
@@ -262,9 +269,16 @@ impl RedisBroker {
             .zip(records)
             .filter_map(|(id, stored)| stored.map(|stored| record::decode(id, &stored)))
             .collect::<BrokerResult<_>>()?;
-        let snapshot =
-            Snapshot { history, position: Position { epoch, last_seq }, members, member_count, members_next };
-        Ok((applied.into_iter().map(|flag| flag != 0).collect(), snapshot))
+        let snapshot = Snapshot {
+            history,
+            position: Position { epoch, last_seq },
+            members,
+            member_count,
+            members_next,
+            owner,
+            moderators,
+        };
+        Ok((applied, snapshot))
     }
 }
 
@@ -314,7 +328,8 @@ impl Broker for RedisBroker {
             .key(&keys.members)
             .key(&keys.presence)
             .key(&keys.roster)
-            .key(self.registry_key(room));
+            .key(self.registry_key(room))
+            .key(&keys.moderation);
         for message in &messages {
             // On a cluster every key a script names must be in the room's
             // slot, even an unused one: an unused dedupe key comes as the seq key.
@@ -339,6 +354,7 @@ impl Broker for RedisBroker {
         let (payloads, repeats) = match MessageReply::decode(reply)? {
             MessageReply::Stored { payloads, repeats } => (payloads, repeats),
             MessageReply::NotMember => return Err(BrokerError::NotMember(member_id.to_owned())),
+            MessageReply::Muted { until_ms } => return Err(BrokerError::Muted { until_ms }),
             MessageReply::Unseeded => return Err(BrokerError::Unseeded(room.to_string())),
         };
         if payloads.len() != messages.len() {
@@ -363,9 +379,12 @@ impl Broker for RedisBroker {
         changes: &[PresenceChange],
         size: SnapshotSize,
     ) -> BrokerResult<PresenceOutcome> {
-        let (applied, snapshot) =
+        let (flags, snapshot) =
             self.presence_step(room, changes, size, "", Some(chat_runtime::clock::now_ms())).await?;
-        Ok(PresenceOutcome { applied, snapshot })
+        // 1: changed; 0: changed nothing; -1: a banned user's join, refused.
+        let applied = flags.iter().map(|&flag| flag == 1).collect();
+        let banned = flags.iter().map(|&flag| flag == -1).collect();
+        Ok(PresenceOutcome { applied, banned, snapshot })
     }
 
     async fn change_message(

@@ -5,23 +5,26 @@
 //! gateway can be talked round: the message is read back (from Redis, or
 //! from the store once Redis no longer holds it), its sender's user must be
 //! the caller's for an edit or a delete (or the caller moderates the room,
-//! for a delete), and an edit must come within EDIT_WINDOW_SECS. Then the
+//! for a delete), an edit must come within EDIT_WINDOW_SECS, and a muted
+//! user may not edit or react (taking a message back stays open). Then the
 //! broker makes the change in one atomic step that checks again what can
 //! have changed meanwhile (the caller still a member, the message not
 //! deleted) and counts reactions one per user per emoji.
 
 use std::time::Duration;
 
-use chat_proto::changes::{check_emoji, parse_message_id, quote};
+use chat_proto::changes::{MAX_REASON_CHARS, check_emoji, parse_message_id, quote};
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::{ChangeResponse, ChatMessage, DeleteRequest, EditRequest, ReactRequest, ReplyTo, RoomEvent};
 use chat_proto::{ErrorCode, MemberId, RoomName, names};
 use chat_runtime::clock::now_ms;
 use tonic::{Code, Status};
 
+use super::history::store_status;
 use super::{Rooms, invalid, refusal};
 use crate::broker::{Broker, ChangeOp, ChangeOrder, ChangeOutcome, MessageState, Stored};
 use crate::people::Directory;
+use crate::store::StoredMessage;
 
 /// The message a change names, and who asks.
 struct Target {
@@ -92,23 +95,34 @@ impl<B: Broker + Directory> Rooms<B> {
                 ));
             }
         }
+        self.check_not_muted(&target.room, &target.user_id).await?;
         self.change(&target, &event, &message, ChangeOp::Edit { text }).await
     }
 
     pub(super) async fn delete_message(&self, request: DeleteRequest) -> Result<ChangeResponse, Status> {
-        let DeleteRequest { room, member_id, user_id, seq, id } = request;
+        let DeleteRequest { room, member_id, user_id, seq, id, actor_moderates_everywhere, reason } = request;
         let target = Target::parse(room, member_id, user_id, seq, &id)?;
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(Status::invalid_argument(format!("reason is over {MAX_REASON_CHARS} characters")));
+        }
         let (event, message) = self.target_message(&target).await?;
         let by_moderator = !target.is_author(&message);
-        if by_moderator && !self.may_moderate(&target.room, &target.user_id).await? {
+        if by_moderator
+            && !actor_moderates_everywhere
+            && (target.user_id.is_empty() || !self.may_moderate(&target.room, &target.user_id).await?)
+        {
             return Err(refusal(
                 Code::PermissionDenied,
                 ErrorCode::NotYours,
                 "you can delete only your own messages (a moderator may delete anyone's)",
             ));
         }
-        let op = ChangeOp::Delete { by_moderator, reason: String::new() };
-        self.change(&target, &event, &message, op).await
+        let op = ChangeOp::Delete { by_moderator, reason: if by_moderator { reason } else { String::new() } };
+        let changed = self.change(&target, &event, &message, op).await?;
+        if let Some(event) = changed.event.as_ref().filter(|_| by_moderator) {
+            self.broker.record_audit(&target.room, event).await.map_err(|e| self.failed(e))?;
+        }
+        Ok(changed)
     }
 
     pub(super) async fn react_to_message(&self, request: ReactRequest) -> Result<ChangeResponse, Status> {
@@ -116,6 +130,7 @@ impl<B: Broker + Directory> Rooms<B> {
         let target = Target::parse(room, member_id, user_id, seq, &id)?;
         check_emoji(&emoji).map_err(invalid)?;
         let (event, message) = self.target_message(&target).await?;
+        self.check_not_muted(&target.room, &target.user_id).await?;
         self.change(&target, &event, &message, ChangeOp::React { emoji, add }).await
     }
 
@@ -222,12 +237,16 @@ impl<B: Broker + Directory> Rooms<B> {
         }))
     }
 
-    /// Sets `mine` on the reactions of `events` that `user_id` put there.
+    /// Sets `mine` on the reactions of `events` that `user_id` put there,
+    /// as Redis knows them; `and_store` asks the store too about the ones
+    /// Redis does not know (scrollback, older than what Redis keeps of
+    /// who reacted).
     pub(super) async fn mark_mine(
         &self,
         room: &RoomName,
         user_id: &str,
         events: &mut [RoomEvent],
+        and_store: bool,
     ) -> Result<(), Status> {
         if user_id.is_empty() {
             return Ok(());
@@ -241,7 +260,18 @@ impl<B: Broker + Directory> Rooms<B> {
         if asked.is_empty() {
             return Ok(());
         }
-        let mine = self.broker.reacted(room, user_id, &asked).await.map_err(|e| self.failed(e))?;
+        let mut mine = self.broker.reacted(room, user_id, &asked).await.map_err(|e| self.failed(e))?;
+        if let Some(store) = self.store.as_ref().filter(|_| and_store) {
+            let mut unknown: Vec<u64> =
+                asked.iter().zip(&mine).filter(|(_, m)| !**m).map(|((seq, _), _)| *seq).collect();
+            unknown.dedup();
+            if !unknown.is_empty() {
+                let theirs = store.reacted(room.as_str(), user_id, &unknown).await.map_err(store_status)?;
+                for (asked, mine) in asked.iter().zip(mine.iter_mut()) {
+                    *mine = *mine || theirs.contains(asked);
+                }
+            }
+        }
         let mut mine = mine.into_iter();
         for event in events.iter_mut() {
             if let Some(Kind::Message(m)) = &mut event.kind {
@@ -253,12 +283,9 @@ impl<B: Broker + Directory> Rooms<B> {
         Ok(())
     }
 
-    /// Whether `user_id` may moderate `room` (delete others' messages).
-    pub(crate) async fn may_moderate(&self, _room: &RoomName, _user_id: &str) -> Result<bool, Status> {
-        Ok(false)
-    }
-
-    async fn stored_message_in_store(&self, _room: &RoomName, _seq: u64) -> Result<Option<RoomEvent>, Status> {
-        Ok(None)
+    async fn stored_message_in_store(&self, room: &RoomName, seq: u64) -> Result<Option<RoomEvent>, Status> {
+        let Some(store) = &self.store else { return Ok(None) };
+        let found = store.message(room.as_str(), seq).await.map_err(store_status)?;
+        Ok(found.map(StoredMessage::into_event))
     }
 }

@@ -44,7 +44,7 @@ impl<B: Broker + Directory> Rooms<B> {
         let position = self.position(&room).await?;
         let before = cursor(before_seq, &position)?;
         let (mut events, next_before_seq) = self.messages_before(&room, before, limit as usize).await?;
-        self.mark_mine(&room, &user_id, &mut events).await?;
+        self.mark_mine(&room, &user_id, &mut events, true).await?;
         Ok(HistoryResponse {
             reached_first: next_before_seq == 0,
             events,

@@ -20,12 +20,13 @@ use chat_proto::limits::SEND_BATCH;
 use chat_proto::v1::room_event::Kind;
 use chat_proto::v1::room_service_server::RoomService;
 use chat_proto::v1::{
-    AttachRequest, Attachment, BatchedMessage, ChangeResponse, ChatMessage, DeleteRequest, Direct, EditRequest,
-    GetAttachmentRequest, GetRoomRequest, HeartbeatRequest, HeartbeatResponse, HistoryRequest, HistoryResponse,
-    JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest, ListRoomsResponse, MarkReadRequest,
-    MarkReadResponse, MemberTyping, MembersRequest, MembersResponse, OpenDirectRequest, ReactRequest, Room, RoomEvent,
-    SearchRequest, SearchResponse, SendBatchRequest, SendBatchResponse, SendRequest, SendResponse, SubscribeRequest,
-    TypingRequest, TypingResponse, UserRoomsRequest, UserRoomsResponse,
+    AttachRequest, Attachment, AuditLogRequest, AuditLogResponse, BatchedMessage, ChangeResponse, ChatMessage,
+    DeleteRequest, Direct, EditRequest, GetAttachmentRequest, GetRoomRequest, HeartbeatRequest, HeartbeatResponse,
+    HistoryRequest, HistoryResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse, ListRoomsRequest,
+    ListRoomsResponse, MarkReadRequest, MarkReadResponse, MemberTyping, MembersRequest, MembersResponse,
+    ModerateRequest, ModerateResponse, OpenDirectRequest, ReactRequest, Room, RoomEvent, SearchRequest, SearchResponse,
+    SendBatchRequest, SendBatchResponse, SendRequest, SendResponse, SubscribeRequest, TypingRequest, TypingResponse,
+    UserRoomsRequest, UserRoomsResponse,
 };
 use chat_proto::{LeaveReason, MemberId, RoomName, names};
 use tokio_stream::wrappers::ReceiverStream;
@@ -47,10 +48,12 @@ use crate::stream;
 mod attachments;
 mod changes;
 mod history;
+mod moderation;
 mod people;
 mod presence;
 mod resume;
 
+pub(crate) use moderation::banned;
 pub(crate) use people::refusal;
 
 /// History returned when a request asks for 0 events.
@@ -172,7 +175,7 @@ impl<B: Broker + Directory> Rooms<B> {
 
     /// Counts a failed broker call and turns it into the status to answer with.
     fn failed(&self, error: BrokerError) -> Status {
-        if !matches!(error, BrokerError::NotMember(_)) {
+        if !matches!(error, BrokerError::NotMember(_) | BrokerError::Muted { .. }) {
             self.metrics.broker_errors.increment(1);
         }
         error.into()
@@ -301,6 +304,7 @@ impl From<BrokerError> for Status {
     fn from(error: BrokerError) -> Self {
         match error {
             BrokerError::NotMember(_) => Status::failed_precondition(error.to_string()),
+            BrokerError::Muted { until_ms } => moderation::muted(until_ms),
             // Not UNAVAILABLE: that tells a gateway this room-service is gone and
             // to retry elsewhere, but every room-service shares the one Redis.
             BrokerError::Redis(_) => Status::internal(error.to_string()),
@@ -607,6 +611,20 @@ impl<B: Broker + Directory + Records> RoomService for Rooms<B> {
     ))]
     async fn react(&self, request: Request<ReactRequest>) -> Result<Response<ChangeResponse>, Status> {
         self.react_to_message(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        room = request.get_ref().room.as_str(),
+        actor = request.get_ref().actor.as_ref().map_or("", |a| a.user_id.as_str()),
+        action = request.get_ref().action.as_str(),
+    ))]
+    async fn moderate(&self, request: Request<ModerateRequest>) -> Result<Response<ModerateResponse>, Status> {
+        self.moderate_room(request.into_inner()).await.map(Response::new)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(room = request.get_ref().room.as_str()))]
+    async fn audit_log(&self, request: Request<AuditLogRequest>) -> Result<Response<AuditLogResponse>, Status> {
+        self.audit_log_page(request.into_inner()).await.map(Response::new)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(id = request.get_ref().id.as_str()))]

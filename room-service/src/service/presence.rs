@@ -10,6 +10,7 @@ use chat_proto::{ErrorCode, LeaveReason, MemberId, RoomName, Username, names};
 use chat_runtime::clock::now_ms;
 use tonic::{Code, Status};
 
+use super::moderation::Role;
 use super::people::refusal;
 use super::{MAX_GRACE_MS, Rooms, history_limit, invalid};
 use crate::broker::{Broker, Leave, PresenceChange};
@@ -17,7 +18,8 @@ use crate::people::Directory;
 
 impl<B: Broker + Directory> Rooms<B> {
     pub(super) async fn join_room(&self, request: JoinRequest) -> Result<JoinResponse, Status> {
-        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore } = request;
+        let JoinRequest { room, member, history_limit: limit, epoch, after_seq, restore, moderates_everywhere } =
+            request;
         let room = RoomName::try_from(room).map_err(invalid)?;
         let mut member = member
             .ok_or_else(|| Status::invalid_argument("member is missing: give member_id, username and gateway"))?;
@@ -58,7 +60,7 @@ impl<B: Broker + Directory> Rooms<B> {
             Some(missed) => missed,
             None => self.newest_messages(&room, &snapshot, history_limit(limit)).await?,
         };
-        self.mark_mine(&room, &user_id, &mut history).await?;
+        self.mark_mine(&room, &user_id, &mut history, false).await?;
         Ok(JoinResponse {
             recovered,
             history,
@@ -67,6 +69,13 @@ impl<B: Broker + Directory> Rooms<B> {
             last_seq: snapshot.position.last_seq,
             member_count: snapshot.member_count,
             members_next: snapshot.members_next.clone(),
+            // A direct conversation has no moderators, whoever opened it.
+            role: match is_direct(&room) {
+                true => Role::Member,
+                false => Role::of(&user_id, &snapshot.owner, &snapshot.moderators, moderates_everywhere),
+            }
+            .as_str()
+            .into(),
         })
     }
 

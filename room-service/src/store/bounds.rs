@@ -15,6 +15,9 @@ pub const MAX_RANGE: u32 = 1000;
 pub use chat_proto::limits::MAX_SEARCH_PAGE;
 /// Bytes of a search query (what people type in a search box).
 pub use chat_proto::query::MAX_QUERY_BYTES;
+/// Messages one [`reacted`](super::Store::reacted) looks at: more than a
+/// join's history (500), one probe of the primary key each.
+pub const MAX_REACTED: usize = 1000;
 /// Messages in one [`append`](super::Store::append): one statement of at
 /// most ~4 MB of text (4 KiB each), a few ms to insert.
 pub const MAX_APPEND: usize = 1000;
@@ -63,6 +66,10 @@ pub(crate) fn forget_batch(batch: u32) -> Result<u32, StoreError> {
     if (1..=MAX_FORGET_BATCH).contains(&batch) { Ok(batch) } else { Err(StoreError::ForgetBatch(batch)) }
 }
 
+pub(crate) fn reacted(n: usize) -> Result<(), StoreError> {
+    if n <= MAX_REACTED { Ok(()) } else { Err(StoreError::ReactedTooMany(n)) }
+}
+
 pub(crate) fn profiles(n: usize) -> Result<(), StoreError> {
     if n <= MAX_PROFILES { Ok(()) } else { Err(StoreError::ProfilesTooMany(n)) }
 }
@@ -98,6 +105,7 @@ mod tests {
         assert!(forget_batch(0).is_err() && forget_batch(MAX_FORGET_BATCH + 1).is_err());
         assert!(seq(u64::MAX).is_err() && seq(i64::MAX as u64).is_ok());
         assert!(profiles(0).is_ok() && profiles(MAX_PROFILES).is_ok() && profiles(MAX_PROFILES + 1).is_err());
+        assert!(reacted(0).is_ok() && reacted(MAX_REACTED).is_ok() && reacted(MAX_REACTED + 1).is_err());
         assert!(room_adds(MAX_ROOM_ADDS).is_ok() && room_adds(MAX_ROOM_ADDS + 1).is_err());
         assert!(direct_members(1).is_err() && direct_members(2).is_ok());
         assert!(direct_members(MAX_DIRECT_MEMBERS).is_ok() && direct_members(MAX_DIRECT_MEMBERS + 1).is_err());

@@ -7,11 +7,14 @@
 //! started again below what the store holds (Redis lost the room) numbers a
 //! new message with a seq the store already has. Acknowledging that message
 //! as committed would be a lie; [`Store::append_confirmed`] finds it, so
-//! its sender gets an error instead.
+//! its sender gets an error instead. "As given" means the same event (who,
+//! when, which client id, what it said, which change of which message),
+//! not the same state: a message edited, deleted or reacted to since it
+//! was first stored is still the message a retry of its send commits.
 
 use std::collections::HashMap;
 
-use super::message::COLUMNS;
+use super::row::{COLUMNS, from_row};
 use super::{Store, StoreError, StoredMessage};
 
 impl Store {
@@ -34,13 +37,13 @@ impl Store {
         let rows = sqlx::query(&held).bind(rooms).bind(seqs).fetch_all(&self.pool).await?;
         let mut held = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let message = StoredMessage::from_row(row)?;
+            let message = from_row(row)?;
             held.insert((message.room.clone(), message.seq), message);
         }
         let differ = messages
             .iter()
             .enumerate()
-            .filter(|(_, m)| held.get(&(m.room.clone(), m.seq)) != Some(*m))
+            .filter(|(_, m)| !held.get(&(m.room.clone(), m.seq)).is_some_and(|held| held.holds(m)))
             .map(|(i, _)| i)
             .collect();
         Ok((new, differ))

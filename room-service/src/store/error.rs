@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::bounds::{
-    MAX_APPEND, MAX_DIRECT_MEMBERS, MAX_FORGET_BATCH, MAX_PAGE, MAX_PROFILES, MAX_RANGE, MAX_ROOM_ADDS, MAX_SEARCH_PAGE,
+    MAX_APPEND, MAX_DIRECT_MEMBERS, MAX_FORGET_BATCH, MAX_PAGE, MAX_PROFILES, MAX_RANGE, MAX_REACTED, MAX_ROOM_ADDS,
+    MAX_SEARCH_PAGE,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum StoreError {
     ForgetBatch(u32),
     #[error("{0} users' profiles were asked for at once: at most {MAX_PROFILES} per call")]
     ProfilesTooMany(usize),
+    #[error("reactions of {0} messages were asked for at once: at most {MAX_REACTED} per call")]
+    ReactedTooMany(usize),
     #[error("{0} rooms were given to add to users' rooms at once: at most {MAX_ROOM_ADDS} per call")]
     RoomAddsTooMany(usize),
     #[error("a direct conversation of {0} people was given: it has 2 to {MAX_DIRECT_MEMBERS}, the opener included")]
@@ -56,6 +59,7 @@ impl StoreError {
                 | Self::SeqOutOfRange(_)
                 | Self::ProfilesTooMany(_)
                 | Self::RoomAddsTooMany(_)
+                | Self::ReactedTooMany(_)
                 | Self::DirectMembers(_)
         )
     }

@@ -1,13 +1,17 @@
 //! Reading a room's record back: its high-water mark, pages of older
-//! messages by keyset, and ranges of newer ones (what a resume missed). Both are ranges of the `(room, seq)` primary key, as
-//! fast on a room's first page as ten thousand pages down (never `OFFSET`,
-//! which reads and throws away every row it skips).
+//! events by keyset, and ranges of newer ones (what a resume missed). Both
+//! are ranges of the `(room, seq)` primary key, as fast on a room's first
+//! page as ten thousand pages down (never `OFFSET`, which reads and throws
+//! away every row it skips). Pages and ranges hold every stored event:
+//! messages in their current state and the changes of them, each at its
+//! own seq, so they have no gaps. One message by seq, and which reactions
+//! are a user's, serve the room-service's checks and `mine`.
 
 use super::bounds;
-use super::message::COLUMNS;
+use super::row::{COLUMNS, from_row};
 use super::{Store, StoreError, StoredMessage};
 
-/// A page of a room's messages, **oldest first** (the order they are shown
+/// A page of a room's stored events (messages and changes), **oldest first** (the order they are shown
 /// in, and that `History` answers in).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
@@ -54,8 +58,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let more = rows.len() > limit as usize;
-        let mut messages =
-            rows.iter().take(limit as usize).map(StoredMessage::from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut messages = rows.iter().take(limit as usize).map(from_row).collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         let next_before = if more { messages.first().map(|m| m.seq) } else { None };
         Ok(Page { messages, next_before })
@@ -74,6 +77,40 @@ impl Store {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.iter().map(StoredMessage::from_row).collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// The message at `seq` of `room` as it now stands; `None` when no
+    /// message is stored there (nothing, or a change).
+    pub async fn message(&self, room: &str, seq: u64) -> Result<Option<StoredMessage>, StoreError> {
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM messages WHERE room = $1 AND seq = $2 AND action IS NULL"))
+                .bind(room)
+                .bind(bounds::seq(seq)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Which reactions on `room`'s messages `seqs` (at most
+    /// [`bounds::MAX_REACTED`]) are `user_id`'s: `(seq, emoji)` pairs, by
+    /// seq then emoji (in code point order). What a page marks `mine`.
+    pub async fn reacted(&self, room: &str, user_id: &str, seqs: &[u64]) -> Result<Vec<(u64, String)>, StoreError> {
+        bounds::reacted(seqs.len())?;
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = seqs.iter().map(|&s| bounds::seq(s)).collect::<Result<_, _>>()?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, emoji FROM message_reactions
+             WHERE room = $1 AND seq = ANY($2) AND user_id = $3 AND added
+             ORDER BY seq, emoji COLLATE \"C\"",
+        )
+        .bind(room)
+        .bind(seqs)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(seq, emoji)| (seq.unsigned_abs(), emoji)).collect())
     }
 }

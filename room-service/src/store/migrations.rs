@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_people.sql", include_str!("../../migrations/0003_people.sql")),
     (4, "0004_attachments.sql", include_str!("../../migrations/0004_attachments.sql")),
     (5, "0005_attachment_records.sql", include_str!("../../migrations/0005_attachment_records.sql")),
+    (6, "0006_message_changes.sql", include_str!("../../migrations/0006_message_changes.sql")),
 ];
 
 /// The embedded files as a source for sqlx's migrator.

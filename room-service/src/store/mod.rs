@@ -2,14 +2,20 @@
 //!
 //! Redis stays the fast path: it numbers a room's messages, keeps its recent
 //! history and publishes them. This store is where they are kept for good:
-//! room-services copy stored messages into it in batches ([`Store::append`],
-//! idempotent by `(room, seq)`, so copying the same messages again after a
+//! room-services copy stored events into it in batches ([`Store::append`],
+//! idempotent by `(room, seq)`, so copying the same events again after a
 //! crash or a takeover stores them once), starting above the room's
-//! [`Store::high_water`] mark. Scrollback past what Redis holds reads pages
-//! from it by keyset ([`Store::before`]), a resume reads what it missed
-//! ([`Store::after`]), a room Redis lost is seeded from where its numbering
-//! stands ([`Store::numbering`]), search reads its full-text index
-//! ([`Store::search`]), and retention deletes old messages a small batch at
+//! [`Store::high_water`] mark. Stored events are messages and changes of
+//! them (edits, deletes, reactions), each a row at its own seq; the append
+//! that stores a change also brings its message's row up to date
+//! ([`changes`]), so every read gives a message as it now stands.
+//! Scrollback past what Redis holds reads pages from it by keyset
+//! ([`Store::before`]), a resume reads what it missed ([`Store::after`]),
+//! the room-service looks up one message ([`Store::message`]) and which
+//! reactions are a user's ([`Store::reacted`]), a room Redis lost is
+//! seeded from where its numbering stands ([`Store::numbering`]), search
+//! reads its full-text index ([`Store::search`]: messages not deleted, by
+//! their current words), and retention deletes old rows a small batch at
 //! a time ([`Store::forget_before`]). Beside messages it keeps people
 //! ([`people`]): profiles, direct conversations, users' rooms with their
 //! read markers, and mentions, written through from the room-service's
@@ -17,13 +23,15 @@
 //! attachments' records ([`attachments`]), written through the same way,
 //! which also tell the sweep whether a blob is still used.
 //!
-//! - [`message`]: a message as stored, to and from a `RoomEvent`.
+//! - [`message`]: a message or change as stored, to and from a `RoomEvent`;
+//!   [`row`]: the same as a row of `messages`.
 //! - [`bounds`]: the limits of every call, checked before any SQL runs.
 //! - [`migrations`]: the schema, embedded from `room-service/migrations/`
 //!   and brought up to date at [`Store::connect`].
 //! - [`append`], [`confirm`], [`history`], [`numbering`], [`search`],
 //!   [`retention`]: the calls, one file each ([`confirm`]: the append
-//!   `STORE_SYNC` answers by).
+//!   `STORE_SYNC` answers by); [`changes`]: how the append applies a
+//!   change to its message.
 //!
 //! Every query is a runtime `sqlx::query` with bound parameters: nothing a
 //! person typed is ever spliced into SQL, and building needs no database.
@@ -31,6 +39,7 @@
 mod append;
 mod attachments;
 pub mod bounds;
+mod changes;
 mod confirm;
 mod error;
 mod history;
@@ -39,6 +48,7 @@ mod migrations;
 mod numbering;
 mod people;
 mod retention;
+mod row;
 mod search;
 
 use std::str::FromStr;

@@ -18,7 +18,7 @@ use std::ops::Range;
 use sqlx::Row;
 
 use super::bounds;
-use super::message::COLUMNS;
+use super::row::{COLUMNS, from_row};
 use super::{Store, StoreError, StoredMessage};
 
 const START: char = '\u{E000}';
@@ -69,7 +69,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS}, ts_headline('simple', body, q, $5) AS marked
              FROM messages, websearch_to_tsquery('simple', $2) AS q
-             WHERE room = $1 AND words @@ q AND seq < $3
+             WHERE room = $1 AND words @@ q AND seq < $3 AND action IS NULL AND deleted_ms = 0
              ORDER BY seq DESC LIMIT $4"
         ))
         .bind(room)
@@ -84,7 +84,7 @@ impl Store {
             .iter()
             .take(limit as usize)
             .map(|row| {
-                let message = StoredMessage::from_row(row)?;
+                let message = from_row(row)?;
                 let marked: String = row.try_get("marked")?;
                 let highlights = highlights(&message.text, &marked);
                 Ok(Hit { message, highlights })

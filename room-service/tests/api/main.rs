@@ -14,6 +14,10 @@
 //! - [`people`]: direct conversations, users' rooms, read markers,
 //!   mentions and inbox updates over gRPC (Redis, embedded, with a store).
 //! - [`store`]: the PostgreSQL store, on a scratch PostgreSQL each test starts.
+//! - [`store_changes`]: edits, deletes and reactions in the store, applied
+//!   to their messages in any order, and what reads and search give then;
+//!   [`store_changes_writers`]: the same with two writers at once, with
+//!   STORE_SYNC's confirmation, and with retention.
 //! - [`store_people`]: people in the store (profiles, direct conversations,
 //!   users' rooms, markers, mentions).
 //! - [`archive`]: the archiver, History by cursor and Search with a store.
@@ -27,6 +31,8 @@
 //!   Redis, a Redis Cluster and in process; [`attachments_store`]: the
 //!   records written through to PostgreSQL, what survives a Redis flush,
 //!   and a sweep that keeps every blob a posted attachment uses.
+//! - [`moderation`]: roles, mutes, kicks, bans and the audit log over
+//!   gRPC (Redis and embedded).
 //! - [`shell`]: the binary started as the bench starts it takes nothing of
 //!   the shell's configuration.
 
@@ -41,6 +47,7 @@ mod crash;
 mod directory_contract;
 mod health_probe;
 mod instances;
+mod moderation;
 mod people;
 mod process;
 mod retention;
@@ -49,6 +56,8 @@ mod serving;
 mod shell;
 mod spans;
 mod store;
+mod store_changes;
+mod store_changes_writers;
 mod store_people;
 mod store_retention;
 mod store_sync;

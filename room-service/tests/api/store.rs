@@ -28,6 +28,7 @@ fn message(room: &str, seq: u64, ts_ms: i64, text: &str) -> StoredMessage {
         text: text.into(),
         client_id: format!("client-{seq}"),
         attachments: Vec::new(),
+        ..StoredMessage::default()
     }
 }
 

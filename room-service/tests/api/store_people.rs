@@ -256,6 +256,7 @@ async fn retention_leaves_people_alone() {
             text: format!("@Bob message {seq}"),
             client_id: format!("c{seq}"),
             attachments: Vec::new(),
+            ..StoredMessage::default()
         })
         .collect();
     store.append(&old).await.expect("append");

@@ -23,6 +23,7 @@ fn message(room: &str, seq: u64, ts_ms: i64) -> StoredMessage {
         text: format!("message {seq}"),
         client_id: format!("c{seq}"),
         attachments: Vec::new(),
+        ..StoredMessage::default()
     }
 }
 
