@@ -22,7 +22,14 @@
 // only once allowed), js/uploads.js (files on their way into a message:
 // queue, progress, cancel, why one failed, retry; no DOM), js/transfer.js
 // (one file's POST /upload by XHR), js/attachments.js (a message's
-// thumbnails and file chips, the lightbox). Modules without the DOM (protocol.js and the
+// thumbnails and file chips, the lightbox), js/lifecycle.js (a message's
+// edits, deletion, reactions and reply quote as data; pure), js/changes.js
+// (the frames for replies, edits, deletes, reactions; no DOM),
+// js/messageparts.js (their DOM parts), js/actions.js (the toolbar, picker,
+// inline editor and confirmations in the DOM), js/moderation.js (roles,
+// the moderate frames, moderation notices, mutes; pure), js/compose.js
+// (the reply bar and whether the reader may write), js/shownmessages.js (a
+// room's shown messages by id, for their later life to reach). Modules without the DOM (protocol.js and the
 // state it drives included) have unit tests in test/ (node --test
 // static/test/).
 //
@@ -48,6 +55,21 @@
 //        .day                                         date separator
 //        .msg.found (.flash while it flashes)         the message a search hit jumped to (focused)
 //        .msg.mention                                 someone else's message with @your-name
+//        .msg.mine                                    the reader's (any tab): offers Edit
+//           .msg-actions[role=toolbar] (shown on hover and focus) > button[data-action=reply|react|edit|delete]
+//           .quote[data-reply-id][data-reply-seq] (.quote-author .quote-text; .deleted: "deleted message")
+//                                                     what it replies to; a click shows the original
+//           .edited ("(edited)", title: when)   .editor > textarea.edit-box .edit-error   (.msg.editing)
+//           .reactions > button.reaction[data-emoji][aria-pressed] .emoji .count   a click toggles yours
+//        .msg.deleted .text.deleted-text ("message deleted", "… by a moderator (NAME)")
+//        .notice.moderation                           a moderator's action (mute, kick, ban, role)
+//     .message-list[data-moderator=true]              the reader moderates: Delete on every message
+//   #emoji-picker > button.pick[data-emoji]           the reactions offered; Escape closes
+//   #confirm-dialog #confirm-text #confirm-ok #confirm-cancel   asks before a delete or a moderator's action
+//   #reply-bar #reply-name #reply-quote #reply-cancel the reply being written (Escape cancels)
+//   #compose-state[data-kind=muted|kicked|banned] .compose-rejoin   why the composer is off
+//   #members li.member .member-mod > summary + button.member-mod-choice[data-mod=mute-600|mute-3600|kick|ban]
+//        (moderators only)
 //     scrolled near the top, the list asks for older messages and puts them above, the
 //     reader's place kept
 //   #search-toggle  #search-panel[data-state=idle|searching|unavailable]  #search-form
@@ -83,6 +105,7 @@
 // a comma-separated list names several, tried in turn after a failure or a drop.
 // Query ?token=<JWT> is passed on to /ws, for gateways run with JWT_SECRET.
 
+import { confirmAction, setUpMessageActions } from "./js/actions.js";
 import { clientIds } from "./js/clientid.js";
 import { setUpLightbox } from "./js/attachments.js";
 import { Connection } from "./js/connection.js";
@@ -106,6 +129,12 @@ const view = follow(store, {
   leave: (name) => protocol.removeRoom(name),
   jump: (seq) => protocol.jumpTo(seq),
   message: (userId) => protocol.openDm([userId]),
+  moderate: async (member, choice) => {
+    const room = store.active;
+    const agreed = await confirmAction(choice.ask.replace("{name}", member.username), { ok: choice.ok });
+    if (agreed && store.active === room) protocol.moderate(room, choice, member);
+  },
+  rejoin: (room) => protocol.rejoin(room),
 }, {
   // Attachments' signed URLs are good on any gateway: the first the page knows.
   filesBase: httpBase(gatewayUrls(location)[0]),
@@ -365,6 +394,7 @@ window.addEventListener("beforeunload", (e) => {
   if ([...store.rooms.keys()].some((name) => uploads.busy(name) > 0)) e.preventDefault();
 });
 setUpLightbox();
+setUpMessageActions({ store, protocol });
 offerNotifications(ui.notifyBtn);
 window.addEventListener("online", () => conn.wake());
 

@@ -114,6 +114,16 @@ export function describeError(frame, limits = FIRST_LIMITS) {
     search_unavailable: "Search needs the server's message store",
     bad_direct: "That conversation can't be opened: pick someone else (up to 8 people, not only yourself).",
     forbidden: `${room.startsWith("#dm-") ? "That conversation" : room} is not open to you.`,
+    bad_message: "That message is not there any more: it was deleted, or is not one of this room's.",
+    not_yours: "Only its author can do that to a message (a moderator may delete one).",
+    edit_window: frame.message || "That message is too old to edit now.",
+    bad_emoji: "That reaction isn't one emoji.",
+    too_many_reactions: "That message has as many kinds of reaction as it can take: add to one of them.",
+    not_moderator: "Only a moderator of this room can do that.",
+    bad_moderation: "That can't be done to that person (nobody acts on themselves or on the room's owner).",
+    not_in_room: "That person is not in this room any more.",
+    muted: "A moderator muted you in this room; nothing was sent.",
+    banned: "You are banned from this room.",
     bad_attachment: "The files of that message could not be posted: an upload expired, or belongs to another room. Attach them again.",
   };
   if (frame.code === "unavailable" && Number.isFinite(frame.retry_after_ms)) {

@@ -8,6 +8,9 @@ export const LEFT_WORDS = {
   left: "left",
   disconnected: "disconnected",
   expired: "timed out",
+  // A moderator's doing (a `moderation` notice says who and why).
+  kicked: "left (removed by a moderator)",
+  banned: "left (banned by a moderator)",
 };
 
 /**
@@ -106,4 +109,16 @@ export function shownMembers(members, count, max = MAX_SHOWN) {
   const all = [...members.values()].sort(byName);
   const shown = all.length > max ? all.slice(0, max) : all;
   return { shown, more: Math.max(0, Math.max(count ?? 0, all.length) - shown.length) };
+}
+
+/** A name as it reads: compatibility forms folded, case ignored. */
+export function foldName(name) {
+  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+/** Four characters that tell two member ids apart (a hash of the whole id). */
+export function shortId(memberId) {
+  let h = 2166136261;
+  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
+  return h.toString(36).slice(-4).padStart(4, "0");
 }

@@ -21,12 +21,14 @@ export class MessageList {
     this.el.dataset.room = room;
     /** client_id → its pending line, oldest first (a Map keeps the order). */
     this.pending = new Map();
+    /** A message element → the line it was drawn from, to draw it again (`update`). */
+    this.lines = new WeakMap();
   }
 
   /** Draws `line`: a pending one at the bottom, any other just above the first pending one. */
   add(line) {
     if (line.type === "pending") {
-      const node = pendingEl(line.cid, line.username, line.text, line.attachments);
+      const node = pendingEl(line.cid, line.username, line.text, line.attachments, line.reply);
       this.pending.set(line.cid, node);
       this.el.append(node);
       return;
@@ -42,6 +44,27 @@ export class MessageList {
   /** The topmost date line goes: the page drawn above it ends on its day. */
   dropFirstDay() {
     this.el.querySelector(":scope > .day")?.remove();
+  }
+
+  /**
+   * Draws message `ev` again where it is (a `change` came for it, or for
+   * what it quotes), with the flags its line was drawn with. An editor
+   * open in it (js/actions.js) stays open, with what was typed.
+   */
+  update(ev) {
+    const old = this.el.querySelector(`.msg[data-id="${CSS.escape(ev.id)}"]`);
+    const line = old && this.lines.get(old);
+    if (!line) return;
+    const node = this.draw({ ...line, ev });
+    for (const cls of ["found", "flash"]) if (old.classList.contains(cls)) node.classList.add(cls);
+    const editor = old.querySelector(".editor");
+    const text = node.querySelector(".text:not(.deleted-text)");
+    if (editor && text) {
+      text.replaceWith(editor);
+      node.classList.add("editing");
+    }
+    old.replaceWith(node);
+    if (document.activeElement === document.body && editor) editor.querySelector("textarea")?.focus();
   }
 
   /** The element of the message `seq`, if this list shows it. */
@@ -62,7 +85,9 @@ export class MessageList {
   /** The element for a stored line (day, message or notice). */
   draw(line) {
     if (line.type === "message") {
-      return messageEl(line.ev, { ...line, mention: !line.own && this.mentionsMe(line.ev.text), base: this.base });
+      const node = messageEl(line.ev, { ...line, mention: !line.own && this.mentionsMe(line.ev.text), base: this.base });
+      this.lines.set(node, line);
+      return node;
     }
     return draw(line);
   }

@@ -1,6 +1,6 @@
 // Sends from this tab that the room has not echoed yet, as plain data: the
-// client id, text and attachments (js/uploads.js: what the gateway answered
-// each upload with) of each, in the order they were typed. The room
+// client id, text, attachments (js/uploads.js: what the gateway answered
+// each upload with) and the message it replies to of each, in the order they were typed. The room
 // (js/roomstate.js) shows each at once, dimmed, at the bottom of its
 // message list, until its echo (a `message` with its `client_id`) takes
 // its place. Sends still waiting when the connection drops are sent again,
@@ -30,8 +30,15 @@ export class Pending {
     return this.byCid.size >= MAX_PENDING;
   }
 
-  add(cid, text, attachments = []) {
-    this.byCid.set(cid, { text, attachments });
+  /** `replyTo` is the `reply_to` message's id, or null. */
+  add(cid, text, attachments = [], replyTo = null) {
+    this.byCid.set(cid, { text, attachments, replyTo });
+  }
+
+  /** The oldest waiting send, {cid, text, attachments, replyTo}, or null. */
+  oldest() {
+    for (const [cid, sent] of this.byCid) return { cid, ...sent };
+    return null;
   }
 
   /** The echo of `cid` came: it waits no more. Returns whether it was waiting. */
@@ -50,13 +57,17 @@ export class Pending {
 
   /** `send` frames for every waiting message of `room`, oldest first. */
   frames(room) {
-    return [...this.byCid].map(([cid, { text, attachments }]) => sendFrame(room, text, cid, attachments));
+    return [...this.byCid].map(([cid, { text, attachments, replyTo }]) => sendFrame(room, text, cid, attachments, replyTo));
   }
 }
 
-/** A `send` frame; `attachments` (the ids) only when the message has files. */
-export function sendFrame(room, text, cid, attachments = []) {
+/**
+ * A `send` frame; `attachments` (the ids) only when the message has files,
+ * `reply_to` (a message id) only when it answers one.
+ */
+export function sendFrame(room, text, cid, attachments = [], replyTo = null) {
   const frame = { type: "send", room, text, client_id: cid };
   if (attachments.length > 0) frame.attachments = attachments.map((a) => a.id);
+  if (replyTo) frame.reply_to = replyTo;
   return frame;
 }

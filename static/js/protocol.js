@@ -10,7 +10,9 @@
 // refused text back to the message box, a new room's message list. No DOM
 // here, so it runs under Node's test runner (test/protocol.test.js).
 
+import { CHANGE_ERRORS, createChanges } from "./changes.js";
 import { describeError } from "./format.js";
+import { MODERATION_ERRORS, moderateFrame } from "./moderation.js";
 import { createHistory } from "./history.js";
 import { createPeople } from "./people.js";
 import { sendFrame } from "./pending.js";
@@ -41,13 +43,16 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
   const history = createHistory({ store, send, view });
   /** The user's rooms, DMs and read markers (js/people.js). */
   const people = createPeople({ store, send, view, enter, name, notify, clock });
+  /** Replies, edits, deletes and reactions (js/changes.js). */
+  const changes = createChanges({ store, send });
 
   // ---- connection events ------------------------------------------------
 
   function onWelcome(frame) {
     store.setLimits(frame.limits);
     people.onWelcome(frame);
-    for (const room of store.rooms.values()) sendJoin(room);
+    // A room a moderator removed this tab from waits for "Join again".
+    for (const room of store.rooms.values()) if (!room.removed) sendJoin(room);
   }
 
   function onDown() {
@@ -72,6 +77,8 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
         else onJoined(room, frame);
         break;
       case "message":
+      case "change": // an edit, delete or reaction: in the room's order, like a message
+      case "moderation": // a moderator's action: a notice, in the room's order too
         if (room?.status === "joined") onEvent(room, frame);
         else if (room?.status === "joining") room.holdEarly(frame);
         break;
@@ -104,7 +111,9 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
         people.onDm(frame);
         break;
       case "left":
-        break; // the room was dropped from the page when leave was sent
+        // Asked for: the room was dropped from the page when leave was sent. Unasked: a moderator's doing.
+        if (room && (frame.reason === "kicked" || frame.reason === "banned")) onRemoved(room, frame);
+        break;
       case "error":
         onError(frame, room);
         break;
@@ -134,13 +143,45 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
   function onEvent(room, frame) {
     view.withScroll(room, () => room.applyLive(frame, { seen: view.isSeen(room) }));
     people.sawMessages(room, [frame], view.isSeen(room));
-    store.changed(room, "item", "typing");
+    // A moderator's action may be about the reader: their role (the member menu), a mute (the composer).
+    if (frame.type === "moderation") store.changed(room);
+    else store.changed(room, "item", "typing");
   }
 
   function onPresence(room, frame) {
     view.withScroll(room, () => room.applyPresence(frame));
     store.changed(room, "members", "typing", "header");
     refetchMembersIfStale(room);
+  }
+
+  /** A moderator removed this tab from `room` (`left` with reason kicked or banned): it stays listed, out. */
+  function onRemoved(room, frame) {
+    room.goOffline();
+    room.removed = { reason: frame.reason, by: frame.by?.name ?? "", message: frame.message ?? "" };
+    room.note(frame.reason === "banned" ? "You were banned from this room" : "You were removed from this room", "error", frame.message ?? "");
+    if (room !== store.active) view.showBanner(`You were ${frame.reason === "banned" ? "banned" : "removed"} from #${room.name}`, frame.message ?? "");
+    store.changed(room);
+  }
+
+  /** "Join again" after a moderator removed this tab from `room`. */
+  function rejoin(room) {
+    if (!room?.removed || store.get(room.name) !== room) return;
+    room.removed = null;
+    sendJoin(room);
+    store.changed(room, "compose");
+  }
+
+  /**
+   * A moderator's action from the member list (js/moderation.js
+   * MODERATION_CHOICES) on `member` of `room`, agreed to already. The
+   * `moderation` event that everyone gets says it was done.
+   */
+  function moderate(room, choice, member) {
+    if (!room?.moderator || typeof member?.user_id !== "string") return false;
+    if (room.status === "joined" && send(moderateFrame(room.name, choice, member.user_id))) return true;
+    room.note("Not connected: that was not done. Try again once the page is back online.", "error");
+    store.changed(room, "item");
+    return false;
   }
 
   function onMembers(room, frame) {
@@ -193,6 +234,25 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
       return;
     }
     if (room.status === "joined" && history.refused(room, frame, text)) return;
+    if (room.status === "joined" && (CHANGE_ERRORS.has(frame.code) || MODERATION_ERRORS.has(frame.code))) {
+      // A reply whose original went (deleted meanwhile) comes back to the box, as does a send
+      // refused because the reader is muted; else an edit, delete, reaction or moderator's
+      // action was refused: nothing was shown for it, the note says why.
+      if (frame.code === "muted" && Number.isFinite(frame.until)) room.mutedUntil = frame.until;
+      const back =
+        frame.code === "bad_message"
+          ? room.takeBackOldest({ replyOnly: true })
+          : frame.code === "muted"
+            ? room.takeBackOldest()
+            : null;
+      let note = back != null ? `Message not sent: ${text}` : text;
+      if (back != null && view.giveBack(room, back)) note += " Your text is back in the message box.";
+      room.note(note, "error", detail);
+      if (room !== store.active) view.showBanner(`#${room.name}: ${text}`, detail);
+      store.changed(room);
+      view.toBottom(room);
+      return;
+    }
     if (room.status === "joining") {
       if (frame.code === "unavailable" || frame.code === "internal") {
         room.status = "offline";
@@ -251,6 +311,7 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
   /** A room in the list, not joined yet (it joins with the next `welcome`, or `enter`). */
   function addRoom(name, username) {
     const room = new RoomState(name, username, ids.isOwn, view.messageList(name));
+    room.userId = () => store.me.user_id;
     store.addRoom(room);
     return room;
   }
@@ -278,18 +339,22 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
 
   /**
    * Sends `text` and `attachments` (what the gateway answered their uploads
-   * with, js/uploads.js; the frame names their ids) to `room`: shown at
-   * once as waiting, sent now if joined, else after the next join. A send
-   * that went starts the typing pace over, as it does at the gateway: the
-   * next keystroke is told at once.
+   * with, js/uploads.js; the frame names their ids) to `room`, as a reply
+   * to the message the bar above the composer quotes, if any (the bar then
+   * goes): shown at once as waiting, sent now if joined, else after the
+   * next join. A send that went starts the typing pace over, as it does at
+   * the gateway: the next keystroke is told at once.
    */
   function say(room, text, attachments = []) {
     const cid = ids.next();
+    const reply = room.replyingTo ?? null;
+    room.replyingTo = null;
     view.withScroll(room, () => {
-      room.addPending(cid, text, attachments);
+      room.addPending(cid, text, attachments, reply);
       return { own: true };
     });
-    if (room.status === "joined" && send(sendFrame(room.name, text, cid, attachments))) pace.sent(room.name);
+    if (reply) store.changed(room, "compose");
+    if (room.status === "joined" && send(sendFrame(room.name, text, cid, attachments, reply?.id))) pace.sent(room.name);
   }
 
   /**
@@ -315,7 +380,16 @@ export function createProtocol({ store, send, ids, view, name, notify, clock }) 
 
   const { loadOlder, jumpTo, toLatest, openSearch, searchFor, moreResults, closeSearch } = history;
   const { openDm, open, scheduleRead } = people;
+  const { startReply, cancelReply, edit, remove, react, lastEditable } = changes;
   return {
+    moderate,
+    rejoin,
+    startReply,
+    cancelReply,
+    edit,
+    remove,
+    react,
+    lastEditable,
     onWelcome,
     onDown,
     onFrame,

@@ -14,6 +14,7 @@
 // to, flashed and focused), and draws the search panel and which of a
 // room's lists is on screen: its live one or the block around a search hit.
 
+import { renderCompose } from "./compose.js";
 import { mentionsName } from "./format.js";
 import { isDirect } from "./inbox.js";
 import * as storage from "./storage.js";
@@ -42,7 +43,9 @@ const COMPOSER_MAX_PX = 160;
  * Subscribes to `store` and draws what each change names. `actions.open`
  * and `actions.leave` (a room's name) are what the room list's buttons do,
  * `actions.jump` (a seq) what a search hit does, `actions.message` (a user
- * id) what a member's "Message" button does.
+ * id) what a member's "Message" button does, `actions.moderate` (a member)
+ * what a moderator's member menu does, `actions.rejoin` (a room) what "Join
+ * again" does after a moderator removed the reader.
  * Returns the view that js/protocol.js is given.
  */
 export function follow(store, actions, { filesBase } = {}) {
@@ -50,7 +53,18 @@ export function follow(store, actions, { filesBase } = {}) {
   // In a DM of two, "Message" would open the same conversation: not offered there.
   const pair = (room) => isDirect(room.name) && (store.inbox.get(room.name)?.members.length ?? 2) <= 2;
   const members = (room) =>
-    renderMembers(room, { me: store.me.user_id, onMessage: room && pair(room) ? null : actions.message });
+    renderMembers(room, {
+      me: store.me.user_id,
+      onMessage: room && pair(room) ? null : actions.message,
+      onModerate: room?.moderator && room.status === "joined" ? actions.moderate : null,
+    });
+  /** The reply bar and whether the reader may write; a moderator's lists offer delete on every message. */
+  const compose = (room) => {
+    for (const list of [room?.list, room?.history.context?.list]) {
+      if (list?.el) list.el.dataset.moderator = String(Boolean(room.moderator));
+    }
+    renderCompose(room, actions.rejoin);
+  };
   /** The name the reader goes by in `room`: the token's, else the one they joined under. */
   const myName = (room) => store.me.name || store.get(room)?.username || "";
 
@@ -79,6 +93,7 @@ export function follow(store, actions, { filesBase } = {}) {
     renderContext(store.active);
     renderSearch(store.search, store.active, actions.jump);
     members(store.active);
+    compose(store.active);
     drawTyping();
     layout(store.size, store.me.name || storage.loadName());
   };
@@ -127,7 +142,10 @@ export function follow(store, actions, { filesBase } = {}) {
         if (parts.has("header")) renderHeader(room, sidebar.label(room.name));
         if (parts.has("members")) members(room);
         if (parts.has("typing")) drawTyping();
-        if (parts.has("list")) drawList(room);
+        if (parts.has("list")) {
+          drawList(room);
+          compose(room);
+        } else if (parts.has("compose")) compose(room);
         break;
       }
       case "limits":

@@ -8,14 +8,17 @@
 // test/roomstate.test.js records them). The list has two methods:
 //   add(line)          line is one of
 //                        {type: "day", ts}                       a date separator
-//                        {type: "message", ev, own, cont, tag}   a stored message
+//                        {type: "message", ev, own, mine, cont, tag}  a stored message
+//                                                                (own: this tab's; mine: the reader's, any tab)
 //                        {type: "notice", text, ts, kind, detail} a join/leave notice or a local note
-//                        {type: "pending", cid, username, text, attachments}  a send waiting for its echo
+//                        {type: "pending", cid, username, text, attachments, reply}  a send waiting for its echo
 //                      pending lines go at the bottom, every other line just
 //                      above the first pending one, so waiting sends stay last
 //   removePending(cid) the pending line of `cid` goes (its echo came, or it was refused)
 //   prepend(lines)     lines (of the same kinds, not pending) go above the top, in order
 //   dropFirstDay()     the topmost date line goes (a page prepended above ends on its day)
+//   update(message)    (optional) the message of that id is drawn again: a `change`
+//                      edited, deleted or reacted to it, or deleted what it quotes
 //
 // Older messages come by scroll-back, and a search hit the list does not
 // hold comes in a context block of its own (js/roomhistory.js, `history`).
@@ -36,9 +39,12 @@
 // room's true size, which may be more than it holds.
 
 import { dayKey } from "./format.js";
-import { mergePresence, presenceNotice, shownMembers } from "./members.js";
+import { userOf } from "./lifecycle.js";
+import { applyModeration, moderates } from "./moderation.js";
+import { foldName, mergePresence, presenceNotice, shortId, shownMembers } from "./members.js";
 import { Pending } from "./pending.js";
 import { RoomHistory } from "./roomhistory.js";
+import { ShownMessages } from "./shownmessages.js";
 import { Typists } from "./typing.js";
 
 /** Messages from one person closer together than this share one author line. */
@@ -47,6 +53,9 @@ const GROUP_MS = 5 * 60_000;
 export const MAX_EARLY = 1_000;
 /** Seen ids kept per room; far more than the history a join sends back. */
 export const MAX_SEEN = 5_000;
+
+/** The events of a room's order (each with a `seq` and `id`): messages, and what changes or moderates them. */
+const STORED = new Set(["message", "change", "moderation"]);
 
 /** A `members` request not answered in this long is given up (its reply or error got lost). */
 const MEMBERS_ASK_MS = 10_000;
@@ -80,6 +89,16 @@ export class RoomState {
     this.lastMembersFetch = 0;
     this.membersTimer = null;
     this.seen = new Set();
+    /** The messages its lines show, by id, for their later life to reach (js/shownmessages.js). */
+    this.messages = new ShownMessages();
+    /** The reader's user id (js/store.js `me`); set by js/protocol.js, null until a welcome says. */
+    this.userId = () => null;
+    /** The reader's role here (`joined.role`, js/moderation.js): owner, moderator or member. */
+    this.role = "member";
+    /** Until when (ms) a moderator muted the reader here; null when not. */
+    this.mutedUntil = null;
+    /** A moderator removed this tab from the room (`left` with a reason): {reason, by, message}; null else. */
+    this.removed = null;
     /** Who is typing here (js/typing.js). */
     this.typing = new Typists();
     this.pending = new Pending();
@@ -95,6 +114,8 @@ export class RoomState {
     /** Joins refused in a row (busy or unreachable room-service); 0 once joined. */
     this.joinRefusals = 0;
     this.draft = "";
+    /** The message the next send answers (js/lifecycle.js `replyTarget`), shown above the composer; or null. */
+    this.replyingTo = null;
     this.scrollTop = null;
     this.last = null; // {memberId, ts} of the last message line, for grouping
     this.lastDay = null;
@@ -125,6 +146,8 @@ export class RoomState {
     this.status = "joined";
     this.memberId = frame.member_id;
     this.ownIds.add(frame.member_id);
+    this.role = typeof frame.role === "string" ? frame.role : "member";
+    this.removed = null;
     this.members = new Map((frame.members ?? []).map((m) => [m.member_id, m]));
     this.memberCount = frame.member_count ?? this.members.size;
     this.membersNext = frame.members_next ?? null;
@@ -268,14 +291,69 @@ export class RoomState {
   }
 
   /**
-   * Add a stored event (a message, from history or live) unless it was
-   * shown already. Returns {added, message, own}.
+   * Add a stored event (from history or live) unless it was seen already:
+   * a message is drawn, a `change` applied to the message it names, a
+   * `moderation` event drawn as a notice. Returns {added, message, own}.
    */
   addEvent(ev) {
-    if (ev.type !== "message" || !ev.id || this.seen.has(ev.id)) return { added: false };
+    if (!STORED.has(ev.type) || !ev.id) return { added: false };
+    if (this.seen.has(ev.id)) {
+      // A message shown before, sent again (a rejoin that could not resume): as it stands now.
+      if (ev.type === "message") this.refresh(ev);
+      return { added: false };
+    }
     this.remember(ev.id);
+    // A change has a seq of its own in the room's order: a resume starts after it too.
     if (Number.isFinite(ev.seq) && (this.lastSeq == null || ev.seq > this.lastSeq)) this.lastSeq = ev.seq;
+    if (ev.type === "change") return { added: false, changed: this.applyChange(ev) };
+    if (ev.type === "moderation") {
+      this.append(applyModeration(this, ev, (user) => this.isMe({ user_id: user.user_id, member_id: user.user_id })));
+      this.last = null;
+      return { added: true };
+    }
     return this.addMessage(ev);
+  }
+
+  /** Whether the reader moderates the room: the delete of anyone's message, the member menu. */
+  get moderator() {
+    return moderates(this.role);
+  }
+
+  /**
+   * Applies a `change` frame (edit, delete or react) to the message it
+   * names, if this tab shows it, and has every list showing it draw it
+   * again; a delete also marks the quotes of it in replies. Returns
+   * whether anything shown changed. (Use `addEvent`: it drops a change
+   * seen before and moves the resume position.)
+   */
+  applyChange(change) {
+    const changed = this.messages.apply(change, this.isMe(change));
+    for (const message of changed) this.redraw(message);
+    return changed.length > 0;
+  }
+
+  /** A message shown already came again (a rejoin that could not resume): it shows its state now. */
+  refresh(ev) {
+    const shown = this.messages.refresh(ev);
+    if (shown) this.redraw(shown);
+  }
+
+  /** Every list of the room showing `message` draws it again. */
+  redraw(message) {
+    this.list.update?.(message);
+    this.history.context?.list.update?.(message);
+  }
+
+  /** Whether a message or change is the reader's: this tab's member, or the reader's user. */
+  isMe(ev) {
+    if (this.ownIds.has(ev.member_id)) return true;
+    const me = this.userId();
+    return me != null && me !== "" && userOf(ev) === me;
+  }
+
+  /** Whether the reader may edit `message` (their own, from any of their tabs); deleting also a moderator's right. */
+  mayEdit(message) {
+    return !message.deleted && Boolean(message.member_id) && (this.isOwn(message) || this.isMe(message));
   }
 
   addMessage(ev) {
@@ -299,7 +377,16 @@ export class RoomState {
 
   /** The line of a stored message; `cont` when it shares the author line of the one before. */
   lineFor(ev, cont) {
-    return { type: "message", ev, own: this.isOwn(ev), cont: Boolean(cont), tag: this.tagFor(ev.member_id, ev.username) };
+    this.messages.track(ev);
+    const own = this.isOwn(ev);
+    return {
+      type: "message",
+      ev,
+      own,
+      mine: own || (Boolean(ev.member_id) && this.isMe(ev)),
+      cont: Boolean(cont),
+      tag: this.tagFor(ev.member_id, ev.username),
+    };
   }
 
   /** Add a stored line (above any pending ones), after a date separator when its day is new. */
@@ -320,14 +407,22 @@ export class RoomState {
     this.last = null;
   }
 
-  /** A send shown at once, at the bottom, until its echo comes (js/pending.js); `attachments` are its files. */
-  addPending(cid, text, attachments = []) {
-    this.pending.add(cid, text, attachments);
-    this.list.add({ type: "pending", cid, username: this.username, text, attachments });
+  /**
+   * A send shown at once, at the bottom, until its echo comes (js/pending.js);
+   * `attachments` are its files, `reply` what it answers (js/lifecycle.js `replyTarget`) or null.
+   */
+  addPending(cid, text, attachments = [], reply = null) {
+    this.pending.add(cid, text, attachments, reply?.id ?? null);
+    this.list.add({ type: "pending", cid, username: this.username, text, attachments, reply });
   }
 
-  /** Take back the oldest waiting send (the room refused it); its text, or null when none waits. */
-  takeBackOldest() {
+  /**
+   * Take back the oldest waiting send (the room refused it); its text, or
+   * null when none waits. With `replyOnly`, only if it is a reply (a
+   * `bad_message` may answer an edit or reaction as well as a reply's `reply_to`).
+   */
+  takeBackOldest({ replyOnly = false } = {}) {
+    if (replyOnly && !this.pending.oldest()?.replyTo) return null;
     const p = this.pending.dropOldest();
     if (!p) return null;
     this.list.removePending(p.cid);
@@ -379,16 +474,4 @@ export class RoomState {
     }
     return "";
   }
-}
-
-/** A name as it reads: compatibility forms folded, case ignored. */
-export function foldName(name) {
-  return name.normalize("NFKC").toLowerCase().replace(/\s+/g, " ").trim();
-}
-
-/** Four characters that tell two member ids apart (a hash of the whole id). */
-export function shortId(memberId) {
-  let h = 2166136261;
-  for (const c of memberId) h = Math.imul(h ^ c.codePointAt(0), 16777619) >>> 0;
-  return h.toString(36).slice(-4).padStart(4, "0");
 }

@@ -20,6 +20,8 @@ export const ui = Object.fromEntries(
     "total-unread", "scrim", "search-toggle", "search-panel", "search-form", "search-label", "search-input",
     "search-btn", "search-close", "search-status", "search-results", "search-more", "context-bar", "latest-btn",
     "notify-btn", "attach-btn", "file-input", "uploads", "drop-zone",
+    "reply-bar", "reply-name", "reply-quote", "reply-cancel", "compose-state",
+    "confirm-dialog", "confirm-text", "confirm-detail", "confirm-ok", "confirm-cancel", "emoji-picker",
   ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]),
 );
 
@@ -49,14 +51,15 @@ export function renderHeader(active, label) {
   const n = active?.memberCount ?? 0;
   ui.roomSub.textContent = !active
     ? ""
-    : {
-        joined: `${n.toLocaleString()} ${n === 1 ? "member" : "members"}`,
-        joining: "joining…",
-        offline: "offline, rejoins when connected",
-      }[active.status];
+    : active.removed
+      ? "removed by a moderator"
+      : {
+          joined: `${n.toLocaleString()} ${n === 1 ? "member" : "members"}`,
+          joining: "joining…",
+          offline: "offline, rejoins when connected",
+        }[active.status];
   ui.roomSub.dataset.status = active?.status ?? "";
   ui.memberCount.textContent = active ? n.toLocaleString() : "";
-  ui.sendBtn.disabled = !active;
 }
 
 /**
@@ -64,12 +67,16 @@ export function renderHeader(active, label) {
  * for the rest of the room, "Show more" while a next page can be fetched
  * and drawn, and a stale mark while presence changes are not all listed.
  * Each member but the user (`me`, a user id) gets a "Message" button that
- * calls `onMessage(user_id)`.
+ * calls `onMessage(user_id)`, and for a moderator a menu of what may be
+ * done to them that calls `onModerate(member, choice)` (js/moderation.js).
  */
-export function renderMembers(active, { me = null, onMessage = null } = {}) {
+export function renderMembers(active, { me = null, onMessage = null, onModerate = null } = {}) {
   const { rows, more } = active?.memberRows() ?? { rows: [], more: 0 };
-  const canMessage = (m, own) => onMessage != null && !own && typeof m.user_id === "string" && m.user_id !== "" && m.user_id !== me;
-  const els = rows.map((r) => memberEl(r.member, r.own, r.tag, canMessage(r.member, r.own) ? onMessage : null));
+  const other = (m, own) => !own && typeof m.user_id === "string" && m.user_id !== "" && m.user_id !== me;
+  const els = rows.map((r) => {
+    const them = other(r.member, r.own);
+    return memberEl(r.member, r.own, r.tag, them ? onMessage : null, them ? onModerate : null);
+  });
   ui.members.replaceChildren(...els);
   const stale = Boolean(active?.membersStale);
   ui.membersPanel.dataset.stale = String(stale);

@@ -22,9 +22,10 @@ import { Search } from "./search.js";
  * The parts of a room a view may draw: its entry in the room list, and
  * for the room on screen its header, member list, typing line and which
  * of its message lists is on screen (the live one or the block around a
- * search hit, js/roomhistory.js).
+ * search hit, js/roomhistory.js), and what stands over its composer (the
+ * reply it is writing, whether it may write: js/compose.js).
  */
-export const PARTS = Object.freeze(["item", "header", "members", "typing", "list"]);
+export const PARTS = Object.freeze(["item", "header", "members", "typing", "list", "compose"]);
 
 /**
  * Changes, as subscribers get them:

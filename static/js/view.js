@@ -3,6 +3,8 @@
 
 import { attachmentsEl } from "./attachments.js";
 import { clock, dayLabel, fullDate, humanSize, hueFor, initial } from "./format.js";
+import { deletedEl, editedEl, quoteEl, reactionsEl, toolbarEl } from "./messageparts.js";
+import { MODERATION_CHOICES } from "./moderation.js";
 
 /** createElement with a class and optional text (set as text, never HTML). */
 export function el(tag, className, text) {
@@ -28,16 +30,21 @@ function timeEl(ts) {
 
 /**
  * A chat message. `cont` hides the author line when the same person wrote
- * the message right before; `own` sets it apart as the reader's;
- * `mention` marks one that mentions the reader. Its attachments
- * (js/attachments.js) go under the text, their URLs resolved against
- * `base` (the gateway's address).
+ * the message right before; `own` sets it apart as this tab's; `mine`
+ * (the reader's, from any tab) offers "Edit"; `mention` marks one that
+ * mentions the reader. Above the text, the quote of what it replies to;
+ * under it, "(edited)", its attachments
+ * (js/attachments.js, their URLs resolved against `base`, the gateway's
+ * address) and reactions (js/messageparts.js). A deleted one keeps its
+ * place as a muted line and nothing else.
  */
-export function messageEl(ev, { own, cont, tag, mention, base }) {
+export function messageEl(ev, { own, mine, cont, tag, mention, base }) {
   const li = el("div", "msg");
   if (own) li.classList.add("own");
-  if (mention) li.classList.add("mention");
+  if (mine || own) li.classList.add("mine");
+  if (mention && !ev.deleted) li.classList.add("mention");
   if (cont) li.classList.add("cont");
+  if (ev.deleted) li.classList.add("deleted");
   if (!ev.member_id) li.classList.add("system");
   li.dataset.id = ev.id;
   li.dataset.seq = String(ev.seq);
@@ -53,26 +60,42 @@ export function messageEl(ev, { own, cont, tag, mention, base }) {
   // Operator messages (no member id) carry a badge no member name can fake.
   if (!ev.member_id) meta.append(el("span", "operator-badge", "operator message"));
   meta.append(timeEl(ev.ts));
-  const text = el("div", "text", ev.text);
   const stamp = timeEl(ev.ts);
   stamp.classList.add("stamp");
-  body.append(meta, text);
+  body.append(meta);
+  if (ev.deleted) {
+    body.append(deletedEl(ev), stamp);
+    li.append(body);
+    return li;
+  }
+  const quote = quoteEl(ev.reply_to);
+  if (quote) body.append(quote);
+  body.append(el("div", "text", ev.text));
+  // Under the text, not in the author line: a follow-up message has none.
+  if (ev.edited) body.append(editedEl(ev.edited));
   const files = attachmentsEl(ev.attachments, base);
   if (files) body.append(files);
+  const reactions = reactionsEl(ev.reactions);
+  if (reactions) body.append(reactions);
   body.append(stamp);
+  // Operator messages are nobody's to edit or answer in place.
+  if (ev.member_id) body.append(toolbarEl({ mine: mine || own }));
   li.append(body);
   return li;
 }
 
-/** A message this tab sent that the room has not echoed back yet; its files by name. */
-export function pendingEl(cid, username, text, attachments = []) {
+/** A message this tab sent that the room has not echoed back yet; its files by name, the quote it answers. */
+export function pendingEl(cid, username, text, attachments = [], reply = null) {
   const li = el("div", "msg own pending");
   li.dataset.cid = cid;
   li.append(avatar(username));
   const body = el("div", "body");
   const meta = el("div", "meta");
   meta.append(el("span", "author", `${username} (you)`), el("span", "time", "sending…"));
-  body.append(meta, el("div", "text", text));
+  body.append(meta);
+  const quote = quoteEl(reply);
+  if (quote) body.append(quote);
+  body.append(el("div", "text", text));
   if (attachments.length > 0) {
     const files = el("div", "attachments pending-files");
     for (const a of attachments) files.append(el("span", "file-chip", a.name ?? "file"));
@@ -99,8 +122,13 @@ export function dayEl(ts) {
   return d;
 }
 
-/** A member list item; with `onMessage`, a "Message" button that calls it with the member's user id. */
-export function memberEl(member, own, tag, onMessage) {
+/**
+ * A member list item; with `onMessage`, a "Message" button that calls it
+ * with the member's user id; with `onModerate`, a menu of a moderator's
+ * actions (a <details>: keyboard and screen readers open it as they open
+ * any disclosure) that calls it with the member and the choice.
+ */
+export function memberEl(member, own, tag, onMessage, onModerate) {
   const li = el("li", own ? "member own" : "member");
   li.dataset.memberId = member.member_id;
   li.dataset.username = member.username;
@@ -119,8 +147,29 @@ export function memberEl(member, own, tag, onMessage) {
     dm.addEventListener("click", () => onMessage(member.user_id));
     li.append(dm);
   }
+  if (onModerate) li.append(moderationMenu(member, onModerate));
   li.title = `${member.username} — on ${member.gateway ?? "?"} since ${clock(member.joined_at ?? Date.now())}`;
   return li;
+}
+
+function moderationMenu(member, onModerate) {
+  const menu = el("details", "member-mod");
+  const summary = el("summary", "member-mod-open", "⋯");
+  summary.setAttribute("aria-label", `Moderate ${member.username}`);
+  summary.title = `Moderate ${member.username}`;
+  const list = el("div", "member-mod-list");
+  for (const choice of MODERATION_CHOICES) {
+    const b = el("button", "member-mod-choice", choice.label);
+    b.type = "button";
+    b.dataset.mod = choice.key;
+    b.addEventListener("click", () => {
+      menu.open = false;
+      onModerate(member, choice);
+    });
+    list.append(b);
+  }
+  menu.append(summary, list);
+  return menu;
 }
 
 export function bannerEl(title, detail, onDismiss) {

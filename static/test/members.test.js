@@ -46,6 +46,10 @@ describe("presenceNotice", () => {
   it("reads 'You' for this tab's own old member id leaving", () => {
     assert.equal(presenceNotice({ leaves: [m("me", "ada", { reason: "disconnected" })], left: 1 }, own).text, "You disconnected");
   });
+  it("says when a moderator removed someone", () => {
+    const n = presenceNotice({ leaves: [m("3", "cy", { reason: "kicked" })], joined: 0, left: 1 }, own);
+    assert.equal(n.text, "cy left (removed by a moderator)");
+  });
   it("says nothing for a frame that only restores presence", () => {
     assert.equal(presenceNotice({ joins: [], leaves: [], joined: 0, left: 0, member_count: 3 }, own), null);
   });

@@ -10,6 +10,7 @@ mod bad_input;
 mod browser;
 mod browser_files;
 mod browser_history;
+mod browser_lifecycle;
 mod browser_people;
 mod cache;
 mod chaos;
