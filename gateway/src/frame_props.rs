@@ -35,6 +35,16 @@ fn frame() -> impl Strategy<Value = ClientFrame> {
         }),
         // (`open_dm` and `rooms` name no room: unit tests in frame/client.rs.)
         (text, any::<u64>()).prop_map(|(room, seq)| ClientFrame::Read { room, seq }),
+        (text, text, text, any::<Option<u64>>(), text, text).prop_map(
+            |(room, action, user_id, duration, reason, role)| ClientFrame::Moderate {
+                room,
+                action,
+                user_id,
+                duration,
+                reason,
+                role
+            }
+        ),
     ]
 }
 
@@ -56,6 +66,10 @@ fn to_json(frame: &ClientFrame) -> String {
         ClientFrame::OpenDm { users } => json!({"type": "open_dm", "users": users}),
         ClientFrame::Read { room, seq } => json!({"type": "read", "room": room, "seq": seq}),
         ClientFrame::Rooms => json!({"type": "rooms"}),
+        ClientFrame::Moderate { room, action, user_id, duration, reason, role } => json!({
+            "type": "moderate", "room": room, "action": action, "user_id": user_id,
+            "duration": duration, "reason": reason, "role": role
+        }),
     }
     .to_string()
 }
