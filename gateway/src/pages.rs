@@ -124,7 +124,10 @@ pub(crate) fn history(room: &str, before_seq: u64, page: &HistoryResponse, signe
         messages: page
             .events
             .iter()
-            .filter(|e| matches!(e.kind, Some(chat_proto::v1::room_event::Kind::Message(_))))
+            .filter(|e| {
+                use chat_proto::v1::room_event::Kind;
+                matches!(e.kind, Some(Kind::Message(_) | Kind::Moderation(_)))
+            })
             .filter_map(|e| EventView::of(e, signer))
             .collect(),
         next_before_seq: page.next_before_seq,

@@ -439,7 +439,7 @@ impl Session {
             history: reply
                 .history
                 .iter()
-                .filter(|e| reply.recovered || matches!(e.kind, Some(Kind::Message(_))))
+                .filter(|e| reply.recovered || matches!(e.kind, Some(Kind::Message(_) | Kind::Moderation(_))))
                 .filter_map(|e| EventView::of(e, self.shared.hub.signer()))
                 .collect(),
             members: reply.members.iter().map(MemberView::from).collect(),

@@ -18,8 +18,10 @@ use crate::store::bounds::MAX_PAGE;
 /// before it answers with fewer messages than asked: ten reads at most.
 const MAX_SCANNED: usize = 10 * MAX_PAGE as usize;
 
-pub(super) fn is_message(event: &RoomEvent) -> bool {
-    matches!(event.kind, Some(Kind::Message(_)))
+/// What a page of history shows: messages and moderators' notices (the
+/// changes between them are for readers who showed the messages before).
+pub(super) fn in_pages(event: &RoomEvent) -> bool {
+    matches!(event.kind, Some(Kind::Message(_) | Kind::Moderation(_)))
 }
 
 /// Search hits per page when the request asks for 0 (at most the store's
@@ -107,7 +109,7 @@ impl<B: Broker + Directory> Rooms<B> {
             let (events, reached_first) = self.page_before(room, cursor, MAX_PAGE).await?;
             scanned += events.len();
             let oldest = events.first().map(|e| e.seq);
-            let mut page: Vec<RoomEvent> = events.into_iter().filter(is_message).collect();
+            let mut page: Vec<RoomEvent> = events.into_iter().filter(in_pages).collect();
             page.append(&mut found);
             found = page;
             if found.len() > limit {

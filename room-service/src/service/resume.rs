@@ -12,7 +12,7 @@ use chat_proto::RoomName;
 use chat_proto::v1::RoomEvent;
 use tonic::Status;
 
-use super::history::{is_message, store_status};
+use super::history::{in_pages, store_status};
 use super::{MAX_RESUMED, Rooms};
 use crate::broker::{Broker, Position, Snapshot};
 use crate::people::Directory;
@@ -66,7 +66,7 @@ impl<B: Broker + Directory> Rooms<B> {
     ) -> Result<Vec<RoomEvent>, Status> {
         let events = self.newest(room, &snapshot.position, &snapshot.history, limit).await?;
         let (read, oldest) = (events.len(), events.first().map(|e| e.seq));
-        let mut messages: Vec<RoomEvent> = events.into_iter().filter(is_message).collect();
+        let mut messages: Vec<RoomEvent> = events.into_iter().filter(in_pages).collect();
         if let Some(oldest) = oldest
             && messages.len() < read
             && messages.len() < limit

@@ -8,7 +8,7 @@
 
 use chat_proto::v1::message_change::Change;
 use chat_proto::v1::room_event::Kind;
-use chat_proto::v1::{Attachment, ChatMessage, MessageChange, Reaction, ReplyTo, RoomEvent};
+use chat_proto::v1::{Attachment, ChatMessage, MessageChange, ModerationNotice, Reaction, ReplyTo, RoomEvent};
 
 use crate::broker::event_id;
 
@@ -48,6 +48,9 @@ pub struct StoredMessage {
     /// Set when this is not a message but a change of one (an edit's text
     /// is in it, read back empty once its target is deleted).
     pub change: Option<MessageChange>,
+    /// Set when this is a moderator's action (kept at its seq like a
+    /// change, applied to nothing).
+    pub moderation: Option<ModerationNotice>,
 }
 
 impl StoredMessage {
@@ -87,19 +90,29 @@ impl StoredMessage {
                 change: Some(c.clone()),
                 ..stored
             }),
+            Some(Kind::Moderation(n)) => Some(Self {
+                username: n.actor.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                user_id: n.actor.as_ref().map(|a| a.user_id.clone()).unwrap_or_default(),
+                moderation: Some(n.clone()),
+                ..stored
+            }),
             _ => None,
         }
     }
 
-    /// Whether this is a change of a message rather than a message.
+    /// Whether this is a change of a message (or a moderator's action)
+    /// rather than a message.
     pub fn is_change(&self) -> bool {
-        self.change.is_some()
+        self.change.is_some() || self.moderation.is_some()
     }
 
     /// The change's action, as the `change` frame names it and the
     /// `action` column holds it; `None` for a message (or a change without
     /// one, which the store keeps but applies to nothing).
     pub(crate) fn action(&self) -> Option<&'static str> {
+        if self.moderation.is_some() {
+            return Some("moderation");
+        }
         self.change.as_ref().map(|c| match c.change {
             Some(Change::Edited(_)) => "edit",
             Some(Change::Deleted(_)) => "delete",
@@ -128,9 +141,10 @@ impl StoredMessage {
 
     /// The event as a room-service streams it, with its `<epoch>:<seq>` id.
     pub fn into_event(self) -> RoomEvent {
-        let kind = match self.change {
-            Some(change) => Kind::Change(change),
-            None => Kind::Message(ChatMessage {
+        let kind = match (self.change, self.moderation) {
+            (Some(change), _) => Kind::Change(change),
+            (None, Some(notice)) => Kind::Moderation(notice),
+            (None, None) => Kind::Message(ChatMessage {
                 username: self.username,
                 member_id: self.member_id,
                 text: self.text,

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_attachments.sql", include_str!("../../migrations/0004_attachments.sql")),
     (5, "0005_attachment_records.sql", include_str!("../../migrations/0005_attachment_records.sql")),
     (6, "0006_message_changes.sql", include_str!("../../migrations/0006_message_changes.sql")),
+    (7, "0007_moderation_rows.sql", include_str!("../../migrations/0007_moderation_rows.sql")),
 ];
 
 /// The embedded files as a source for sqlx's migrator.

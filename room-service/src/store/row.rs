@@ -12,7 +12,7 @@
 //!   rewrites them from `reaction_counts`.
 
 use chat_proto::v1::message_change::Change;
-use chat_proto::v1::{AttachmentList, MessageChange, Reaction, ReplyTo};
+use chat_proto::v1::{AttachmentList, MessageChange, ModerationNotice, Reaction, ReplyTo};
 use prost::Message;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -42,6 +42,9 @@ impl StoredMessage {
     /// The `change` column: the change without an edit's text (that is
     /// `body`); NULL for a message.
     pub(crate) fn change_column(&self) -> Option<Vec<u8>> {
+        if let Some(notice) = &self.moderation {
+            return Some(notice.encode_to_vec());
+        }
         let mut change = self.change.clone()?;
         if let Some(Change::Edited(edited)) = &mut change.change {
             edited.text.clear();
@@ -51,7 +54,8 @@ impl StoredMessage {
 
     /// The `target_seq` column: the message a change changes.
     pub(crate) fn target_seq(&self) -> Option<u64> {
-        self.change.as_ref().map(|c| c.target_seq)
+        // A moderator's action changes no message: 0, which names none.
+        self.change.as_ref().map(|c| c.target_seq).or(self.moderation.as_ref().map(|_| 0))
     }
 
     /// The `reply` column: the `ReplyTo` without its quote and deletion.
@@ -76,7 +80,14 @@ pub(crate) fn from_row(row: &PgRow) -> Result<StoredMessage, sqlx::Error> {
     let seq: i64 = row.try_get("seq")?;
     let action: Option<String> = row.try_get("action")?;
     let body: String = row.try_get("body")?;
-    let change = match row.try_get::<Option<Vec<u8>>, _>("change")? {
+    let stored_change: Option<Vec<u8>> = row.try_get("change")?;
+    let (stored_change, moderation) = match (action.as_deref(), stored_change) {
+        (Some("moderation"), Some(bytes)) => {
+            (None, Some(ModerationNotice::decode(bytes.as_slice()).map_err(|e| decode("change", e))?))
+        }
+        (_, bytes) => (bytes, None),
+    };
+    let change = match stored_change {
         None => None,
         Some(bytes) => {
             let mut change = MessageChange::decode(bytes.as_slice()).map_err(|e| decode("change", e))?;
@@ -124,6 +135,7 @@ pub(crate) fn from_row(row: &PgRow) -> Result<StoredMessage, sqlx::Error> {
         deleted_by: if action.is_some() { String::new() } else { row.try_get("deleted_by")? },
         reactions,
         change,
+        moderation,
     })
 }
 
